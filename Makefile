@@ -1,0 +1,40 @@
+# medview: `make run` and `make test` do all set-up on a fresh machine (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export MEDVIEW_HOME ?= $(CURDIR)/.medview-home
+
+.PHONY: setup run test bench package lint clean system-deps
+
+# Qt needs a few system libraries even offscreen (EGL, fontconfig, xkbcommon, dbus); installed when missing.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first: 2.13.0 is the CPU wheel on our machines; a looser pin pulls gigabytes of CUDA packages
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/medview demo
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks
+
+package: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[package]'
+	bash packaging/build.sh
+
+clean:
+	rm -rf build dist .pytest_cache .medview-home

@@ -1,0 +1,123 @@
+"""The commands of SPEC section 1.
+
+Imports lazily: `index`, `render` and `demo-data` must start fast and never import Qt or torch, so each
+command lives in `medview.commands.<name>` and is imported only when chosen. Bad input never prints a
+traceback (unless --debug): a MedviewError becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from medview import __version__
+
+COMMANDS = ("gui", "demo", "demo-data", "index", "render", "infer", "export", "self-test")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medview",
+        description="Offline DICOM reading workstation with on-device AI findings "
+        "(research use only, not for diagnosis).",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and build information")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="the desktop app (default)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="a folder, files, a .zip or a DICOMDIR")
+    p.add_argument("--model", help="model bundle folder or TorchScript file (default: the bundled model)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+
+    p = sub.add_parser("demo", help="the app on the built-in demo studies with the bundled model")
+    p.add_argument("--model", help="model bundle (default: the bundled model)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+
+    p = sub.add_parser("demo-data", help="write synthetic studies")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--cases", type=int, default=20, help="number of chest radiographs (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ct-slices", type=int, default=200, help="slices of the demo CT (0: no CT)")
+
+    p = sub.add_parser("index", help="scan studies; --json prints one JSON document")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the index cache")
+
+    p = sub.add_parser("render", help="each image as the viewer shows it, to PNG")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--frame", type=int, default=0)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"))
+    group.add_argument("--preset", metavar="NAME", help="a window preset, e.g. lung, bone, soft-tissue")
+
+    p = sub.add_parser("infer", help="run the model; --json prints one JSON line per image")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", help="model bundle (default: the bundled model)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the AI results cache")
+
+    p = sub.add_parser("export", help="review results out of the app")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--format", default="csv,json", help="comma-separated: csv,json,pdf,sr")
+    p.add_argument("--anonymize", action="store_true")
+
+    sub.add_parser("self-test", help="health check of the (packaged) app; exit 0 when healthy")
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """`medview` and `medview PATH` mean `medview gui [PATH]`."""
+    flags = [a for a in argv if a in ("--debug",)]
+    rest = [a for a in argv if a not in flags]
+    if not rest:
+        return flags + ["gui"]
+    first = rest[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return flags + rest
+    return flags + ["gui"] + rest
+
+
+def version_text() -> str:
+    import platform
+
+    return f"medview {__version__} (Python {platform.python_version()}, {platform.system()} {platform.machine()})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(_normalise_argv(argv))
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.version:
+        print(version_text())
+        return 0
+    module_name = args.command.replace("-", "_")
+    from importlib import import_module
+
+    from medview.core.errors import MedviewError
+
+    try:
+        module = import_module(f"medview.commands.{module_name}")
+        return int(module.run(args) or 0)
+    except MedviewError as exc:
+        if args.debug:
+            raise
+        print(f"medview {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Where one DICOM file's bytes live: a plain file, or a member of a zip archive read in place.
+
+A zip is never extracted next to the source: members are read straight from the archive.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+
+@dataclass(frozen=True, order=True)
+class SourceRef:
+    """A readable DICOM source: `path` on disk, and `member` when it is inside the zip at `path`."""
+
+    path: str
+    member: str | None = None
+
+    def display(self) -> str:
+        """The name shown to users and written in error messages and JSON ("archive.zip!dir/file")."""
+        return self.path if self.member is None else f"{self.path}!{self.member}"
+
+    def open(self) -> BinaryIO:
+        """A binary, seekable file object with the file's bytes."""
+        if self.member is None:
+            return open(self.path, "rb")
+        with zipfile.ZipFile(self.path) as archive:
+            # members are small enough to hold one at a time; ZipExtFile is not reliably seekable
+            return io.BytesIO(archive.read(self.member))
+
+    def stat(self) -> tuple[int, float]:
+        """(size in bytes, modification time): the key of the index cache."""
+        if self.member is None:
+            st = os.stat(self.path)
+            return st.st_size, st.st_mtime
+        with zipfile.ZipFile(self.path) as archive:
+            info = archive.getinfo(self.member)
+        st = os.stat(self.path)
+        return info.file_size, st.st_mtime
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.display()
