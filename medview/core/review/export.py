@@ -1,0 +1,271 @@
+"""Review results out of medview: CSV and JSON (one row per AI finding), DICOM SR and PDF per case.
+
+Plain Python: the PDF writer needs Qt, so it is imported only when "pdf" is asked for. Everything is
+written into the chosen output folder only, each file written whole then renamed into place, so an
+interrupted export never leaves a half file under the final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medview.core.dicom.model import InstanceInfo, Study
+from medview.core.errors import UsageError
+from medview.core.inference.bundle import RESEARCH_USE_ONLY
+from medview.core.review.anonymize import Pseudonymizer
+from medview.core.review.store import Case, Finding, ReviewStore, now_iso
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "json", "pdf", "sr")
+RESEARCH_USE_LINE = RESEARCH_USE_ONLY + "."
+
+COLUMNS = [
+    "study_uid", "patient_id", "patient_name", "accession_number", "study_date", "case_status", "reviewer",
+    "opened_at", "signed_off_at", "signed_off_by", "series_uid", "sop_instance_uid", "frame", "finding",
+    "model", "model_version", "model_checksum", "score", "threshold", "flagged", "verdict", "verdict_by",
+    "verdict_at", "key_image",
+]
+
+
+@dataclass
+class CaseRecord:
+    """Everything the outputs of one case need, as plain values: the study, its review and its images."""
+
+    study_uid: str
+    patient_id: str
+    patient_name: str
+    accession_number: str
+    study_date: str
+    study_time: str
+    study_description: str
+    case: Case
+    findings: list[Finding]
+    instances: dict[str, InstanceInfo] = field(default_factory=dict)  # by SOP Instance UID
+
+    @property
+    def patient_key(self) -> str:
+        """What keys the patient's pseudonym and date shift."""
+        return self.patient_id or f"name:{self.patient_name}"
+
+    def is_key_image(self, sop_instance_uid: str, frame: int) -> bool:
+        return any(k.sop_instance_uid == sop_instance_uid and k.frame == frame for k in self.case.key_images)
+
+
+def parse_formats(text: str) -> list[str]:
+    """"csv,json" -> ["csv", "json"]; an unknown format is a usage error (exit code 2)."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"unknown export format {', '.join(unknown) or repr(text)}; choose from {','.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def has_review_data(case: Case, findings: Sequence[Finding]) -> bool:
+    """A case someone worked on: signed off, a note, key images or a verdict (opening it or AI results alone
+    are not a review)."""
+    return case.has_review_data or any(f.verdict is not None for f in findings)
+
+
+def collect_cases(studies: Iterable[Study], store: ReviewStore) -> list[CaseRecord]:
+    """The studies that have review data, with their review, findings and instances."""
+    records = []
+    for study in studies:
+        case = store.case(study.study_uid)
+        findings = store.findings(study.study_uid)
+        if not has_review_data(case, findings):
+            continue
+        instances = {inst.sop_instance_uid: inst for s in study.series for inst in s.instances}
+        first = next(iter(instances.values()), None)
+        records.append(CaseRecord(
+            study_uid=study.study_uid, patient_id=study.patient_id, patient_name=study.patient_name,
+            accession_number=first.accession_number if first else "", study_date=study.study_date,
+            study_time=first.study_time if first else "", study_description=study.description,
+            case=case, findings=findings, instances=instances,
+        ))
+    return records
+
+
+# ---------------------------------------------------------------------------------------- rows
+
+
+def case_identity(record: CaseRecord, anon: Pseudonymizer | None) -> dict[str, str]:
+    """Study UID, patient, accession and date as they may appear in an output (pseudonymised if asked)."""
+    if anon is None:
+        return {"study_uid": record.study_uid, "patient_id": record.patient_id, "patient_name": record.patient_name,
+                "accession_number": record.accession_number, "study_date": record.study_date}
+    pseudonym = anon.patient(record.patient_id, record.patient_name)
+    return {"study_uid": anon.uid(record.study_uid), "patient_id": pseudonym, "patient_name": pseudonym,
+            "accession_number": anon.accession(record.accession_number),
+            "study_date": anon.date(record.study_date, record.patient_key)}
+
+
+def finding_rows(records: Iterable[CaseRecord], anon: Pseudonymizer | None = None) -> list[dict]:
+    """One row per finding (a reviewed case without findings still gets one row, finding columns empty)."""
+    rows = []
+    for record in records:
+        case = record.case
+        base = {**case_identity(record, anon), "case_status": case.status.label, "reviewer": case.reviewer or "",
+                "opened_at": case.opened_at or "", "signed_off_at": case.signed_off_at or "",
+                "signed_off_by": case.signed_off_by or ""}
+        if not record.findings:
+            rows.append({c: base.get(c, "") for c in COLUMNS})
+            continue
+        uid = (lambda u: u) if anon is None else anon.uid
+        for f in record.findings:
+            rows.append({
+                **base, "series_uid": uid(f.series_uid), "sop_instance_uid": uid(f.sop_instance_uid),
+                "frame": f.frame, "finding": f.label, "model": f.model_name, "model_version": f.model_version,
+                "model_checksum": f.model_checksum, "score": round(f.score, 6),
+                "threshold": "" if f.threshold is None else f.threshold, "flagged": f.flagged,
+                "verdict": f.verdict.value if f.verdict else "", "verdict_by": f.verdict_by or "",
+                "verdict_at": f.verdict_at or "", "key_image": record.is_key_image(f.sop_instance_uid, f.frame),
+            })
+    return rows
+
+
+def csv_text(rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("true" if v is True else "false" if v is False else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def json_document(records: Sequence[CaseRecord], anon: Pseudonymizer | None = None) -> dict:
+    """The findings rows plus one entry per case (note, key images); free-text notes are left out when
+    anonymising, as PS3.15 does with comments: they may name the patient."""
+    uid = (lambda u: u) if anon is None else anon.uid
+    cases = []
+    for record in records:
+        c = record.case
+        entry = {**case_identity(record, anon), "status": c.status.label, "reviewer": c.reviewer,
+                 "opened_at": c.opened_at, "signed_off_at": c.signed_off_at, "signed_off_by": c.signed_off_by,
+                 "key_images": [{"series_uid": uid(k.series_uid), "sop_instance_uid": uid(k.sop_instance_uid),
+                                 "frame": k.frame} for k in c.key_images]}
+        if anon is None:
+            entry["note"] = c.note
+        cases.append(entry)
+    from medview import __version__
+
+    return {"format": "medview-review-export", "format_version": 1, "medview": __version__,
+            "exported_at": now_iso(), "anonymized": anon is not None,
+            "notice": RESEARCH_USE_LINE, "findings": finding_rows(records, anon), "cases": cases}
+
+
+# --------------------------------------------------------------------------------------- files
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write a whole file or nothing under its final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def case_file_stem(record: CaseRecord, anon: Pseudonymizer | None) -> str:
+    """Per-case file names carry the (possibly pseudonymised) Study UID, never a patient name."""
+    return f"case_{record.study_uid if anon is None else anon.uid(record.study_uid)}"
+
+
+def export_cases(
+    records: Sequence[CaseRecord],
+    out_dir: str | Path,
+    formats: Sequence[str] = ("csv", "json"),
+    *,
+    anonymize: bool = False,
+    on_error: Callable[[CaseRecord, str, str], None] | None = None,
+    heatmaps: Callable[[CaseRecord], dict] | None = None,
+    pdf_writer: Callable[..., None] | None = None,
+) -> list[Path]:
+    """Write the chosen formats into `out_dir`; returns the files written.
+
+    The PDF is drawn with Qt, which the core may not import: the caller passes `pdf_writer`
+    (`medview.qt.report_pdf.write_case_pdf`) when "pdf" is among the formats.
+
+    A case whose SR or PDF cannot be made is reported through `on_error(record, format, reason)` and the
+    others are still written. `heatmaps(record)` gives {(sop, frame): (label, float array 0..1)} for the PDF.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    anon = Pseudonymizer() if anonymize else None
+    written: list[Path] = []
+    if "csv" in formats:
+        written.append(write_atomic(out / "review_findings.csv", csv_text(finding_rows(records, anon)).encode("utf-8")))
+    if "json" in formats:
+        text = json.dumps(json_document(records, anon), indent=2, ensure_ascii=False)
+        written.append(write_atomic(out / "review_findings.json", text.encode("utf-8")))
+    if "sr" in formats:
+        from medview.core.review.sr import build_sr, sr_bytes
+
+        for record in records:
+            if not record.findings:  # nothing for an AI results SR; the review is in the other formats
+                log.info("no SR for a case without AI findings")
+                continue
+            try:
+                written.append(write_atomic(out / f"{case_file_stem(record, anon)}_SR.dcm",
+                                            sr_bytes(build_sr(record, anon=anon))))
+            except Exception as exc:  # one bad case must not stop the others (exit code 1 in the CLI)
+                log.debug("SR failed", exc_info=True)
+                if on_error is None:
+                    raise
+                on_error(record, "sr", str(exc))
+    if "pdf" in formats:
+        if pdf_writer is None:
+            raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
+        for record in records:
+            try:
+                path = out / f"{case_file_stem(record, anon)}.pdf"
+                pdf_writer(record, path, anon=anon, heatmaps=heatmaps(record) if heatmaps else None)
+                written.append(path)
+            except Exception as exc:
+                log.debug("PDF failed", exc_info=True)
+                if on_error is None:
+                    raise
+                on_error(record, "pdf", str(exc))
+    return written
+
+
+def cached_heatmaps(record: CaseRecord) -> dict:
+    """Heatmaps of the flagged findings on the key images, from the AI results cache, where it has them."""
+    try:
+        from medview.core.inference.cache import ResultCache
+    except ImportError:  # pragma: no cover - the AI part is missing from this build
+        return {}
+    maps = {}
+    cache = ResultCache()
+    try:
+        for f in record.findings:
+            if not f.flagged or not record.is_key_image(f.sop_instance_uid, f.frame):
+                continue
+            if (f.sop_instance_uid, f.frame) in maps:
+                continue
+            pred = cache.get(f.sop_instance_uid, f.frame, f.model_checksum)
+            heatmap = getattr(pred, "heatmap", None)
+            if heatmap is None:
+                continue
+            labels = list(pred.scores)
+            index = labels.index(f.label) if heatmap.shape[0] == len(labels) and f.label in labels else 0
+            maps[(f.sop_instance_uid, f.frame)] = (f.label, heatmap[index])
+    finally:
+        cache.close()
+    return maps
+
+

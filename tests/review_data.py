@@ -1,0 +1,72 @@
+"""A small source folder with review decisions in the store, for the export tests (core, CLI and PDF).
+
+Two chest radiographs of two patients and one CT: case A is signed off (agree on a flagged finding, a key
+image, a note), case B is in progress (disagree on one finding, one flagged finding without a verdict), the
+CT has no review data and must not be exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medview.core.review.store import FindingInput, ReviewStore
+from tests.factories import write_image
+
+MODEL = dict(model_name="demo-cxr", model_version="1.2.0", model_checksum="ab" * 32)
+
+
+@dataclass
+class ReviewedSource:
+    root: Path
+    case_a: dict
+    case_b: dict
+    ct_study: str
+
+
+def _radiograph(path: Path, study: str, sop: str, patient_id: str, patient_name: str, date: str) -> None:
+    yy, xx = np.mgrid[0:64, 0:64]
+    pixels = (((xx + yy) * 16) % 4096).astype(np.uint16)  # a gradient: rendered images are not blank
+    write_image(path, modality="CR", study_uid=study, series_uid=study + ".1", sop_uid=sop, rows=64, cols=64,
+                patient_id=patient_id, patient_name=patient_name, study_date=date, pixels=pixels,
+                bits_allocated=16, bits_stored=12, window=(2048, 4096), position=None, orientation=None,
+                slice_thickness=None, extra={"AccessionNumber": f"ACC-{patient_id}", "PatientBirthDate": "19600203",
+                                             "PatientSex": "F"})
+
+
+def make_reviewed_source(root: Path, reviewer: str = "Dr Ada") -> ReviewedSource:
+    a = {"study": "1.2.826.0.1.3680043.8.498.100", "sop": "1.2.826.0.1.3680043.8.498.100.1.1",
+         "patient_id": "PAT-4711", "patient_name": "Doe^Jane", "date": "20240310"}
+    b = {"study": "1.2.826.0.1.3680043.8.498.200", "sop": "1.2.826.0.1.3680043.8.498.200.1.1",
+         "patient_id": "PAT-0815", "patient_name": "Roe^Richard", "date": "20240311"}
+    for c in (a, b):
+        _radiograph(root / c["patient_id"] / "cxr.dcm", c["study"], c["sop"], c["patient_id"], c["patient_name"],
+                    c["date"])
+    ct = "1.2.826.0.1.3680043.8.498.300"
+    for i in range(3):
+        write_image(root / "PAT-4711" / "ct" / f"{i}.dcm", modality="CT", study_uid=ct, series_uid=ct + ".1",
+                    patient_id="PAT-4711", patient_name="Doe^Jane", instance_number=i + 1, position=(0, 0, i))
+
+    with ReviewStore(reviewer=reviewer) as store:
+        store.open_case(a["study"])
+        fa = store.record_findings(a["study"], [
+            FindingInput(a["sop"], "nodule", 0.87, True, threshold=0.5, series_uid=a["study"] + ".1", **MODEL),
+            FindingInput(a["sop"], "effusion", 0.12, False, threshold=0.6, series_uid=a["study"] + ".1", **MODEL),
+        ])
+        store.set_verdict(fa[0].id, "agree")
+        store.toggle_key_image(a["study"], a["sop"], 0, a["study"] + ".1")
+        store.set_note(a["study"], "Nodule right upper zone, CT advised.")
+        store.sign_off(a["study"])
+
+        store.open_case(b["study"])
+        fb = store.record_findings(b["study"], [
+            FindingInput(b["sop"], "nodule", 0.64, True, threshold=0.5, series_uid=b["study"] + ".1", **MODEL),
+            FindingInput(b["sop"], "effusion", 0.71, True, threshold=0.6, series_uid=b["study"] + ".1", **MODEL),
+        ])
+        store.set_verdict(next(f.id for f in fb if f.label == "nodule"), "disagree")
+        # AI results for the CT are recorded but nobody opened it: not review data
+    a["findings"] = {f.label: f.id for f in fa}
+    b["findings"] = {f.label: f.id for f in fb}
+    return ReviewedSource(root, a, b, ct)
