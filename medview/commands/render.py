@@ -1,0 +1,213 @@
+"""`medview render PATH... --out-dir DIR [--frame N] [--window CENTER WIDTH | --preset NAME]` (SPEC section 1).
+
+Each image as the viewer shows it (the display pipeline of SPEC section 3, `medview.core.dicom.pixels`) to a
+PNG of its native matrix size: 8-bit grey for monochrome, RGB for colour. One JSON line per image on stdout,
+one line per failure on stderr; exit 0 when every input rendered, 1 when some failed (the others are still
+rendered), 2 for unusable arguments. Imports neither Qt nor torch.
+
+A file given by name is rendered or reported; folders, zips and DICOMDIRs are scanned
+(`medview.core.dicom.scan`): their image instances are rendered, files that are not DICOM and instances
+without pixels (reports, presentation states) are passed over. PNGs are never written into a folder the
+studies are read from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+import zipfile
+
+from medview.commands._output import print_json_line, report_failure
+from medview.core.dicom.source import SourceRef
+from medview.core.errors import MedviewError, UsageError
+
+log = logging.getLogger(__name__)
+
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+
+
+def _is_container(path: str) -> bool:
+    """Folders, zips and DICOMDIRs are scanned; anything else is one file."""
+    if os.path.isdir(path):
+        return True
+    if os.path.basename(path).upper() == "DICOMDIR" and os.path.isfile(path):
+        return True
+    return path.lower().endswith(".zip") and os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+def _read_folders(paths: list[str]) -> list[tuple[str, bool]]:
+    """(real folder, read recursively) for each input: a folder or a DICOMDIR's folder is read below it,
+    a file or zip only in its own folder."""
+    folders = []
+    for given in paths:
+        path = os.path.realpath(os.path.expanduser(given))
+        if os.path.isdir(path):
+            folders.append((path, True))
+        elif os.path.exists(path):
+            folders.append((os.path.dirname(path), os.path.basename(path).upper() == "DICOMDIR"))
+    return folders
+
+
+def _check_out_dir(out_dir: str, paths: list[str]) -> str:
+    """Create --out-dir; refuse it where studies are read from (SPEC section 7). UsageError (exit 2)."""
+    real_out = os.path.realpath(os.path.expanduser(out_dir))
+    for folder, recursive in _read_folders(paths):
+        inside = recursive and real_out.startswith(folder.rstrip(os.sep) + os.sep)
+        if real_out == folder or inside:
+            raise UsageError(
+                f"--out-dir {out_dir} is {'inside ' if inside else ''}{folder}, which studies are read from; "
+                "medview never writes there: choose another folder"
+            )
+    try:
+        os.makedirs(real_out, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out-dir {out_dir} cannot be created ({exc.strerror or exc})") from None
+    if not os.access(real_out, os.W_OK):
+        raise UsageError(f"--out-dir {out_dir} is not writable")
+    return real_out
+
+
+def _window_arg(args):
+    """The window asked for on the command line, or None for the file's own."""
+    from medview.core.dicom.pixels import Window, preset_window
+
+    if getattr(args, "window", None):
+        center, width = (float(v) for v in args.window)
+        if not width > 0 or width != width or center != center:
+            raise UsageError(f"--window width must be a number greater than 0, not {args.window[1]}")
+        return Window(center, width)
+    if getattr(args, "preset", None):
+        try:
+            return preset_window(args.preset)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+    return None
+
+
+class _Names:
+    """PNG names derived from the input file names, unique within one run."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def next(self, ref: SourceRef, frame: int) -> str:
+        base = os.path.basename((ref.member or ref.path).rstrip("/\\")) or "image"
+        if base.lower().endswith(_DICOM_SUFFIXES):
+            base = base[: base.rfind(".")] or base
+        if frame:
+            base += f"_frame{frame}"
+        name, k = base, 1
+        while name.lower() in self.used:
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name.lower())
+        return name + ".png"
+
+
+def _shown(given: str, ref: SourceRef) -> str:
+    """The input as the user would write it: relative inputs give relative paths below them."""
+    if os.path.isabs(given) or ref.member is not None:
+        return ref.display()
+    try:
+        rel = os.path.relpath(ref.path)
+    except ValueError:
+        return ref.display()
+    return rel
+
+
+def _expand(given: str):
+    """(input shown, SourceRef or None, error or None) for each image below one input."""
+    path = os.path.expanduser(given)
+    if not _is_container(path):
+        yield given, SourceRef(path), None
+        return
+    from medview.core.dicom.scan import scan
+
+    result = scan([path])
+    found = False
+    for err in result.errors:
+        found = True
+        yield err.file, None, err.error
+    for inst in result.instances:
+        if not inst.has_pixels:
+            continue
+        found = True
+        yield _shown(given, inst.ref), inst.ref, None
+    if not found:
+        yield given, None, "no DICOM images found"
+
+
+def _render_one(ref: SourceRef, out_path: str, frame: int, window) -> list[float] | None:
+    """Render one image to `out_path`; the window used as [center, width] (None: colour or VOI LUT)."""
+    from medview.core.dicom.pixels import Window, display_frame_voi, read_dataset
+    from medview.core.png import write_png
+
+    ds = read_dataset(ref)
+    image, voi = display_frame_voi(ds, frame, window)
+    write_png(out_path, image)
+    if isinstance(voi, Window):
+        return [float(voi.center), float(voi.width)]
+    return None
+
+
+def _reason(exc: Exception, ref: SourceRef | None) -> str:
+    """The message without the file name prefix (the JSON line names the input already)."""
+    msg = str(exc)
+    if ref is not None:
+        prefix = ref.display() + ": "
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def run(args) -> int:
+    """Render every input; 0 when all rendered, 1 when some failed, UsageError (2) for bad arguments."""
+    debug = bool(getattr(args, "debug", False))
+    frame = int(getattr(args, "frame", 0) or 0)
+    if frame < 0:
+        raise UsageError(f"--frame must be 0 or more, not {frame}")
+    window = _window_arg(args)
+    out_dir = _check_out_dir(args.out_dir, list(args.paths))
+    if not debug:
+        logging.getLogger("pydicom").setLevel(logging.ERROR)  # value warnings of messy files: not failures
+    try:
+        failures = _render_all(args, out_dir, frame, window, debug)
+    except BrokenPipeError:  # `medview render ... | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return 1 if failures else 0
+
+
+def _render_all(args, out_dir: str, frame: int, window, debug: bool) -> int:
+    """Render every input, printing its JSON line(s); the number of failures."""
+    names = _Names()
+    failures = 0
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore")
+        for given in args.paths:
+            for shown, ref, error in _expand(given):
+                if error is None:
+                    try:
+                        out_path = os.path.join(out_dir, names.next(ref, frame))
+                        used = _render_one(ref, out_path, frame, window)
+                    except MedviewError as exc:
+                        error = _reason(exc, ref)
+                    except OSError as exc:
+                        error = f"PNG cannot be written ({exc.strerror or exc})"
+                    except Exception as exc:  # one odd file must not stop the others (SPEC section 1)
+                        if debug:
+                            raise
+                        log.debug("render failed for %s", shown, exc_info=True)
+                        error = f"cannot be rendered ({type(exc).__name__}: {exc})"
+                if error is not None:
+                    failures += 1
+                    print_json_line({"input": shown, "status": "error", "error": error})
+                    report_failure(shown, error)
+                    continue
+                print_json_line({"input": shown, "status": "ok", "output": out_path, "frame": frame,
+                                 "window": used})
+    return failures
