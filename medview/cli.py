@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="csv,json", help="comma-separated: csv,json,pdf,sr")
     p.add_argument("--anonymize", action="store_true")
 
-    sub.add_parser("self-test", help="health check of the (packaged) app; exit 0 when healthy")
+    p = sub.add_parser("self-test", help="health check of the (packaged) app; exit 0 when healthy")
+    p.add_argument("--model", help="model bundle to check (default: the bundled model)")
     return parser
 
 
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `medview index --json | head`: the reader left; say nothing more (Python's documented recipe)
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

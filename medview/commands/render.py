@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 import zipfile
 
@@ -172,12 +171,7 @@ def run(args) -> int:
     out_dir = _check_out_dir(args.out_dir, list(args.paths))
     if not debug:
         logging.getLogger("pydicom").setLevel(logging.ERROR)  # value warnings of messy files: not failures
-    try:
-        failures = _render_all(args, out_dir, frame, window, debug)
-    except BrokenPipeError:  # `medview render ... | head`: the reader left; stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    failures = _render_all(args, out_dir, frame, window, debug)  # a closed pipe: handled in cli.main
     return 1 if failures else 0
 
 

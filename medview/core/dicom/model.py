@@ -34,6 +34,9 @@ class InstanceInfo:
     frames: int = 1
     samples_per_pixel: int = 1
     bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0          # 1: signed (two's complement)
+    planar_configuration: int = 0          # 1: colour planes stored one after the other
     photometric: str = ""
     transfer_syntax: str = ""
     image_position: tuple[float, float, float] | None = None
@@ -44,6 +47,12 @@ class InstanceInfo:
     # uncompressed fast path: where the native pixel bytes start in the file and how many there are
     pixel_offset: int | None = None
     pixel_length: int | None = None
+    encapsulated: bool = False             # compressed pixel data (fragments); decode through pydicom
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one uncompressed frame as the header declares it (Rows x Columns x Samples x Bits)."""
+        return (self.rows * self.columns * max(1, self.samples_per_pixel) * self.bits_allocated + 7) // 8
 
     @property
     def has_pixels(self) -> bool:
@@ -118,3 +127,5 @@ class ScanResult:
     skipped_non_dicom: int = 0
     instances: list[InstanceInfo] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    cancelled: bool = False
+    cached: int = 0  # files answered by the index cache without being opened

@@ -23,13 +23,18 @@ class SourceRef:
         """The name shown to users and written in error messages and JSON ("archive.zip!dir/file")."""
         return self.path if self.member is None else f"{self.path}!{self.member}"
 
-    def open(self) -> BinaryIO:
-        """A binary, seekable file object with the file's bytes."""
+    def open(self, archive: zipfile.ZipFile | None = None) -> BinaryIO:
+        """A binary, seekable file object with the file's bytes.
+
+        `archive`: the zip at `path`, already open, so that reading many members does not reopen it per file.
+        """
         if self.member is None:
             return open(self.path, "rb")
-        with zipfile.ZipFile(self.path) as archive:
-            # members are small enough to hold one at a time; ZipExtFile is not reliably seekable
+        if archive is not None:
             return io.BytesIO(archive.read(self.member))
+        with zipfile.ZipFile(self.path) as opened:
+            # members are small enough to hold one at a time; ZipExtFile is not reliably seekable
+            return io.BytesIO(opened.read(self.member))
 
     def stat(self) -> tuple[int, float]:
         """(size in bytes, modification time): the key of the index cache."""
