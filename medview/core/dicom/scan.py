@@ -1,8 +1,9 @@
 """Scanning folders, files, zips and DICOMDIRs for DICOM instances, headers only, with an index cache.
 
-Cost model: a cold scan reads each file's header once (pydicom, only the tags medview uses, stopping before
-the pixel data) and checks the pixel data is all there by comparing the length the header declares with
-the bytes the file holds; nothing is decoded and no pixel memory is allocated. A cached scan opens no file:
+Cost model: a cold scan reads each file's header once (the lean walker of `header.py`, pydicom for the odd
+file it hands back), only the tags medview uses, stopping at the pixel data, and checks the pixel data is
+all there by comparing the length the header declares with the bytes the file holds (for compressed data,
+by walking the fragment headers); nothing is decoded and no pixel memory is allocated. A cached scan opens no file:
 one stat per file and one bulk SQL query (`medview.core.dicom.cache`). pydicom is imported only when a
 file actually has to be read, so a fully cached `medview index` starts fast.
 """
@@ -19,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Sequence
 
-from medview.core.dicom.header import CutShort, Fallback, read_raw_header
+from medview.core.dicom.header import LONG_VRS, PIXEL_TAGS, VRS, CutShort, Fallback, read_raw_header
 from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
 from medview.core.dicom.source import SourceRef
 
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 # Suffixes that claim a file is DICOM: such a file that is not DICOM is an error, not silently skipped.
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float / Double Float Pixel Data
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _ENCAPSULATED_FREE = {  # transfer syntaxes whose pixel data is native (not encapsulated)
@@ -36,12 +36,6 @@ _ENCAPSULATED_FREE = {  # transfer syntaxes whose pixel data is native (not enca
     "1.2.840.10008.1.2.2",
     DEFLATED,
 }
-_VRS = {
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF",
-    b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN",
-    b"UR", b"US", b"UT", b"UV",
-}
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 
 # The header tags medview uses (see InstanceInfo); pydicom skips the values of all others.
 HEADER_TAGS = [
@@ -77,12 +71,12 @@ def looks_like_dicom(head: bytes) -> bool:
     group_be = struct.unpack_from(">H", head)[0]
     vr = head[4:6]
     if group_le in (0x0002, 0x0008):
-        if vr in _VRS:
+        if vr in VRS:
             return True
         length = struct.unpack_from("<I", head, 4)[0]
         return length < 0x10000 or (elem_le == 0 and length == 4)  # implicit VR: a small first element
     if group_be == 0x0008:
-        return vr in _VRS
+        return vr in VRS
     return False
 
 
@@ -375,7 +369,7 @@ def read_header_pydicom(ref: SourceRef, fp: BinaryIO, size: int) -> InstanceInfo
     vr = b"" if implicit else raw[4:6]
     if implicit:
         length, offset = struct.unpack_from(endian + "I", raw, 4)[0], end + 8
-    elif vr in _LONG_VRS:
+    elif vr in LONG_VRS:
         if len(raw) < 12:
             raise Unusable("file is cut short at the start of the pixel data")
         length, offset = struct.unpack_from(endian + "I", raw, 8)[0], end + 12

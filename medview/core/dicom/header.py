@@ -1,0 +1,230 @@
+"""A lean reader of the few header elements a scan needs, and where the pixel data starts.
+
+Why not pydicom here: building a pydicom Dataset converts every element it keeps into Python objects,
+which costs more than reading the file; a scan of a 2000-slice archive only needs ~30 values. This walker
+reads the header in large chunks, skips every element it does not need by its length (sequences of
+undefined length item by item), and stops at the pixel data element, whose offset and length it reports
+for the uncompressed fast path and the truncation check. Anything unusual (deflate, a private transfer
+syntax, a VR that switches encoding, nested oddities) raises `Fallback` and the caller uses pydicom, so
+this file only has to be right for well-formed data, and `tests/core/test_scan.py` checks it against
+pydicom on every test file pydicom and pydicom-data ship.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+CHUNK = 65536
+PIXEL_TAGS = frozenset((0x7FE00010, 0x7FE00008, 0x7FE00009))
+LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
+SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
+                    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"))
+VRS = LONG_VRS | SHORT_VRS
+_KNOWN_SYNTAXES = {
+    "1.2.840.10008.1.2": (True, True),
+    "1.2.840.10008.1.2.1": (False, True),
+    "1.2.840.10008.1.2.2": (False, False),
+}
+ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+class Fallback(Exception):
+    """Not something this walker handles; read the file with pydicom instead."""
+
+
+class CutShort(Exception):
+    """An element runs past the end of the file: the file is cut short. Message: where."""
+
+
+@dataclass
+class RawHeader:
+    """What the walker found: raw values by tag, the encoding, and the pixel data element (if any)."""
+
+    values: dict[int, bytes]
+    meta: dict[int, bytes]
+    transfer_syntax: str
+    implicit: bool
+    little: bool
+    pixel_tag: int | None = None
+    pixel_vr: bytes = b""
+    pixel_offset: int = 0      # where the pixel data value starts
+    pixel_length: int = 0      # as declared; 0xFFFFFFFF for encapsulated
+
+
+class _Buffer:
+    """Random access to a file through one large chunk at a time (headers fit in one read)."""
+
+    __slots__ = ("fp", "size", "base", "data")
+
+    def __init__(self, fp: BinaryIO, size: int):
+        self.fp = fp
+        self.size = size
+        fp.seek(0)
+        self.base = 0
+        self.data = fp.read(CHUNK)
+
+    def get(self, pos: int, n: int) -> bytes:
+        start = pos - self.base
+        if start < 0 or start + n > len(self.data):
+            self.fp.seek(pos)
+            self.data = self.fp.read(max(n, CHUNK))
+            self.base = pos
+            start = 0
+        return self.data[start:start + n]
+
+
+def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int]) -> RawHeader:
+    """Walk the header of a Part-10 file (or one without preamble) up to the pixel data element."""
+    buf = _Buffer(fp, size)
+    head = buf.get(0, 132)
+    meta: dict[int, bytes] = {}
+    pos = 0
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        pos = 132
+    first = buf.get(pos, 6)
+    if len(first) >= 6 and struct.unpack_from("<H", first)[0] == 0x0002:
+        pos = _read_meta(buf, pos, meta)
+    tsyntax = meta.get(0x00020010, b"").decode("ascii", "replace").strip("\x00 ")
+    if tsyntax:
+        if tsyntax in _KNOWN_SYNTAXES:
+            implicit, little = _KNOWN_SYNTAXES[tsyntax]
+        elif tsyntax.startswith("1.2.840.10008.1.2.") and tsyntax != "1.2.840.10008.1.2.1.99":
+            implicit, little = False, True  # every encapsulated syntax is explicit VR little endian
+        else:
+            raise Fallback("deflated or private transfer syntax")
+    else:
+        if meta:
+            raise Fallback("file meta without a transfer syntax")
+        peek = buf.get(pos, 6)
+        if len(peek) < 6:
+            raise Fallback("no data set")
+        group = struct.unpack_from("<H", peek)[0]
+        implicit = peek[4:6] not in SHORT_VRS and peek[4:6] not in LONG_VRS
+        little = implicit or group < 1024
+        tsyntax = "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+    peek = buf.get(pos, 6)
+    if len(peek) == 6 and (peek[4:6] in VRS) == implicit:
+        # the data set is not encoded as the meta information says (seen in the field); pydicom copes
+        raise Fallback("transfer syntax does not match the encoding of the data set")
+    header = RawHeader({}, meta, tsyntax, implicit, little)
+    _walk(buf, pos, header, wanted)
+    return header
+
+
+def _read_meta(buf: _Buffer, pos: int, meta: dict[int, bytes]) -> int:
+    """Group 0002 is always explicit VR little endian (PS3.10 7.1)."""
+    while True:
+        raw = buf.get(pos, 8)
+        if len(raw) < 8:
+            return pos
+        group, elem = struct.unpack_from("<HH", raw)
+        if group != 0x0002:
+            return pos
+        vr = raw[4:6]
+        if vr in LONG_VRS:
+            ext = buf.get(pos + 8, 4)
+            if len(ext) < 4:
+                raise CutShort("inside the file meta information")
+            length = struct.unpack("<I", ext)[0]
+            start = pos + 12
+        elif vr in SHORT_VRS:
+            length = struct.unpack_from("<H", raw, 6)[0]
+            start = pos + 8
+        else:
+            raise Fallback("file meta information not in explicit VR")
+        if length == 0xFFFFFFFF or start + length > buf.size:
+            raise Fallback("odd file meta information")
+        meta[group << 16 | elem] = buf.get(start, length)
+        pos = start + length
+
+
+def _element(buf: _Buffer, pos: int, implicit: bool, little: bool) -> tuple[int, bytes, int, int] | None:
+    """(tag, vr, length, value start) of the element at `pos`, or None at the end of the file."""
+    raw = buf.get(pos, 8)
+    if len(raw) < 8:
+        if raw:
+            raise CutShort(f"inside an element header at byte {pos}")
+        return None
+    if implicit:
+        group, elem, length = struct.unpack("<HHI" if little else ">HHI", raw)
+        return group << 16 | elem, b"", length, pos + 8
+    group, elem = struct.unpack_from("<HH" if little else ">HH", raw)
+    tag = group << 16 | elem
+    vr = raw[4:6]
+    if tag in (ITEM, ITEM_END, SEQ_END):  # item tags carry no VR even in explicit VR
+        return tag, b"", struct.unpack_from("<I" if little else ">I", raw, 4)[0], pos + 8
+    if vr in LONG_VRS:
+        ext = buf.get(pos + 8, 4)
+        if len(ext) < 4:
+            raise CutShort(f"inside an element header at byte {pos}")
+        return tag, vr, struct.unpack("<I" if little else ">I", ext)[0], pos + 12
+    if vr in SHORT_VRS:
+        return tag, vr, struct.unpack_from("<H" if little else ">H", raw, 6)[0], pos + 8
+    raise Fallback("unknown VR (implicit VR inside explicit data?)")
+
+
+def _walk(buf: _Buffer, pos: int, header: RawHeader, wanted: frozenset[int]) -> None:
+    implicit, little = header.implicit, header.little
+    values = header.values
+    size = buf.size
+    last_tag = -1
+    while True:
+        element = _element(buf, pos, implicit, little)
+        if element is None:
+            return
+        tag, vr, length, start = element
+        if tag < last_tag or tag in (ITEM, ITEM_END, SEQ_END):
+            raise Fallback("elements out of order at the top level")
+        last_tag = tag
+        if tag in PIXEL_TAGS:
+            header.pixel_tag, header.pixel_vr, header.pixel_length, header.pixel_offset = tag, vr, length, start
+            return
+        if length == 0xFFFFFFFF:
+            pos = _skip_sequence(buf, start, implicit, little, 0)
+            continue
+        end = start + length
+        if end > size:
+            raise CutShort(f"inside element ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+        if tag in wanted:
+            values[tag] = buf.get(start, length)
+        pos = end
+
+
+def _skip_sequence(buf: _Buffer, pos: int, implicit: bool, little: bool, depth: int) -> int:
+    """Skip an undefined-length sequence starting at its first item; returns the position after it."""
+    if depth > 16:
+        raise Fallback("sequences nested too deep")
+    while True:
+        element = _element(buf, pos, True, little)  # item and delimiter headers are 8 bytes, VR-less
+        if element is None:
+            raise CutShort("inside a sequence")
+        tag, _, length, start = element
+        if tag == SEQ_END:
+            return start
+        if tag != ITEM:
+            raise Fallback("unexpected element inside an undefined-length sequence")
+        if length != 0xFFFFFFFF:
+            pos = start + length
+            if pos > buf.size:
+                raise CutShort("inside a sequence item")
+            continue
+        pos = _skip_item(buf, start, implicit, little, depth)
+
+
+def _skip_item(buf: _Buffer, pos: int, implicit: bool, little: bool, depth: int) -> int:
+    """Skip the elements of an undefined-length item up to and past its delimiter."""
+    while True:
+        element = _element(buf, pos, implicit, little)
+        if element is None:
+            raise CutShort("inside a sequence item")
+        tag, _, length, start = element
+        if tag == ITEM_END:
+            return start
+        if length == 0xFFFFFFFF:
+            pos = _skip_sequence(buf, start, implicit, little, depth + 1)
+            continue
+        pos = start + length
+        if pos > buf.size:
+            raise CutShort("inside a sequence item")

@@ -1,0 +1,91 @@
+"""The index cache: a re-scan opens no file, a changed file is read again, a broken cache is survived."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from medview.core.dicom import scan as scan_mod
+from medview.core.dicom.cache import info_from_json, info_to_json
+from medview.core.dicom.scan import scan
+from medview.core.dicom.source import SourceRef
+from tests.factories import make_zip, truncate, write_image, write_junk, write_series
+
+
+@pytest.fixture
+def export(tmp_path):
+    root = tmp_path / "export"
+    write_series(root / "ct", 5, rows=32, cols=32)
+    write_image(root / "bad.dcm")
+    truncate(root / "bad.dcm", 400)
+    write_junk(root / "junk")
+    make_zip(root / "more.zip", write_series(tmp_path / "z", 2), tmp_path / "z")
+    return root
+
+
+def _summary(result):
+    return (
+        result.files,
+        result.skipped_non_dicom,
+        sorted((dataclasses.astuple(i) for i in result.instances), key=str),
+        sorted((e.file, e.error) for e in result.errors),
+    )
+
+
+def test_second_scan_opens_no_file(export, monkeypatch):
+    first = scan([str(export)])
+    assert first.cached == 0 and len(first.instances) == 7 and len(first.errors) == 1
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("a cached scan opened a file")
+
+    monkeypatch.setattr(SourceRef, "open", no_open)
+    monkeypatch.setattr(scan_mod, "read_header", no_open)
+    second = scan([str(export)])
+    assert second.cached == second.files == first.files
+    assert _summary(second) == _summary(first)
+
+
+def test_changed_file_is_read_again(export):
+    scan([str(export)])
+    target = export / "ct" / "IM0003.dcm"
+    st = os.stat(target)
+    truncate(target, 600)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    result = scan([str(export)])
+    assert result.cached == result.files - 1
+    assert [e.file for e in result.errors if "IM0003" in e.file] == [str(target)]
+    # same size, new mtime: read again too (a file rewritten in place)
+    good = export / "ct" / "IM0001.dcm"
+    os.utime(good, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000))
+    assert scan([str(export)]).cached == result.files - 1
+
+
+def test_no_cache_reads_and_writes_nothing(export, medview_home):
+    scan([str(export)], use_cache=False)
+    assert not (medview_home / "index.sqlite").exists()
+
+
+def test_corrupt_cache_is_survived(export, medview_home):
+    (medview_home / "index.sqlite").write_bytes(b"this is not sqlite" * 100)
+    result = scan([str(export)])
+    assert len(result.instances) == 7
+    assert scan([str(export)]).cached == result.files  # rebuilt, and in use again
+
+
+def test_instance_json_round_trip(export):
+    for inst in scan([str(export)], use_cache=False).instances:
+        assert info_from_json(inst.ref, info_to_json(inst)) == inst
+
+
+def test_deleted_files_are_forgotten(export, medview_home):
+    import sqlite3
+
+    scan([str(export)])
+    (export / "ct" / "IM0002.dcm").unlink()
+    scan([str(export)])
+    with sqlite3.connect(medview_home / "index.sqlite") as conn:
+        keys = [k for (k,) in conn.execute("SELECT key FROM files")]
+    assert len(keys) == 11 and str(export / "ct" / "IM0002.dcm") not in keys
