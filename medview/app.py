@@ -1,0 +1,145 @@
+"""Composition root: the QApplication, its names and settings, logging, the excepthook, the main window.
+
+`create_app(argv)` builds the app exactly as `medview gui` does, without entering the event loop (SPEC
+section 7): tests and embedders get the same window the user gets. torch is not imported here; the AI issue
+attaches its worker after the window is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+import threading
+import traceback
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
+
+from medview.core.errors import MedviewError
+from medview.core.home import home, home_dir
+
+log = logging.getLogger("medview")
+ORGANISATION = APPLICATION = "medview"
+_LOG_MARK = "_medview_file_handler"
+
+
+def setup_logging() -> None:
+    """medview.log under MEDVIEW_HOME/logs (rotated); added once per process."""
+    root = logging.getLogger()
+    if any(getattr(h, _LOG_MARK, False) for h in root.handlers):
+        return
+    handler = logging.handlers.RotatingFileHandler(
+        home_dir("logs") / "medview.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    setattr(handler, _LOG_MARK, True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        # the console keeps the level it had (warnings; --debug: everything); the file also gets INFO
+        console_level = root.level or logging.WARNING
+        for h in root.handlers:
+            if h.level == logging.NOTSET:
+                h.setLevel(console_level)
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+
+
+def configure_settings() -> None:
+    """QSettings() anywhere means MEDVIEW_HOME/settings/medview/medview.ini (SPEC section 7)."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(home() / "settings"))
+
+
+def error_text(exc_type, exc) -> str:
+    """An error in words: our own errors as they are, anything else named without a traceback."""
+    if isinstance(exc, MedviewError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "Not enough memory for this operation. Close other series or applications and try again."
+    return f"Something went wrong ({exc_type.__name__}: {exc}). The details are in the log file."
+
+
+class ErrorReporter:
+    """The excepthook: logs the traceback, tells the user in words, at most one dialog at a time."""
+
+    def __init__(self, window: QMainWindow | None = None):
+        self.window = window
+        self._box: QMessageBox | None = None
+        self._previous = sys.excepthook
+
+    def install(self) -> None:
+        sys.excepthook = self.hook
+        threading.excepthook = lambda args: self.hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    def hook(self, exc_type, exc, tb) -> None:
+        if self._previous not in (sys.__excepthook__, None):
+            self._previous(exc_type, exc, tb)  # a test harness's hook (pytest-qt) still sees the error
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        log.error("unhandled error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
+        text = error_text(exc_type, exc)
+        if threading.current_thread() is not threading.main_thread():
+            return  # logged; a worker's own errors reach the window by signal
+        if self.window is not None:
+            self.window.statusBar().showMessage(text, 10000)
+        if self._box is not None and self._box.isVisible():
+            return  # no modal storm: one message box, the rest goes to the log and the status bar
+        self._box = QMessageBox(QMessageBox.Icon.Warning, "medview", text, QMessageBox.StandardButton.Ok,
+                                self.window)
+        self._box.setWindowModality(Qt.WindowModality.NonModal)
+        self._box.show()
+
+
+def gui_paths(argv: list[str]) -> list[str]:
+    """Study paths in an argv like ["medview", "gui", PATH...] (options and the command word left out)."""
+    args = list(argv[1:])
+    if args and args[0] == "gui":
+        args = args[1:]
+    paths, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--model", "--device"):
+            skip = True
+            continue
+        if a.startswith("-"):
+            continue
+        paths.append(a)
+    return paths
+
+
+def create_app(argv: list[str], *, model: str | None = None, device: str = "auto",
+               paths: list[str] | None = None) -> tuple[QApplication, QMainWindow]:
+    """The QApplication and the shown main window of `medview gui`, with `argv`'s paths being opened."""
+    if QApplication.instance() is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication(list(argv) or ["medview"])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("medview")
+    configure_settings()
+    setup_logging()
+
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="k")
+
+    from medview.qt.main_window import MainWindow
+    from medview.qt.style import apply_dark_theme
+
+    apply_dark_theme(app)
+    window = MainWindow()
+    window.model_path, window.device = model, device  # read by the AI issue's worker
+    ErrorReporter(window).install()
+    window.show()
+    window.raise_()
+    window.activateWindow()  # without a window manager (kiosk, Xvfb) nothing else makes it active: no shortcuts
+    todo = gui_paths(argv) if paths is None else list(paths)
+    if todo:
+        QTimer.singleShot(0, lambda: window.open_paths(todo))
+    log.info("medview window shown; opening %s", todo or "nothing")
+    return app, window

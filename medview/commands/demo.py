@@ -1,0 +1,28 @@
+"""`medview demo`: the app on the built-in demo studies, generated under MEDVIEW_HOME/demo on first use."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from medview.core.home import home_dir
+
+
+def demo_folder() -> Path:
+    """MEDVIEW_HOME/demo with the demo studies, written once (a marker file says they are complete)."""
+    from medview.core.demo import MARKER, generate_demo
+
+    out = home_dir("demo")
+    if not (out / MARKER).is_file():
+        print(f"Writing the demo studies to {out} (first use only)…", file=sys.stderr)
+        generate_demo(out)
+    return out
+
+
+def run(args) -> int:
+    folder = demo_folder()
+    from medview.app import create_app
+
+    app, window = create_app(["medview"], model=getattr(args, "model", None),
+                             device=getattr(args, "device", "auto"), paths=[str(folder)])
+    return int(app.exec())

@@ -1,0 +1,286 @@
+"""ONE registry of the app's actions: names, default shortcuts (SPEC section 6), user overrides, conflicts.
+
+Every menu entry, toolbar button, the shortcut overview (F1) and the keymap dialog are generated from
+`SPECS`; user overrides are stored in QSettings ("keymap/<action id>") only where they differ from the
+defaults (frescobaldi's practice). Shortcuts use Qt.WindowShortcut on QActions owned by the main window, so
+they work whichever panel has focus, while a dialog of its own (the keymap editor, a file dialog) keeps Esc
+and Enter; `KeyRouter` stops item views, buttons and scroll bars from eating the registry's keys
+(arrows, Home/End, Page Up/Down, Space, Enter) unless a text field is being edited.
+Actions of later issues (AI, review) are registered here, disabled until their handlers are attached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QKeyCombination, QObject, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QKeySequenceEdit,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
+
+from medview.core.viewing.keymap import KeymapConflict, conflicts, overrides
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    text: str
+    keys: tuple[str, ...] = ()
+    group: str = "View"
+    tip: str = ""
+    enabled: bool = True  # False: a later issue attaches the handler
+    checkable: bool = False
+
+
+def _presets() -> list[ActionSpec]:
+    """Keys 1-9; the text names the presets of each modality that has one (SPEC section 6)."""
+    from medview.core.dicom.pixels import PRESETS
+
+    specs = []
+    for n in range(1, 10):
+        names = [f"{mod} {p[n - 1][0]} {p[n - 1][1].center:g}/{p[n - 1][1].width:g}"
+                 for mod, p in PRESETS.items() if len(p) >= n]
+        text = f"Window preset {n}" + (f" ({', '.join(names)})" if names else "")
+        specs.append(ActionSpec(f"window.preset{n}", text, (str(n),), "Window"))
+    return specs
+
+
+SPECS: list[ActionSpec] = [
+    # File
+    ActionSpec("file.open", "Open folder…", ("Ctrl+O",), "File", "a folder, a .zip or a DICOMDIR folder"),
+    ActionSpec("file.open_files", "Open files…", (), "File", "DICOM files, a .zip or a DICOMDIR"),
+    ActionSpec("file.export", "Export review…", ("Ctrl+E",), "File", enabled=False),
+    ActionSpec("app.quit", "Quit", ("Ctrl+Q",), "File"),
+    # Navigation
+    ActionSpec("image.next", "Next image", ("Down",), "Navigate"),
+    ActionSpec("image.prev", "Previous image", ("Up",), "Navigate"),
+    ActionSpec("image.next10", "Ten images on", ("Shift+Down",), "Navigate"),
+    ActionSpec("image.prev10", "Ten images back", ("Shift+Up",), "Navigate"),
+    ActionSpec("image.first", "First image", ("Home",), "Navigate"),
+    ActionSpec("image.last", "Last image", ("End",), "Navigate"),
+    ActionSpec("series.next", "Next series", ("Right",), "Navigate"),
+    ActionSpec("series.prev", "Previous series", ("Left",), "Navigate"),
+    ActionSpec("case.next", "Next case", ("PgDown",), "Navigate"),
+    ActionSpec("case.prev", "Previous case", ("PgUp",), "Navigate"),
+    ActionSpec("case.next_unreviewed", "Next unreviewed case", ("N",), "Review", enabled=False),
+    ActionSpec("worklist.filter", "Filter the worklist", ("Ctrl+F",), "Navigate"),
+    # Window
+    ActionSpec("window.file", "Window from the file", ("0",), "Window"),
+    *_presets(),
+    ActionSpec("view.invert", "Invert", ("I",), "Window", checkable=True),
+    # View
+    ActionSpec("view.annotations", "Corner text: full / minimal / off", ("Space",), "View"),
+    ActionSpec("view.reset", "Reset view / cancel measurement", ("Esc",), "View"),
+    ActionSpec("view.fit", "Fit", ("=",), "View"),
+    ActionSpec("view.zoom_in", "Zoom in", ("+",), "View"),
+    ActionSpec("view.zoom_out", "Zoom out", ("-",), "View"),
+    ActionSpec("view.rotate", "Rotate 90° clockwise", ("Alt+R",), "View"),
+    ActionSpec("view.flip", "Flip horizontally", ("Alt+F",), "View"),
+    ActionSpec("view.cine", "Cine play / pause", ("C",), "View", checkable=True),
+    ActionSpec("view.fullscreen", "Full screen", ("F11",), "View", checkable=True),
+    # Tools (left mouse button)
+    ActionSpec("tool.window", "Window/level tool", ("W",), "Tools", checkable=True),
+    ActionSpec("tool.pan", "Pan tool", ("T",), "Tools", checkable=True),
+    ActionSpec("tool.zoom", "Zoom tool", ("Z",), "Tools", checkable=True),
+    ActionSpec("tool.distance", "Distance tool", ("D",), "Tools", checkable=True),
+    ActionSpec("tool.ellipse", "Ellipse ROI tool", ("E",), "Tools", checkable=True),
+    ActionSpec("measure.delete", "Delete the selected measurement", ("Del",), "Tools"),
+    # AI and review (wired by their issues)
+    ActionSpec("ai.heatmap", "AI heatmap on / off", ("H",), "AI", enabled=False, checkable=True),
+    ActionSpec("ai.next_finding", "Next finding", ("F",), "AI", enabled=False),
+    ActionSpec("review.agree", "Agree with the finding", ("A",), "Review", enabled=False),
+    ActionSpec("review.disagree", "Disagree with the finding", ("X",), "Review", enabled=False),
+    ActionSpec("review.key_image", "Key image on / off", ("K",), "Review", enabled=False),
+    ActionSpec("review.sign_off", "Sign off and open the next unreviewed case", ("Return", "Enter"), "Review",
+               enabled=False),
+    ActionSpec("review.undo", "Undo the last review action", ("Ctrl+Z",), "Review", enabled=False),
+    # Help
+    ActionSpec("help.shortcuts", "Keyboard shortcuts", ("F1", "?"), "Help"),
+    ActionSpec("help.keymap", "Change shortcuts…", (), "Help"),
+]
+
+GROUPS = ("File", "Navigate", "Window", "View", "Tools", "AI", "Review", "Help")
+SETTINGS_GROUP = "keymap"
+
+
+def portable(key: str | QKeySequence) -> str:
+    """A key sequence in Qt's portable text form, the one form stored and compared."""
+    seq = key if isinstance(key, QKeySequence) else QKeySequence(key)
+    return seq.toString(QKeySequence.SequenceFormat.PortableText)
+
+
+class ActionRegistry(QObject):
+    """The QActions of `SPECS` on `window`, with their shortcuts (defaults + the user's overrides)."""
+
+    def __init__(self, window: QWidget, specs: list[ActionSpec] | None = None):
+        super().__init__(window)
+        self.window = window
+        self.specs = {s.id: s for s in (specs or SPECS)}
+        self.defaults = {s.id: [portable(k) for k in s.keys] for s in self.specs.values()}
+        self.actions: dict[str, QAction] = {}
+        stored = self._stored_overrides()
+        for spec in self.specs.values():
+            action = QAction(spec.text, window)
+            action.setObjectName(spec.id)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.setCheckable(spec.checkable)
+            action.setEnabled(spec.enabled)
+            if spec.tip:
+                action.setToolTip(f"{spec.text}: {spec.tip}")
+            action.setShortcuts([QKeySequence(k) for k in stored.get(spec.id, self.defaults[spec.id])])
+            window.addAction(action)
+            self.actions[spec.id] = action
+        self._refresh_owned_keys()
+
+    # --- handlers -----------------------------------------------------------------------------------------
+    def action(self, action_id: str) -> QAction:
+        return self.actions[action_id]
+
+    def connect(self, action_id: str, handler) -> QAction:
+        """Run `handler()` when the action triggers (checkable actions: handler(checked))."""
+        action = self.actions[action_id]
+        if action.isCheckable():
+            action.triggered.connect(handler)
+        else:
+            action.triggered.connect(lambda _checked=False: handler())
+        return action
+
+    def attach(self, action_id: str, handler) -> QAction:
+        """For later issues (AI, review): connect `handler` and enable the action and its shortcut."""
+        action = self.connect(action_id, handler)
+        action.setEnabled(True)
+        self._refresh_owned_keys()
+        return action
+
+    def set_enabled(self, action_id: str, enabled: bool) -> None:
+        self.actions[action_id].setEnabled(enabled)
+        self._refresh_owned_keys()
+
+    # --- keymap -------------------------------------------------------------------------------------------
+    def keys(self, action_id: str) -> list[str]:
+        return [portable(k) for k in self.actions[action_id].shortcuts()]
+
+    def bindings(self) -> dict[str, list[str]]:
+        return {a: self.keys(a) for a in self.actions}
+
+    def set_keys(self, action_id: str, keys: list[str]) -> None:
+        """Bind `keys` to the action; refused with KeymapConflict when another action uses one of them."""
+        keys = [portable(k) for k in keys if portable(k)]
+        names = {a: s.text for a, s in self.specs.items()}
+        problems = conflicts(self.bindings(), action_id, keys, names)
+        if problems:
+            raise KeymapConflict("; ".join(problems))
+        self.actions[action_id].setShortcuts([QKeySequence(k) for k in keys])
+        self._store()
+        self._refresh_owned_keys()
+
+    def reset_keys(self, action_id: str | None = None) -> None:
+        """Back to the default shortcut(s) of one action, or of all; refused if a default is taken meanwhile."""
+        for a in [action_id] if action_id else list(self.actions):
+            self.actions[a].setShortcuts([])
+        for a in [action_id] if action_id else list(self.actions):
+            self.set_keys(a, self.defaults[a])
+
+    def _stored_overrides(self) -> dict[str, list[str]]:
+        settings = QSettings()
+        settings.beginGroup(SETTINGS_GROUP)
+        out = {}
+        for key in settings.childKeys():
+            if key in self.specs:
+                value = settings.value(key, [])
+                value = [value] if isinstance(value, str) else list(value or [])
+                out[key] = [portable(v) for v in value if v and portable(v)] if value != [""] else []
+        settings.endGroup()
+        # a stored keymap that conflicts (edited by hand, or defaults changed since) falls back to defaults
+        merged = {a: out.get(a, d) for a, d in self.defaults.items()}
+        for a in list(out):
+            if conflicts(merged, a, out[a]):
+                out.pop(a)
+        return out
+
+    def _store(self) -> None:
+        settings = QSettings()
+        settings.remove(SETTINGS_GROUP)
+        settings.beginGroup(SETTINGS_GROUP)
+        for a, keys in overrides(self.defaults, self.bindings()).items():
+            settings.setValue(a, keys if keys else [""])
+        settings.endGroup()
+        settings.sync()
+
+    # --- key routing --------------------------------------------------------------------------------------
+    def _refresh_owned_keys(self) -> None:
+        self.owned_keys = {
+            k for a, act in self.actions.items() if act.isEnabled() for k in self.keys(a)
+        }
+
+    def owns(self, sequence: str) -> bool:
+        return sequence in self.owned_keys
+
+    def overview(self) -> list[tuple[str, str, str, bool]]:
+        """(group, action text, keys as shown, enabled) in registry order: the F1 overview and the keymap."""
+        rows = []
+        order = {g: i for i, g in enumerate(GROUPS)}
+        for a, spec in sorted(self.specs.items(), key=lambda item: order.get(item[1].group, len(order))):
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in self.actions[a].shortcuts())
+            rows.append((spec.group, spec.text, keys, self.actions[a].isEnabled()))
+        return rows
+
+
+def _is_text_entry(widget: QObject | None) -> bool:
+    """A widget in which keys type text: there the registry's shortcuts step aside."""
+    if isinstance(widget, QLineEdit):
+        return not widget.isReadOnly()
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        return not widget.isReadOnly()
+    if isinstance(widget, (QAbstractSpinBox, QKeySequenceEdit)):
+        return True
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return False
+
+
+_SHIFT_MATTERS = {Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End}
+
+
+class KeyRouter(QObject):
+    """Application event filter: the registry's keys win over item views, buttons and scroll bars.
+
+    Qt asks the focus widget first (ShortcutOverride); a QTableView or QListView accepts arrows, Home/End,
+    Page Up/Down and Space and so would eat them. Leaving the event unaccepted lets the shortcut run.
+    """
+
+    def __init__(self, registry: ActionRegistry):
+        super().__init__(registry)
+        self.registry = registry
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(obj, QWidget):
+            return False
+        if obj.window() is not self.registry.window or _is_text_entry(obj):
+            return False
+        combo = event.keyCombination()
+        seq = portable(QKeySequence(combo))
+        if not self.registry.owns(seq):
+            # "+" and "?" come with Shift on most layouts; keypad keys carry the keypad flag
+            mods = combo.keyboardModifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if not (Qt.Key.Key_A <= combo.key() <= Qt.Key.Key_Z or combo.key() in _SHIFT_MATTERS):
+                mods &= ~Qt.KeyboardModifier.ShiftModifier
+            seq = portable(QKeySequence(QKeyCombination(mods, combo.key())))
+        if self.registry.owns(seq):
+            event.ignore()
+            return True
+        return False
+
+
+def install_key_router(registry: ActionRegistry) -> KeyRouter:
+    router = KeyRouter(registry)
+    QApplication.instance().installEventFilter(router)
+    return router

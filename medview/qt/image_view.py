@@ -1,0 +1,654 @@
+"""The image view (`viewer`): pyqtgraph ViewBox + ImageItem, stack navigation, window, tools, measurements.
+
+One `StackDisplay` per stack turns stored frames into what the ImageItem shows (uint16 + a lookup table from
+the shared display pipeline); a window change swaps only the table. The image and everything attached to it
+(measurements, the AI heatmap overlay) are children of `image_group`, whose transform does rotation and flip,
+so overlays stay aligned whatever the zoom, pan, rotation or flip. View units are mm (pixel spacing) so the
+aspect ratio is right for non-square pixels; y points down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QTransform
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from medview.core.dicom.model import Stack
+from medview.core.dicom.pixels import VoiLut, Window
+from medview.core.viewing.display import StackDisplay
+from medview.core.viewing.measure import (
+    Calibration,
+    Measurement,
+    MeasurementStore,
+    calibration_for,
+    distance,
+    ellipse_stats,
+    format_distance,
+    format_stats,
+)
+from medview.core.viewing.state import ZOOM_STEP, ViewState, drag_window, preset_window
+from medview.qt.annotations import CornerText
+from medview.qt.measurements import MeasureItem
+
+log = logging.getLogger(__name__)
+DEFAULT_CINE_FPS = 15
+UNITS = {"CT": "HU"}
+
+
+def person_name(name: str) -> str:
+    """DICOM PN "Family^Given^Middle" as "Family, Given Middle"."""
+    parts = [p for p in (name or "").split("^") if p]
+    if len(parts) > 1:
+        return f"{parts[0]}, {' '.join(parts[1:])}"
+    return parts[0] if parts else ""
+
+
+def dicom_date(value: str) -> str:
+    v = (value or "").strip()
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
+
+
+class _ViewBox(pg.ViewBox):
+    """Left drag goes to the active tool, the wheel scrolls the stack (Ctrl+wheel zooms)."""
+
+    def __init__(self, view: "ImageView"):
+        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        self._view = view
+        self._wheel_rest = 0
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph API
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._view.zoom_by(ZOOM_STEP if ev.delta() > 0 else 1 / ZOOM_STEP)
+        else:
+            self._wheel_rest += ev.delta()
+            steps = int(self._wheel_rest / 120)
+            if steps:
+                self._wheel_rest -= steps * 120
+                self._view.step(-steps)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph API
+        if ev.button() == Qt.MouseButton.LeftButton and self._view.tool != "pan":
+            self._view._left_drag(ev)
+            return
+        if ev.button() == Qt.MouseButton.LeftButton or ev.button() == Qt.MouseButton.MiddleButton:
+            ev.accept()
+            delta = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
+            self.translateBy(delta.x(), delta.y())
+            self._view._left_fit()
+            return
+        super().mouseDragEvent(ev, axis)  # right button: pyqtgraph's zoom drag
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph API
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self._view.select(None)
+            ev.accept()
+            return
+        super().mouseClickEvent(ev)
+
+
+class ImageView(QWidget):
+    """Shows one stack at a time; its state is a `ViewState`, its pixels a `StackDisplay`."""
+
+    index_changed = Signal(int, int)  # index, count
+    cursor_text = Signal(str)  # pixel value under the cursor, in modality units
+    message = Signal(str)  # short notes for the status bar
+    tool_changed = Signal(str)
+    cine_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        # pyqtgraph drops mouse moves closer than 10 ms apart: a W/L drag would then miss the position the
+        # mouse stopped at. Qt already compresses moves when the loop is busy, so no limit is needed.
+        pg.setConfigOptions(mouseRateLimit=0)
+        self.setObjectName("viewer")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # drops go to the main window
+        self.graphics = pg.GraphicsView(self, background="#000000")
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.vb = _ViewBox(self)
+        self.vb.setAspectLocked(True, 1.0)
+        self.graphics.setCentralItem(self.vb)
+        self.image_group = pg.ItemGroup()
+        self.vb.addItem(self.image_group, ignoreBounds=True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setParentItem(self.image_group)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self.corners = CornerText(self.graphics)
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.vb.sigRangeChanged.connect(lambda *_: self._update_annotations())
+        self.vb.sigResized.connect(self._resized)
+        self.vb.sigRangeChangedManually.connect(self._left_fit)
+        self._fitted = True  # the view follows "fit" until the user zooms or pans
+
+        self.state = ViewState()
+        self.stack: Stack | None = None
+        self.display: StackDisplay | None = None
+        self.loaded: np.ndarray | None = None
+        self.case_info: dict = {}
+        self.calibration = Calibration(None)
+        self.scale = (1.0, 1.0)
+        self.tool = "window"
+        self.measurements = MeasurementStore()
+        self._items: list[MeasureItem] = []
+        self._selected: MeasureItem | None = None
+        self._drawing: MeasureItem | None = None
+        self._drag_window: Window | None = None
+        self._span = 1.0
+        self._shown: int | None = None
+        self._stack_key: tuple = ()
+        self._load_finished = False
+        self._size = (1, 1)
+        self._grey: np.ndarray | None = None  # grey levels shown, reused frame after frame
+        self.cine_timer = QTimer(self)
+        self.cine_timer.timeout.connect(self._cine_tick)
+        self.cine_fps = int(QSettings().value("viewer/cine_fps", DEFAULT_CINE_FPS))
+        self._blank()
+
+    # --- opening --------------------------------------------------------------------------------------------
+    def set_stack(self, stack: Stack, display: StackDisplay, loaded: np.ndarray, case_info: dict | None = None,
+                  index: int = 0) -> None:
+        """Show `stack`; frames appear as `loaded` fills (call `frame_loaded` when one arrives)."""
+        self.stop_cine()
+        self._clear_items()
+        self.stack, self.display, self.loaded = stack, display, loaded
+        self.case_info = case_info or {}
+        self._stack_key = (stack.series_uid, id(stack))
+        self._load_finished = False
+        first = stack.instances[0] if stack.instances else None
+        self.calibration = calibration_for(
+            stack.modality, first.pixel_spacing if first else None, first.imager_pixel_spacing if first else None
+        )
+        row, col = self.calibration.spacing or (1.0, 1.0)
+        self.scale = (col, row)
+        self.state = ViewState(count=display.array.shape[0], annotations=self.state.annotations)
+        self.state.go(index)
+        # image pixels -> mm (independent of the data, unlike ImageItem.setRect)
+        self.image.setTransform(QTransform.fromScale(col, row))
+        self._size = display.array.shape[1:3]
+        self._apply_transform()
+        self._shown = None
+        self._show()
+        self.fit()
+
+    def frame_loaded(self, i: int) -> None:
+        """A frame arrived from the loader: draw it if it is the one wanted."""
+        if i == self.state.index and self._shown != i:
+            self._show()
+        elif i % 16 == 0:
+            self._update_annotations()
+
+    def loading_finished(self, display: StackDisplay | None) -> None:
+        """The loader is done with `display` (finished or cancelled): unloaded frames are now "not loaded"."""
+        if display is not None and display is self.display:
+            self._load_finished = True
+            self._update_annotations()
+
+    def clear(self) -> None:
+        self.stop_cine()
+        self._clear_items()
+        self.stack = self.display = self.loaded = None
+        self.state = ViewState(annotations=self.state.annotations)
+        self._blank()
+
+    def _blank(self) -> None:
+        self.image.clear()
+        self._shown = None
+        self.corners.set_text({}, {})
+
+    @property
+    def modality(self) -> str:
+        return self.stack.modality.upper() if self.stack else ""
+
+    def image_key(self, index: int | None = None) -> tuple:
+        return (*self._stack_key, self.state.index if index is None else index)
+
+    def is_loaded(self, i: int) -> bool:
+        return self.loaded is not None and 0 <= i < len(self.loaded) and bool(self.loaded[i])
+
+    # --- drawing --------------------------------------------------------------------------------------------
+    def _show(self) -> None:
+        """Draw the current frame (uint16 + lookup table); an unloaded frame leaves the view blank."""
+        i = self.state.index
+        if self.display is None:
+            return
+        if not self.is_loaded(i):
+            self.image.clear()
+            self._shown = None
+        else:
+            if self.state.window is None and not self.display.colour:
+                voi = self.display.initial_voi(i)
+                self.state.window = self.state.initial_window = voi
+                self._span = self.display.value_span(i)
+            self._draw(self.display.item_image(i, self.state.window, self._inverted(i)))
+            self._shown = i
+        self._show_measurements()
+        self._update_annotations()
+        self.index_changed.emit(i, self.state.count)
+
+    def _inverted(self, i: int) -> bool:
+        return self.display.file_inverted(i) != self.state.invert
+
+    def _apply_window(self) -> None:
+        """Window or invert changed: a new (cached) lookup table, one gather; no float pass over the pixels."""
+        i = self.state.index
+        if self.display is None or not self.is_loaded(i) or self.display.colour:
+            self._update_annotations()
+            return
+        self._draw(self.display.item_image(i, self.state.window, self._inverted(i)))
+        self._shown = i
+        self._update_annotations()
+
+    def _draw(self, item) -> None:
+        """Hand a frame to the ImageItem. With a lookup table, one gather (stored value -> grey level) into a
+        reused uint8 buffer, which pyqtgraph shows as Grayscale8 without another pass: measured 0.2 ms for
+        512x512, against 0.56 ms when pyqtgraph folds a 65536-entry table into its levels itself."""
+        if item.lut is None:
+            self.image.setImage(item.data, autoLevels=False, levels=item.levels, lut=None)
+            return
+        buf = self._grey
+        if buf is None or buf.shape != item.data.shape:
+            buf = self._grey = np.empty(item.data.shape, np.uint8)
+        np.take(item.lut, item.data, out=buf)
+        self.image.setImage(buf, autoLevels=False, levels=None, lut=None)
+
+    def shown_pixels(self) -> np.ndarray | None:
+        """The grey levels the ImageItem renders now (uint8 (H, W)), read back from its QImage."""
+        if self._shown is None:
+            return None
+        self.image.render()
+        qimg = self.image.qimage
+        if qimg is None:
+            return None
+        from pyqtgraph.functions import ndarray_from_qimage  # noqa: PLC0415 - used by tests only
+
+        arr = ndarray_from_qimage(qimg)
+        if arr.ndim == 3:  # ARGB32 / RGB: grey has equal channels
+            arr = arr[..., :3].mean(axis=-1).astype(np.uint8) if not self.display.colour else arr
+        if qimg.format() == qimg.Format.Format_Indexed8:
+            table = np.array([c & 0xFF for c in qimg.colorTable()], dtype=np.uint8)
+            arr = table[arr]
+        return arr
+
+    # --- navigation -----------------------------------------------------------------------------------------
+    def step(self, delta: int) -> None:
+        if self.state.step(delta):
+            self._cancel_drawing()
+            self._show()
+
+    def go(self, index: int) -> None:
+        if self.state.go(index):
+            self._cancel_drawing()
+            self._show()
+
+    def first(self) -> None:
+        self.go(0)
+
+    def last(self) -> None:
+        self.go(self.state.count - 1)
+
+    # --- window ---------------------------------------------------------------------------------------------
+    def set_window(self, window: Window | VoiLut | None) -> None:
+        if self.display is None or self.display.colour:
+            return
+        self.state.window = window if window is not None else self.state.initial_window
+        self._apply_window()
+
+    def window_from_file(self) -> None:
+        """Key 0: the file's window (or the one the pipeline chose from the values)."""
+        if self.display is None or self.display.colour:
+            return
+        self.state.window = self.state.initial_window = self.display.initial_voi(self.state.index)
+        self._apply_window()
+        self.message.emit("Window from the file")
+
+    def preset(self, number: int) -> None:
+        """Keys 1-9: the modality's presets (SPEC section 6); says so when there is none."""
+        found = preset_window(self.modality, number)
+        if found is None:
+            self.message.emit(f"No window preset {number} for {self.modality or 'this image'}")
+            return
+        name, window = found
+        self.set_window(window)
+        self.message.emit(f"Window: {name} (W {window.width:g} L {window.center:g})")
+
+    def toggle_invert(self) -> None:
+        self.state.invert = not self.state.invert
+        self._apply_window()
+
+    # --- geometry -------------------------------------------------------------------------------------------
+    def _local_rect(self) -> QRectF:
+        """The image in the group's (mm) coordinates, whether or not a frame is drawn yet."""
+        h, w = self._size
+        return QRectF(0, 0, w * self.scale[0], h * self.scale[1])
+
+    def _image_rect(self) -> QRectF:
+        return self.image_group.mapRectToParent(self._local_rect())
+
+    def fit(self) -> None:
+        if self.display is None:
+            return
+        self.state.zoom = 1.0
+        self._fitted = True
+        self.vb.setRange(rect=self._image_rect(), padding=0.02)
+        self._update_annotations()
+
+    def _resized(self, *_):
+        if self._fitted and self.display is not None:
+            self.fit()
+        else:
+            self._update_annotations()
+
+    def _left_fit(self, *_):
+        self._fitted = False
+
+    def zoom_by(self, factor: float) -> None:
+        if self.display is None:
+            return
+        self._fitted = False
+        self.state.zoom_by(factor)
+        self.vb.scaleBy((1 / factor, 1 / factor))
+        self._update_annotations()
+
+    def zoom_in(self) -> None:
+        self.zoom_by(ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(1 / ZOOM_STEP)
+
+    def rotate(self) -> None:
+        self.state.rotate_cw()
+        self._apply_transform()
+        self.fit()
+
+    def flip(self) -> None:
+        self.state.flip_horizontal()
+        self._apply_transform()
+        self.fit()
+
+    def _apply_transform(self) -> None:
+        """Rotation and flip of the image group about the image centre (overlays follow)."""
+        c = self._local_rect().center()
+        t = QTransform()
+        t.translate(c.x(), c.y())
+        if self.state.flip_h:
+            t.scale(-1, 1)
+        t.rotate(90 * self.state.rotation)
+        t.translate(-c.x(), -c.y())
+        self.image_group.setTransform(t)
+
+    def reset(self) -> None:
+        """Esc: cancel a measurement being drawn; otherwise zoom, pan, window, rotation, flip, invert."""
+        if self._drawing is not None:
+            self._cancel_drawing()
+            return
+        self.stop_cine()
+        self.state.reset()
+        self._apply_transform()
+        self._apply_window()
+        self.fit()
+
+    def zoom_percent(self) -> float:
+        px = self.vb.viewPixelSize()[0]
+        return 100.0 * self.scale[0] / px if px > 0 else 100.0
+
+    # --- annotations ----------------------------------------------------------------------------------------
+    def cycle_annotations(self) -> str:
+        mode = self.state.cycle_annotations()
+        self.corners.set_mode(mode)
+        self.message.emit(f"Corner text: {mode}")
+        return mode
+
+    def _update_annotations(self) -> None:
+        if self.stack is None or self.display is None:
+            self.corners.set_text({}, {})
+            return
+        i, n = self.state.index, self.state.count
+        inst_index = self.display.frames[i][0] if i < len(self.display.frames) else 0
+        inst = self.stack.instances[min(inst_index, len(self.stack.instances) - 1)]
+        info = self.case_info
+        image_line = f"Im {i + 1}/{n}"
+        loading = [] if self.is_loaded(i) else ["not loaded" if self._load_finished else "loading…"]
+        pos_line = []
+        if self.stack.positions and inst_index < len(self.stack.positions):
+            pos = self.stack.positions[inst_index]
+            if pos is not None:
+                pos_line.append(f"Pos {pos:.1f} mm")
+        if inst.slice_thickness:
+            pos_line.append(f"Thk {inst.slice_thickness:g} mm")
+        win = self.state.window
+        if isinstance(win, Window):
+            win_line = f"W {win.width:.0f}  L {win.center:.0f}"
+        else:
+            win_line = "VOI LUT" if win is not None else ("colour" if self.display.colour else "")
+        extras = [x for x, on in (("Inverted", self.state.invert), ("Flipped", self.state.flip_h)) if on]
+        if self.state.rotation:
+            extras.append(f"Rotated {90 * self.state.rotation}°")
+        cal = self.calibration
+        spacing_line = (
+            "" if cal.spacing and not cal.note else
+            ("Spacing: detector" if cal.spacing else "No pixel spacing (px)")
+        )
+        full = {
+            "top_left": [x for x in (
+                person_name(inst.patient_name or info.get("patient_name", "")),
+                f"ID {inst.patient_id}" if inst.patient_id else "",
+                " ".join(x for x in (dicom_date(inst.study_date), inst.study_description) if x),
+            ) if x],
+            "top_right": [x for x in (
+                " ".join(x for x in (
+                    self.stack.modality,
+                    f"Se {self.stack.number}" if self.stack.number is not None else "",
+                ) if x),
+                self.stack.description,
+                f"{inst.columns}×{inst.rows}",
+                spacing_line,
+            ) if x],
+            "bottom_left": [image_line, *loading, *([" ".join(pos_line)] if pos_line else [])],
+            "bottom_right": [win_line, f"Zoom {self.zoom_percent():.0f}%", *extras],
+        }
+        minimal = {"bottom_left": [image_line, *loading], "bottom_right": [win_line, *extras]}
+        self.corners.set_text(full, minimal)
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.corners.place()
+
+    # --- cine -----------------------------------------------------------------------------------------------
+    def toggle_cine(self) -> bool:
+        if self.cine_timer.isActive():
+            self.stop_cine()
+        elif self.display is not None and self.state.count > 1:
+            self.cine_timer.start(max(1, round(1000 / max(1, self.cine_fps))))
+            self.cine_changed.emit(True)
+            self.message.emit(f"Cine {self.cine_fps} frames/s")
+        return self.cine_timer.isActive()
+
+    def stop_cine(self) -> None:
+        if self.cine_timer.isActive():
+            self.cine_timer.stop()
+            self.cine_changed.emit(False)
+
+    def set_cine_fps(self, fps: int) -> None:
+        self.cine_fps = max(1, min(120, int(fps)))
+        QSettings().setValue("viewer/cine_fps", self.cine_fps)
+        if self.cine_timer.isActive():
+            self.cine_timer.setInterval(max(1, round(1000 / self.cine_fps)))
+
+    def _cine_tick(self) -> None:
+        self.state.cine_next()
+        self._show()
+
+    # --- pixel value under the cursor -----------------------------------------------------------------------
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.display is None or self._shown is None:
+            return
+        p = self.image.mapFromScene(scene_pos)
+        # the ImageItem's own coordinates are pixels (its rect scales them to mm)
+        col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+        value = self.display.value_at(self.state.index, row, col)
+        if value is None:
+            self.cursor_text.emit("")
+            return
+        if isinstance(value, tuple):
+            text = "RGB " + " ".join(str(v) for v in value)
+        else:
+            unit = UNITS.get(self.modality, "")
+            number = f"{value:.0f}" if float(value).is_integer() or unit else f"{value:.4g}"
+            text = f"{number} {unit}" if unit else f"value {number}"
+        self.cursor_text.emit(f"x {col}  y {row}   {text}")
+
+    # --- tools and measurements -----------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self._cancel_drawing()
+        self.tool = tool
+        self.tool_changed.emit(tool)
+
+    def _to_pixels(self, scene_pos) -> tuple[float, float]:
+        p = self.image.mapFromScene(scene_pos)
+        return p.x(), p.y()
+
+    def _left_drag(self, ev) -> None:
+        ev.accept()
+        if self.display is None:
+            return
+        if self.tool == "window":
+            if self.display.colour or self.state.window is None:
+                return
+            if ev.isStart():
+                self._drag_window = self.display.window_for_drag(self.state.window, self.state.index)
+            if self._drag_window is None:
+                return
+            d = ev.scenePos() - ev.buttonDownScenePos()
+            self.state.window = drag_window(self._drag_window, d.x(), d.y(), self._span)
+            self._apply_window()
+            if ev.isFinish():
+                self._drag_window = None
+        elif self.tool == "zoom":
+            dy = ev.scenePos().y() - ev.lastScenePos().y()
+            factor = 1.01 ** (-dy)
+            self.state.zoom_by(factor)
+            self._fitted = False
+            self.vb.scaleBy((1 / factor, 1 / factor), center=self.vb.mapToView(ev.buttonDownPos()))
+            self._update_annotations()
+        elif self.tool in ("distance", "ellipse"):
+            x, y = self._to_pixels(ev.scenePos())
+            if ev.isStart():
+                x0, y0 = self._to_pixels(ev.buttonDownScenePos())
+                points = (x0, y0, x, y) if self.tool == "distance" else (x0, y0, 0.0, 0.0)
+                self._drawing = self._make_item(Measurement(self.tool, points))
+            if self._drawing is None:
+                return
+            self._drawing.set_end(x, y)
+            self._label(self._drawing)
+            if ev.isFinish():
+                self._commit_drawing()
+
+    def add_measurement(self, kind: str, points: tuple[float, ...]) -> Measurement:
+        """Add a distance (x0, y0, x1, y1) or an ellipse (x, y, w, h) in pixels to the current image."""
+        item = self._make_item(Measurement(kind, tuple(points)))
+        self._drawing = item
+        self._commit_drawing()
+        return item.measurement
+
+    def _make_item(self, m: Measurement) -> MeasureItem:
+        item = MeasureItem(m, self.image_group, self.scale)
+        item.roi.sigRegionChangeFinished.connect(lambda *_: self._edited(item))
+        item.roi.sigRegionChanged.connect(lambda *_: self._label(item))
+        item.roi.sigClicked.connect(lambda *_: self.select(item))
+        item.roi.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        return item
+
+    def _commit_drawing(self) -> None:
+        item, self._drawing = self._drawing, None
+        if item is None:
+            return
+        item.measurement.points = item.points()
+        self.measurements.add(self.image_key(), item.measurement)
+        self._items.append(item)
+        self._label(item)
+        self.select(item)
+
+    def _cancel_drawing(self) -> None:
+        if self._drawing is not None:
+            self._drawing.remove()
+            self._drawing = None
+
+    def _edited(self, item: MeasureItem) -> None:
+        if item is self._drawing:
+            return
+        self.measurements.update(self.image_key(), item.measurement.id, item.points())
+        item.measurement.points = item.points()
+        self._label(item)
+        self.select(item)
+
+    def measurement_text(self, m: Measurement) -> str:
+        """The label of a measurement: mm (or px, or at the detector) for a line; ROI statistics."""
+        if m.kind == "distance":
+            x0, y0, x1, y1 = m.points
+            return format_distance(distance((x0, y0), (x1, y1), self.calibration), self.calibration)
+        if self.display is None or not self.is_loaded(self.state.index):
+            return ""
+        values = self.display.modality_values(self.state.index)
+        stats = ellipse_stats(values, m.points, self.calibration)
+        return format_stats(stats, UNITS.get(self.modality, ""))
+
+    def _label(self, item: MeasureItem) -> None:
+        m = Measurement(item.measurement.kind, item.points(), id=item.measurement.id)
+        item.set_label(self.measurement_text(m))
+
+    def select(self, item: MeasureItem | None) -> None:
+        for it in self._items:
+            it.set_selected(it is item)
+        self._selected = item
+
+    def delete_selected(self) -> bool:
+        """Delete: remove the selected measurement of this image."""
+        item = self._selected
+        if item is None:
+            self.message.emit("No measurement selected")
+            return False
+        self.measurements.remove(self.image_key(), item.measurement.id)
+        item.remove()
+        self._items.remove(item)
+        self._selected = None
+        return True
+
+    def _clear_items(self) -> None:
+        self._cancel_drawing()
+        for item in self._items:
+            item.remove()
+        self._items = []
+        self._selected = None
+
+    def _show_measurements(self) -> None:
+        """Draw the measurements kept for the current image (they stay per image while the case is open)."""
+        self._clear_items()
+        for m in self.measurements.on(self.image_key()):
+            item = self._make_item(m)
+            self._items.append(item)
+            self._label(item)
+
+    def current_measurements(self) -> list[Measurement]:
+        return self.measurements.on(self.image_key())
+
+    # --- overlays for the AI issue --------------------------------------------------------------------------
+    def add_overlay(self, item: pg.GraphicsObject, z: float = 5) -> None:
+        """Attach an item in image pixel coordinates (e.g. a heatmap ImageItem): it follows every transform."""
+        item.setParentItem(self.image_group)
+        item.setZValue(z)
+        if isinstance(item, pg.ImageItem) and item.image is not None:
+            # stretch the overlay (e.g. a 16x16 heatmap) over the whole image
+            h, w = item.image.shape[:2]
+            self_h, self_w = self._size
+            item.setTransform(QTransform.fromScale(self_w * self.scale[0] / w, self_h * self.scale[1] / h))
+
+
+

@@ -1,0 +1,638 @@
+"""The main window: worklist | series strip + image view | findings, wired to the action registry.
+
+Layout (splitters saved and restored): the worklist on the left, the series strip above the image view in
+the centre, the findings panel on the right (a placeholder named `findings` until the AI issue's panel is
+set with `set_findings_panel`). The status bar holds the pixel value, the progress bar (`progress`) with its
+cancel button, and the failed-files count that opens the failed-files dock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.core.dicom.model import FileError, ScanResult, Stack, Study
+from medview.core.viewing.display import StackDisplay
+from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
+from medview.qt.failed_files import FailedFilesPanel
+from medview.qt.image_view import ImageView
+from medview.qt.series_strip import SeriesStrip
+from medview.qt.workers.load import LoadWorker
+from medview.qt.workers.scan import ScanWorker
+from medview.qt.worklist import WorklistPanel
+
+log = logging.getLogger(__name__)
+RECENT_KEY = "recent"
+RECENT_MAX = 10
+TITLE = "medview — research use only, not for diagnosis"
+
+
+class _LoadedStack:
+    """A stack of the open case with its pixels (filled in place while loading) and display mapping."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.volume = None
+        self.display: StackDisplay | None = None
+        self.headers: dict[int, object] = {}
+        self.done = False
+        self.pending_index = 0  # the image to show once the first frame is there
+        self.worker = None
+
+
+def main_stack(stacks: list[Stack]) -> int:
+    """The stack a case opens on: the one with most images (the axial CT, not its topogram), first on ties."""
+    counts = [s.frame_count for s in stacks]
+    return counts.index(max(counts)) if counts else 0
+
+
+def findings_widget(parent: QWidget) -> QWidget:
+    """The AI issue's findings panel (objectName `findings`), or a placeholder where it is not installed."""
+    try:
+        from medview.qt.findings_panel import FindingsPanel
+    except ImportError:
+        return placeholder_findings()
+    return FindingsPanel(parent)
+
+
+def placeholder_findings() -> QWidget:
+    w = QWidget()
+    w.setObjectName("findings")
+    label = QLabel("AI findings\n\n(the findings panel appears here)", w)
+    label.setObjectName("placeholder_text")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    layout = QVBoxLayout(w)
+    layout.addWidget(label)
+    return w
+
+
+class MainWindow(QMainWindow):
+    case_opened = Signal(object)  # Study: the AI worker moves it to the front of its queue
+    stack_shown = Signal(object)  # Stack
+    studies_loaded = Signal(object)  # list[Study], after a scan
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(TITLE)
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
+        self.registry = ActionRegistry(self)
+        self.router = install_key_router(self.registry)
+
+        self.worklist = WorklistPanel(self)
+        self.strip = SeriesStrip(self)
+        self.viewer = ImageView(self)
+        self.viewer.setMinimumWidth(280)
+        self.findings: QWidget = findings_widget(self)
+        centre = QWidget(self)
+        cl = QVBoxLayout(centre)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(2)
+        cl.addWidget(self.strip)
+        cl.addWidget(self.viewer, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(self.worklist)
+        self.splitter.addWidget(centre)
+        self.splitter.addWidget(self.findings)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self._default_split = True  # until a saved layout is restored: shares of the width on first show
+        self.splitter.setChildrenCollapsible(True)
+        self.setCentralWidget(self.splitter)
+
+        self.failed = FailedFilesPanel(self)
+        self.failed_dock = QDockWidget("Failed files", self)
+        self.failed_dock.setObjectName("failed_dock")
+        self.failed_dock.setWidget(self.failed)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.failed_dock)
+        self.failed_dock.hide()
+
+        self._build_status_bar()
+        self._build_menus_and_toolbar()
+        self._wire_actions()
+
+        self.worklist.case_chosen.connect(self.open_case)
+        self.strip.stack_chosen.connect(self.open_stack)
+        self.viewer.cursor_text.connect(self.cursor_label.setText)
+        self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
+        self.viewer.tool_changed.connect(self._tool_changed)
+        self.viewer.cine_changed.connect(self.registry.action("view.cine").setChecked)
+        self.failed.changed.connect(self._failed_changed)
+
+        self.studies: list[Study] = []
+        self.case: Study | None = None
+        self.stacks: list[_LoadedStack] = []
+        self.stack_index = -1
+        self.scan_worker: ScanWorker | None = None
+        self.load_worker: LoadWorker | None = None
+        self._old_workers: list = []
+        self.opened_paths: list[str] = []
+        self.restore_layout()
+        self.setFocusProxy(self.viewer)  # keys start on the image, not in the filter field
+        self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # --- building ---------------------------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel("", self)
+        self.cursor_label.setObjectName("pixel_value")
+        self.cursor_label.setMinimumWidth(200)
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("progress")
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancel")
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.failed_button = QPushButton("", self)
+        self.failed_button.setObjectName("failed_button")
+        self.failed_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.failed_button.setFlat(True)
+        self.failed_button.setStyleSheet("color: #ffab91;")
+        self.failed_button.clicked.connect(lambda: self.failed_dock.setVisible(not self.failed_dock.isVisible()))
+        self.failed_button.hide()
+        bar.addPermanentWidget(self.failed_button)
+        bar.addPermanentWidget(self.cursor_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _build_menus_and_toolbar(self) -> None:
+        a = self.registry.action
+        menus: dict[str, object] = {}
+        for group in GROUPS:
+            menus[group] = self.menuBar().addMenu(group)
+        for action_id, spec in self.registry.specs.items():
+            menus[spec.group].addAction(a(action_id))
+            if action_id == "file.open_files":
+                self.recent_menu = menus["File"].addMenu("Open recent")
+        self._refresh_recent_menu()
+        self.tools = QActionGroup(self)
+        for t in ("window", "pan", "zoom", "distance", "ellipse"):
+            self.tools.addAction(a(f"tool.{t}"))
+        a("tool.window").setChecked(True)
+        tb = self.addToolBar("Tools")
+        tb.setObjectName("toolbar")
+        tb.setMovable(False)
+        for action_id, label in (("file.open", "Open"), ("tool.window", "W/L"), ("tool.pan", "Pan"),
+                                 ("tool.zoom", "Zoom"), ("tool.distance", "Distance"), ("tool.ellipse", "Ellipse"),
+                                 ("view.fit", "Fit"), ("view.invert", "Invert"), ("view.rotate", "Rotate"),
+                                 ("view.flip", "Flip"), ("view.cine", "Cine")):
+            action = a(action_id)
+            action.setIconText(label)
+            tb.addAction(action)
+        self.fps = QSpinBox(self)
+        self.fps.setObjectName("cine_fps")
+        self.fps.setRange(1, 120)
+        self.fps.setSuffix(" fps")
+        self.fps.setValue(self.viewer.cine_fps)
+        self.fps.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.fps.setToolTip("Cine frame rate")
+        self.fps.valueChanged.connect(self.viewer.set_cine_fps)
+        self.fps.editingFinished.connect(lambda: self.viewer.setFocus())
+        tb.addWidget(self.fps)
+        tb.addSeparator()
+        tb.addAction(a("help.shortcuts"))
+        a("help.shortcuts").setIconText("Keys")
+
+    def _wire_actions(self) -> None:
+        r, v = self.registry, self.viewer
+        r.connect("file.open", self.open_folder_dialog)
+        r.connect("file.open_files", self.open_files_dialog)
+        r.connect("app.quit", self.close)
+        r.connect("image.next", lambda: v.step(1))
+        r.connect("image.prev", lambda: v.step(-1))
+        r.connect("image.next10", lambda: v.step(10))
+        r.connect("image.prev10", lambda: v.step(-10))
+        r.connect("image.first", v.first)
+        r.connect("image.last", v.last)
+        r.connect("series.next", lambda: self.step_stack(1))
+        r.connect("series.prev", lambda: self.step_stack(-1))
+        r.connect("case.next", lambda: self.step_case(1))
+        r.connect("case.prev", lambda: self.step_case(-1))
+        r.connect("worklist.filter", self.worklist.focus_filter)
+        r.connect("window.file", v.window_from_file)
+        for n in range(1, 10):
+            r.connect(f"window.preset{n}", lambda n=n: v.preset(n))
+        r.connect("view.invert", lambda _checked=False: v.toggle_invert())
+        r.connect("view.annotations", v.cycle_annotations)
+        r.connect("view.reset", self.reset_view)
+        r.connect("view.fit", v.fit)
+        r.connect("view.zoom_in", v.zoom_in)
+        r.connect("view.zoom_out", v.zoom_out)
+        r.connect("view.rotate", v.rotate)
+        r.connect("view.flip", v.flip)
+        r.connect("view.cine", lambda _checked=False: r.action("view.cine").setChecked(v.toggle_cine()))
+        r.connect("view.fullscreen", lambda checked=False: self.showFullScreen() if checked else self.showNormal())
+        for t in ("window", "pan", "zoom", "distance", "ellipse"):
+            r.connect(f"tool.{t}", lambda _checked=False, t=t: v.set_tool(t))
+        r.connect("measure.delete", v.delete_selected)
+        r.connect("help.shortcuts", self.show_shortcuts)
+        r.connect("help.keymap", self.show_keymap)
+
+    # --- extension points for the AI and review issues --------------------------------------------------------
+    def set_findings_panel(self, widget: QWidget) -> None:
+        """Put the AI issue's findings panel (objectName `findings`) where the placeholder is."""
+        index = self.splitter.indexOf(self.findings)
+        sizes = self.splitter.sizes()
+        old = self.findings
+        self.splitter.replaceWidget(index, widget)
+        old.deleteLater()
+        self.findings = widget
+        self.splitter.setSizes(sizes)
+
+    # --- opening ----------------------------------------------------------------------------------------------
+    def open_folder_dialog(self) -> None:
+        start = self.recent()[0] if self.recent() else os.path.expanduser("~")
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of studies", start)
+        if path:
+            self.open_paths([path])
+
+    def open_files_dialog(self) -> None:
+        start = self.recent()[0] if self.recent() else os.path.expanduser("~")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open DICOM files, a .zip or a DICOMDIR", start, "DICOM, zip, DICOMDIR (*);;Zip archives (*.zip)"
+        )
+        if files:
+            self.open_paths(files)
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Scan `paths` in the background; the worklist fills when the scan is done."""
+        paths = [str(p) for p in paths if str(p)]
+        if not paths:
+            return
+        self._stop_scan()
+        self.opened_paths = paths
+        self.add_recent(paths[0] if len(paths) == 1 else os.path.dirname(paths[0]) or paths[0])
+        self.failed.clear()
+        worker = ScanWorker(paths, self)
+        worker.progress.connect(self._scan_progress)
+        worker.done.connect(self._scan_done)
+        worker.failed.connect(self._scan_failed)
+        worker.finished.connect(self._update_busy)
+        self.scan_worker = worker
+        self._busy("Reading folder…", 0, 0)
+        worker.start()
+
+    def _scan_progress(self, done: int, total: int) -> None:
+        if self.sender() is self.scan_worker:
+            self._busy(f"Reading {done}/{total} files", done, total)
+
+    def _scan_done(self, result: ScanResult, studies: list[Study]) -> None:
+        if self.sender() is not self.scan_worker:
+            return
+        self.failed.add(result.errors)
+        self.set_studies(studies)
+        n = len(studies)
+        note = " (cancelled)" if getattr(result, "cancelled", False) else ""
+        self.statusBar().showMessage(
+            f"{n} case{'s' if n != 1 else ''} found in {result.files} files{note}", 5000)
+
+    def _scan_failed(self, reason: str) -> None:
+        self.failed.add([FileError(", ".join(self.opened_paths), reason)])
+        self.statusBar().showMessage(reason, 8000)
+
+    def set_studies(self, studies: list[Study]) -> None:
+        self.studies = list(studies)
+        self.worklist.set_studies(self.studies)
+        self.studies_loaded.emit(self.studies)
+        if self.worklist.proxy.rowCount():
+            self.open_case(self.worklist.proxy.study_at(0))
+        else:
+            self.close_case()
+
+    # --- cases and stacks -------------------------------------------------------------------------------------
+    def close_case(self) -> None:
+        self._stop_load()
+        self.case = None
+        self.stacks = []
+        self.stack_index = -1
+        self.strip.set_stacks([])
+        self.viewer.measurements.clear()
+        self.viewer.clear()
+
+    def open_case(self, study: Study | None) -> None:
+        if study is None:
+            return
+        if self.case is not None and self.case.study_uid == study.study_uid and self.stacks:
+            self.worklist.select_study(study.study_uid)
+            return
+        self.close_case()
+        self.case = study
+        self.worklist.select_study(study.study_uid)
+        self.stacks = [_LoadedStack(stack) for s in study.series for stack in s.stacks if stack.instances]
+        self.strip.set_stacks([ls.stack for ls in self.stacks])
+        self.case_opened.emit(study)
+        if self.stacks:
+            self.open_stack(main_stack([ls.stack for ls in self.stacks]))
+
+    def step_case(self, delta: int) -> None:
+        study = self.worklist.neighbour(self.case.study_uid if self.case else None, delta)
+        if study is None:
+            self.statusBar().showMessage("No more cases" if delta > 0 else "This is the first case", 2000)
+            return
+        self.open_case(study)
+
+    def step_stack(self, delta: int) -> None:
+        k = self.stack_index + delta
+        if 0 <= k < len(self.stacks):
+            self.open_stack(k)
+        else:
+            self.statusBar().showMessage("No more series in this case", 2000)
+
+    def open_stack(self, k: int, index: int = 0) -> None:
+        """Show stack k of the open case at image `index` (loading it first where needed, that image first)."""
+        if not (0 <= k < len(self.stacks)):
+            return
+        self.stack_index = k
+        self.strip.mark(k)
+        ls = self.stacks[k]
+        ls.pending_index = index
+        if ls.display is not None and ls.done:
+            self._show_stack(ls, index)
+        else:
+            self.viewer.clear()
+            self._start_load(ls, first=index)
+        self.stack_shown.emit(ls.stack)
+
+    def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:
+        """Open the case, series and image of one SOP instance (the AI issue's "F", the review's key images)."""
+        study = next((s for s in self.studies if s.study_uid == study_uid), None)
+        if study is None:
+            return False
+        self.open_case(study)
+        for k, ls in enumerate(self.stacks):
+            index = 0
+            for inst in ls.stack.instances:
+                if inst.sop_instance_uid == sop_instance_uid:
+                    target = index + min(max(0, frame), max(1, inst.frames) - 1)
+                    if k == self.stack_index and ls.display is not None:
+                        self.viewer.go(target)  # drawn now, or as soon as the loader reaches it
+                    else:
+                        self.open_stack(k, target)
+                    return True
+                index += max(1, inst.frames)
+        return False
+
+    def _is_current(self, ls: _LoadedStack) -> bool:
+        return 0 <= self.stack_index < len(self.stacks) and self.stacks[self.stack_index] is ls
+
+    def _show_stack(self, ls: _LoadedStack, index: int = 0) -> None:
+        self.viewer.set_stack(ls.stack, ls.display, ls.volume.loaded, self._case_info(), index=index)
+        if ls.done:
+            self.viewer.loading_finished(ls.display)
+        if not self._text_focus():
+            self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _text_focus(self) -> bool:
+        w = QGuiApplication.focusObject()
+        return w is self.worklist.filter
+
+    def _case_info(self) -> dict:
+        c = self.case
+        return {"patient_name": c.patient_name, "patient_id": c.patient_id} if c else {}
+
+    def _start_load(self, ls: _LoadedStack, first: int = 0) -> None:
+        """Load (or, after a cancel, load again) a stack, beginning with the image the reader wants."""
+        self._stop_load()
+        ls.display = None
+        ls.volume = None
+        worker = LoadWorker(ls.stack, first=first, parent=self)
+        ls.worker = worker  # signals of an earlier, cancelled load of this stack are ignored
+        worker.volume_ready.connect(lambda vol, ls=ls, w=worker: self._volume_ready(ls, w, vol))
+        worker.header_read.connect(lambda i, ds, ls=ls: self._header_read(ls, i, ds))
+        worker.frame_loaded.connect(lambda i, ls=ls: self._frame_loaded(ls, i))
+        worker.progress.connect(lambda d, t, w=worker: self._load_progress(w, d, t))
+        worker.done.connect(lambda vol, ls=ls, w=worker: self._load_done(ls, w, vol))
+        worker.failed.connect(lambda reason, ls=ls: self._load_failed(ls, reason))
+        worker.finished.connect(self._update_busy)
+        self.load_worker = worker
+        n = ls.stack.frame_count
+        self._busy(f"Loading {n} images", 0, n)
+        worker.start()
+
+    def _volume_ready(self, ls: _LoadedStack, worker: LoadWorker, volume) -> None:
+        if worker is not ls.worker:
+            return
+        ls.volume = volume
+        headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
+        ls.display = StackDisplay(volume.array, volume.frames, headers)
+        if self._is_current(ls):
+            self._show_stack(ls, ls.pending_index)
+
+    def _header_read(self, ls: _LoadedStack, index: int, ds) -> None:
+        ls.headers[index] = ds
+        if ls.display is not None:
+            ls.display.set_header(index, ds)
+
+    def _frame_loaded(self, ls: _LoadedStack, i: int) -> None:
+        if self.viewer.display is ls.display and ls.display is not None:
+            self.viewer.frame_loaded(i)
+
+    def _load_progress(self, worker: LoadWorker, done: int, total: int) -> None:
+        if worker is self.load_worker:
+            self._busy(f"Loading {done}/{total} images", done, total)
+
+    def _load_done(self, ls: _LoadedStack, worker: LoadWorker, volume) -> None:
+        self.failed.add(volume.errors)
+        if worker is not ls.worker:
+            return
+        ls.done = not volume.cancelled
+        if ls.volume is None:  # nothing was read, or the loader gave the volume only at the end
+            ls.volume = volume
+            headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
+            ls.display = StackDisplay(volume.array, volume.frames, headers)
+            if self._is_current(ls):
+                self._show_stack(ls, ls.pending_index)
+        if volume.cancelled:
+            self.statusBar().showMessage(
+                f"Loading cancelled: {int(np.count_nonzero(volume.loaded))} of {len(volume.loaded)} images read",
+                5000)
+        self.viewer.loading_finished(ls.display)
+
+    def _load_failed(self, ls: _LoadedStack, reason: str) -> None:
+        self.failed.add([FileError(ls.stack.instances[0].ref.display() if ls.stack.instances else "?", reason)])
+
+    def cancel(self) -> None:
+        """The progress bar's Cancel: stops the scan and the load; what is read stays usable."""
+        if self.scan_worker is not None and self.scan_worker.isRunning():
+            self.scan_worker.cancel()
+        if self.load_worker is not None and self.load_worker.isRunning():
+            self.load_worker.cancel()
+        self.statusBar().showMessage("Cancelling…", 2000)
+
+    def _stop_load(self) -> None:
+        self._retire(self.load_worker)
+        self.load_worker = None
+
+    def _stop_scan(self) -> None:
+        self._retire(self.scan_worker)
+        self.scan_worker = None
+
+    def _retire(self, w) -> None:
+        """Cancel a worker that is no longer wanted; keep it referenced until its thread has finished."""
+        if w is not None and w.isRunning():
+            w.cancel()
+            self._old_workers.append(w)
+            w.finished.connect(lambda w=w: self._forget(w))
+
+    def _forget(self, worker) -> None:
+        if worker in self._old_workers:
+            self._old_workers.remove(worker)
+
+    def busy(self) -> bool:
+        return any(w is not None and w.isRunning() for w in (self.scan_worker, self.load_worker))
+
+    def _busy(self, text: str, done: int, total: int) -> None:
+        self.progress.setRange(0, max(0, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(text)  # an indeterminate bar (total 0) shows no text in most styles
+        self.progress.setToolTip(text)
+        self.progress.show()
+        self.cancel_button.show()
+
+    def _update_busy(self) -> None:
+        if not self.busy():
+            self.progress.hide()
+            self.cancel_button.hide()
+
+    # --- view ---------------------------------------------------------------------------------------------------
+    def reset_view(self) -> None:
+        if self.worklist.filter.hasFocus():
+            self.viewer.setFocus()
+            return
+        self.viewer.reset()
+
+    def _tool_changed(self, tool: str) -> None:
+        self.registry.action(f"tool.{tool}").setChecked(True)
+        self.statusBar().showMessage(f"Left mouse button: {tool}", 2000)
+
+    def _failed_changed(self, n: int) -> None:
+        self.failed_button.setText(f"⚠ {n} file{'s' if n != 1 else ''} failed")
+        self.failed_button.setVisible(n > 0)
+
+    def show_shortcuts(self) -> None:
+        from medview.qt.shortcuts_dialog import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self.registry, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def show_keymap(self) -> None:
+        from medview.qt.keymap_dialog import KeymapDialog
+
+        dialog = KeymapDialog(self.registry, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    # --- drag and drop ------------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802 - Qt API
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # --- recent locations ---------------------------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = QSettings().value(RECENT_KEY, [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def add_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
+        items = [path] + [p for p in self.recent() if p != path]
+        QSettings().setValue(RECENT_KEY, items[:RECENT_MAX])
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent()
+        for path in items:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(items))
+
+    # --- geometry -----------------------------------------------------------------------------------------------
+    def restore_layout(self) -> None:
+        s = QSettings()
+        geometry = s.value("window/geometry")
+        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry) and not self._on_a_screen():
+            self._centre_on_primary()
+        elif not isinstance(geometry, QByteArray):
+            self._centre_on_primary()
+        state = s.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        splitter = s.value("window/splitter")
+        if isinstance(splitter, QByteArray) and self.splitter.restoreState(splitter):
+            self._default_split = False
+        self.failed_dock.hide()
+
+    def save_layout(self) -> None:
+        s = QSettings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.sync()
+
+    def _on_a_screen(self) -> bool:
+        """The saved position is usable only if its centre lies on a screen that still exists."""
+        centre = self.frameGeometry().center()
+        return any(screen.availableGeometry().contains(centre) for screen in QGuiApplication.screens())
+
+    def _centre_on_primary(self) -> None:
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        w, h = min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92))
+        self.resize(w, h)
+        self.move(area.center().x() - w // 2, area.center().y() - h // 2)
+
+    def showEvent(self, event):  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self._default_split:
+            self._default_split = False
+            total = max(self.splitter.width(), 600)
+            self.splitter.setSizes([int(total * 0.39), int(total * 0.45), int(total * 0.16)])
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        self.save_layout()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop every worker and wait for it: no thread outlives the window."""
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.router)
+        self.viewer.stop_cine()
+        self.strip.stop()
+        self._stop_scan()
+        self._stop_load()
+        for w in list(self._old_workers):
+            w.wait(5000)

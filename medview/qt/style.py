@@ -1,0 +1,48 @@
+"""The dark reading-room theme: Fusion style, a dark palette (dialogs and native parts too), the QSS file."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from medview.resources import resource_path
+
+log = logging.getLogger(__name__)
+STYLE_FILE = "style/dark.qss"
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: "#141414",
+        QPalette.ColorRole.WindowText: "#c8c8c8",
+        QPalette.ColorRole.Base: "#101010",
+        QPalette.ColorRole.AlternateBase: "#161616",
+        QPalette.ColorRole.ToolTipBase: "#202020",
+        QPalette.ColorRole.ToolTipText: "#d0d0d0",
+        QPalette.ColorRole.Text: "#c8c8c8",
+        QPalette.ColorRole.Button: "#202020",
+        QPalette.ColorRole.ButtonText: "#c8c8c8",
+        QPalette.ColorRole.BrightText: "#ff8a80",
+        QPalette.ColorRole.Highlight: "#2b4252",
+        QPalette.ColorRole.HighlightedText: "#ececec",
+        QPalette.ColorRole.Link: "#4fc3f7",
+        QPalette.ColorRole.PlaceholderText: "#6a6a6a",
+    }
+    for role, colour in colours.items():
+        p.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#555555"))
+    return p
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    path = resource_path(STYLE_FILE)
+    try:
+        app.setStyleSheet(path.read_text(encoding="utf-8"))
+    except OSError:
+        log.warning("style sheet %s not found; using the palette only", path)

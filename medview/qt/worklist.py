@@ -1,0 +1,110 @@
+"""The worklist panel: a filter field (Ctrl+F) over the table of cases (`worklist`)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+from medview.core.dicom.model import Study
+from medview.qt.models.worklist_model import (
+    COL_AI,
+    COL_DATE,
+    COL_DESCRIPTION,
+    COL_ID,
+    COL_IMAGES,
+    COL_MODALITY,
+    COL_PATIENT,
+    COL_REVIEW,
+    WorklistModel,
+    WorklistProxy,
+)
+
+# (min, max) width in pixels: everything up to the Review column fits in the default panel width
+COLUMN_WIDTHS = {COL_PATIENT: (80, 120), COL_ID: (50, 72), COL_DATE: (86, 86), COL_MODALITY: (36, 44),
+                 COL_IMAGES: (34, 40), COL_AI: (44, 64), COL_REVIEW: (56, 64)}
+
+
+class WorklistPanel(QWidget):
+    case_chosen = Signal(object)  # Study, when the user picks a row (click); keys go through the registry
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = WorklistModel(self)
+        self.proxy = WorklistProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.filter = QLineEdit(self)
+        self.filter.setObjectName("worklist_filter")
+        self.filter.setPlaceholderText("Filter cases (Ctrl+F): name, ID, date, modality, description…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.returnPressed.connect(self._filter_done)
+        self.view = QTableView(self)
+        self.view.setObjectName("worklist")
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # scan order until the user sorts
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_DESCRIPTION, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(30)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.clicked.connect(self._clicked)
+        self.view.activated.connect(self._clicked)  # Enter on a row, while no registry action owns Enter
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.view)
+
+    def set_studies(self, studies: list[Study]) -> None:
+        self.model.set_studies(studies)
+        self.view.resizeColumnsToContents()
+        for col, (lo, hi) in COLUMN_WIDTHS.items():
+            self.view.setColumnWidth(col, min(max(self.view.columnWidth(col), lo), hi))
+
+    def focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    def _filter_done(self) -> None:
+        """Enter in the filter opens the first matching case."""
+        if self.proxy.rowCount():
+            self.select_row(0)
+            self.case_chosen.emit(self.proxy.study_at(0))
+
+    def _clicked(self, index) -> None:
+        study = self.proxy.study_at(index.row())
+        if study is not None:
+            self.case_chosen.emit(study)
+
+    # --- reading order ------------------------------------------------------------------------------------
+    def current_row(self) -> int:
+        idx = self.view.currentIndex()
+        return idx.row() if idx.isValid() else -1
+
+    def select_row(self, row: int) -> None:
+        idx = self.proxy.index(row, 0)
+        self.view.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.view.scrollTo(idx)
+
+    def select_study(self, study_uid: str) -> None:
+        row = self.proxy.row_of(study_uid)
+        if row >= 0:
+            self.select_row(row)
+
+    def neighbour(self, study_uid: str | None, delta: int) -> Study | None:
+        """The case `delta` rows away in the shown (sorted, filtered) order: the reading order."""
+        row = self.proxy.row_of(study_uid) if study_uid else -1
+        target = row + delta if row >= 0 else (0 if delta > 0 else self.proxy.rowCount() - 1)
+        return self.proxy.study_at(target)
