@@ -1,0 +1,365 @@
+"""Model bundles (SPEC section 4): a MONAI-bundle-style folder, or one TorchScript file carrying metadata.json.
+
+Reading a bundle never imports torch and never runs its code: the metadata is parsed (leniently: real bundles
+get `type`/`format` wrong), every problem is collected and reported together in one ModelError naming the
+bundle, and the weights are only handed to `torch.jit.load` (never `torch.load`, never unpickled) by
+`load_torchscript`, after the SHA-256 of the very bytes being loaded matched the metadata.
+
+Checksums: in a folder, `medview.sha256` is the digest of `models/model.ts` (SPEC). A single TorchScript file
+cannot carry its own digest, so there it is the digest of the archive's payload: every zip member except
+`extra/metadata.json`, in archive order (see `payload_sha256`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medview.core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+METADATA_IN_FOLDER = "configs/metadata.json"
+TORCHSCRIPT_IN_FOLDER = "models/model.ts"
+ONNX_IN_FOLDER = "models/model.onnx"
+README_IN_FOLDER = "docs/README.md"
+EXTRA_METADATA = "metadata.json"  # the extra-file name of MONAI's save_net_with_metadata
+WINDOWS = ("dicom", "minmax")
+SCORE_KINDS = ("probabilities", "sigmoid", "softmax")
+RESEARCH_USE_ONLY = "Research use only — not for diagnosis"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """What medview needs to know about a model, read from its metadata; the network itself is not loaded."""
+
+    source: Path                      # the folder, or the single TorchScript file
+    name: str
+    version: str
+    description: str
+    labels: tuple[str, ...]           # findings, in output channel order
+    modalities: tuple[str, ...]
+    window: str | tuple[float, float]  # "dicom" | "minmax" | (center, width)
+    resize: tuple[int, int]           # (H, W) fed to the network
+    num_channels: int
+    value_range: tuple[float, float]
+    scores: str                       # "probabilities" | "sigmoid" | "softmax"
+    heatmap: bool
+    thresholds: dict[str, float]
+    sha256: str
+    torchscript: Path
+    onnx: Path | None = None
+    onnx_sha256: str | None = None
+    readme: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ident(self) -> str:
+        """"name@version", as written in `infer --json` lines and shown in the findings panel."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def single_file(self) -> bool:
+        return self.source.is_file()
+
+    def applies_to(self, modality: str) -> bool:
+        """Whether images of this modality are sent to the model at all."""
+        return (modality or "").strip().upper() in self.modalities
+
+    def flagged(self, scores: dict[str, float], thresholds: dict[str, float] | None = None) -> list[str]:
+        """Labels whose score is at or above its threshold (the bundle's unless the user overrides some)."""
+        limits = {**self.thresholds, **(thresholds or {})}
+        return [label for label in self.labels if scores.get(label, -math.inf) >= limits[label]]
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Read a bundle folder or single TorchScript file; ModelError naming every problem when it is unusable."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise ModelError(f"model {source}: not found")
+    if source.is_dir():
+        meta_file = source / METADATA_IN_FOLDER
+        if not meta_file.is_file():
+            raise ModelError(f"model {source}: no {METADATA_IN_FOLDER} (not a model bundle folder)")
+        ts = source / TORCHSCRIPT_IN_FOLDER
+        if not ts.is_file():
+            raise ModelError(f"model {source}: no {TORCHSCRIPT_IN_FOLDER}")
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model {source}: {METADATA_IN_FOLDER} is not readable JSON ({exc})") from None
+        onnx = source / ONNX_IN_FOLDER
+        readme = source / README_IN_FOLDER
+        return parse_metadata(
+            meta, source, torchscript=ts, onnx=onnx if onnx.is_file() else None,
+            readme=readme if readme.is_file() else None,
+        )
+    meta = _single_file_metadata(source)
+    return parse_metadata(meta, source, torchscript=source)
+
+
+def _single_file_metadata(path: Path) -> dict[str, Any]:
+    """The metadata.json extra file of a TorchScript archive, read with zipfile (nothing is executed)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if _is_extra_metadata(n)]
+            if not names:
+                raise ModelError(
+                    f"model {path}: this TorchScript file carries no {EXTRA_METADATA} extra file "
+                    "(use a bundle folder, or save it with _extra_files={'metadata.json': ...})"
+                )
+            raw = archive.read(names[0])
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"model {path}: not a TorchScript file ({exc})") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model {path}: its {EXTRA_METADATA} is not readable JSON ({exc})") from None
+
+
+def _is_extra_metadata(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) >= 2 and parts[-2] == "extra" and parts[-1] == EXTRA_METADATA
+
+
+def _first(mapping: Any, preferred: str) -> Any:
+    """mapping[preferred], else its only/first value: bundles name their input 'image', 'img', 'x'..."""
+    if not isinstance(mapping, dict) or not mapping:
+        return None
+    if preferred in mapping:
+        return mapping[preferred]
+    return next(iter(mapping.values()))
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_pair(value: Any, cast=float) -> tuple | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        try:
+            return (cast(value[0]), cast(value[1]))
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def parse_metadata(
+    meta: Any,
+    source: Path,
+    *,
+    torchscript: Path,
+    onnx: Path | None = None,
+    readme: Path | None = None,
+) -> ModelBundle:
+    """The MONAI metadata + the "medview" object of SPEC section 4, leniently; all problems in one ModelError."""
+    problems: list[str] = []
+    if not isinstance(meta, dict):
+        raise ModelError(f"model {source}: metadata.json is not a JSON object")
+    ndf = meta.get("network_data_format") if isinstance(meta.get("network_data_format"), dict) else {}
+    if not ndf:
+        problems.append("missing network_data_format")
+    image = _first(ndf.get("inputs"), "image") or {}
+    pred = _first(ndf.get("outputs"), "pred") or {}
+    mv = meta.get("medview")
+    if not isinstance(mv, dict):
+        problems.append('missing the "medview" object (modalities, preprocess, thresholds, sha256)')
+        mv = {}
+
+    # findings: outputs.pred.channel_def, keys "0", "1"... (ints tolerated), ordered by channel
+    labels: list[str] = []
+    channel_def = pred.get("channel_def") if isinstance(pred, dict) else None
+    if isinstance(channel_def, dict) and channel_def:
+        try:
+            labels = [str(v) for _, v in sorted(channel_def.items(), key=lambda kv: int(kv[0]))]
+        except (TypeError, ValueError):
+            problems.append("network_data_format.outputs.pred.channel_def keys must be channel numbers")
+    elif isinstance(channel_def, list) and channel_def:
+        labels = [str(v) for v in channel_def]
+    else:
+        problems.append("missing network_data_format.outputs.pred.channel_def (the names of the findings)")
+    if len(set(labels)) != len(labels):
+        problems.append(f"duplicate finding names in channel_def: {labels}")
+
+    modalities = mv.get("modalities")
+    if isinstance(modalities, str):
+        modalities = [modalities]
+    if not isinstance(modalities, list) or not modalities:
+        problems.append("missing medview.modalities (the modalities the model applies to)")
+        modalities = []
+    modalities = tuple(str(m).strip().upper() for m in modalities)
+
+    pre = mv.get("preprocess") if isinstance(mv.get("preprocess"), dict) else {}
+    window_raw = pre.get("window", "dicom")
+    window: str | tuple[float, float] = "dicom"
+    if isinstance(window_raw, str) and window_raw.strip().lower() in WINDOWS:
+        window = window_raw.strip().lower()
+    elif _as_pair(window_raw) is not None and _as_pair(window_raw)[1] >= 1:
+        window = _as_pair(window_raw)
+    else:
+        problems.append(f'medview.preprocess.window must be "dicom", "minmax" or [center, width >= 1], '
+                        f"not {window_raw!r}")
+    spatial = image.get("spatial_shape") if isinstance(image, dict) else None
+    resize = _as_pair(pre.get("resize"), int) or _as_pair(spatial, int)
+    if resize is None or min(resize) < 1:
+        problems.append("missing medview.preprocess.resize or inputs.image.spatial_shape ([H, W])")
+        resize = (0, 0)
+
+    num_channels = _as_int(image.get("num_channels", 1) if isinstance(image, dict) else 1)
+    if num_channels not in (1, 3):
+        problems.append(f"inputs.image.num_channels must be 1 or 3, not {image.get('num_channels')!r}")
+        num_channels = 1
+    value_range = _as_pair(image.get("value_range") if isinstance(image, dict) else None) or (0.0, 1.0)
+    if not value_range[1] > value_range[0]:
+        problems.append(f"inputs.image.value_range must rise, not {list(value_range)}")
+    dtype = str(image.get("dtype", "float32")).lower() if isinstance(image, dict) else "float32"
+    if dtype not in ("float32", "float", "torch.float32", "np.float32", "numpy.float32"):
+        problems.append(f"inputs.image.dtype must be float32, not {dtype!r}")
+
+    outputs = mv.get("outputs") if isinstance(mv.get("outputs"), dict) else {}
+    scores = str(outputs.get("scores", "probabilities")).strip().lower()
+    if scores in ("probability", "probs", "prob"):
+        scores = "probabilities"
+    if scores not in SCORE_KINDS:
+        problems.append(f'medview.outputs.scores must be one of {", ".join(SCORE_KINDS)}, not {scores!r}')
+    heatmap = bool(outputs.get("heatmap", False))
+
+    thresholds: dict[str, float] = {}
+    raw_thresholds = mv.get("thresholds", {})
+    if not isinstance(raw_thresholds, dict):
+        problems.append("medview.thresholds must map each finding to a number")
+        raw_thresholds = {}
+    for label in labels:
+        value = raw_thresholds.get(label, 0.5)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            problems.append(f"medview.thresholds.{label} is not a number: {value!r}")
+            continue
+        if not 0.0 <= value <= 1.0:
+            problems.append(f"medview.thresholds.{label} must lie in 0..1, not {value}")
+        thresholds[label] = value
+    unknown = sorted(set(raw_thresholds) - set(labels))
+    if unknown:
+        log.warning("model %s: thresholds for unknown findings ignored: %s", source, unknown)
+
+    sha = str(mv.get("sha256", "")).strip().lower()
+    if not sha:
+        problems.append("missing medview.sha256 (the SHA-256 of models/model.ts): unverified weights are refused")
+    elif len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        problems.append(f"medview.sha256 is not a SHA-256 hex digest: {sha!r}")
+    onnx_sha = str(mv.get("onnx_sha256", "")).strip().lower() or None
+
+    if problems:
+        raise ModelError(f"model {source} cannot be used: " + "; ".join(problems))
+    return ModelBundle(
+        source=source,
+        name=str(meta.get("name") or source.stem),
+        version=str(meta.get("version") or "0"),
+        description=str(meta.get("description") or ""),
+        labels=tuple(labels),
+        modalities=modalities,
+        window=window,
+        resize=resize,
+        num_channels=num_channels,
+        value_range=value_range,
+        scores=scores,
+        heatmap=heatmap,
+        thresholds=thresholds,
+        sha256=sha,
+        torchscript=torchscript,
+        onnx=onnx,
+        onnx_sha256=onnx_sha,
+        readme=readme,
+        metadata=meta,
+    )
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def payload_sha256(data: bytes) -> str:
+    """Digest of a TorchScript archive without its extra metadata.json: the single-file form's checksum.
+
+    Each member except `*/extra/metadata.json` and the random `*/.data/serialization_id`, in archive order,
+    contributes its name (without the top folder, which torch names after the file), length and bytes.
+    """
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if _is_extra_metadata(info.filename) or info.filename.endswith("/.data/serialization_id"):
+                continue
+            content = archive.read(info)
+            inner = info.filename.split("/", 1)[-1]  # torch names the top folder after the file: ignored
+            digest.update(inner.encode("utf-8") + b"\0")
+            digest.update(len(content).to_bytes(8, "little"))
+            digest.update(content)
+    return digest.hexdigest()
+
+
+def verified_bytes(bundle: ModelBundle) -> bytes:
+    """The TorchScript bytes, read once and checked against `bundle.sha256`; ModelError on mismatch."""
+    try:
+        data = bundle.torchscript.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {bundle.source}: cannot read {bundle.torchscript.name} ({exc})") from None
+    try:
+        actual = payload_sha256(data) if bundle.single_file else file_sha256(data)
+    except zipfile.BadZipFile:
+        raise ModelError(f"model {bundle.source}: {bundle.torchscript.name} is not a TorchScript file") from None
+    if actual != bundle.sha256:
+        raise ModelError(
+            f"model {bundle.source}: checksum mismatch, {bundle.torchscript.name} has SHA-256 {actual} "
+            f"but the metadata says {bundle.sha256}: the weights were changed or damaged and are refused"
+        )
+    return data
+
+
+def verified_onnx_bytes(bundle: ModelBundle) -> bytes | None:
+    """models/model.onnx when present and, if the metadata gives `onnx_sha256`, matching it."""
+    if bundle.onnx is None:
+        return None
+    data = bundle.onnx.read_bytes()
+    if bundle.onnx_sha256 and file_sha256(data) != bundle.onnx_sha256:
+        raise ModelError(f"model {bundle.source}: checksum mismatch for {ONNX_IN_FOLDER}; refused")
+    return data
+
+
+def load_torchscript(bundle: ModelBundle, device: str = "cpu"):
+    """`torch.jit.load` of the verified bytes (the checksum is checked first); ModelError if torch refuses."""
+    data = verified_bytes(bundle)
+    import torch
+
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location=device)
+    except Exception as exc:  # torch raises RuntimeError and friends for a damaged archive
+        raise ModelError(f"model {bundle.source}: TorchScript could not be loaded ({exc})") from None
+    return module.eval()
+
+
+def save_single_file(module, metadata: dict[str, Any], path: str | Path) -> str:
+    """Save a TorchScript module as one file with `metadata.json` inside; fills in and returns its sha256."""
+    import torch
+
+    meta = json.loads(json.dumps(metadata))
+    mv = meta.setdefault("medview", {})
+    mv.pop("onnx_sha256", None)
+    mv["sha256"] = ""
+    draft = io.BytesIO()
+    torch.jit.save(module, draft, _extra_files={EXTRA_METADATA: json.dumps(meta)})
+    mv["sha256"] = digest = payload_sha256(draft.getvalue())  # the payload does not depend on the metadata
+    torch.jit.save(module, str(path), _extra_files={EXTRA_METADATA: json.dumps(meta, indent=1)})
+    if payload_sha256(Path(path).read_bytes()) != digest:  # pragma: no cover - would be a torch change
+        raise ModelError(f"model {path}: TorchScript archive payload is not reproducible")
+    return digest

@@ -1,0 +1,249 @@
+"""The findings panel (`findings`) and the heatmap overlay drawn over the image view.
+
+The panel is a thin view of plain data: the model's bundle (name, version, findings, thresholds) and one
+`Prediction`. Flagged means score at or above the threshold in force (the bundle's, or the reader's own
+from the preferences). It always shows the "research use only" line: the bundled model is trained on
+synthetic phantoms. The overlay is a pyqtgraph `ImageItem` placed in the image's own pixel coordinates, so
+added as a child of the viewer's image item (or to its ViewBox) it follows zoom, pan, rotation and flip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.core.inference.bundle import RESEARCH_USE_ONLY
+
+COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED = range(4)
+HEADERS = ("Finding", "Score", "Threshold", "Flagged")
+
+
+class FindingsPanel(QWidget):
+    """Per finding: label, score, threshold, flagged; the model's name and version; heatmap controls."""
+
+    finding_selected = Signal(str)     # a finding's label (F: next finding)
+    heatmap_toggled = Signal(bool)     # H
+    opacity_changed = Signal(float)    # 0..1
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("findings")
+        self._labels: list[str] = []
+        self._bundle_thresholds: dict[str, float] = {}
+        self._thresholds: dict[str, float] = {}
+        self._scores: dict[str, float] = {}
+
+        self.model_label = QLabel("No model loaded")
+        self.model_label.setObjectName("findings-model")
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("findings-status")
+        self.status_label.setWordWrap(True)
+
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setObjectName("findings-table")
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+
+        self.heatmap_box = QCheckBox("Heatmap (H)")
+        self.heatmap_box.setObjectName("findings-heatmap")
+        self.heatmap_box.setToolTip("Where the model looked (class activation map)")
+        self.heatmap_box.toggled.connect(self.heatmap_toggled)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setObjectName("findings-opacity")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(45)
+        self.opacity_slider.setToolTip("Heatmap opacity")
+        self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+
+        self.disclaimer = QLabel(RESEARCH_USE_ONLY)
+        self.disclaimer.setObjectName("findings-disclaimer")
+        self.disclaimer.setWordWrap(True)
+        self.disclaimer.setStyleSheet("font-weight: bold; color: #d08000;")
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.heatmap_box)
+        controls.addWidget(QLabel("Opacity"))
+        controls.addWidget(self.opacity_slider, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status_label)
+        layout.addLayout(controls)
+        layout.addWidget(self.disclaimer)
+
+    # -- data in ---------------------------------------------------------------------------------------------
+    def set_model(self, bundle) -> None:
+        """The loaded model (a ModelBundle or anything with name, version, labels, thresholds)."""
+        self.model_label.setText(f"Model: {bundle.name} {bundle.version}")
+        self.model_label.setToolTip(getattr(bundle, "description", ""))
+        self._labels = list(bundle.labels)
+        self._bundle_thresholds = dict(bundle.thresholds)
+        self._thresholds = dict(bundle.thresholds)
+        self._scores = {}
+        self._refresh()
+
+    def set_model_error(self, reason: str) -> None:
+        self.model_label.setText("No AI findings: the model cannot be used")
+        self.status_label.setText(reason)
+
+    def set_thresholds(self, thresholds: dict[str, float] | None) -> None:
+        """The reader's operating points; None resets to the bundle's."""
+        self._thresholds = {**self._bundle_thresholds, **(thresholds or {})}
+        self._refresh()
+
+    def thresholds(self) -> dict[str, float]:
+        return dict(self._thresholds)
+
+    def set_prediction(self, prediction, status: str = "") -> None:
+        """Show one image's scores (a Prediction, or None with a status such as "queued" or an error)."""
+        self._scores = dict(prediction.scores) if prediction is not None else {}
+        self.status_label.setText(status)
+        self._refresh()
+
+    def flagged(self) -> list[str]:
+        return [label for label in self._labels
+                if label in self._scores and self._scores[label] >= self._thresholds.get(label, 0.5)]
+
+    # -- F and H -----------------------------------------------------------------------------------------------
+    def next_finding(self) -> str | None:
+        """Select the next flagged finding (all findings when none is flagged), cycling; emits its label."""
+        candidates = self.flagged() or [label for label in self._labels if label in self._scores]
+        if not candidates:
+            return None
+        current = self.selected_finding()
+        index = (candidates.index(current) + 1) % len(candidates) if current in candidates else 0
+        label = candidates[index]
+        self.table.selectRow(self._labels.index(label))
+        return label
+
+    def selected_finding(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self._labels[rows[0].row()] if rows else None
+
+    def toggle_heatmap(self) -> bool:
+        self.heatmap_box.toggle()
+        return self.heatmap_box.isChecked()
+
+    def heatmap_visible(self) -> bool:
+        return self.heatmap_box.isChecked()
+
+    def opacity(self) -> float:
+        return self.opacity_slider.value() / 100.0
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        selected = self.selected_finding()
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self._labels))
+        flagged = set(self.flagged())
+        for row, label in enumerate(self._labels):
+            score = self._scores.get(label)
+            cells = (
+                label.replace("_", " "),
+                "—" if score is None else f"{score:.3f}",
+                f"{self._thresholds.get(label, 0.5):.2f}",
+                "—" if score is None else ("yes" if label in flagged else "no"),
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col in (COL_SCORE, COL_THRESHOLD):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if label in flagged:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.table.setItem(row, col, item)
+        if selected in self._labels:
+            self.table.selectRow(self._labels.index(selected))
+        self.table.blockSignals(False)
+
+    def _on_selection(self) -> None:
+        label = self.selected_finding()
+        if label is not None:
+            self.finding_selected.emit(label)
+
+
+def heatmap_lut(name: str = "inferno") -> np.ndarray:
+    """A 256-entry RGBA lookup table whose alpha rises with the value, so cold areas do not tint the image."""
+    rgba = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True)
+    rgba = np.asarray(rgba, dtype=np.ubyte).copy()
+    # transparent below a quarter of the map's range, opaque from three quarters up
+    rgba[:, 3] = (np.clip((np.linspace(0.0, 1.0, 256) - 0.25) / 0.5, 0.0, 1.0) * 255).astype(np.ubyte)
+    return rgba
+
+
+def upsample(heatmap: np.ndarray, factor: int = 8) -> np.ndarray:
+    """Bilinear enlargement of a coarse map (pixel centres aligned), so the overlay is smooth, not blocky."""
+    h, w = heatmap.shape
+    rows = np.clip((np.arange(h * factor) + 0.5) / factor - 0.5, 0, h - 1)
+    cols = np.clip((np.arange(w * factor) + 0.5) / factor - 0.5, 0, w - 1)
+    across = np.stack([np.interp(cols, np.arange(w), row) for row in heatmap])
+    return np.stack([np.interp(rows, np.arange(h), col) for col in across.T], axis=1).astype(np.float32)
+
+
+class HeatmapOverlay:
+    """A colour-mapped heatmap `ImageItem` stretched over the image in its pixel coordinates.
+
+    `attach(image_item)` makes it a child of the viewer's image item, so it inherits that item's transform
+    (zoom, pan, rotation, flip); `attach(view_box)` adds it to the ViewBox when the viewer transforms the view.
+    """
+
+    def __init__(self, colormap: str = "inferno", opacity: float = 0.45) -> None:
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setObjectName("heatmap")
+        self.item.setLookupTable(heatmap_lut(colormap))
+        self.item.setZValue(10)
+        self.item.setOpacity(opacity)
+        self.item.setVisible(False)
+        self._has_data = False
+        self._wanted = False
+
+    def attach(self, target) -> None:
+        if isinstance(target, pg.ViewBox):
+            target.addItem(self.item)
+        else:
+            self.item.setParentItem(target)
+
+    def set_heatmap(self, heatmap: np.ndarray | None, image_shape: tuple[int, int] | None = None) -> None:
+        """A [h, w] map in 0..1 over an image of `image_shape` (rows, cols); None clears it."""
+        if heatmap is None:
+            self.item.clear()
+            self._has_data = False
+        else:
+            coarse = np.asarray(heatmap, dtype=np.float32)
+            data = np.ascontiguousarray(upsample(coarse))
+            self.item.setImage(data, levels=(0.0, 1.0), autoLevels=False)
+            rows, cols = image_shape if image_shape is not None else coarse.shape
+            self.item.setRect(QRectF(0.0, 0.0, float(cols), float(rows)))
+            self._has_data = True
+        self.item.setVisible(self._wanted and self._has_data)
+
+    def set_visible(self, visible: bool) -> None:
+        self._wanted = bool(visible)
+        self.item.setVisible(self._wanted and self._has_data)
+
+    def is_visible(self) -> bool:
+        return self.item.isVisible()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))

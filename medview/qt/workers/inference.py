@@ -1,0 +1,256 @@
+"""The app's long-lived AI worker: one QThread that owns the model and scores queued images.
+
+Why a thread of its own: torch's thread count and `inference_mode` are per thread, and the model must be
+loaded once, not per request; so `run()` sets both, loads the bundle and warms it up *inside* the thread.
+The GUI hands it jobs (`enqueue`), may move the open case to the front (`prioritise`), `cancel`s what is
+queued, and `stop`s it on quit. Results leave as plain data (`InferenceResult`) through queued signals:
+the worker never touches a widget. One image that cannot be read or scored is an error result; the queue
+goes on. Results already in the SQLite cache (same SOP Instance UID, frame and model checksum) are
+returned without running the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from PySide6.QtCore import QCoreApplication, QThread, Signal
+
+from medview.core.dicom.source import SourceRef
+from medview.core.inference.results import Prediction, short_reason
+
+log = logging.getLogger(__name__)
+
+OK, NOT_APPLICABLE, ERROR = "ok", "not_applicable", "error"
+
+
+@dataclass(frozen=True)
+class InferenceJob:
+    """One frame to score, with the identifiers the worklist needs to place its result."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    ref: SourceRef
+    modality: str
+    frame: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.sop_instance_uid, self.frame)
+
+    @classmethod
+    def for_instance(cls, inst) -> list["InferenceJob"]:
+        """One job per frame of an `InstanceInfo`."""
+        return [cls(inst.study_uid, inst.series_uid, inst.sop_instance_uid, inst.ref, inst.modality, f)
+                for f in range(max(1, inst.frames))]
+
+
+@dataclass
+class InferenceResult:
+    """What became of one job: status "ok" (with a prediction), "not_applicable" or "error" (with a reason)."""
+
+    job: InferenceJob
+    status: str
+    prediction: Prediction | None = None
+    error: str = ""
+    cached: bool = False
+
+
+class InferenceWorker(QThread):
+    """Scores queued images in the background with one model loaded for the life of the app."""
+
+    model_ready = Signal(object)     # ModelBundle: name, version, labels, thresholds for the findings panel
+    model_failed = Signal(str)       # why the model cannot be used (the worker then stops)
+    result_ready = Signal(object)    # InferenceResult
+    progress = Signal(int, int)      # done, total of the current run of the queue
+    idle = Signal()                  # the queue ran empty
+
+    def __init__(
+        self,
+        model: str | Path,
+        device: str = "auto",
+        *,
+        batch_size: int = 8,
+        num_threads: int | None = None,
+        use_cache: bool = True,
+        parent=None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("inference-worker")
+        self._model_path = model
+        self._device = device
+        self._batch_size = max(1, batch_size)
+        self._num_threads = num_threads
+        self._use_cache = use_cache
+        self._cond = threading.Condition()
+        self._queue: deque[InferenceJob] = deque()
+        self._queued: set[tuple[str, int]] = set()
+        self._priority: str | None = None
+        self._stop = False
+        self._cancel = threading.Event()
+        self._done = 0
+        self._total = 0
+        self.bundle = None  # set in the worker thread once loaded
+        app = QCoreApplication.instance()
+        if app is not None:  # stop cleanly on quit even if the owner forgets to
+            app.aboutToQuit.connect(self.stop)
+
+    # -- called from the GUI thread --------------------------------------------------------------------------
+    def enqueue(self, jobs: Iterable[InferenceJob]) -> int:
+        """Add jobs (ones already queued are ignored); returns how many were added."""
+        added = 0
+        with self._cond:
+            for job in jobs:
+                if job.key in self._queued:
+                    continue
+                self._queue.append(job)
+                self._queued.add(job.key)
+                added += 1
+            self._total += added
+            self._cancel.clear()
+            self._cond.notify_all()
+        return added
+
+    def prioritise(self, study_uid: str | None) -> None:
+        """Score this study's images next, those queued and those queued later (the case the reader opened);
+        None: plain queue order again."""
+        with self._cond:
+            self._priority = study_uid
+
+    def cancel(self) -> int:
+        """Drop every queued job; the batch being scored stops before its next image. Returns the count."""
+        with self._cond:
+            dropped = len(self._queue)
+            self._queue.clear()
+            self._queued.clear()
+            self._total -= dropped
+            self._cancel.set()
+            self._cond.notify_all()
+        return dropped
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def stop(self, timeout_ms: int = 10000) -> bool:
+        """Ask the thread to finish (after the image in hand) and wait for it; True when it has ended."""
+        with self._cond:
+            self._stop = True
+            self._cancel.set()
+            self._cond.notify_all()
+        return self.wait(timeout_ms) if self.isRunning() else True
+
+    # -- the worker thread -----------------------------------------------------------------------------------
+    def run(self) -> None:  # noqa: D102 - documented in the module docstring
+        import torch
+
+        from medview.core.errors import MedviewError
+        from medview.core.inference.bundle import load_bundle
+        from medview.core.inference.cache import ResultCache
+        from medview.core.inference.engine import Engine
+
+        # thread count and inference mode are per thread: set them here, in the thread that infers;
+        # a low priority keeps the GUI thread first in line for the CPU
+        self.setPriority(QThread.Priority.LowPriority)
+        Engine.configure_thread(self._num_threads)
+        with torch.inference_mode():
+            try:
+                bundle = load_bundle(self._model_path)
+                engine = Engine(bundle, device=self._device, batch_size=self._batch_size)
+                engine.warm_up()
+            except MedviewError as exc:
+                self.model_failed.emit(str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever torch raises, the app must go on without AI
+                log.exception("model could not be loaded")
+                self.model_failed.emit(f"the model could not be loaded: {exc}")
+                return
+            self.bundle = bundle
+            self.model_ready.emit(bundle)
+            cache = ResultCache() if self._use_cache else None
+            try:
+                while True:
+                    batch = self._next_batch()
+                    if batch is None:
+                        break
+                    self._process(batch, engine, cache)
+            finally:
+                engine.close()
+                if cache is not None:
+                    cache.close()
+
+    def _next_batch(self) -> list[InferenceJob] | None:
+        """Up to batch_size jobs, the priority study's first; blocks while idle; None when stopping."""
+        with self._cond:
+            while not self._queue and not self._stop:
+                if self._total:
+                    self._done = self._total = 0
+                    self.idle.emit()
+                self._cond.wait()
+            if self._stop:
+                return None
+            self._cancel.clear()
+            batch: list[InferenceJob] = []
+            if self._priority:
+                for job in list(self._queue):
+                    if len(batch) == self._batch_size:
+                        break
+                    if job.study_uid == self._priority:
+                        batch.append(job)
+                for job in batch:
+                    self._queue.remove(job)
+            while self._queue and len(batch) < self._batch_size:
+                batch.append(self._queue.popleft())
+            for job in batch:
+                self._queued.discard(job.key)
+            return batch
+
+    def _emit(self, result: InferenceResult) -> None:
+        with self._cond:
+            self._done += 1
+            done, total = self._done, max(self._total, self._done)
+        self.result_ready.emit(result)
+        self.progress.emit(done, total)
+
+    def _process(self, batch: list[InferenceJob], engine, cache) -> None:
+        from medview.core.dicom import pixels
+        from medview.core.inference.engine import frame_for_model
+
+        bundle = engine.bundle
+        todo: list[InferenceJob] = []
+        images = []
+        for job in batch:
+            if self._cancel.is_set():
+                return
+            if not bundle.applies_to(job.modality):
+                self._emit(InferenceResult(job, NOT_APPLICABLE))
+                continue
+            hit = cache.get(job.sop_instance_uid, job.frame, bundle.sha256) if cache else None
+            if hit is not None:
+                self._emit(InferenceResult(job, OK, hit, cached=True))
+                continue
+            try:
+                images.append(frame_for_model(bundle.window, pixels.read_dataset(job.ref), job.frame))
+                todo.append(job)
+            except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
+                self._emit(InferenceResult(job, ERROR, error=short_reason(exc)))
+        if not todo or self._cancel.is_set():
+            return
+        try:
+            outcomes = engine.predict_images(images)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("a batch of %d images failed: %s", len(todo), exc)
+            outcomes = [f"the model failed on this image: {short_reason(exc)}"] * len(todo)
+        for job, outcome in zip(todo, outcomes):
+            if isinstance(outcome, str):
+                self._emit(InferenceResult(job, ERROR, error=outcome))
+                continue
+            if cache is not None:
+                cache.put(job.sop_instance_uid, job.frame, bundle.sha256, outcome)
+            self._emit(InferenceResult(job, OK, outcome))
+

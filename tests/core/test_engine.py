@@ -1,0 +1,170 @@
+"""The engine: device choice, pre-processing through the display pipeline, batching, refusals, backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medview.core.dicom import pixels
+from medview.core.errors import ModelError, UsageError
+from medview.core.inference import engine as engine_module
+from medview.core.inference.bundle import load_bundle
+from medview.core.inference.engine import Engine, frame_for_model, select_device, to_batch
+from medview.core.inference.network import CamNet
+from tests.factories import write_image
+from tests.inference_factory import LogitNet, NaNNet, WideNet, make_bundle
+
+
+def _ramp(rows=64, cols=48, lo=100, hi=3000):
+    return np.linspace(lo, hi, rows * cols).reshape(rows, cols).astype(np.uint16)
+
+
+def test_device_selection(monkeypatch):
+    monkeypatch.setattr(engine_module, "cuda_available", lambda: False)
+    monkeypatch.setattr(engine_module, "mps_available", lambda: False)
+    assert select_device("auto") == "cpu" and select_device(None) == "cpu" and select_device("cpu") == "cpu"
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        select_device("cuda")
+    with pytest.raises(UsageError, match="MPS"):
+        select_device("mps")
+    with pytest.raises(UsageError, match="unknown device"):
+        select_device("tpu")
+    monkeypatch.setattr(engine_module, "mps_available", lambda: True)
+    assert select_device("auto") == "mps"
+    monkeypatch.setattr(engine_module, "cuda_available", lambda: True)
+    assert select_device("auto") == "cuda"  # CUDA first, then MPS
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1)))
+    images = [np.random.default_rng(i).integers(0, 256, (300, 280), dtype=np.uint8) for i in range(5)]
+    cpu = Engine(bundle, device="cpu").predict_images(images)
+    gpu = Engine(bundle, device="cuda").predict_images(images)
+    assert Engine(bundle, device="auto").device == "cuda"
+    for a, b in zip(cpu, gpu):
+        assert a.scores["cardiomegaly"] == pytest.approx(b.scores["cardiomegaly"], abs=1e-4)
+
+
+def test_preprocessing_is_the_display_pipeline(tmp_path):
+    """"dicom" = exactly what the viewer shows, so MONOCHROME1 CR and MONOCHROME2 DX look alike."""
+    bundle = load_bundle(make_bundle(tmp_path / "m"))
+    stored = _ramp()
+    dx = write_image(tmp_path / "dx.dcm", modality="DX", pixels=stored, bits_stored=12, window=(1550, 2900))
+    cr = write_image(tmp_path / "cr.dcm", modality="CR", pixels=(4095 - stored).astype(np.uint16),
+                     bits_stored=12, window=(4095 - 1550, 2900), photometric="MONOCHROME1")
+    ds_dx, ds_cr = pixels.read_dataset(dx), pixels.read_dataset(cr)
+    assert np.array_equal(frame_for_model(bundle.window, ds_dx), pixels.display_frame(ds_dx))
+    a, b = frame_for_model(bundle.window, ds_dx), frame_for_model(bundle.window, ds_cr)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    engine = Engine(bundle, device="cpu")
+    p_dx, p_cr = engine.predict_datasets([(ds_dx, 0), (ds_cr, 0)])
+    assert p_dx.scores["cardiomegaly"] == pytest.approx(p_cr.scores["cardiomegaly"], abs=1e-3)
+
+
+def test_wrong_modality_is_refused(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m"))
+    ct = pixels.read_dataset(write_image(tmp_path / "ct.dcm", modality="CT"))
+    with pytest.raises(ModelError, match="applies to CR, DX images, not CT"):
+        Engine(bundle, device="cpu").predict_datasets([(ct, 0)])
+
+
+def test_explicit_and_minmax_windows(tmp_path):
+    stored = _ramp(lo=1000, hi=2000)
+    path = write_image(tmp_path / "dx.dcm", modality="DX", pixels=stored, bits_stored=12, window=(500, 100))
+    ds = pixels.read_dataset(path)
+    minmax = load_bundle(make_bundle(tmp_path / "a", window="minmax"))
+    img = frame_for_model(minmax.window, ds)
+    assert img.min() == 0 and img.max() == 255  # spans the values, whatever the file's window says
+    assert frame_for_model("dicom", ds).min() == 255  # file window: all white
+    fixed = load_bundle(make_bundle(tmp_path / "b", window=[1500, 1000]))
+    assert np.array_equal(frame_for_model(fixed.window, ds), pixels.display_frame(ds, window=pixels.Window(1500, 1000)))
+
+
+def test_to_batch_sizes_channels_and_range():
+    images = [np.full((40, 30), 255, np.uint8), np.zeros((50, 60), np.uint8), np.full((40, 30), 51, np.uint8),
+              np.dstack([np.full((20, 20), 255, np.uint8), np.zeros((20, 20), np.uint8),
+                         np.zeros((20, 20), np.uint8)])]
+    x = to_batch(images, (16, 24))
+    assert x.shape == (4, 1, 16, 24) and x.dtype == torch.float32
+    assert torch.allclose(x[0], torch.ones(1)) and torch.allclose(x[1], torch.zeros(1))
+    assert torch.allclose(x[2], torch.full((1,), 0.2))
+    assert torch.allclose(x[3], torch.full((1,), 0.299), atol=1e-3)  # luminance of pure red
+    x3 = to_batch(images[:1], (8, 8), channels=3, value_range=(-1.0, 1.0))
+    assert x3.shape == (1, 3, 8, 8) and torch.allclose(x3, torch.ones(1))
+
+
+def test_batching_keeps_order_and_results(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m", thresholds={"cardiomegaly": 0.5}))
+    levels = [10, 250, 120, 200, 30, 180, 90]
+    images = [np.full((30 + i, 40), v, np.uint8) for i, v in enumerate(levels)]
+    engine = Engine(bundle, device="cpu", batch_size=3)
+    small = engine.predict_images(images)
+    large = Engine(bundle, device="cpu", batch_size=16).predict_images(images)
+    engine.close()  # the CPU thread pool ends; the engine goes on one image after the other
+    assert [p.scores for p in engine.predict_images(images)] == [p.scores for p in small]
+    scores = [p.scores["cardiomegaly"] for p in small]
+    assert np.argsort(scores).tolist() == np.argsort(levels).tolist()
+    assert scores == pytest.approx([p.scores["cardiomegaly"] for p in large], abs=1e-6)
+    assert [p.flagged for p in small] == [["cardiomegaly"] if v / 255 >= 0.5 else [] for v in levels]
+    assert all(p.model == "tiny@0.1" for p in small)
+
+
+def test_heatmap_shows_where_the_bright_region_is(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m"))
+    img = np.zeros((64, 64), np.uint8)
+    img[40:64, 0:16] = 255  # bottom-left
+    (pred,) = Engine(bundle, device="cpu").predict_images([img])
+    assert pred.heatmap.shape == (1, 8, 8) and pred.heatmap.min() == 0.0 and pred.heatmap.max() == 1.0
+    row, col = np.unravel_index(np.argmax(pred.heatmap[0]), (8, 8))
+    assert row >= 5 and col <= 1
+
+
+@pytest.mark.parametrize(
+    "net, scores, words",
+    [
+        (NaNNet(), "probabilities", "NaN"),
+        (WideNet(), "probabilities", "expected [1, 1]"),
+        (LogitNet(), "probabilities", "outside 0..1"),
+    ],
+)
+def test_broken_networks_are_refused_at_warm_up(tmp_path, net, scores, words):
+    bundle = load_bundle(make_bundle(tmp_path / "m", net, scores=scores))
+    engine = Engine(bundle, device="cpu")
+    with pytest.raises(ModelError, match="model .* ") as err:
+        engine.warm_up()
+    assert words in str(err.value) and str(bundle.source) in str(err.value)
+
+
+def test_logits_declared_as_sigmoid(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m", LogitNet(), scores="sigmoid"))
+    (pred,) = Engine(bundle, device="cpu").predict_images([np.full((10, 10), 255, np.uint8)])
+    expected = 1 / (1 + np.exp(-(8.0 * 0.5 * 10 + 5)))  # cam = 8 * (1 - 0.5)
+    assert pred.scores["cardiomegaly"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_optimised_torchscript_and_onnxruntime_agree(tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(3)
+    net = CamNet(1).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so freezing really folds something
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    bundle = load_bundle(make_bundle(tmp_path / "m", net, size=(256, 256), onnx=True))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (300, 260), dtype=np.uint8) for _ in range(4)]
+    ref = Engine(bundle, device="cpu", optimize=False).predict_images(images)
+    for other in (Engine(bundle, device="cpu", optimize=True), Engine(bundle, device="cpu", backend="onnxruntime")):
+        for a, b in zip(ref, other.predict_images(images)):
+            assert a.scores["cardiomegaly"] == pytest.approx(b.scores["cardiomegaly"], abs=1e-4)
+            assert np.abs(a.heatmap - b.heatmap).max() < 1e-3
+
+
+def test_onnxruntime_needs_the_onnx_file(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "m"))
+    with pytest.raises(ModelError, match="no models/model.onnx"):
+        Engine(bundle, device="cpu", backend="onnxruntime")

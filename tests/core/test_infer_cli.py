@@ -1,0 +1,136 @@
+"""`medview infer`: JSON lines of SPEC section 4, skipped modalities, per-file errors, exit codes, the cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medview.cli import main
+from medview.core.inference.engine import Engine
+from tests.factories import truncate, write_image
+from tests.inference_factory import BrightNet, make_bundle
+
+LEVELS = {"bright_dx": ("DX", 3600), "dark_dx": ("DX", 400), "bright_cr": ("CR", 3600), "dark_cr": ("CR", 400)}
+
+
+@pytest.fixture()
+def study(tmp_path):
+    """Four radiographs of known brightness (CR stored MONOCHROME1), one CT slice, one cut-short DX."""
+    folder = tmp_path / "study"
+    for i, (name, (modality, level)) in enumerate(LEVELS.items()):
+        stored = np.full((40, 36), level, np.uint16)
+        stored[:4] = 0
+        if modality == "CR":
+            stored = (4095 - stored).astype(np.uint16)
+        write_image(folder / f"{name}.dcm", modality=modality, pixels=stored, bits_stored=12,
+                    window=(2048, 4096), photometric="MONOCHROME1" if modality == "CR" else "MONOCHROME2",
+                    sop_uid=f"1.2.3.{i}")
+    write_image(folder / "ct.dcm", modality="CT", rows=32, cols=32)
+    broken = write_image(folder / "broken.dcm", modality="DX", rows=64, cols=64)
+    truncate(broken, -2000)
+    return folder
+
+
+def _lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_infer_json_lines(tmp_path, study, capsys):
+    model = make_bundle(tmp_path / "model")
+    code = main(["infer", str(study), "--model", str(model), "--json"])
+    captured = capsys.readouterr()
+    lines = _lines(captured.out)
+    assert code == 1  # the cut-short file failed, every other image was still processed
+    by_file = {line["file"].rsplit("/", 1)[-1]: line for line in lines}
+    assert set(by_file) == {*(f"{n}.dcm" for n in LEVELS), "ct.dcm", "broken.dcm"}
+
+    for i, name in enumerate(LEVELS):
+        line = by_file[f"{name}.dcm"]
+        assert line["status"] == "ok" and line["frame"] == 0 and line["model"] == "tiny@0.1"
+        assert set(line) == {"status", "file", "frame", "study_uid", "series_uid", "sop_instance_uid", "model",
+                             "scores", "flagged"}
+        assert line["sop_instance_uid"] == f"1.2.3.{i}"
+        assert line["flagged"] == (["cardiomegaly"] if name.startswith("bright") else [])
+    # CR (stored MONOCHROME1, inverted values) is seen as displayed: it scores like the same DX image
+    for level in ("bright", "dark"):
+        cr, dx = by_file[f"{level}_cr.dcm"]["scores"], by_file[f"{level}_dx.dcm"]["scores"]
+        assert cr["cardiomegaly"] == pytest.approx(dx["cardiomegaly"], abs=0.01)
+
+    assert by_file["ct.dcm"]["status"] == "skipped" and "CT" in by_file["ct.dcm"]["reason"]
+    err = by_file["broken.dcm"]
+    assert err["status"] == "error" and err["error"]
+    assert "broken.dcm" in captured.err and "Traceback" not in captured.err
+
+
+def test_cache_hit_runs_no_model(tmp_path, study, capsys, monkeypatch):
+    model = make_bundle(tmp_path / "model")
+    main(["infer", str(study), "--model", str(model), "--json"])
+    first = sorted(_lines(capsys.readouterr().out), key=lambda d: d["file"])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model ran although every result was cached")
+
+    monkeypatch.setattr(Engine, "forward", refuse)
+    assert main(["infer", str(study), "--model", str(model), "--json"]) == 1
+    assert sorted(_lines(capsys.readouterr().out), key=lambda d: d["file"]) == first
+
+    # other weights (another checksum) are not served from the cache
+    other = make_bundle(tmp_path / "other", BrightNet(gain=6.0), version="0.2")
+    with pytest.raises(AssertionError, match="model ran"):
+        main(["infer", str(study), "--model", str(other), "--json"])
+    # --no-cache neither reads nor writes it
+    with pytest.raises(AssertionError, match="model ran"):
+        main(["infer", str(study), "--model", str(model), "--json", "--no-cache"])
+
+
+def test_human_output(tmp_path, study, capsys):
+    model = make_bundle(tmp_path / "model")
+    main(["infer", str(study / "bright_dx.dcm"), str(study / "ct.dcm"), "--model", str(model)])
+    out = capsys.readouterr().out
+    assert "bright_dx.dcm: cardiomegaly" in out and "FLAGGED" in out and "tiny@0.1" in out
+    assert "ct.dcm: skipped" in out
+
+
+def test_unusable_model_is_exit_2(tmp_path, study, capsys):
+    missing = tmp_path / "no-such-model"
+    assert main(["infer", str(study), "--model", str(missing), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not found" in err and "Traceback" not in err
+
+    model = make_bundle(tmp_path / "model")
+    (model / "models" / "model.ts").write_bytes(b"PK\x03\x04 damaged")
+    assert main(["infer", str(study), "--model", str(model)]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_missing_input_is_exit_2(tmp_path, capsys):
+    model = make_bundle(tmp_path / "model")
+    assert main(["infer", str(tmp_path / "nowhere"), "--model", str(model)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
+    """The bundled model on `demo-data` output (a seed training never used), checked against ground_truth.csv."""
+    import csv
+
+    from medview.core.inference import metrics
+
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--cases", "16", "--seed", "5005", "--ct-slices", "2"]) == 0
+    capsys.readouterr()
+    assert main(["infer", str(out), "--json"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    truth = {row["sop_instance_uid"]: int(row["label"])
+             for row in csv.DictReader((out / "ground_truth.csv").open(encoding="utf-8"))}
+    ok = [line for line in lines if line["status"] == "ok"]
+    assert {line["sop_instance_uid"] for line in ok} == set(truth)
+    assert all(line["model"] == "medview-cardiomegaly-phantom@1.0.0" for line in ok)
+    skipped = [line for line in lines if line["status"] == "skipped"]
+    assert len(skipped) >= 2 and {line["modality"] for line in skipped} == {"CT"}
+    scores = [line["scores"]["cardiomegaly"] for line in ok]
+    labels = [truth[line["sop_instance_uid"]] for line in ok]
+    assert metrics.roc_auc(scores, labels) >= 0.9
+    agree = sum(("cardiomegaly" in line["flagged"]) == bool(truth[line["sop_instance_uid"]]) for line in ok)
+    assert agree >= 13  # of 16, at the shipped threshold
