@@ -89,7 +89,23 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 def version_text() -> str:
     import platform
 
-    return f"medview {__version__} (Python {platform.python_version()}, {platform.system()} {platform.machine()})"
+    text = f"medview {__version__} (Python {platform.python_version()}, {platform.system()} {platform.machine()})"
+    return text + _build_text()
+
+
+def _build_text() -> str:
+    """A second line "build <commit> <date> <variant> (<platform>)" from resources/build-info.json, which only
+    the frozen app has (packaging/medview.spec writes it); empty from source."""
+    import json
+
+    from medview.resources import resource_path
+
+    try:
+        info = json.loads(resource_path("build-info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""  # running from source: no build
+    commit = (info.get("commit") or "unknown") + ("+dirty" if info.get("dirty") else "")
+    return f"\nbuild {commit} {info.get('built_utc', '')} {info.get('variant', '')} ({info.get('platform', '')})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,159 @@
+"""The AI figures (issue 4).
+
+- throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: TorchScript, frozen and
+  optimised for inference, torch's default thread count) against ONNX Runtime (a plain `InferenceSession` on
+  the bundle's `models/model.onnx`, default options, CPU provider) running the same network on the same
+  prepared batches of 8 (display pipeline + resize done once beforehand, shared by both). Best of N passes
+  over the demo radiographs. Also reported: the engine end to end (`predict_datasets`: pre-processing
+  included), images/s.
+- GUI responsiveness: the app opens a folder of 200 demo radiographs and its AI worker scores them; a 1 ms
+  PreciseTimer with QElapsedTimer records every event-loop interval from the first result to the last;
+  the longest stall and the 99th percentile (benchmarks/_qt_child.py `ai_gui`). Also: time from opening the
+  folder to a flagged case shown at the top of the worklist.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from benchmarks import data
+from benchmarks._common import figure, unavailable
+from benchmarks.viewer import _child, _guard
+
+BATCH = 8
+
+
+def run(quick: bool, repeats: int) -> dict:
+    figures: dict = {}
+    figures.update(_guard("ai_throughput", lambda: _throughput(quick, repeats)))
+    figures.update(_guard("ai_gui_stall", lambda: _gui(quick)))
+    return figures
+
+
+def _radiograph_files(quick: bool) -> list:
+    import pydicom
+
+    folder = data.radiographs(quick)
+    out = []
+    for path in data.all_files(folder):
+        if path.suffix.lower() == ".csv":
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - not DICOM
+            continue
+        if str(ds.get("Modality", "")) in ("CR", "DX"):
+            out.append(path)
+    return out
+
+
+def _throughput(quick: bool, repeats: int) -> dict:
+    import numpy as np
+    import pydicom
+
+    from medview.core.inference.bundle import load_bundle
+    from medview.core.inference.engine import Engine, frame_for_model
+    from medview.resources import bundled_model_path
+
+    bundle = load_bundle(bundled_model_path())
+    files = _radiograph_files(quick)[: 32 if quick else 96]
+    if not files:
+        raise RuntimeError("no demo radiographs")
+    datasets = [pydicom.dcmread(f) for f in files]
+    engine = Engine(bundle, device="cpu", batch_size=BATCH)
+    engine.warm_up()
+    images = [frame_for_model(bundle.window, ds, 0) for ds in datasets]
+    batches = [engine.prepare(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
+    n = len(images)
+
+    def engine_pass() -> float:
+        t0 = time.perf_counter()
+        for x in batches:
+            engine.forward(x)
+        return time.perf_counter() - t0
+
+    def end_to_end() -> float:
+        t0 = time.perf_counter()
+        engine.predict_datasets([(ds, 0) for ds in datasets])
+        return time.perf_counter() - t0
+
+    engine_pass()
+    engine_s = min(engine_pass() for _ in range(repeats))
+    e2e_s = min(end_to_end() for _ in range(repeats))
+    if bundle.onnx is None or not bundle.onnx.is_file():
+        return {"ai_throughput": figure(
+            n / engine_s, "images/s", peer="ONNX Runtime (bundle has no models/model.onnx)", better="higher",
+            goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"ai_throughput": figure(
+            n / engine_s, "images/s", peer="ONNX Runtime (not installed)", better="higher",
+            goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
+    session = ort.InferenceSession(str(bundle.onnx), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    arrays = [np.ascontiguousarray(x.numpy()) for x in batches]
+
+    def ort_pass() -> float:
+        t0 = time.perf_counter()
+        for a in arrays:
+            session.run(None, {name: a})
+        return time.perf_counter() - t0
+
+    ort_pass()
+    ort_s = min(ort_pass() for _ in range(repeats))
+    # same network: the scores must agree, or the timing compares different work
+    import torch
+
+    with torch.inference_mode():
+        ref, _ = engine._raw_forward(batches[0])
+    raw = session.run(None, {name: arrays[0]})[0]
+    if bundle.scores == "sigmoid":
+        raw = 1 / (1 + np.exp(-raw))
+    agree = float(np.abs(np.asarray(raw, dtype=np.float32) - ref).max())
+    rate, peer_rate = n / engine_s, n / ort_s
+    return {"ai_throughput": figure(
+        rate, "images/s", peer=f"ONNX Runtime {ort.__version__} InferenceSession (CPU, defaults), same batches",
+        peer_value=peer_rate, better="higher", goal="ratio >= 1.0", met=rate >= peer_rate, images=n,
+        batch=BATCH, input=list(batches[0].shape), torch_threads=torch.get_num_threads(),
+        end_to_end_images_s=round(n / e2e_s, 1), max_score_diff_vs_peer=round(agree, 6),
+    )}
+
+
+def _gui(quick: bool) -> dict:
+    import medview.app  # noqa: F401 - ImportError marks the figure unavailable
+    from medview.resources import bundled_model_path
+
+    if not bundled_model_path().is_dir():
+        raise RuntimeError(f"no bundled model at {bundled_model_path()}")
+    files = _radiograph_files(quick)
+    folder = data.radiographs(quick)
+    with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
+        doc = _child(["ai_gui", str(folder), str(len(files)), "app"], home, timeout=600)
+    with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
+        peer = _child(["ai_gui", str(folder), str(len(files)), "own"], home, timeout=600)
+    if not doc["worker_found"]:
+        return {"ai_gui_stall": unavailable("no AI worker ran (objectName 'inference-worker')")}
+    if doc["stall_max_ms"] is None:
+        return {"ai_gui_stall": unavailable(f"the worker returned {doc['results']} of {doc['expected']} results")}
+    out = {"ai_gui_stall": figure(
+        doc["stall_max_ms"], "ms",
+        peer="the same InferenceWorker run by the benchmark, results not shown in the app (max stall)",
+        peer_value=peer["stall_max_ms"], better="lower",
+        goal="max < 50 ms and p99 < 20 ms", met=doc["stall_max_ms"] < 50 and doc["stall_p99_ms"] < 20,
+        p99_ms=round(doc["stall_p99_ms"], 2), ticks=doc["ticks"], images=doc["results"],
+        scoring_s=round(doc["scoring_s"], 2) if doc["scoring_s"] else None,
+        whole_run_max_ms=round(doc["whole_run_stall_max_ms"], 1),
+        worker="the benchmark's own InferenceWorker (the app started none)" if doc.get("own_worker")
+        else "the app's InferenceWorker",
+        peer_p99_ms=round(peer["stall_p99_ms"], 2) if peer.get("stall_p99_ms") is not None else None,
+        peer_scoring_s=round(peer["scoring_s"], 2) if peer.get("scoring_s") else None,
+    )}
+    if doc["first_flagged_s"] is not None:
+        out["ai_first_flagged"] = figure(
+            doc["first_flagged_s"] * 1e3, "ms", peer=None, peer_value=None, better="lower",
+            goal="(no goal set) from opening the folder to a flagged case at the top of the worklist", met=None)
+    else:
+        out["ai_first_flagged"] = unavailable("no flagged case reached the top of the worklist")
+    return out

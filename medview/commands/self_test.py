@@ -1,0 +1,172 @@
+"""`medview self-test`: the health check of an installed or frozen medview (exit 0 when healthy).
+
+It proves what a frozen app most often gets wrong: decoder plugins that PyInstaller could not see (pydicom
+imports them lazily by name), data files left behind (samples, the bundled model), torch or Qt plugins
+missing. Each check prints one line; a failed check is one line on stderr naming what is wrong, the others
+still run, and the exit code is 1. Only MEDVIEW_HOME/temp is written (the demo radiograph), and removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+JPEG_SAMPLE = "samples/jpeg_baseline_rgb.dcm"      # JPEG Baseline (1.2.840.10008.1.2.4.50): python-gdcm
+J2K_SAMPLE = "samples/jpeg2000_lossless_mr.dcm"    # JPEG 2000 Lossless (1.2.840.10008.1.2.4.90): openjpeg
+
+
+class CheckFailed(Exception):
+    """A check failed for a reason already put in words."""
+
+
+def _sample(relative: str) -> Path:
+    from medview.resources import resource_path
+
+    path = resource_path(relative)
+    if not path.is_file():
+        raise CheckFailed(f"sample {relative} is missing (looked in {path.parent})")
+    return path
+
+
+def check_decoders() -> str:
+    """The plugins pydicom loads by name must be importable: PyInstaller cannot see them by itself."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGLSLossless, RLELossless
+
+    wanted = {JPEGBaseline8Bit: "gdcm", JPEGLSLossless: "gdcm", JPEG2000Lossless: "pylibjpeg", RLELossless: "pylibjpeg"}
+    found = []
+    for uid, plugin in wanted.items():
+        available = get_decoder(uid).available_plugins
+        if plugin not in available:
+            raise CheckFailed(f"no {plugin} decoder for {uid.name} (available: {', '.join(available) or 'none'})")
+        found.append(f"{uid.name}: {plugin}")
+    return "; ".join(found)
+
+
+def _render(relative: str, transfer_syntax: str) -> str:
+    from medview.core.dicom import pixels
+    from medview.core.dicom.source import SourceRef
+
+    path = _sample(relative)
+    ds = pixels.read_dataset(SourceRef(str(path)))
+    if ds.file_meta.TransferSyntaxUID != transfer_syntax:
+        raise CheckFailed(f"sample {relative} is not {transfer_syntax} but {ds.file_meta.TransferSyntaxUID}")
+    image = pixels.display_frame(ds, 0)
+    if image.dtype.name != "uint8" or image.shape[:2] != (ds.Rows, ds.Columns):
+        raise CheckFailed(f"{relative} rendered as {image.dtype} {image.shape}, expected uint8 {ds.Rows}x{ds.Columns}")
+    if int(image.max()) == int(image.min()):
+        raise CheckFailed(f"{relative} rendered as a blank image")
+    return f"{ds.file_meta.TransferSyntaxUID.name}, {ds.Rows}x{ds.Columns} -> uint8 {'x'.join(map(str, image.shape))}"
+
+
+def check_jpeg() -> str:
+    return _render(JPEG_SAMPLE, "1.2.840.10008.1.2.4.50")
+
+
+def check_jpeg2000() -> str:
+    return _render(J2K_SAMPLE, "1.2.840.10008.1.2.4.90")
+
+
+def check_model(model: str | None, workdir: Path) -> str:
+    """Load the (bundled) model, check its checksum, score one freshly generated demo radiograph."""
+    import pydicom
+
+    from medview.core.inference.bundle import load_bundle
+    from medview.core.inference.engine import Engine
+    from medview.resources import bundled_model_path
+
+    source = Path(model) if model else bundled_model_path()
+    bundle = load_bundle(source)
+    engine = Engine(bundle, device="cpu")
+    radiograph = _demo_radiograph(workdir)
+    [result] = engine.predict_datasets([(pydicom.dcmread(radiograph), 0)])
+    if isinstance(result, str):
+        raise CheckFailed(f"model {bundle.ident} could not score the demo radiograph: {result}")
+    scores = ", ".join(f"{label} {p:.2f}" for label, p in result.scores.items())
+    return f"{bundle.ident} scored a demo radiograph: {scores}"
+
+
+def _demo_radiograph(workdir: Path) -> Path:
+    """One synthetic chest radiograph from medview.core.demo, written below `workdir`."""
+    from medview.core import demo
+
+    summary = demo.generate_demo(workdir / "demo", cases=1, seed=0, ct_slices=0)
+    if not summary.radiographs:
+        raise CheckFailed("medview.core.demo wrote no radiograph")
+    return summary.radiographs[0]
+
+
+def check_window() -> str:
+    """The main window builds offscreen: Qt plugins, styles and icons are all where the app expects them."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    from medview.app import create_app
+
+    # Qt's chatter (e.g. the offscreen plugin's "does not support propagateSizeHints()") goes to the log file,
+    # so that stderr carries only the self-test's own lines: one per failure
+    qt_log = logging.getLogger("qt")
+    serious = (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+    qInstallMessageHandler(lambda kind, _ctx, msg: qt_log.log(logging.WARNING if kind in serious else logging.INFO, msg))
+    app, window = create_app(["medview", "gui"])
+    window.show()
+    app.processEvents()
+    title = window.windowTitle()
+    size = window.size()
+    window.close()
+    app.processEvents()
+    return f"{title!r} {size.width()}x{size.height()} on the {app.platformName()} platform"
+
+
+def run(args) -> int:
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a health check needs no display, on a desktop or in CI
+    from medview import __version__
+    from medview.core.errors import MedviewError
+    from medview.core.home import home_dir
+
+    debug = bool(getattr(args, "debug", False))
+    if not debug:  # progress notes of the app (INFO) belong in its log file, not on the console
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
+    model = getattr(args, "model", None)
+    frozen = " (frozen)" if getattr(sys, "frozen", False) else ""
+    print(f"medview {__version__}{frozen} self-test")
+    failures = 0
+    with tempfile.TemporaryDirectory(dir=home_dir("temp"), prefix="self-test-") as tmp:
+        checks: list[tuple[str, Callable[[], str]]] = [
+            ("decoder plugins", check_decoders),
+            ("JPEG sample", check_jpeg),
+            ("JPEG 2000 sample", check_jpeg2000),
+            ("model", lambda: check_model(model, Path(tmp))),
+            ("main window", check_window),
+        ]
+        for name, check in checks:
+            t0 = time.perf_counter()
+            try:
+                detail = check()
+            except (CheckFailed, MedviewError) as exc:
+                failures += 1
+                _fail(name, str(exc))
+            except Exception as exc:  # noqa: BLE001 - a health check reports every failure as one line
+                failures += 1
+                if debug:
+                    traceback.print_exc()
+                _fail(name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
+            else:
+                print(f"ok    {name}: {detail} ({(time.perf_counter() - t0) * 1e3:.0f} ms)")
+    if failures:
+        print(f"medview self-test: {failures} check(s) failed")
+        return 1
+    print("medview self-test: all checks passed")
+    return 0
+
+
+def _fail(name: str, reason: str) -> None:
+    sys.stdout.flush()
+    print(f"medview self-test: {name} failed: {reason}", file=sys.stderr, flush=True)
