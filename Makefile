@@ -30,7 +30,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks
+	@QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks
 
 package: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[package]'
