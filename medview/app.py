@@ -134,11 +134,20 @@ def create_app(argv: list[str], *, model: str | None = None, device: str = "auto
     apply_dark_theme(app)
     window = MainWindow()
     window.model_path, window.device = model, device  # read by the AI issue's worker
+    from medview.qt.review_controller import ReviewController
+
+    window.review = ReviewController(window)  # the review keys, panel and Review column (issue 5)
     ErrorReporter(window).install()
     window.show()
     window.raise_()
     window.activateWindow()  # without a window manager (kiosk, Xvfb) nothing else makes it active: no shortcuts
     todo = gui_paths(argv) if paths is None else list(paths)
+    from medview.qt.ai_controller import AiController
+
+    window.ai = AiController(window, model=model, device=device)
+    if todo:  # after the first paint, the worker thread imports torch and loads the model beside the scan
+        QTimer.singleShot(0, window.ai.start)
+    # without a path it starts with the first folder opened: no torch (CPU, memory) for an empty window
     if todo:
         QTimer.singleShot(0, lambda: window.open_paths(todo))
     log.info("medview window shown; opening %s", todo or "nothing")

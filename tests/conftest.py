@@ -18,3 +18,17 @@ def medview_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("medview_home")
     monkeypatch.setenv("MEDVIEW_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def own_log_file():
+    """create_app adds medview.log once per process, in the MEDVIEW_HOME of whichever test calls it first:
+    take it off after each test, so every test that starts the app logs into its own home."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    marked = [h for h in root.handlers if getattr(h, "_medview_file_handler", False)]  # medview.app._LOG_MARK
+    for handler in marked:
+        root.removeHandler(handler)
+        handler.close()

@@ -102,6 +102,8 @@ SPECS: list[ActionSpec] = [
     ActionSpec("review.sign_off", "Sign off and open the next unreviewed case", ("Return", "Enter"), "Review",
                enabled=False),
     ActionSpec("review.undo", "Undo the last review action", ("Ctrl+Z",), "Review", enabled=False),
+    ActionSpec("review.note", "Write the case note (Esc saves and leaves it)", ("Ctrl+N",), "Review",
+               enabled=False),
     # Help
     ActionSpec("help.shortcuts", "Keyboard shortcuts", ("F1", "?"), "Help"),
     ActionSpec("help.keymap", "Change shortcuts…", (), "Help"),
@@ -264,7 +266,12 @@ class KeyRouter(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(obj, QWidget):
             return False
-        if obj.window() is not self.registry.window or _is_text_entry(obj):
+        if obj.window() is not self.registry.window:
+            return False
+        if _is_text_entry(obj):
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                event.accept()  # Enter belongs to the field being edited (filter, note), not to "sign off"
+                return True
             return False
         combo = event.keyCombination()
         seq = portable(QKeySequence(combo))

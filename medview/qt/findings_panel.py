@@ -48,6 +48,7 @@ class FindingsPanel(QWidget):
 
         self.model_label = QLabel("No model loaded")
         self.model_label.setObjectName("findings-model")
+        self.model_label.setWordWrap(True)  # a long model name or note must not widen the panel
         self.status_label = QLabel("")
         self.status_label.setObjectName("findings-status")
         self.status_label.setWordWrap(True)
@@ -57,8 +58,11 @@ class FindingsPanel(QWidget):
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
+        # every column as wide as its text (a finding's name is never elided); the last one takes the rest
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -71,7 +75,7 @@ class FindingsPanel(QWidget):
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setObjectName("findings-opacity")
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(45)
+        self.opacity_slider.setValue(55)
         self.opacity_slider.setToolTip("Heatmap opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
 
@@ -86,10 +90,11 @@ class FindingsPanel(QWidget):
         controls.addWidget(self.opacity_slider, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table)
         layout.addWidget(self.status_label)
         layout.addLayout(controls)
         layout.addWidget(self.disclaimer)
+        layout.addStretch(1)  # the table is as tall as its rows: the room below goes to the panel under it
 
     # -- data in ---------------------------------------------------------------------------------------------
     def set_model(self, bundle) -> None:
@@ -176,6 +181,19 @@ class FindingsPanel(QWidget):
         if selected in self._labels:
             self.table.selectRow(self._labels.index(selected))
         self.table.blockSignals(False)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as the header and the rows (at least one row), so no empty grey box fills the panel."""
+        rows = max(1, self.table.rowCount())
+        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+        height += sum(self.table.rowHeight(r) for r in range(self.table.rowCount())) or \
+            self.table.verticalHeader().defaultSectionSize() * rows
+        self.table.setFixedHeight(height)
+        # ... and never narrower than its columns: the splitter then keeps "cardiomegaly 0.997 0.50 yes" whole
+        header = self.table.horizontalHeader()
+        width = sum(max(header.sectionSizeHint(c), self.table.sizeHintForColumn(c)) for c in range(len(HEADERS)))
+        self.table.setMinimumWidth(width + 2 * self.table.frameWidth() + 4)
 
     def _on_selection(self) -> None:
         label = self.selected_finding()
@@ -187,8 +205,9 @@ def heatmap_lut(name: str = "inferno") -> np.ndarray:
     """A 256-entry RGBA lookup table whose alpha rises with the value, so cold areas do not tint the image."""
     rgba = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True)
     rgba = np.asarray(rgba, dtype=np.ubyte).copy()
-    # transparent below a quarter of the map's range, opaque from three quarters up
-    rgba[:, 3] = (np.clip((np.linspace(0.0, 1.0, 256) - 0.25) / 0.5, 0.0, 1.0) * 255).astype(np.ubyte)
+    # transparent below 0.3 of the map's range, opaque from 0.8 up: the low, diffuse part of a class activation
+    # map would otherwise tint the whole field (seen on the demo radiographs) and hide where the model looked
+    rgba[:, 3] = (np.clip((np.linspace(0.0, 1.0, 256) - 0.3) / 0.5, 0.0, 1.0) * 255).astype(np.ubyte)
     return rgba
 
 
@@ -208,7 +227,7 @@ class HeatmapOverlay:
     (zoom, pan, rotation, flip); `attach(view_box)` adds it to the ViewBox when the viewer transforms the view.
     """
 
-    def __init__(self, colormap: str = "inferno", opacity: float = 0.45) -> None:
+    def __init__(self, colormap: str = "inferno", opacity: float = 0.55) -> None:
         self.item = pg.ImageItem(axisOrder="row-major")
         self.item.setObjectName("heatmap")
         self.item.setLookupTable(heatmap_lut(colormap))
@@ -237,6 +256,9 @@ class HeatmapOverlay:
             self.item.setRect(QRectF(0.0, 0.0, float(cols), float(rows)))
             self._has_data = True
         self.item.setVisible(self._wanted and self._has_data)
+
+    def has_heatmap(self) -> bool:
+        return self._has_data
 
     def set_visible(self, visible: bool) -> None:
         self._wanted = bool(visible)

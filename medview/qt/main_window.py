@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
     case_opened = Signal(object)  # Study: the AI worker moves it to the front of its queue
     stack_shown = Signal(object)  # Stack
     studies_loaded = Signal(object)  # list[Study], after a scan
+    shutting_down = Signal()  # the window is closing: owners of other workers (the AI) stop them now
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self._default_split = True  # until a saved layout is restored: shares of the width on first show
+        self._saved_split: QByteArray | None = None  # a restored splitter state, applied again on first show
         self.splitter.setChildrenCollapsible(True)
         self.setCentralWidget(self.splitter)
 
@@ -188,6 +190,12 @@ class MainWindow(QMainWindow):
             if action_id == "file.open_files":
                 self.recent_menu = menus["File"].addMenu("Open recent")
         self._refresh_recent_menu()
+        # Preferences (model, device, thresholds): enabled by the AI issue's controller, which opens the dialog
+        self.preferences_action = QAction("Preferences…", self)
+        self.preferences_action.setObjectName("app.preferences")
+        self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.preferences_action.setEnabled(False)
+        menus["File"].insertAction(a("app.quit"), self.preferences_action)
         self.tools = QActionGroup(self)
         for t in ("window", "pan", "zoom", "distance", "ellipse"):
             self.tools.addAction(a(f"tool.{t}"))
@@ -254,12 +262,28 @@ class MainWindow(QMainWindow):
     # --- extension points for the AI and review issues --------------------------------------------------------
     def set_findings_panel(self, widget: QWidget) -> None:
         """Put the AI issue's findings panel (objectName `findings`) where the placeholder is."""
-        index = self.splitter.indexOf(self.findings)
-        sizes = self.splitter.sizes()
+        parent = self.findings.parentWidget()
+        splitter = parent if isinstance(parent, QSplitter) else self.splitter  # beside the review panel
+        index = splitter.indexOf(self.findings)
+        sizes = splitter.sizes()
         old = self.findings
-        self.splitter.replaceWidget(index, widget)
+        splitter.replaceWidget(index, widget)
         old.deleteLater()
         self.findings = widget
+        splitter.setSizes(sizes)
+
+    def set_review_panel(self, widget: QWidget) -> None:
+        """Put the review issue's panel (objectName `review`) under the findings panel, on the right."""
+        index = self.splitter.indexOf(self.findings)
+        sizes = self.splitter.sizes()
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.right_splitter.setObjectName("right_splitter")
+        self.splitter.replaceWidget(index, self.right_splitter)
+        self.right_splitter.addWidget(self.findings)
+        self.right_splitter.addWidget(widget)
+        self.right_splitter.setStretchFactor(0, 1)
+        self.right_splitter.setStretchFactor(1, 1)
+        self.review_panel = widget
         self.splitter.setSizes(sizes)
 
     # --- opening ----------------------------------------------------------------------------------------------
@@ -590,6 +614,9 @@ class MainWindow(QMainWindow):
         splitter = s.value("window/splitter")
         if isinstance(splitter, QByteArray) and self.splitter.restoreState(splitter):
             self._default_split = False
+            # applied again on first show: restored before the window has its size, the splitter squeezes the
+            # worklist to a 36 px strip (seen on every second start) and gives the width to the image
+            self._saved_split = splitter
         self.failed_dock.hide()
 
     def save_layout(self) -> None:
@@ -615,6 +642,9 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event):  # noqa: N802 - Qt API
         super().showEvent(event)
+        saved, self._saved_split = self._saved_split, None
+        if saved is not None:
+            self.splitter.restoreState(saved)
         if self._default_split:
             self._default_split = False
             total = max(self.splitter.width(), 600)
@@ -627,6 +657,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop every worker and wait for it: no thread outlives the window."""
+        self.shutting_down.emit()
         app = QGuiApplication.instance()
         if app is not None:
             app.removeEventFilter(self.router)

@@ -244,18 +244,37 @@ def test_ctrl_f_filters_and_typing_is_not_a_shortcut(window, qtbot):
     assert w.case.patient_id == "PCR"
 
 
-def test_ai_and_review_keys_disabled_until_attached(window, qtbot):
-    w, v = window, window.viewer
-    for action_id in ("ai.heatmap", "ai.next_finding", "review.agree", "review.disagree", "review.key_image",
-                      "review.sign_off", "review.undo", "case.next_unreviewed", "file.export"):
+AI_AND_REVIEW_KEYS = ("ai.heatmap", "ai.next_finding", "review.agree", "review.disagree", "review.key_image",
+                      "review.sign_off", "review.undo", "case.next_unreviewed", "file.export")
+
+
+def test_ai_and_review_keys_disabled_until_attached(qtbot):
+    """A bare main window shows the AI and review keys disabled; attaching a handler enables the key everywhere."""
+    from medview.app import configure_settings
+    from medview.qt.main_window import MainWindow
+
+    configure_settings()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    for action_id in AI_AND_REVIEW_KEYS:
         assert not w.registry.action(action_id).isEnabled()
     calls = []
     _press(qtbot, w.worklist.view, Qt.Key.Key_H)
     assert calls == []
     w.registry.attach("ai.heatmap", lambda checked=False: calls.append("heatmap"))
     _press(qtbot, w.worklist.view, Qt.Key.Key_H)
-    _press(qtbot, v, Qt.Key.Key_H)
-    assert calls == ["heatmap", "heatmap"]
+    assert calls == ["heatmap"]
+    w.close()
+
+
+def test_create_app_attaches_the_ai_and_review_keys(window):
+    """The app as `medview gui` builds it has its AI and review controllers wired: every key is live."""
+    assert window.ai is not None and window.review is not None
+    for action_id in AI_AND_REVIEW_KEYS:
+        assert window.registry.action(action_id).isEnabled(), action_id
 
 
 def test_wheel_scrolls_the_stack(window, qtbot):

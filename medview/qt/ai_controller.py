@@ -1,0 +1,563 @@
+"""The AI in the app: one long-lived `InferenceWorker`, the worklist's AI column, the findings panel, H.
+
+`AiController` is created by `create_app` and started with a zero-delay timer after the window is shown, so
+the window paints before the worker thread imports torch (without a path to open: with the first folder
+opened, so an empty window costs no torch import). It
+
+- enqueues every image of the studies the window loads (`studies_loaded`) that the model applies to, and
+  moves the open case (`case_opened`) to the front of the queue;
+- keeps every result per study (`results_for`), and from them the worklist's AI cell: queued, running,
+  flagged, not flagged, not applicable or error, with the highest score; the worklist is sorted on that
+  column (flagged first, most suspicious on top) until the reader clicks a header;
+- shows the image on screen in the findings panel (`set_prediction`) and its heatmap as an overlay on the
+  viewer's image item (H), so it follows zoom, pan, rotation, flip and the image shown;
+- reads the preferences (model folder, device, the reader's thresholds) from QSettings; a new threshold
+  re-evaluates flagged state from the results in hand, a new model or device restarts the worker;
+- stops the worker when the window shuts down.
+
+The worker sends plain data by queued signal; only this object, in the GUI thread, touches widgets.
+For the review session: `results_for`, `thresholds`, `bundle`, `study_results_changed`, `show_heatmap_for`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import re
+import weakref
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtGui import QAction
+
+from medview.core.dicom.model import Study
+from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
+from medview.qt.models.worklist_model import COL_AI
+from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_KEY, DEVICE_KEY, THRESHOLDS_GROUP = "ai/model", "ai/device", "ai/thresholds"
+
+# worklist states, in reading order: the sort value's integer part (ascending = flagged first)
+QUEUED, RUNNING, FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, ERROR_TEXT = (
+    "queued", "running", "flagged", "not flagged", "not applicable", "error")
+_RANK = {FLAGGED: 0, RUNNING: 1, QUEUED: 2, NOT_FLAGGED: 3, ERROR_TEXT: 4, NOT_APPLICABLE_TEXT: 5}
+
+
+def study_jobs(study: Study) -> list[InferenceJob]:
+    """Every frame of a study's image stacks, as the viewer shows them."""
+    return [job for series in study.series for stack in series.stacks for inst in stack.instances
+            for job in InferenceJob.for_instance(inst)]
+
+
+def settings_key(text: str) -> str:
+    """A model or finding name usable as one QSettings key level."""
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text) or "_"
+
+
+def study_status(results: list[InferenceResult], expected: int, flagged_of) -> tuple[str, float, float | None]:
+    """(state, sort value, highest score) of one case from its results so far.
+
+    `expected`: how many images the model applies to; `flagged_of(prediction)`: the labels flagged under the
+    thresholds in force. Ascending sort value: flagged (highest score first), running, queued, not flagged
+    (highest score first), error, not applicable.
+    """
+    if expected == 0:
+        return NOT_APPLICABLE_TEXT, float(_RANK[NOT_APPLICABLE_TEXT]), None
+    oks = [r.prediction for r in results if r.status == OK and r.prediction is not None]
+    done = sum(1 for r in results if r.status in (OK, ERROR))
+    top = max((max(p.scores.values(), default=0.0) for p in oks), default=None)
+    flagged = [p for p in oks if flagged_of(p)]
+    if flagged:
+        score = max(max(p.scores[label] for label in flagged_of(p)) for p in flagged)
+        return FLAGGED, _RANK[FLAGGED] + (1.0 - min(max(score, 0.0), 1.0)) * 0.999, score
+    if done < expected:
+        state = RUNNING if done else QUEUED
+        return state, float(_RANK[state]), top
+    if not oks:
+        return ERROR_TEXT, float(_RANK[ERROR_TEXT]), None
+    return NOT_FLAGGED, _RANK[NOT_FLAGGED] + (1.0 - min(max(top, 0.0), 1.0)) * 0.999, top
+
+
+def status_text(state: str, score: float | None, done: int = 0, expected: int = 0) -> str:
+    if state == RUNNING and expected:
+        return f"running {done}/{expected}"
+    if score is not None and state in (FLAGGED, NOT_FLAGGED):
+        return f"{state} {score:.2f}"
+    return state
+
+
+def _stop_at_exit(ref) -> None:
+    controller = ref()
+    try:
+        if controller is not None and not controller._stopped:
+            controller.shutdown()
+    except RuntimeError:  # its Qt objects are already gone: so is the thread
+        pass
+
+
+class AiController(QObject):
+    """Owns the inference worker and shows its results in the worklist, the findings panel and the viewer."""
+
+    study_results_changed = Signal(str)  # study UID: a result arrived, or the thresholds changed
+    model_changed = Signal(object)       # the ModelBundle in use, or None (failed)
+
+    def __init__(self, window, model: str | Path | None = None, device: str = "auto", *,
+                 worker_factory=InferenceWorker) -> None:
+        super().__init__(window)
+        self.setObjectName("ai_controller")
+        self.window = window
+        self._cli_model = str(model) if model else None
+        self._cli_device = device if device and device != "auto" else None
+        self._worker_factory = worker_factory
+        self.worker: InferenceWorker | None = None
+        self._old_workers: list[InferenceWorker] = []
+        self.bundle = None
+        self.model_error = ""
+        self._studies: dict[str, Study] = {}
+        self._jobs: dict[str, list[InferenceJob]] = {}
+        self._results: dict[str, dict[tuple[str, int], InferenceResult]] = {}
+        self._cells: dict[str, tuple[str, float]] = {}
+        self._priority: str | None = None
+        self._heatmap_label: str | None = None
+        self._overlay_key: tuple | None = None
+        self._auto_sort = True
+        self._started = False
+        self._stopped = False
+
+        panel = window.findings
+        if not isinstance(panel, FindingsPanel):
+            panel = FindingsPanel(window)
+            window.set_findings_panel(panel)
+        self.panel: FindingsPanel = panel
+        self.panel.model_label.setText("AI model: loaded when studies are opened")
+        self.overlay = HeatmapOverlay(opacity=self.panel.opacity())
+        self.overlay.attach(window.viewer.image)  # a child of the image item: every view transform applies
+
+        window.studies_loaded.connect(self._studies_loaded)
+        window.case_opened.connect(self._case_opened)
+        window.stack_shown.connect(lambda _stack: self._refresh_view())
+        window.viewer.index_changed.connect(lambda _i, _n: self._refresh_view())
+        if hasattr(window, "shutting_down"):
+            window.shutting_down.connect(self.shutdown)
+        header = window.worklist.view.horizontalHeader()
+        header.sectionClicked.connect(self._user_sorted)
+
+        self.panel.heatmap_toggled.connect(self._heatmap_toggled)
+        self.panel.opacity_changed.connect(self.overlay.set_opacity)
+        self.panel.finding_selected.connect(self._finding_selected)
+        self.heatmap_action: QAction = window.registry.attach("ai.heatmap", self.set_heatmap_visible)
+        prefs = getattr(window, "preferences_action", None)
+        if prefs is not None:
+            prefs.triggered.connect(self.show_preferences)
+            prefs.setEnabled(True)
+
+    # --- the review session's API ---------------------------------------------------------------------------
+    def results_for(self, study_uid: str) -> list[InferenceResult]:
+        """Every result of a study so far (scored, not applicable, error), in image order."""
+        got = self._results.get(study_uid, {})
+        return [got[j.key] for j in self._jobs.get(study_uid, []) if j.key in got]
+
+    def thresholds(self) -> dict[str, float]:
+        """The operating point per finding in force: the bundle's, with the reader's overrides."""
+        base = dict(self.bundle.thresholds) if self.bundle is not None else {}
+        return {**base, **self.threshold_overrides()}
+
+    def flagged(self, prediction) -> list[str]:
+        """The labels of a prediction flagged under the thresholds in force (at or above)."""
+        limits = self.thresholds()
+        return [label for label, score in prediction.scores.items()
+                if label in limits and score >= limits[label]]
+
+    def show_heatmap_for(self, sop_instance_uid: str, frame: int, label: str) -> None:
+        """After F: show `label`'s heatmap on that image (now, or as soon as the viewer shows it)."""
+        if label and self.bundle is not None and label in self.bundle.labels:
+            self._heatmap_label = label
+            self.panel.table.blockSignals(True)
+            self.panel.table.selectRow(list(self.bundle.labels).index(label))
+            self.panel.table.blockSignals(False)
+        self.set_heatmap_visible(True)  # shown on that image when the viewer shows it (it follows the image)
+
+    # --- settings ---------------------------------------------------------------------------------------------
+    def model_path(self) -> str:
+        """--model, else the preference, else the bundled model."""
+        from medview.resources import bundled_model_path
+
+        return self._cli_model or str(QSettings().value(MODEL_KEY, "") or "") or str(bundled_model_path())
+
+    def device(self) -> str:
+        value = self._cli_device or str(QSettings().value(DEVICE_KEY, "auto") or "auto")
+        return value if value in DEVICES else "auto"
+
+    def _threshold_group(self) -> str:
+        name = self.bundle.name if self.bundle is not None else "_"
+        return f"{THRESHOLDS_GROUP}/{settings_key(name)}"
+
+    def threshold_overrides(self) -> dict[str, float]:
+        """The reader's thresholds for the model in use (stored only where they differ from the bundle's)."""
+        if self.bundle is None:
+            return {}
+        s = QSettings()
+        s.beginGroup(self._threshold_group())
+        out = {}
+        for label in self.bundle.labels:
+            value = s.value(settings_key(label))
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number) and 0.0 <= number <= 1.0:
+                out[label] = number
+        s.endGroup()
+        return out
+
+    def set_thresholds(self, thresholds: dict[str, float] | None) -> None:
+        """Store the reader's thresholds (None: the bundle's) and re-evaluate every case; nothing is rerun."""
+        if self.bundle is None:
+            return
+        s = QSettings()
+        s.remove(self._threshold_group())
+        s.beginGroup(self._threshold_group())
+        for label, value in (thresholds or {}).items():
+            if label in self.bundle.thresholds and abs(float(value) - self.bundle.thresholds[label]) > 1e-9:
+                s.setValue(settings_key(label), float(value))
+        s.endGroup()
+        s.sync()
+        self.panel.set_thresholds(self.threshold_overrides())
+        for uid in self._studies:
+            self._update_cell(uid)
+            self.study_results_changed.emit(uid)
+        self._refresh_view()
+
+    def apply_preferences(self, model: str | None, device: str, thresholds: dict[str, float] | None) -> None:
+        """The preferences dialog's Apply: thresholds at once; a new model or device restarts the worker."""
+        s = QSettings()
+        before = (self.model_path(), self.device())
+        s.setValue(MODEL_KEY, model or "")
+        s.setValue(DEVICE_KEY, device if device in DEVICES else "auto")
+        s.sync()
+        self._cli_model = self._cli_device = None  # the reader's choice now rules over the command line
+        if (self.model_path(), self.device()) != before or self.bundle is None:
+            self.restart()
+            return
+        self.set_thresholds(thresholds)
+
+    def show_preferences(self) -> None:
+        from medview.qt.preferences_dialog import PreferencesDialog
+
+        dialog = PreferencesDialog(self, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.preferences_dialog = dialog
+
+    # --- the worker ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker (call after the window is shown: torch is imported in the worker's thread)."""
+        if self._started or self._stopped:
+            return
+        self._started = True
+        self.panel.model_label.setText("Loading the AI model…")
+        self._new_worker()
+        # an embedding script may end without closing the window: never leave Python's exit to a running thread
+        ref = weakref.ref(self)
+        atexit.register(lambda: _stop_at_exit(ref))
+
+    def _new_worker(self) -> None:
+        w = self._worker_factory(self.model_path(), self.device(), parent=self)
+        w.model_ready.connect(lambda bundle, w=w: self._model_ready(w, bundle))
+        w.model_failed.connect(lambda reason, w=w: self._model_failed(w, reason))
+        w.result_ready.connect(lambda result, w=w: self._result(w, result))
+        w.progress.connect(lambda done, total, w=w: self._progress(w, done, total))
+        w.idle.connect(lambda w=w: self._idle(w))
+        self.worker = w
+        if self._priority:
+            w.prioritise(self._priority)
+        w.start()
+        log.info("AI worker started: model %s, device %s", self.model_path(), self.device())
+
+    def restart(self) -> None:
+        """A new model or device: stop the worker (without waiting), forget its results, start another."""
+        self._retire(self.worker)
+        self.worker = None
+        self.bundle = None
+        self.model_error = ""
+        self._results = {uid: {} for uid in self._studies}
+        self.panel.model_label.setText("Loading the AI model…")
+        self.panel.status_label.setText("")
+        self.overlay.set_heatmap(None)
+        self._overlay_key = None
+        for uid in self._studies:
+            self._update_cell(uid)
+        self._started = True
+        self._new_worker()
+
+    def _retire(self, w: InferenceWorker | None) -> None:
+        if w is None:
+            return
+        w.stop(0)  # asks it to stop; its signals are ignored from now on (w is no longer self.worker)
+        if w.isRunning():
+            self._old_workers.append(w)
+            w.finished.connect(lambda w=w: self._old_workers.remove(w) if w in self._old_workers else None)
+
+    def shutdown(self) -> None:
+        """Stop the worker and wait for it (the window is closing)."""
+        self._stopped = True
+        for w in [self.worker, *self._old_workers]:
+            if w is not None and not w.stop(10000):
+                log.warning("the AI worker did not stop within 10 s")
+        self._old_workers.clear()
+
+    def _model_ready(self, w, bundle) -> None:
+        if w is not self.worker:
+            return
+        self.bundle = bundle
+        self.model_error = ""
+        self.panel.set_model(bundle)
+        self.panel.set_thresholds(self.threshold_overrides())
+        self.model_changed.emit(bundle)
+        self._enqueue(list(self._studies))
+
+    def _model_failed(self, w, reason: str) -> None:
+        if w is not self.worker:
+            return
+        self.bundle = None
+        self.model_error = reason
+        log.warning("AI model unusable: %s", reason)
+        # 64-digit checksums cannot wrap and would widen the panel: shortened here, whole in the tooltip
+        short = re.sub(r"\b([0-9a-fA-F]{12})[0-9a-fA-F]{20,}\b", r"\1…", reason)
+        self.panel.set_model_error(
+            f"The AI model could not be loaded: {short.rstrip('.')}.\n"
+            "The viewer works without it; choose another model in File → Preferences.")
+        self.panel.status_label.setToolTip(reason)
+        self.model_changed.emit(None)
+        for uid in self._studies:
+            self._update_cell(uid)
+        self._hide_progress()
+
+    def _result(self, w, result: InferenceResult) -> None:
+        if w is not self.worker:
+            return
+        uid = result.job.study_uid
+        if uid not in self._studies:
+            return  # a study of a folder no longer open
+        self._results.setdefault(uid, {})[result.job.key] = result
+        self._update_cell(uid)
+        self.study_results_changed.emit(uid)
+        case = self.window.case
+        if case is not None and case.study_uid == uid:
+            self._refresh_view()
+
+    def _progress(self, w, done: int, total: int) -> None:
+        if w is not self.worker or self.window.busy():
+            return  # the scan's or the load's progress has the bar
+        bar = self.window.progress
+        bar.setRange(0, max(total, 1))
+        bar.setValue(done)
+        text = f"AI: {done}/{total} images scored"
+        bar.setFormat(text)
+        bar.setToolTip(text)
+        bar.show()
+
+    def _idle(self, w) -> None:
+        if w is self.worker:
+            self._hide_progress()
+
+    def _hide_progress(self) -> None:
+        if not self.window.busy():
+            self.window.progress.hide()
+
+    # --- studies ---------------------------------------------------------------------------------------------
+    def _studies_loaded(self, studies: list[Study]) -> None:
+        self.start()  # a window opened without a folder starts its worker with the first one
+        self._studies = {s.study_uid: s for s in studies}
+        self._jobs = {s.study_uid: study_jobs(s) for s in studies}
+        self._results = {uid: got for uid, got in self._results.items() if uid in self._studies}
+        self._cells.clear()
+        if self.worker is not None:
+            self.worker.cancel()  # the previous folder's queue
+        for uid in self._studies:
+            self._update_cell(uid)
+        view = self.window.worklist.view
+        wanted = view.fontMetrics().horizontalAdvance("not flagged 0.00") + 16
+        if view.columnWidth(COL_AI) < wanted:
+            view.setColumnWidth(COL_AI, wanted)  # "not flagged 0.48" read in full, not "not fl…"
+        if self._auto_sort:
+            view.sortByColumn(COL_AI, Qt.SortOrder.AscendingOrder)
+        if self.bundle is not None:
+            self._enqueue(list(self._studies))
+
+    def _enqueue(self, uids: list[str]) -> None:
+        """Queue the applicable images of these studies that have no result yet; the rest are not applicable."""
+        if self.bundle is None or self.worker is None:
+            return
+        todo = []
+        for uid in uids:
+            got = self._results.setdefault(uid, {})
+            for job in self._jobs.get(uid, []):
+                if job.key in got:
+                    continue
+                if self.bundle.applies_to(job.modality):
+                    todo.append(job)
+                else:
+                    got[job.key] = InferenceResult(job, NOT_APPLICABLE)
+            self._update_cell(uid)
+        if self._priority:
+            self.worker.prioritise(self._priority)
+        if todo:
+            self.worker.enqueue(todo)
+        for uid in uids:
+            self.study_results_changed.emit(uid)
+        self._refresh_view()
+
+    def _case_opened(self, study: Study) -> None:
+        self._priority = study.study_uid
+        if self.worker is not None:
+            self.worker.prioritise(study.study_uid)
+        self.overlay.set_heatmap(None)  # never the last case's map over this one, not even for a frame
+        self._overlay_key = None
+        self._refresh_view()
+
+    def _user_sorted(self, _section: int) -> None:
+        self._auto_sort = False  # the reader chose an order: keep it
+
+    def expected(self, study_uid: str) -> int:
+        if self.bundle is None:
+            return len(self._jobs.get(study_uid, []))
+        return sum(1 for j in self._jobs.get(study_uid, []) if self.bundle.applies_to(j.modality))
+
+    def study_state(self, study_uid: str) -> tuple[str, float | None]:
+        """The worklist state of a case and its highest score."""
+        state, _sort, score = self._status(study_uid)
+        return state, score
+
+    def _status(self, uid: str) -> tuple[str, float, float | None]:
+        if self.model_error:
+            return ERROR_TEXT, float(_RANK[ERROR_TEXT]), None
+        if self.bundle is None:
+            return QUEUED, float(_RANK[QUEUED]), None
+        return study_status(list(self._results.get(uid, {}).values()), self.expected(uid), self.flagged)
+
+    def _update_cell(self, uid: str) -> None:
+        state, sort_value, score = self._status(uid)
+        done = sum(1 for r in self._results.get(uid, {}).values() if r.status in (OK, ERROR))
+        text = status_text(state, score, done, self.expected(uid))
+        if self._cells.get(uid) == (text, sort_value):
+            return  # unchanged: no repaint, no re-sort
+        self._cells[uid] = (text, sort_value)
+        self.window.worklist.model.set_ai_status(uid, text, sort_value)
+
+    # --- the open case: findings panel and heatmap -------------------------------------------------------------
+    def shown_key(self) -> tuple[str, int] | None:
+        """(SOP Instance UID, frame) of the image on screen."""
+        viewer = self.window.viewer
+        if viewer.stack is None:
+            return None
+        i = viewer.state.index
+        for inst in viewer.stack.instances:
+            n = max(1, inst.frames)
+            if i < n:
+                return inst.sop_instance_uid, i
+            i -= n
+        return None
+
+    def _case_result(self, uid: str, key: tuple[str, int] | None) -> tuple[InferenceResult | None, bool]:
+        """The result of the image shown, else the case's most suspicious scored image (False: not the one shown)."""
+        got = self._results.get(uid, {})
+        if key is not None and key in got:
+            return got[key], True
+        scored = [r for r in got.values() if r.status == OK and r.prediction is not None]
+        if scored:
+            return max(scored, key=lambda r: max(r.prediction.scores.values(), default=0.0)), False
+        return None, False
+
+    def _refresh_view(self) -> None:
+        """Findings panel and heatmap for the image on screen."""
+        case = self.window.case
+        if self.bundle is None or case is None:
+            if self.bundle is not None:
+                self.panel.set_prediction(None, "")
+            self._set_overlay(None)
+            return
+        key = self.shown_key()
+        result, on_screen = self._case_result(case.study_uid, key)
+        if result is None:
+            modality = self.window.viewer.modality or "/".join(case.modalities)
+            if self.expected(case.study_uid) == 0 or (key and not self.bundle.applies_to(modality)):
+                text = (f"Not applicable: the model reads {', '.join(self.bundle.modalities)} images; "
+                        f"this is {modality or 'another modality'}.")
+            else:
+                text = "Queued: this case is scored next."
+            self.panel.set_prediction(None, text)
+        elif result.status == OK:
+            self.panel.set_prediction(result.prediction, self.verdict(result.prediction, on_screen))
+        elif result.status == ERROR:
+            self.panel.set_prediction(None, f"This image could not be scored: {result.error}")
+        else:
+            self.panel.set_prediction(None, f"Not applicable: the model reads {', '.join(self.bundle.modalities)}"
+                                            f" images; this is {result.job.modality or 'another modality'}.")
+        self._set_overlay(result if on_screen and result is not None and result.status == OK else None)
+
+    def verdict(self, prediction, on_screen: bool = True) -> str:
+        """The panel's line in words, each finding's score against its threshold: "Flagged: cardiomegaly
+        0.997 ≥ 0.50 (this image)"."""
+        limits = self.thresholds()
+        flagged = self.flagged(prediction)
+        parts = []
+        for label in self.bundle.labels:
+            if label in prediction.scores and label in limits:
+                sign = "≥" if label in flagged else "<"
+                parts.append(f"{label.replace('_', ' ')} {prediction.scores[label]:.3f} {sign} {limits[label]:.2f}")
+        where = "this image" if on_screen else "the case's most suspicious image, not the one shown"
+        return f"{'Flagged' if flagged else 'Not flagged'}: {'; '.join(parts)} ({where})"
+
+    def _heatmap_index(self, prediction) -> tuple[str, int]:
+        labels = list(self.bundle.labels)
+        label = self._heatmap_label
+        if label not in labels:
+            flagged = self.flagged(prediction)
+            label = flagged[0] if flagged else max(labels, key=lambda k: prediction.scores.get(k, -1.0))
+        k = labels.index(label)
+        heatmap = prediction.heatmap
+        return label, (k if heatmap is not None and heatmap.shape[0] > k else 0)
+
+    def _set_overlay(self, result: InferenceResult | None) -> None:
+        viewer = self.window.viewer
+        prediction = result.prediction if result is not None else None
+        if prediction is None or prediction.heatmap is None or viewer.display is None:
+            if self.overlay.has_heatmap():
+                self.overlay.set_heatmap(None)
+            self._overlay_key = None
+            return
+        label, k = self._heatmap_index(prediction)
+        shape = tuple(viewer.display.array.shape[1:3])
+        key = (result.job.key, label, shape, id(prediction))
+        if key != self._overlay_key:
+            self.overlay.set_heatmap(prediction.heatmap[k], shape)
+            self.overlay.item.setToolTip(f"Heatmap: {label.replace('_', ' ')}")
+            self._overlay_key = key
+
+    def set_heatmap_visible(self, visible: bool) -> None:
+        """H: the heatmap on or off (the action, the panel's box and the overlay agree)."""
+        visible = bool(visible)
+        for widget in (self.heatmap_action, self.panel.heatmap_box):
+            if widget.isChecked() != visible:
+                widget.blockSignals(True)
+                widget.setChecked(visible)
+                widget.blockSignals(False)
+        self.overlay.set_visible(visible)
+        self._refresh_view()
+        if visible and not self.overlay.is_visible():
+            self.window.statusBar().showMessage("No AI heatmap for this image", 3000)
+
+    def heatmap_visible(self) -> bool:
+        return self.overlay.is_visible()
+
+    def _heatmap_toggled(self, checked: bool) -> None:
+        self.set_heatmap_visible(checked)
+
+    def _finding_selected(self, label: str) -> None:
+        self._heatmap_label = label
+        self._refresh_view()

@@ -1,0 +1,170 @@
+"""Ctrl+E: export the review of the loaded cases (CSV, JSON, PDF, DICOM SR), as `medview export` does.
+
+The same core calls as the command (`collect_cases`, `export_cases`, `cached_heatmaps`) and the same guard
+(`medview.commands.export.check_output_folder`): a folder inside a folder the studies were read from is
+refused, since medview never writes where it reads studies from. The result is said in words in the dialog
+(files written, cases that failed and why); nothing here raises to the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.core.errors import MedviewError
+from medview.core.review.export import FORMATS, cached_heatmaps, collect_cases, export_cases
+
+log = logging.getLogger(__name__)
+LAST_FOLDER_KEY = "export/last_folder"
+FORMAT_NAMES = {"csv": "CSV (one row per finding)", "json": "JSON", "pdf": "PDF report per case",
+                "sr": "DICOM Structured Report per case"}
+
+
+def choose_folder(parent: QWidget, start: str) -> str:
+    """The folder dialog (module-level so tests patch it); "" when cancelled."""
+    return QFileDialog.getExistingDirectory(parent, "Export the review into…", start)
+
+
+def output_folder_problem(out: str, source_paths: list[str]) -> str:
+    """Why `out` cannot take the export ("" if it can): inside a source folder, or a file."""
+    from medview.commands.export import check_output_folder
+
+    try:
+        check_output_folder(out, source_paths)
+    except MedviewError as exc:
+        return str(exc).removeprefix("--out ")
+    return ""
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent: QWidget, store, studies: list, source_paths: list[str]):
+        super().__init__(parent)
+        self.setObjectName("export_dialog")
+        self.setWindowTitle("Export review")
+        self.store, self.studies, self.source_paths = store, list(studies), list(source_paths)
+        self.written: list = []
+        self.failures: list[str] = []
+
+        self.folder = QLineEdit(str(QSettings().value(LAST_FOLDER_KEY, "") or ""))
+        self.folder.setObjectName("export_folder")
+        self.folder.setPlaceholderText("Output folder (not inside the folder the studies are read from)")
+        browse = QPushButton("Choose…")
+        browse.setObjectName("export_browse")
+        browse.clicked.connect(self.browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+
+        self.formats: dict[str, QCheckBox] = {}
+        boxes = QHBoxLayout()
+        for fmt in FORMATS:
+            box = QCheckBox(fmt.upper())
+            box.setObjectName(f"export_{fmt}")
+            box.setToolTip(FORMAT_NAMES[fmt])
+            box.setChecked(True)
+            self.formats[fmt] = box
+            boxes.addWidget(box)
+        self.anonymize = QCheckBox("Anonymise (pseudonyms for names and IDs; DICOM PS3.15 for the SR)")
+        self.anonymize.setObjectName("export_anonymize")
+
+        n_cases = len(collect_cases(self.studies, store)) if store is not None else 0
+        self.summary = QLabel(f"{n_cases} of {len(self.studies)} cases in the worklist have review data.")
+        self.result = QPlainTextEdit()
+        self.result.setObjectName("export_result")
+        self.result.setReadOnly(True)
+        self.result.setPlaceholderText("What was written appears here.")
+
+        buttons = QDialogButtonBox()
+        self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.export_button.setObjectName("export_run")
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        buttons.accepted.connect(self.run)  # the dialog stays open to show what was written
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Output folder"))
+        layout.addLayout(row)
+        layout.addWidget(QLabel("Formats"))
+        layout.addLayout(boxes)
+        layout.addWidget(self.anonymize)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.result, 1)
+        layout.addWidget(buttons)
+        self.resize(560, 380)
+
+    def browse(self) -> None:
+        start = self.folder.text() or os.path.expanduser("~")
+        path = choose_folder(self, start)
+        if path:
+            self.folder.setText(path)
+
+    def chosen_formats(self) -> list[str]:
+        return [fmt for fmt, box in self.formats.items() if box.isChecked()]
+
+    def run(self) -> bool:
+        """Export into the chosen folder; True when every file was written. The outcome is shown in words."""
+        self.written, self.failures = [], []
+        out = self.folder.text().strip()
+        formats = self.chosen_formats()
+        if not out:
+            return self._say("Choose an output folder first.")
+        if not formats:
+            return self._say("Choose at least one format.")
+        problem = output_folder_problem(out, self.source_paths)
+        if problem:
+            return self._say(problem)
+        records = collect_cases(self.studies, self.store)
+        if not records:
+            return self._say(f"No reviewed cases among the {len(self.studies)} cases in the worklist; "
+                             "nothing written.")
+
+        def on_error(record, fmt: str, reason: str) -> None:
+            self.failures.append(f"study {record.study_uid}: the {fmt.upper()} could not be written: {reason}")
+
+        pdf_writer = None
+        if "pdf" in formats:
+            from medview.qt.report_pdf import write_case_pdf as pdf_writer
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.written = export_cases(records, out, formats, anonymize=self.anonymize.isChecked(),
+                                        on_error=on_error, heatmaps=cached_heatmaps if "pdf" in formats else None,
+                                        pdf_writer=pdf_writer)
+        except OSError as exc:
+            log.warning("export into %s failed: %s", out, exc)
+            return self._say(f"{out}: cannot be written ({exc.strerror or exc}); nothing more was exported.")
+        except MedviewError as exc:
+            return self._say(str(exc))
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        QSettings().setValue(LAST_FOLDER_KEY, out)
+        lines = [f"{len(self.written)} file{'s' if len(self.written) != 1 else ''} written for "
+                 f"{len(records)} case{'s' if len(records) != 1 else ''} into {out}"
+                 + (" (anonymised)" if self.anonymize.isChecked() else "") + ":"]
+        lines += [f"  {os.path.basename(str(p))}" for p in self.written]
+        if self.failures:
+            lines += ["", f"{len(self.failures)} could not be written:"] + [f"  {f}" for f in self.failures]
+        self.result.setPlainText("\n".join(lines))
+        parent = self.parentWidget()
+        if parent is not None and hasattr(parent, "statusBar"):
+            parent.statusBar().showMessage(lines[0].rstrip(":"), 8000)
+        return not self.failures
+
+    def _say(self, text: str) -> bool:
+        self.result.setPlainText(text)
+        return False

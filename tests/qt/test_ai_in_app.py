@@ -1,0 +1,365 @@
+"""The AI in the app, end to end on real demo studies and the bundled model: the worker scores the folder,
+flagged cases lead the worklist, the findings panel and H show the open image's result, the preferences
+re-evaluate without rerunning, the results cache makes a reopened folder free, a broken model is survivable."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import threading
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from medview.core.demo import generate_demo
+from medview.core.inference.engine import Engine
+from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
+from medview.qt.findings_panel import COL_FLAGGED, COL_LABEL, COL_SCORE, COL_THRESHOLD
+from medview.qt.models.worklist_model import COL_AI, COL_ID
+from medview.resources import bundled_model_path
+
+FINAL = (FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, "error")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Six radiographs (three with an enlarged heart) and a CT of five slices with its topogram."""
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out, cases=6, seed=3, ct_slices=5)
+    with (out / "ground_truth.csv").open(newline="") as f:
+        truth = {row["study_uid"]: int(row["label"]) for row in csv.DictReader(f)}
+    return out, truth
+
+
+@pytest.fixture()
+def model_runs(monkeypatch):
+    """How many images the engine ran the network on (the worker's thread calls Engine.predict_images)."""
+    count = {"images": 0}
+    lock = threading.Lock()
+    original = Engine.predict_images
+
+    def counted(self, images):
+        with lock:
+            count["images"] += len(images)
+        return original(self, images)
+
+    monkeypatch.setattr(Engine, "predict_images", counted)
+    return count
+
+
+@pytest.fixture()
+def open_app(qtbot):
+    windows = []
+
+    def start(folder, **kwargs):
+        from medview.app import create_app
+
+        app, window = create_app(["medview", str(folder)], **kwargs)
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    yield start
+    for window in windows:
+        window.close()
+        worker = window.ai.worker
+        assert worker is None or not worker.isRunning()
+
+
+def ai_column(window) -> list[tuple[str, str]]:
+    """(patient ID, AI cell) per worklist row, in the order shown."""
+    proxy = window.worklist.proxy
+    return [(proxy.index(r, COL_ID).data(), proxy.index(r, COL_AI).data() or "") for r in range(proxy.rowCount())]
+
+
+def wait_scored(qtbot, window, timeout=90000):
+    def done():
+        rows = ai_column(window)
+        assert rows and all(text.startswith(FINAL) for _, text in rows), rows
+
+    qtbot.waitUntil(done, timeout=timeout)
+
+
+def open_row(qtbot, window, row):
+    study = window.worklist.proxy.study_at(row)
+    window.open_case(study)
+    qtbot.waitUntil(lambda: window.viewer.shown_pixels() is not None, timeout=20000)
+    return study
+
+
+def test_folder_scored_flagged_first_and_findings_shown(qtbot, demo, open_app, model_runs):
+    folder, truth = demo
+    window = open_app(folder)
+    wait_scored(qtbot, window)
+    ai = window.ai
+    assert ai.bundle is not None and ai.bundle.name == "medview-cardiomegaly-phantom"
+    assert model_runs["images"] == 6  # every radiograph once; not the CT
+    rows = ai_column(window)
+    states = [text for _, text in rows]
+    assert sum(s.startswith("flagged ") for s in states) == 3 and states[-1] == "not applicable"
+    proxy = window.worklist.proxy
+    uids = [proxy.study_at(r).study_uid for r in range(proxy.rowCount())]
+    # the ground truth's positive cases lead the worklist; the CT is last, not sent to the model
+    assert [truth.get(uid) for uid in uids] == [1, 1, 1, 0, 0, 0, None]
+    flagged_scores = [float(s.split()[-1]) for s in states[:3]]
+    assert flagged_scores == sorted(flagged_scores, reverse=True)
+    threshold = ai.thresholds()["cardiomegaly"]
+    assert threshold == ai.bundle.thresholds["cardiomegaly"] == 0.5
+    for uid, text in zip(uids[:6], states[:6]):
+        (result,) = ai.results_for(uid)
+        score = result.prediction.scores["cardiomegaly"]
+        assert text == f"{'flagged' if score >= threshold else 'not flagged'} {score:.2f}"
+    ct = proxy.study_at(6)
+    assert ct.modalities[0] == "CT" and all(r.status == "not_applicable" for r in ai.results_for(ct.study_uid))
+    assert not window.progress.isVisible()  # AI progress gone once the queue is empty
+
+    # the open case's finding in the panel: label, score, threshold, flagged; model; research use only
+    panel = window.findings
+    assert panel.objectName() == "findings" and window.findChild(type(panel), "findings") is panel
+    study = open_row(qtbot, window, 0)
+    (result,) = ai.results_for(study.study_uid)
+    score = result.prediction.scores["cardiomegaly"]
+    cells = [panel.table.item(0, c).text() for c in (COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED)]
+    assert cells == ["cardiomegaly", f"{score:.3f}", "0.50", "yes"]
+    assert panel.model_label.text() == "Model: medview-cardiomegaly-phantom 1.0.0"
+    assert panel.disclaimer.isVisible() and "Research use only" in panel.disclaimer.text()
+    assert f"cardiomegaly {score:.3f} ≥ 0.50" in panel.status_label.text()
+    # a not flagged case, then the CT: the panel follows the case on screen
+    open_row(qtbot, window, 4)
+    assert panel.table.item(0, COL_FLAGGED).text() == "no" and panel.status_label.text().startswith("Not flagged")
+    open_row(qtbot, window, 6)
+    assert panel.table.item(0, COL_SCORE).text() == "—" and "Not applicable" in panel.status_label.text()
+
+
+def test_user_sort_is_kept(qtbot, demo, open_app):
+    folder, _ = demo
+    window = open_app(folder)
+    header = window.worklist.view.horizontalHeader()
+    qtbot.waitUntil(lambda: window.worklist.proxy.rowCount() == 7, timeout=20000)
+    wait_scored(qtbot, window)
+    assert [pid for pid, _ in ai_column(window)][:3] != ["PAT0001", "PAT0002", "PAT0003"]  # flagged first
+    header.sectionClicked.emit(COL_ID)  # what a click on the header does after sorting by it
+    window.worklist.view.sortByColumn(COL_ID, Qt.SortOrder.AscendingOrder)
+    by_id = [f"PAT{i:04d}" for i in range(1, 8)]
+    assert [pid for pid, _ in ai_column(window)] == by_id
+    loads = []
+    window.studies_loaded.connect(loads.append)
+    window.open_paths([str(folder)])  # the same folder again: the reader's order stays
+    qtbot.waitUntil(lambda: len(loads) == 1, timeout=20000)
+    wait_scored(qtbot, window)
+    assert [pid for pid, _ in ai_column(window)] == by_id
+
+
+def test_heatmap_toggles_and_stays_aligned(qtbot, demo, open_app):
+    folder, _ = demo
+    window = open_app(folder)
+    wait_scored(qtbot, window)
+    open_row(qtbot, window, 0)  # the most suspicious case
+    ai, viewer = window.ai, window.viewer
+    item = ai.overlay.item
+    assert not item.isVisible()
+    qtbot.keyClick(viewer, Qt.Key.Key_H)  # H
+    assert item.isVisible() and window.findings.heatmap_box.isChecked()
+    assert item.image is not None and float(item.image.max()) > 0.5
+
+    def same_rect():
+        image = viewer.image.mapRectToScene(viewer.image.boundingRect())
+        overlay = item.mapRectToScene(item.boundingRect())
+        return [round(v, 3) for v in (overlay.x(), overlay.y(), overlay.width(), overlay.height())] == \
+            [round(v, 3) for v in (image.x(), image.y(), image.width(), image.height())]
+
+    assert same_rect()
+    viewer.rotate()
+    viewer.flip()
+    viewer.zoom_in()
+    assert viewer.state.rotation and viewer.state.flip_h and same_rect()
+    # the hot spot stays on the same image pixel: map the overlay's hottest pixel through both items
+    data = item.image
+    r, c = divmod(int(data.argmax()), data.shape[1])
+    rows, cols = viewer.display.array.shape[1:3]
+    hot = item.mapToScene(c + 0.5, r + 0.5)
+    pixel = viewer.image.mapFromScene(hot)
+    assert abs(pixel.x() - (c + 0.5) * cols / data.shape[1]) < 1 and abs(pixel.y() - (r + 0.5) * rows / data.shape[0]) < 1
+
+    window.findings.opacity_slider.setValue(80)
+    assert item.opacity() == pytest.approx(0.8)
+    window.registry.action("ai.heatmap").trigger()  # H again: off
+    assert not item.isVisible() and not window.findings.heatmap_box.isChecked()
+    window.findings.heatmap_box.setChecked(True)  # the panel's box is the same switch
+    assert item.isVisible() and window.registry.action("ai.heatmap").isChecked()
+
+    # the CT has no heatmap: nothing of the radiograph's map is left over it; back on a radiograph it returns
+    open_row(qtbot, window, 6)
+    assert not item.isVisible() and item.image is None
+    study = window.worklist.proxy.study_at(1)
+    (result,) = ai.results_for(study.study_uid)
+    ai.show_heatmap_for(result.job.sop_instance_uid, 0, "cardiomegaly")  # the review session's F
+    window.show_instance(study.study_uid, result.job.sop_instance_uid, 0)
+    qtbot.waitUntil(lambda: item.isVisible() and viewer.shown_pixels() is not None, timeout=20000)
+    assert window.findings.selected_finding() == "cardiomegaly" and same_rect()
+
+
+def test_worker_stops_when_the_window_closes(qtbot, demo, open_app):
+    folder, _ = demo
+    window = open_app(folder)
+    qtbot.waitUntil(lambda: window.ai.worker is not None and window.ai.worker.isRunning(), timeout=10000)
+    worker = window.ai.worker
+    window.close()
+    assert not worker.isRunning() and worker.isFinished()
+
+
+def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, demo, open_app, model_runs):
+    from medview.qt.preferences_dialog import PreferencesDialog
+
+    folder, truth = demo
+    window = open_app(folder)
+    wait_scored(qtbot, window)
+    ai = window.ai
+    runs = model_runs["images"]
+    scores = sorted((r.prediction.scores["cardiomegaly"], uid) for uid in truth for r in ai.results_for(uid))
+    # a threshold above the lowest flagged score: that case is no longer flagged
+    lowest_flagged = min(s for s, _ in scores if s >= 0.5)
+    changed = []
+    ai.study_results_changed.connect(changed.append)
+    dialog = PreferencesDialog(ai, window)
+    qtbot.addWidget(dialog)
+    spin = dialog.spins["cardiomegaly"]
+    assert spin.value() == 0.5
+    spin.setValue(round(lowest_flagged + 0.005, 3))
+    dialog.apply()
+    assert ai.thresholds()["cardiomegaly"] == pytest.approx(round(lowest_flagged + 0.005, 3))
+    states = [text for _, text in ai_column(window)]
+    assert sum(s.startswith("flagged ") for s in states) == 2
+    assert ai.worker.pending() == 0 and model_runs["images"] == runs  # nothing ran again
+    assert set(changed) >= set(truth)  # the review session hears of it for every case
+    stored = QSettings()
+    assert stored.fileName().startswith(os.environ["MEDVIEW_HOME"])
+    assert float(stored.value("ai/thresholds/medview-cardiomegaly-phantom/cardiomegaly")) == spin.value()
+    assert window.findings.table.item(0, COL_THRESHOLD).text() == f"{spin.value():.2f}"
+
+    dialog.reset_thresholds()  # reset to the bundle's
+    assert spin.value() == 0.5
+    dialog.apply()
+    assert sum(t.startswith("flagged ") for _, t in ai_column(window)) == 3
+    assert stored.value("ai/thresholds/medview-cardiomegaly-phantom/cardiomegaly") is None
+    assert model_runs["images"] == runs and ai.worker.isRunning()
+
+
+def test_reopening_a_scored_folder_runs_nothing(qtbot, demo, open_app, model_runs):
+    folder, _ = demo
+    first = open_app(folder)
+    wait_scored(qtbot, first)
+    assert model_runs["images"] == 6
+    before = ai_column(first)
+    first.close()
+    second = open_app(folder)  # a new session, same MEDVIEW_HOME: the results cache
+    wait_scored(qtbot, second)
+    assert model_runs["images"] == 6
+    assert ai_column(second) == before
+    results = [r for uid in second.ai._studies for r in second.ai.results_for(uid) if r.status == "ok"]
+    assert len(results) == 6 and all(r.cached for r in results)
+
+
+@pytest.mark.parametrize("broken", ["missing", "checksum"])
+def test_broken_model_is_explained_and_the_viewer_works(qtbot, demo, open_app, tmp_path, broken):
+    folder, _ = demo
+    model = tmp_path / "model"
+    if broken == "checksum":
+        shutil.copytree(bundled_model_path(), model)
+        weights = model / "models" / "model.ts"
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    window = open_app(folder, model=str(model))
+    panel = window.findings
+    qtbot.waitUntil(lambda: "could not be loaded" in panel.status_label.text(), timeout=30000)
+    text = panel.status_label.text()
+    assert ("not found" in text) if broken == "missing" else ("checksum" in text.lower() or "sha" in text.lower())
+    assert "Traceback" not in text and panel.model_label.text().startswith("No AI findings")
+    assert panel.disclaimer.isVisible()
+    qtbot.waitUntil(lambda: len(ai_column(window)) == 7 and all(t == "error" for _, t in ai_column(window)),
+                    timeout=20000)
+    open_row(qtbot, window, 0)  # the viewer still shows images
+    assert window.viewer.shown_pixels().std() > 5
+    assert window.ai.bundle is None and window.ai.results_for(window.case.study_uid) == []
+    window.registry.action("ai.heatmap").trigger()
+    assert not window.ai.heatmap_visible()
+
+
+def test_preferences_model_change_restarts_the_worker(qtbot, demo, open_app, tmp_path, model_runs):
+    """From a missing model to a working one chosen in the preferences: no restart of the app needed."""
+    from medview.qt.preferences_dialog import PreferencesDialog
+
+    folder, _ = demo
+    window = open_app(folder, model=str(tmp_path / "nowhere"))
+    ai = window.ai
+    qtbot.waitUntil(lambda: ai.model_error != "", timeout=30000)
+    first = ai.worker
+    qtbot.waitUntil(lambda: not first.isRunning(), timeout=10000)
+    dialog = PreferencesDialog(ai, window)
+    qtbot.addWidget(dialog)
+    assert dialog.model_edit.text() == str(tmp_path / "nowhere") and not dialog.spins
+    model = tmp_path / "copy"
+    shutil.copytree(bundled_model_path(), model)
+    dialog.model_edit.setText(str(model))
+    dialog.device_box.setCurrentIndex(dialog.device_box.findData("cpu"))
+    dialog.accept()
+    assert ai.worker is not first and ai.model_path() == str(model) and ai.device() == "cpu"
+    assert QSettings().value("ai/model") == str(model) and QSettings().value("ai/device") == "cpu"
+    wait_scored(qtbot, window)
+    assert ai.bundle is not None and ai.model_error == "" and model_runs["images"] == 6
+    assert sum(t.startswith("flagged ") for _, t in ai_column(window)) == 3
+    assert window.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 1.0.0"
+
+
+def test_case_states_and_their_order(demo):
+    """Queued, running, flagged (highest first), not flagged, error, not applicable: the worklist's order."""
+    from medview.core.dicom.source import SourceRef
+    from medview.core.inference.results import Prediction
+    from medview.qt.ai_controller import study_status, status_text
+    from medview.qt.workers.inference import ERROR, OK, InferenceJob, InferenceResult
+
+    folder, _ = demo
+    job = InferenceJob("S", "S.1", "S.1.1", SourceRef(str(next(folder.rglob("*.dcm")))), "DX")
+
+    def ok(score):
+        return InferenceResult(job, OK, Prediction({"cardiomegaly": score}, [], None, "m@1"))
+
+    def flagged_of(p):
+        return [k for k, v in p.scores.items() if v >= 0.5]
+
+    cases = {
+        "queued": study_status([], 2, flagged_of),
+        "running": study_status([ok(0.2)], 2, flagged_of),
+        "flagged early": study_status([ok(0.7)], 2, flagged_of),  # one flagged image is enough to rise
+        "flagged high": study_status([ok(0.2), ok(0.95)], 2, flagged_of),
+        "not flagged": study_status([ok(0.2), ok(0.49)], 2, flagged_of),
+        "error": study_status([InferenceResult(job, ERROR, error="unreadable")], 1, flagged_of),
+        "not applicable": study_status([], 0, flagged_of),
+    }
+    assert [status_text(state, score) for state, _, score in cases.values()] == [
+        "queued", "running", "flagged 0.70", "flagged 0.95", "not flagged 0.49", "error", "not applicable"]
+    assert status_text(*cases["running"][::2], done=1, expected=2) == "running 1/2"
+    order = sorted(cases, key=lambda k: cases[k][1])
+    assert order == ["flagged high", "flagged early", "running", "queued", "not flagged", "error", "not applicable"]
+
+
+def test_empty_window_starts_the_worker_with_the_first_folder(qtbot, demo, open_app):
+    folder, _ = demo
+    window = open_app(folder)
+    window.close()
+    from medview.app import create_app
+
+    app, empty = create_app(["medview"])
+    qtbot.addWidget(empty)
+    try:
+        qtbot.wait(300)
+        assert empty.ai.worker is None  # nothing to score: no model, no torch import for an empty window
+        assert "when studies are opened" in empty.findings.model_label.text()
+        empty.open_paths([str(folder)])
+        wait_scored(qtbot, empty)
+        assert empty.ai.bundle is not None and sum(t.startswith("flagged ") for _, t in ai_column(empty)) == 3
+    finally:
+        empty.close()
+    assert not empty.ai.worker.isRunning()
