@@ -67,6 +67,9 @@ class FindingsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._on_selection)
+        # the width a typical row needs, reserved from the start: when the model loads and its first scores
+        # arrive the panel must not widen, or the image would shrink and refit under the reader's mouse
+        self._reserve_width(("cardiomegaly", "0.000", "0.00", "yes"))
 
         self.heatmap_box = QCheckBox("Heatmap (H)")
         self.heatmap_box.setObjectName("findings-heatmap")
@@ -191,9 +194,21 @@ class FindingsPanel(QWidget):
             self.table.verticalHeader().defaultSectionSize() * rows
         self.table.setFixedHeight(height)
         # ... and never narrower than its columns: the splitter then keeps "cardiomegaly 0.997 0.50 yes" whole
+        self._reserve_width()
+
+    def _reserve_width(self, sample_row: tuple[str, ...] | None = None) -> None:
+        """Never narrower than the columns need for the rows shown (or `sample_row`); it only ever grows."""
         header = self.table.horizontalHeader()
-        width = sum(max(header.sectionSizeHint(c), self.table.sizeHintForColumn(c)) for c in range(len(HEADERS)))
-        self.table.setMinimumWidth(width + 2 * self.table.frameWidth() + 4)
+        metrics = self.table.fontMetrics()
+        width = 0
+        for c in range(len(HEADERS)):
+            content = self.table.sizeHintForColumn(c)
+            if sample_row is not None:
+                content = max(content, metrics.horizontalAdvance(sample_row[c]) + 16)
+            width += max(header.sectionSizeHint(c), content)
+        width += 2 * self.table.frameWidth() + 4
+        if width > self.table.minimumWidth():
+            self.table.setMinimumWidth(width)
 
     def _on_selection(self) -> None:
         label = self.selected_finding()

@@ -363,3 +363,18 @@ def test_empty_window_starts_the_worker_with_the_first_folder(qtbot, demo, open_
     finally:
         empty.close()
     assert not empty.ai.worker.isRunning()
+
+
+def test_image_does_not_move_when_the_model_loads_and_scores(qtbot, demo, open_app):
+    """The viewer keeps its size while the worker loads the model and results arrive: an image that shrank and
+    refitted under the reader's mouse would spoil a measurement being drawn."""
+    folder, _ = demo
+    window = open_app(folder)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    open_row(qtbot, window, 0)
+    before = window.viewer.size()
+    wait_scored(qtbot, window)
+    qtbot.wait(50)  # let the layout settle after the last result
+    assert window.viewer.size() == before
