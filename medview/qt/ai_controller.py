@@ -28,7 +28,7 @@ import re
 import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
 from medview.core.dicom.model import Study
@@ -37,6 +37,8 @@ from medview.qt.models.worklist_model import COL_AI
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
 
 log = logging.getLogger(__name__)
+
+FLUSH_MS = 100  # results reach the worklist, the findings panel and the progress bar at most ten times a second
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_KEY, DEVICE_KEY, THRESHOLDS_GROUP = "ai/model", "ai/device", "ai/thresholds"
@@ -127,6 +129,14 @@ class AiController(QObject):
         self._auto_sort = True
         self._started = False
         self._stopped = False
+        # results are shown at most every FLUSH_MS: the worker scores faster than the window can repaint a cell,
+        # re-sort the worklist and repaint the progress bar per image, and a queue of such updates froze the GUI
+        self._dirty: set[str] = set()
+        self._pending_progress: tuple[int, int] | None = None
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
 
         panel = window.findings
         if not isinstance(panel, FindingsPanel):
@@ -344,14 +354,37 @@ class AiController(QObject):
         if uid not in self._studies:
             return  # a study of a folder no longer open
         self._results.setdefault(uid, {})[result.job.key] = result
-        self._update_cell(uid)
-        self.study_results_changed.emit(uid)
-        case = self.window.case
-        if case is not None and case.study_uid == uid:
-            self._refresh_view()
+        self._dirty.add(uid)
+        self._schedule_flush()
 
     def _progress(self, w, done: int, total: int) -> None:
-        if w is not self.worker or self.window.busy():
+        if w is not self.worker:
+            return
+        self._pending_progress = (done, total)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush(self) -> None:
+        """Show what arrived since the last flush: one cell per changed case, the open case, the progress."""
+        self._flush_timer.stop()
+        dirty, self._dirty = self._dirty, set()
+        for uid in dirty:
+            if uid in self._studies:  # not a study of a folder closed meanwhile
+                self._update_cell(uid)
+                self.study_results_changed.emit(uid)
+        case = self.window.case
+        if case is not None and case.study_uid in dirty:
+            self._refresh_view()
+        if self._pending_progress is not None:
+            done, total = self._pending_progress
+            self._pending_progress = None
+            self._show_progress(done, total)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        if self.window.busy():
             return  # the scan's or the load's progress has the bar
         bar = self.window.progress
         bar.setRange(0, max(total, 1))
@@ -363,6 +396,7 @@ class AiController(QObject):
 
     def _idle(self, w) -> None:
         if w is self.worker:
+            self._flush()  # the last results at once, then the bar goes
             self._hide_progress()
 
     def _hide_progress(self) -> None:
