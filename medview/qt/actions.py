@@ -107,6 +107,7 @@ SPECS: list[ActionSpec] = [
     # Help
     ActionSpec("help.shortcuts", "Keyboard shortcuts", ("F1", "?"), "Help"),
     ActionSpec("help.keymap", "Change shortcuts…", (), "Help"),
+    ActionSpec("help.about", "About medview (version, licences, research use only)", (), "Help"),
 ]
 
 GROUPS = ("File", "Navigate", "Window", "View", "Tools", "AI", "Review", "Help")

@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         r.connect("measure.delete", v.delete_selected)
         r.connect("help.shortcuts", self.show_shortcuts)
         r.connect("help.keymap", self.show_keymap)
+        r.connect("help.about", self.show_about)
 
     # --- extension points for the AI and review issues --------------------------------------------------------
     def set_findings_panel(self, widget: QWidget) -> None:
@@ -562,6 +563,11 @@ class MainWindow(QMainWindow):
         dialog = ShortcutsDialog(self.registry, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
+
+    def show_about(self) -> None:
+        from medview.qt.about import show_about
+
+        show_about(self)
 
     def show_keymap(self) -> None:
         from medview.qt.keymap_dialog import KeymapDialog

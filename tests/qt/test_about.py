@@ -12,3 +12,20 @@ def test_about_lists_version_research_use_and_licences():
         assert name in text and licence in text
     # the licence consequence of the decoder choice (README): GDCM, not the GPLv3 pylibjpeg-libjpeg
     assert "GDCM" in text and "pylibjpeg-libjpeg" not in text and "GPL-licensed component" in text
+
+
+def test_help_menu_opens_the_about_dialog(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from medview.app import configure_settings
+    from medview.qt.main_window import MainWindow
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "about", staticmethod(lambda parent, title, text: shown.append((title, text))))
+    configure_settings()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    help_menu = next(m.menu() for m in window.menuBar().actions() if m.text() == "Help")
+    about = next(a for a in help_menu.actions() if a.text().startswith("About medview"))
+    about.trigger()
+    assert shown and shown[0][0] == "About medview" and __version__ in shown[0][1]
