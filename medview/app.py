@@ -145,9 +145,8 @@ def create_app(argv: list[str], *, model: str | None = None, device: str = "auto
     from medview.qt.ai_controller import AiController
 
     window.ai = AiController(window, model=model, device=device)
-    if todo:  # after the first paint, the worker thread imports torch and loads the model beside the scan
-        QTimer.singleShot(0, window.ai.start)
-    # without a path it starts with the first folder opened: no torch (CPU, memory) for an empty window
+    # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
+    # window, nor for a CT-only folder, and never before the first paint
     if todo:
         QTimer.singleShot(0, lambda: window.open_paths(todo))
     log.info("medview window shown; opening %s", todo or "nothing")

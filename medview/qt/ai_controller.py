@@ -129,6 +129,7 @@ class AiController(QObject):
         self._auto_sort = True
         self._started = False
         self._stopped = False
+        self._metadata: tuple[str, object] | None = None  # (model path, its bundle read without torch)
         # results are shown at most every FLUSH_MS: the worker scores faster than the window can repaint a cell,
         # re-sort the worklist and repaint the progress bar per image, and a queue of such updates froze the GUI
         self._dirty: set[str] = set()
@@ -405,10 +406,14 @@ class AiController(QObject):
 
     # --- studies ---------------------------------------------------------------------------------------------
     def _studies_loaded(self, studies: list[Study]) -> None:
-        self.start()  # a window opened without a folder starts its worker with the first one
         self._studies = {s.study_uid: s for s in studies}
         self._jobs = {s.study_uid: study_jobs(s) for s in studies}
         self._results = {uid: got for uid, got in self._results.items() if uid in self._studies}
+        if not self._started and not self._stopped:
+            if self._model_reads_any():
+                self.start()
+            else:  # e.g. a CT-only folder: no torch in memory for a model that would read none of it
+                self._mark_not_applicable()
         self._cells.clear()
         if self.worker is not None:
             self.worker.cancel()  # the previous folder's queue
@@ -422,6 +427,34 @@ class AiController(QObject):
             view.sortByColumn(COL_AI, Qt.SortOrder.AscendingOrder)
         if self.bundle is not None:
             self._enqueue(list(self._studies))
+
+    def _model_reads_any(self) -> bool:
+        """Whether the model applies to any image of the open folder, from its metadata alone (no torch)."""
+        from medview.core.inference.bundle import load_bundle
+
+        path = self.model_path()
+        if self._metadata is None or self._metadata[0] != path:
+            try:
+                self._metadata = (path, load_bundle(path))
+            except Exception:  # noqa: BLE001 - an unusable model: the worker loads it and says why, in the panel
+                return True
+        meta = self._metadata[1]
+        return any(meta.applies_to(job.modality) for jobs in self._jobs.values() for job in jobs)
+
+    def _mark_not_applicable(self) -> None:
+        meta = self._metadata[1] if self._metadata else None
+        for uid, jobs in self._jobs.items():
+            got = self._results.setdefault(uid, {})
+            for job in jobs:
+                got.setdefault(job.key, InferenceResult(job, NOT_APPLICABLE))
+        if meta is not None:
+            # the bundle as read from its metadata (the worker's would be the same): names, labels, modalities
+            self.bundle = meta
+            self.panel.set_model(meta)
+            self.panel.set_thresholds(self.threshold_overrides())
+            kinds = ", ".join(meta.modalities)
+            self.panel.model_label.setText(f"AI model: {meta.ident} (not started: it reads {kinds} images, "
+                                           "and this folder has none)")
 
     def _enqueue(self, uids: list[str]) -> None:
         """Queue the applicable images of these studies that have no result yet; the rest are not applicable."""

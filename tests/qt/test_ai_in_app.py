@@ -7,8 +7,11 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
+import sys
 import threading
 
+import pydicom
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
@@ -378,3 +381,44 @@ def test_image_does_not_move_when_the_model_loads_and_scores(qtbot, demo, open_a
     wait_scored(qtbot, window)
     qtbot.wait(50)  # let the layout settle after the last result
     assert window.viewer.size() == before
+
+
+def test_a_folder_without_radiographs_never_starts_the_model(qtbot, tmp_path, demo):
+    """A CT-only folder: every case "not applicable", no worker and no torch in the process (checked in a fresh
+    one); opening radiographs afterwards starts the worker and scores them."""
+    ct_only = tmp_path / "ct"
+    generate_demo(tmp_path / "full", cases=2, seed=5, ct_slices=4)
+    ct_dir = next(p.parent.parent.parent for p in (tmp_path / "full").rglob("*.dcm")
+                  if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT")
+    shutil.copytree(ct_dir, ct_only)
+    script = f"""
+import sys, time
+from medview.app import create_app
+app, w = create_app(["medview", {str(ct_only)!r}])
+deadline = time.time() + 60
+while time.time() < deadline and not (w.studies and all(
+        (w.worklist.proxy.index(r, {COL_AI}).data() or "") == "not applicable"
+        for r in range(w.worklist.proxy.rowCount()))):
+    app.processEvents(); time.sleep(0.01)
+cells = [w.worklist.proxy.index(r, {COL_AI}).data() for r in range(w.worklist.proxy.rowCount())]
+print(cells, w.ai.worker is None, "torch" in sys.modules)
+w.close()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.stdout.strip().endswith("True False"), out.stdout + out.stderr
+    assert "not applicable" in out.stdout
+
+    folder, _ = demo
+    from medview.app import create_app
+
+    app, window = create_app(["medview", str(ct_only)])
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: bool(window.studies), timeout=30000)
+    assert window.ai.worker is None
+    window.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: len(window.studies) == 7, timeout=30000)  # six radiographs and a CT
+    wait_scored(qtbot, window)
+    assert window.ai.worker is not None and window.ai.bundle is not None
+    assert any(text.startswith(FLAGGED) for _, text in ai_column(window))
+    window.close()
