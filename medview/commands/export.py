@@ -13,31 +13,17 @@ import sys
 
 from medview.commands._output import report_failure
 from medview.core.errors import UsageError
+from medview.core.output_folder import check_output_folder
 
 
-def _source_folders(paths: list[str]) -> list[str]:
-    """The folders the studies are read from: a folder itself, the folder holding a file / zip / DICOMDIR."""
-    folders = []
+def _check_inputs(paths: list[str]) -> None:
+    """Every PATH must exist and be readable: export has nothing to say about a source it cannot see."""
     for given in paths:
         path = os.path.realpath(os.path.expanduser(given))
         if not os.path.exists(path):
             raise UsageError(f"{given}: no such file or folder")
         if not os.access(path, os.R_OK):
             raise UsageError(f"{given}: cannot be read (permission denied)")
-        folders.append(path if os.path.isdir(path) else os.path.dirname(path))
-    return folders
-
-
-def check_output_folder(out: str, paths: list[str]) -> str:
-    """The real output folder; refused (UsageError) when it is, or lies inside, a source folder."""
-    real_out = os.path.realpath(os.path.expanduser(out))
-    for folder in _source_folders(paths):
-        if os.path.commonpath([real_out, folder]) == folder:
-            raise UsageError(f"--out {out}: lies inside the source folder {folder}; medview never writes where "
-                             "it reads studies from, choose another folder")
-    if os.path.exists(real_out) and not os.path.isdir(real_out):
-        raise UsageError(f"--out {out}: is a file, not a folder")
-    return real_out
 
 
 def run(args) -> int:
@@ -47,6 +33,7 @@ def run(args) -> int:
     from medview.core.review.store import ReviewStore
 
     formats = parse_formats(args.format)
+    _check_inputs(list(args.paths))
     out = check_output_folder(args.out, list(args.paths))
     result = scan(list(args.paths))
     failed = False

@@ -21,6 +21,7 @@ import zipfile
 from medview.commands._output import print_json_line, report_failure
 from medview.core.dicom.source import SourceRef
 from medview.core.errors import MedviewError, UsageError
+from medview.core.output_folder import check_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +37,9 @@ def _is_container(path: str) -> bool:
     return path.lower().endswith(".zip") and os.path.isfile(path) and zipfile.is_zipfile(path)
 
 
-def _read_folders(paths: list[str]) -> list[tuple[str, bool]]:
-    """(real folder, read recursively) for each input: a folder or a DICOMDIR's folder is read below it,
-    a file or zip only in its own folder."""
-    folders = []
-    for given in paths:
-        path = os.path.realpath(os.path.expanduser(given))
-        if os.path.isdir(path):
-            folders.append((path, True))
-        elif os.path.exists(path):
-            folders.append((os.path.dirname(path), os.path.basename(path).upper() == "DICOMDIR"))
-    return folders
-
-
 def _check_out_dir(out_dir: str, paths: list[str]) -> str:
-    """Create --out-dir; refuse it where studies are read from (SPEC section 7). UsageError (exit 2)."""
-    real_out = os.path.realpath(os.path.expanduser(out_dir))
-    for folder, recursive in _read_folders(paths):
-        inside = recursive and real_out.startswith(folder.rstrip(os.sep) + os.sep)
-        if real_out == folder or inside:
-            raise UsageError(
-                f"--out-dir {out_dir} is {'inside ' if inside else ''}{folder}, which studies are read from; "
-                "medview never writes there: choose another folder"
-            )
+    """Create --out-dir; refused where studies are read from (SPEC section 7). UsageError (exit 2)."""
+    real_out = check_output_folder(out_dir, paths, option="--out-dir", below_files=False)  # beside a zip: fine
     try:
         os.makedirs(real_out, exist_ok=True)
     except OSError as exc:

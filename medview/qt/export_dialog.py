@@ -1,7 +1,7 @@
 """Ctrl+E: export the review of the loaded cases (CSV, JSON, PDF, DICOM SR), as `medview export` does.
 
 The same core calls as the command (`collect_cases`, `export_cases`, `cached_heatmaps`) and the same guard
-(`medview.commands.export.check_output_folder`): a folder inside a folder the studies were read from is
+(`medview.core.output_folder.check_output_folder`): a folder inside a folder the studies were read from is
 refused, since medview never writes where it reads studies from. The result is said in words in the dialog
 (files written, cases that failed and why); nothing here raises to the user.
 """
@@ -43,7 +43,7 @@ def choose_folder(parent: QWidget, start: str) -> str:
 
 def output_folder_problem(out: str, source_paths: list[str]) -> str:
     """Why `out` cannot take the export ("" if it can): inside a source folder, or a file."""
-    from medview.commands.export import check_output_folder
+    from medview.core.output_folder import check_output_folder
 
     try:
         check_output_folder(out, source_paths)
