@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
 from medview.core.dicom.model import Study
+from medview.core.inference.bundle import flagged_labels
 from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
 from medview.qt.models.worklist_model import COL_AI
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
@@ -179,9 +180,7 @@ class AiController(QObject):
 
     def flagged(self, prediction) -> list[str]:
         """The labels of a prediction flagged under the thresholds in force (at or above)."""
-        limits = self.thresholds()
-        return [label for label, score in prediction.scores.items()
-                if label in limits and score >= limits[label]]
+        return flagged_labels(prediction.scores, self.thresholds())
 
     def show_heatmap_for(self, sop_instance_uid: str, frame: int, label: str) -> None:
         """After F: show `label`'s heatmap on that image (now, or as soon as the viewer shows it)."""

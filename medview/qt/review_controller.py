@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from medview.core.dicom.model import Stack, Study
 from medview.core.errors import MedviewError, ReviewStoreError
+from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import CaseStatus, Finding, ReviewStore, Verdict
 from medview.qt.models.worklist_model import COL_REVIEW
@@ -80,8 +81,7 @@ def flat_results(results, thresholds: dict[str, float] | None = None, checksum: 
         if getattr(r, "status", "ok") != "ok" or pred is None:
             continue
         scores = dict(pred.scores)
-        flagged = ([k for k, v in scores.items() if k in thresholds and v >= thresholds[k]] if thresholds
-                   else list(pred.flagged))
+        flagged = flagged_labels(scores, thresholds) if thresholds else list(pred.flagged)
         out.append({"sop_instance_uid": job.sop_instance_uid, "series_uid": job.series_uid, "frame": job.frame,
                     "scores": scores, "flagged": flagged, "model": pred.model, "model_checksum": checksum})
     return out

@@ -20,7 +20,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from medview.core.errors import ModelError
 
@@ -76,7 +76,13 @@ class ModelBundle:
     def flagged(self, scores: dict[str, float], thresholds: dict[str, float] | None = None) -> list[str]:
         """Labels whose score is at or above its threshold (the bundle's unless the user overrides some)."""
         limits = {**self.thresholds, **(thresholds or {})}
-        return [label for label in self.labels if scores.get(label, -math.inf) >= limits[label]]
+        return flagged_labels({label: scores.get(label, -math.inf) for label in self.labels}, limits)
+
+
+def flagged_labels(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
+    """The one operating-point rule (SPEC section 4): a label is flagged when its score is at or above its
+    threshold; a label without a threshold is never flagged."""
+    return [label for label, score in scores.items() if label in thresholds and score >= thresholds[label]]
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
