@@ -154,6 +154,17 @@ def write_radiograph(
     return _save(ds, path)
 
 
+def _ct_acquisition(ds: Dataset, study: dict, frame_uid: UID) -> None:
+    """What the axial series and its topogram share: one scan of one patient, in one frame of reference."""
+    ds.SeriesDate, ds.SeriesTime = study["date"], study["time"]
+    ds.ContentDate, ds.ContentTime = study["date"], study["time"]
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = ""
+    ds.BodyPartExamined = "CHEST"
+    ds.PatientPosition = "HFS"
+    ds.KVP = 120
+
+
 def write_ct_slices(
     out_dir: Path,
     slices: Iterable[tuple[int, np.ndarray]],
@@ -184,16 +195,10 @@ def write_ct_slices(
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = series_number
         ds.SeriesDescription = "CHEST W CONTRAST AXIAL"
-        ds.SeriesDate, ds.SeriesTime = study["date"], study["time"]
-        ds.ContentDate, ds.ContentTime = study["date"], study["time"]
+        _ct_acquisition(ds, study, frame_uid)
         ds.AcquisitionNumber = 1
         ds.InstanceNumber = i + 1
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PositionReferenceIndicator = ""
-        ds.BodyPartExamined = "CHEST"
-        ds.PatientPosition = "HFS"
-        ds.KVP = 120
         ds.ConvolutionKernel = "STANDARD"
         ds.SliceThickness = round(slice_spacing, 4)
         ds.SpacingBetweenSlices = round(slice_spacing, 4)
@@ -236,15 +241,9 @@ def write_ct_localizer(
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
     ds.SeriesDescription = "TOPOGRAM"
-    ds.SeriesDate, ds.SeriesTime = study["date"], study["time"]
-    ds.ContentDate, ds.ContentTime = study["date"], study["time"]
+    _ct_acquisition(ds, study, frame_uid)
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
-    ds.FrameOfReferenceUID = frame_uid
-    ds.PositionReferenceIndicator = ""
-    ds.BodyPartExamined = "CHEST"
-    ds.PatientPosition = "HFS"
-    ds.KVP = 120
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
     ds.ImagePositionPatient = [round(left_x, 4), 0.0, round(top_z, 4)]
     ds.SliceThickness = 1
