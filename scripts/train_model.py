@@ -85,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         figures["auc_ctr_margin_0.03"] = metrics.roc_auc(v_scores[near], v_labels[near])
         figures["train_auc"] = train_auc
         figures["parameters"] = sum(p.numel() for p in model.parameters())
+        # per case, so a test can re-score cases with the shipped weights and recompute every figure above
+        figures["cases"] = {"seed": VAL_SEED, "labels": v_labels.tolist(),
+                            "scores": [round(float(s), 6) for s in v_scores]}
     elapsed = time.perf_counter() - started
     readme = render_readme(figures, args, elapsed)
     (out / "docs" / "README.md").write_text(readme, encoding="utf-8")
     (out / "docs" / "validation.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    say(json.dumps({k: v for k, v in figures.items() if k != "reliability"}, indent=1))
+    say(json.dumps({k: v for k, v in figures.items() if k not in ("reliability", "cases")}, indent=1))
     say(f"bundle written to {out} in {elapsed:.0f} s")
     return 0
 
@@ -146,8 +149,10 @@ Reliability (calibration) table:
 |---|---|---|---|
 {rows}
 
-`tests/core/test_bundled_model.py` checks on every test run that the AUC on another fresh set is at least 0.95
-and that scores do not change when every descriptive tag is removed.
+`docs/validation.json` keeps every validation case's label and score. `tests/core/test_bundled_model.py`
+checks on every test run that the shipped weights reproduce those scores (first cases re-scored), that the
+figures above follow from them, that the AUC on another fresh set is at least 0.95, and that scores do not
+change when every descriptive tag is removed.
 
 ## Limits
 - Synthetic phantoms only: real anatomy, devices, lines, pathology other than an enlarged heart, AP or lateral
