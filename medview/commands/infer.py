@@ -44,10 +44,7 @@ def run(args) -> int:
     bundle = load_bundle(args.model or bundled_model_path())
     engine = Engine(bundle, device=args.device, batch_size=getattr(args, "batch_size", 8) or 8)
     cache = None if getattr(args, "no_cache", False) else ResultCache()
-    try:
-        return _infer(args, bundle, engine, cache)
-    finally:
-        engine.close()
+    return _infer(args, bundle, engine, cache)
 
 
 def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None) -> int:
