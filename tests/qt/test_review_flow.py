@@ -27,8 +27,10 @@ from medview.qt import review_controller as rc
 from medview.qt.models.worklist_model import COL_ID, COL_REVIEW
 from medview.qt.review_panel import verdict_text
 from medview.qt.workers.inference import InferenceJob, InferenceResult
+from tests.qt.helpers import open_window, wait_ready
 
 FINDING = "cardiomegaly"
+READY_MS = 20000  # how long these tests wait for the app to be ready
 CHECKSUM = "c0ffee" * 10 + "abcd"
 
 
@@ -97,10 +99,6 @@ class FakeAi(QObject):
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _wait_ready(qtbot, w, timeout=20000):
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy() and w.viewer._shown is not None, timeout=timeout)
-
-
 def _press(widget, key, modifier=Qt.KeyboardModifier.NoModifier):
     if not widget.window().isActiveWindow():
         widget.window().activateWindow()
@@ -159,14 +157,7 @@ def assert_ui_is_disk(w, uid: str) -> None:
 @pytest.fixture
 def app_window(qtbot, source):
     """The app as `medview gui SOURCE` builds it, with the fake AI attached before the scan finishes."""
-    from medview.app import create_app
-
-    app, w = create_app(["medview", str(source)])
-    qtbot.addWidget(w)
-    w.resize(1500, 950)
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    _wait_ready(qtbot, w)
+    w = open_window(qtbot, source, size=(1500, 950), timeout=READY_MS)
     real = getattr(w, "ai", None)
     if real is not None and hasattr(real, "shutdown"):
         real.shutdown()  # the bundled model's worker: these tests use the fake's ground-truth scores
@@ -197,7 +188,7 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
 
     # focus moved around first: click the worklist (opens PAT0001), then the series strip, then the image
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert _patient(w) == "PAT0001"
     w.strip.setFocus()
     QApplication.processEvents()
@@ -277,14 +268,14 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     assert w.case.study_uid == p2
     assert _review_cell(w, p1) == f"✔ {reviewer}"
     assert w.statusBar().currentMessage() == "Signed off — opening next unreviewed case"
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert_ui_is_disk(w, p1)
     assert_ui_is_disk(w, p2)
 
     # PAT0002: no flagged finding -> Enter signs off without asking
     _press(w.viewer, Qt.Key.Key_Return)
     assert asked == [] and w.case.study_uid == p3
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     # PAT0003: flagged without a verdict -> asked; "No" keeps it open, then "Yes" + don't ask again
     _press(w.strip, Qt.Key.Key_Return)
     assert asked == [[FINDING]] and w.case.study_uid == p3
@@ -296,18 +287,18 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     with ReviewStore() as disk:
         assert disk.case(p3).status is CaseStatus.REVIEWED
         assert disk.get_pref("confirm_sign_off_unverdicted") == "0"
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     for uid in (p2, p3, p4):
         assert_ui_is_disk(w, uid)
 
     # N: the next unreviewed case in the worklist order as shown (PAT0005), then round to PAT0004
     _press(w.worklist.view, Qt.Key.Key_N)
     assert w.case.study_uid == p5
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert w.review.panel.table.item(0, 0).text() == "No AI findings for this case"  # the CT
     _press(w.viewer, Qt.Key.Key_N)
     assert w.case.study_uid == p4
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
 
     # Ctrl+Z undoes the last sign-off (PAT0003) and goes back to that case; once more: PAT0002
     _press(w.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
@@ -315,11 +306,11 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     with ReviewStore() as disk:
         assert disk.case(p3).status is CaseStatus.IN_PROGRESS
     assert _review_cell(w, p3) == f"✎ {reviewer}"
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert_ui_is_disk(w, p3)
     _press(w.worklist.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert w.case.study_uid == p2
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     for uid in (p1, p2, p3, p4, p5):
         assert_ui_is_disk(w, uid)
 
@@ -339,11 +330,11 @@ def test_enter_and_n_follow_the_worklist_order_as_shown(app_window, qtbot, monke
     assert [next(s.patient_id for s in w.studies if s.study_uid == u) for u in shown] == [
         "PAT0005", "PAT0004", "PAT0003", "PAT0002", "PAT0001"]
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     opened = [_patient(w)]
     for _ in range(4):
         _press(w.worklist.view, Qt.Key.Key_Return)
-        _wait_ready(qtbot, w)
+        wait_ready(qtbot, w, READY_MS)
         opened.append(_patient(w))
     assert opened == ["PAT0005", "PAT0004", "PAT0003", "PAT0002", "PAT0001"]
     _press(w.viewer, Qt.Key.Key_Return)  # the last one: nothing left
@@ -357,13 +348,9 @@ def test_enter_and_n_follow_the_worklist_order_as_shown(app_window, qtbot, monke
 
 
 def test_review_column_filled_on_load_from_an_earlier_session(qtbot, source, medview_home):
-    from medview.app import create_app
-
     with ReviewStore(reviewer="dr.earlier") as store:
         pass
-    app, w = create_app(["medview", str(source)])
-    qtbot.addWidget(w)
-    _wait_ready(qtbot, w)
+    w = open_window(qtbot, source, timeout=READY_MS)
     uids = [s.study_uid for s in w.studies]
     first = w.case.study_uid  # opened on load: in progress by this reviewer
     with ReviewStore(reviewer="dr.earlier") as store:
@@ -383,7 +370,7 @@ def test_results_arriving_later_and_a_store_error_in_words(app_window, qtbot, mo
     uid = _uid(w, "PAT0001")
     kept = ai.results.pop(uid)
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert w.review.session.findings == []
     _press(w.viewer, Qt.Key.Key_A)
     assert w.statusBar().currentMessage() == "No AI finding to agree with"
@@ -415,12 +402,12 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
     w = app_window
     before = tree_hashes(source)
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     _press(w.viewer, Qt.Key.Key_F)
     _press(w.viewer, Qt.Key.Key_A)
     _press(w.viewer, Qt.Key.Key_K)
     _press(w.viewer, Qt.Key.Key_Return)  # PAT0001 signed off, PAT0002 opens (in progress, no review data)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
 
     out = tmp_path / "export out"
     chosen = [str(source / "PAT0001"), str(out)]
@@ -486,13 +473,13 @@ def test_enter_in_a_text_field_is_not_sign_off(app_window, qtbot, monkeypatch):
     asked = []
     monkeypatch.setattr(rc, "confirm_sign_off", lambda parent, unverdicted: asked.append(1) or (True, False))
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     p1 = w.case.study_uid
     _press(w.viewer, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert QApplication.focusWidget() is w.worklist.filter
     QTest.keyClicks(w.worklist.filter, "PAT0003")
     QTest.keyClick(w.worklist.filter, Qt.Key.Key_Return)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     assert _patient(w) == "PAT0003"
     field = w.review.panel.reviewer
     field.setFocus()
@@ -513,18 +500,14 @@ def test_enter_in_a_text_field_is_not_sign_off(app_window, qtbot, monkeypatch):
 def test_with_the_real_ai_controller_and_bundled_model(qtbot, source):
     """The real `AiController` (bundled model, CPU): its results become the case's findings, F shows the
     finding's image with its heatmap switched on, A stores the verdict with the model's name and checksum."""
-    from medview.app import create_app
-
-    app, w = create_app(["medview", str(source)])
-    qtbot.addWidget(w)
-    _wait_ready(qtbot, w)
+    w = open_window(qtbot, source, timeout=READY_MS)
     ai = w.ai
     if not hasattr(ai, "results_for"):
         pytest.skip("no AI controller in this build")
     radiograph = next(s for s in w.studies if s.modalities[0] in ("CR", "DX"))
     w.open_case(radiograph)
     qtbot.waitUntil(lambda: ai.bundle is not None and bool(w.review.session.findings), timeout=90000)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     uid = radiograph.study_uid
     result = next(r for r in ai.results_for(uid) if r.status == "ok")
     score = result.prediction.scores[FINDING]
@@ -546,7 +529,7 @@ def test_undo_of_a_case_not_in_the_worklist_keeps_the_shown_case(app_window, qtb
     panel stays with the case on screen."""
     w = app_window
     _click_row(w, 0)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w, READY_MS)
     shown = w.case.study_uid
     w.review.store.sign_off("2.25.999.elsewhere")  # the last action, made in a case of another folder
     _press(w.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)

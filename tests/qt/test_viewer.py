@@ -22,6 +22,7 @@ from medview.core.dicom.pixels import Window
 from medview.core.dicom.source import SourceRef
 from medview.core.viewing.keymap import KeymapConflict
 from tests.factories import make_zip, truncate, write_image, write_junk, write_series
+from tests.qt.helpers import open_window, wait_ready
 
 CT_SLICES = 12
 
@@ -59,23 +60,12 @@ def studies(tmp_path_factory) -> Path:
     return root
 
 
-def _wait_ready(qtbot, w, timeout=15000):
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy() and w.viewer._shown is not None, timeout=timeout)
-
-
 @pytest.fixture
 def window(qtbot, studies):
-    from medview.app import create_app
-
-    app, w = create_app(["medview", str(studies)])
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    _wait_ready(qtbot, w)
+    w = open_window(qtbot, studies, size=(1400, 900))
     ct = next(s for s in w.studies if s.patient_id == "PCT")
     w.open_case(ct)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     yield w
     w.close()
 
@@ -155,7 +145,7 @@ def test_navigation_keys_work_whichever_panel_has_focus(window, qtbot, where):
     if where == "worklist":  # a click on a row, as a user would
         rect = w.worklist.view.visualRect(w.worklist.proxy.index(w.worklist.current_row(), 0))
         QTest.mouseClick(w.worklist.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-        _wait_ready(qtbot, w)
+        wait_ready(qtbot, w)
     assert v.state.count == CT_SLICES
     _press(qtbot, target, Qt.Key.Key_Down)
     assert v.state.index == 1
@@ -172,21 +162,21 @@ def test_navigation_keys_work_whichever_panel_has_focus(window, qtbot, where):
     # series of the case
     _press(qtbot, target, Qt.Key.Key_Right)
     assert w.stack_index == 1
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     assert v.state.count == 3
     _press(qtbot, target, Qt.Key.Key_Left)
     assert w.stack_index == 0
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     # cases in the worklist's (sorted) order
     proxy = w.worklist.proxy
     row = proxy.row_of(w.case.study_uid)
     key, other = (Qt.Key.Key_PageDown, row + 1) if row == 0 else (Qt.Key.Key_PageUp, row - 1)
     _press(qtbot, target, key)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     assert proxy.row_of(w.case.study_uid) == other
     assert w.worklist.current_row() == other  # the worklist follows
     _press(qtbot, target, Qt.Key.Key_PageUp if key == Qt.Key.Key_PageDown else Qt.Key.Key_PageDown)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     assert proxy.row_of(w.case.study_uid) == row
 
 
@@ -240,7 +230,7 @@ def test_ctrl_f_filters_and_typing_is_not_a_shortcut(window, qtbot):
     QTest.keyClicks(w.worklist.filter, "xr chest")
     assert w.worklist.proxy.rowCount() == 1
     QTest.keyClick(w.worklist.filter, Qt.Key.Key_Return)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     assert w.case.patient_id == "PCR"
 
 
@@ -438,7 +428,7 @@ def test_calibration_said_honestly_for_a_radiograph(window, qtbot):
     w, v = window, window.viewer
     cr = next(s for s in w.studies if s.patient_id == "PCR")
     w.open_case(cr)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     assert v.calibration.spacing == (0.2, 0.2) and "detector" in v.calibration.note
     m = v.add_measurement("distance", (0.0, 0.0, 30.0, 40.0))
     assert v.measurement_text(m) == "10.0 mm (detector)"
@@ -618,12 +608,12 @@ def test_show_instance_opens_case_series_and_image(window, qtbot):
     w, v = window, window.viewer
     cr = next(s for s in w.studies if s.patient_id == "PCR")
     w.open_case(cr)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     ct = next(s for s in w.studies if s.patient_id == "PCT")
     axial = next(st for s in ct.series for st in s.stacks if st.frame_count == CT_SLICES)
     target = axial.instances[7]
     assert w.show_instance(ct.study_uid, target.sop_instance_uid)
-    _wait_ready(qtbot, w)
+    wait_ready(qtbot, w)
     qtbot.waitUntil(lambda: v._shown == 7, timeout=5000)
     assert w.case.study_uid == ct.study_uid and v.stack is axial
     assert np.array_equal(v.shown_pixels(), pixels.display_frame(_dataset(w)))
