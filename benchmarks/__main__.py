@@ -7,6 +7,7 @@ figures; the run itself always completes and prints the document.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -16,38 +17,23 @@ from datetime import datetime, timezone
 from benchmarks import data
 from benchmarks._common import guarded, log, machine
 
-GROUPS = ("index", "load", "display", "memory", "viewer", "ai")
+# group -> (module of benchmarks, its function)
+GROUPS = {
+    "index": ("index", "run"),
+    "load": ("load", "run"),
+    "display": ("display", "run"),
+    "memory": ("load", "run_memory"),
+    "viewer": ("viewer", "run"),
+    "ai": ("ai", "run"),
+}
 
 
 def _group(name: str, quick: bool, repeats: int):
     """The callable of one group; imported lazily so a broken module only marks its own figures."""
 
     def call() -> dict:
-        if name == "index":
-            from benchmarks import index
-
-            return index.run(quick, repeats)
-        if name == "load":
-            from benchmarks import load
-
-            return load.run(quick, repeats)
-        if name == "memory":
-            from benchmarks import load
-
-            return load.run_memory(quick, repeats)
-        if name == "display":
-            from benchmarks import display
-
-            return display.run(quick, repeats)
-        if name == "viewer":
-            from benchmarks import viewer
-
-            return viewer.run(quick, repeats)
-        if name == "ai":
-            from benchmarks import ai
-
-            return ai.run(quick, repeats)
-        raise ValueError(name)
+        module, function = GROUPS[name]
+        return getattr(importlib.import_module(f"benchmarks.{module}"), function)(quick, repeats)
 
     return call
 

@@ -1,13 +1,12 @@
 """The AI figures (issue 4).
 
 - throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: TorchScript, frozen and
-  optimised for inference, torch's default thread count: all physical cores) against ONNX Runtime (a plain `InferenceSession` on
-  the bundle's `models/model.onnx`, default options, CPU provider) running the same network on the same
-  prepared batches of 8 (display pipeline + resize done once beforehand, saved, shared by both). Each runtime
-  runs alone in a fresh process (`benchmarks/_ai_child.py`), the two alternating over 4 rounds so a shared
-  machine's load hits both alike; the medians are reported, with the best and worst round's ratio. Also
-  reported: the engine end to end (`predict_datasets`: pre-processing
-  included), images/s.
+  optimised for inference, torch's default thread count: all physical cores) against ONNX Runtime (a plain
+  `InferenceSession` on the bundle's `models/model.onnx`, default options, CPU provider) running the same
+  network on the same prepared batches of 8 (display pipeline + resize done once beforehand, saved, shared
+  by both). Each runtime runs alone in a fresh process (`benchmarks/_ai_child.py`), the two alternating over
+  4 rounds so a shared machine's load hits both alike; the medians are reported, with the best and worst
+  round's ratio. Also reported: the engine end to end (`predict_datasets`: pre-processing included), images/s.
 - GUI responsiveness: the app opens a folder of 200 demo radiographs and its AI worker scores them; a 1 ms
   PreciseTimer with QElapsedTimer records every event-loop interval from the first result to the last;
   the longest stall and the 99th percentile (benchmarks/_qt_child.py `ai_gui`). Also: time from opening the
@@ -85,17 +84,18 @@ def _throughput(quick: bool, repeats: int) -> dict:
         return time.perf_counter() - t0
 
     e2e_s = min(end_to_end() for _ in range(repeats))
-    if bundle.onnx is None or not bundle.onnx.is_file():
+
+    def without_peer(why: str) -> dict:
         return {"ai_throughput": figure(
-            n / min(engine_pass() for _ in range(repeats)), "images/s",
-            peer="ONNX Runtime (bundle has no models/model.onnx)", better="higher",
-            goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
+            n / min(engine_pass() for _ in range(repeats)), "images/s", peer=f"ONNX Runtime ({why})",
+            better="higher", goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
+
+    if bundle.onnx is None or not bundle.onnx.is_file():
+        return without_peer("bundle has no models/model.onnx")
     try:
         import onnxruntime as ort
     except ImportError:
-        return {"ai_throughput": figure(
-            n / min(engine_pass() for _ in range(repeats)), "images/s", peer="ONNX Runtime (not installed)", better="higher",
-            goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
+        return without_peer("not installed")
     session = ort.InferenceSession(str(bundle.onnx), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     arrays = [np.ascontiguousarray(x.numpy()) for x in batches]
