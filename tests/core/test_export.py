@@ -187,6 +187,8 @@ def test_sr_anonymized_basic_profile(reviewed, tmp_path):
     assert a1.StudyDate == anon.date("20240310", "PAT-4711")
     assert a1.StudyInstanceUID == a2.StudyInstanceUID == anon.uid(src.case_a["study"])
     assert a1.SOPInstanceUID != a2.SOPInstanceUID and a1.SeriesInstanceUID != a2.SeriesInstanceUID  # fresh
+    # New UIDs are "2.25." UIDs: under a shared root (pydicom's) a random suffix could begin with a source UID.
+    assert a1.SOPInstanceUID.startswith("2.25.") and a1.SeriesInstanceUID.startswith("2.25.")
     ref = a1.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
     assert ref.ReferencedSOPInstanceUID == anon.uid(src.case_a["sop"])
     assert a1.VerificationFlag == "VERIFIED"

@@ -148,12 +148,14 @@ def build_sr(record, *, anon: Pseudonymizer | None = None) -> Dataset:
         imaging_measurements=groups or None,
     )
     signed = case.status is CaseStatus.REVIEWED and bool(case.signed_off_by)
+    # Fresh UIDs are "2.25." UIDs (we have no registered root); under a shared root a random suffix could
+    # start with a source study's UID and leak it into an anonymised export.
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=generate_uid(prefix=None),
         series_number=SR_SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=generate_uid(prefix=None),
         instance_number=1,
         manufacturer=ORGANIZATION,
         is_complete=signed,
@@ -190,7 +192,7 @@ def _finding_group(f: Finding, refs) -> hd.sr.MeasurementsAndQualitativeEvaluati
     if f.verdict is not None:
         evaluations.append(hd.sr.QualitativeEvaluation(VERDICT, VERDICT_CODES[f.verdict]))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{f.label} #{f.id}"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(prefix=None), identifier=f"{f.label} #{f.id}"),
         finding_type=finding_code(f.label),
         algorithm_id=algorithm,
         measurements=[hd.sr.Measurement(name=codes.DCM.Probability, value=float(f.score),
