@@ -654,7 +654,8 @@ class MainWindow(QMainWindow):
         if self._default_split:
             self._default_split = False
             total = max(self.splitter.width(), 600)
-            self.splitter.setSizes([int(total * 0.39), int(total * 0.45), int(total * 0.16)])
+            # the worklist wide enough for its columns and a readable description; the viewer keeps the most
+            self.splitter.setSizes([int(total * 0.42), int(total * 0.42), int(total * 0.16)])
 
     def closeEvent(self, event):  # noqa: N802 - Qt API
         self.save_layout()
