@@ -157,7 +157,7 @@ def test_dicomdir_with_a_missing_file_and_a_broken_dicomdir(tmp_path):
         ("6154", "listed in the DICOMDIR but missing")
     ]
     # a DICOMDIR that cannot be read: its folder is scanned instead
-    (tmp_path / "media" / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + os.urandom(50))
+    (tmp_path / "media" / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + random.Random(50).randbytes(50))
     result = scan([str(tmp_path / "media" / "DICOMDIR")], use_cache=False)
     assert len(result.instances) == 30
 
@@ -191,9 +191,9 @@ def test_broken_files_each_get_a_reason_and_the_rest_is_read(tmp_path):
     offset = scan([str(big)], use_cache=False).instances[0].pixel_offset
     truncate(big, offset + 1000)
     truncate(write_image(tmp_path / "cut_header.dcm"), 300)
-    (tmp_path / "random.dcm").write_bytes(os.urandom(3000))
+    (tmp_path / "random.dcm").write_bytes(random.Random(3000).randbytes(3000))
     (tmp_path / "empty.dcm").write_bytes(b"")
-    (tmp_path / "random_no_suffix").write_bytes(os.urandom(3000))
+    (tmp_path / "random_no_suffix").write_bytes(random.Random(3000).randbytes(3000))
     (tmp_path / "empty_no_suffix").write_bytes(b"")
     rle = write_image(tmp_path / "rle.dcm", transfer_syntax=RLELossless, frames=3)
     truncate(rle, os.path.getsize(rle) - 40)
