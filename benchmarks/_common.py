@@ -100,6 +100,30 @@ def run_child(args: list[str], *, env: dict[str, str] | None = None, timeout: fl
     return wall, proc.stdout
 
 
+def proc_status_kib(field: str) -> int:
+    """A size from /proc/self/status in KiB ("VmRSS": resident now, "VmHWM": peak since the last reset); 0 if
+    absent (not Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current resident size (Linux `clear_refs` 5), so the next peak is this work's alone;
+    False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def run_python_json(code: str, *, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
     """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
     _, out = run_child([PY, "-c", code], env=env, timeout=timeout)

@@ -25,31 +25,6 @@ def _emit(doc: dict) -> None:
     sys.stdout.flush()
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _hwm_kib() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _loop():
     """A local event loop: QApplication.quit() would also close every window (Qt 6), spoiling what follows."""
     from PySide6.QtCore import QEventLoop
@@ -390,6 +365,7 @@ def _peers(app, volume) -> dict:
 # ---- memory of an open CT --------------------------------------------------------------------------------------
 def memory(folder: str) -> None:
     """Resident memory of the app with a CT open and fully loaded, minus the app before opening it."""
+    from benchmarks._common import proc_status_kib, reset_peak_rss
     from medview.app import create_app
 
     app, window = create_app(["medview", "gui"])
@@ -405,16 +381,16 @@ def memory(folder: str) -> None:
     gc.collect()
     time.sleep(0.2)
     app.processEvents()
-    before = _rss_kib()
-    hwm_ok = _reset_hwm()
+    before = proc_status_kib("VmRSS")
+    hwm_ok = reset_peak_rss()
     window.open_paths([folder])
     if not _wait(app, lambda: view._shown is not None and bool(view._load_finished), 300):
         raise RuntimeError("the CT did not finish loading within 300 s")
     for _ in range(20):
         app.processEvents()
     gc.collect()
-    after = _rss_kib()
-    peak = _hwm_kib() if hwm_ok else None
+    after = proc_status_kib("VmRSS")
+    peak = proc_status_kib("VmHWM") if hwm_ok else None
     stored = int(view.display.array.nbytes) if view.display is not None else None
     insts = window.stacks[window.stack_index].stack.instances
     stored_declared = sum(i.rows * i.columns * max(1, i.frames) * i.samples_per_pixel * (i.bits_allocated // 8)

@@ -119,17 +119,7 @@ MEMORY_CODE = r"""
 import gc, json, os, resource, sys
 kind, folder = sys.argv[1], sys.argv[2]
 
-def rss_kib():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-def hwm_kib():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+from benchmarks._common import proc_status_kib, reset_peak_rss
 
 import numpy as np
 if kind == "medview":
@@ -148,15 +138,10 @@ else:
     stored = None
     work = lambda: np.stack([pydicom.dcmread(f).pixel_array for f in files])
 gc.collect()
-try:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset VmHWM to the current resident size
-    method = "VmHWM after clear_refs"
-except OSError:
-    method = "ru_maxrss"
-before = rss_kib()
+method = "VmHWM after clear_refs" if reset_peak_rss() else "ru_maxrss"
+before = proc_status_kib("VmRSS")
 result = work()
-peak = hwm_kib() if method.startswith("VmHWM") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = proc_status_kib("VmHWM") if method.startswith("VmHWM") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 arr = result if kind != "medview" else result.array
 if stored is None:
     stored = arr.nbytes
