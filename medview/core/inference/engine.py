@@ -153,8 +153,8 @@ class Engine:
         self._warm = False
         self._module = None
         self._session = None
-        self._per_thread = False  # each network call takes as many images as the thread has intra-op threads
-        self._fused = False  # run with oneDNN Graph fusion
+        # oneDNN Graph fusion, and with it one network call per intra-op thread's worth of images (see _chunk)
+        self._fused = False
         self._reference = None  # the unoptimised module, until warm_up() has compared the two
         if backend == "onnxruntime":
             self._session = self._load_onnx()
@@ -178,7 +178,7 @@ class Engine:
             # more), and oneDNN then gives each thread whole images whose activations stay in its cache.
             # The fuser is a process-wide switch, so it is turned on only around this module's calls, and
             # warm_up() checks the optimised graph against the plain one before trusting it.
-            self._fused, self._per_thread = True, True
+            self._fused = True
             if split_column_phases(frozen, self.bundle.resize):
                 log.info("model %s: first convolution reads the image as two column phases", self.bundle.ident)
         self._reference = module
@@ -241,8 +241,9 @@ class Engine:
         self._warm = True
 
     def _chunk(self) -> int | None:
-        """Images per network call: on the CPU one per intra-op thread of the calling thread; else all."""
-        return max(1, torch.get_num_threads()) if self._per_thread else None
+        """Images per network call: with fusion (the CPU) one per intra-op thread of the calling thread, so the
+        fused graph always sees the same shape; else all."""
+        return max(1, torch.get_num_threads()) if self._fused else None
 
     def _check_optimised(self, like: torch.Tensor) -> None:
         """Optimisation must not change the answer: the frozen (fused, rewritten) graph is compared with the
@@ -265,7 +266,7 @@ class Engine:
             problem = f"fails ({_first_line(exc)})"
         if problem:
             log.warning("model %s: the optimised graph %s; running it unoptimised", self.bundle.ident, problem)
-            self._module, self._fused, self._per_thread = reference, False, False
+            self._module, self._fused = reference, False
 
     def _raw_forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """The network on a prepared batch: checked (scores [N, K], heatmap [N, K, h, w] or None) as float32."""
