@@ -86,6 +86,8 @@ SPECS: list[ActionSpec] = [
     ActionSpec("view.flip", "Flip horizontally", ("Alt+F",), "View"),
     ActionSpec("view.cine", "Cine play / pause", ("C",), "View", checkable=True),
     ActionSpec("view.fullscreen", "Full screen", ("F11",), "View", checkable=True),
+    ActionSpec("view.worklist", "Worklist shown / folded away (the image takes its width)", ("Ctrl+L",), "View",
+               checkable=True),
     # Tools (left mouse button)
     ActionSpec("tool.window", "Window/level tool", ("W",), "Tools", checkable=True),
     ActionSpec("tool.pan", "Pan tool", ("T",), "Tools", checkable=True),

@@ -40,6 +40,8 @@ from medview.qt.worklist import WorklistPanel
 log = logging.getLogger(__name__)
 RECENT_KEY = "recent"
 RECENT_MAX = 10
+SMALL_SCREEN_WIDTH = 1500  # below this the first window is maximised
+WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
 TITLE = "medview — research use only, not for diagnosis"
 
 
@@ -116,6 +118,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
+        self._worklist_width = 0  # its width before Ctrl+L folded it away
         self._default_split = True  # until a saved layout is restored: shares of the width on first show
         self._saved_split: QByteArray | None = None  # a restored splitter state, applied again on first show
         self.splitter.setChildrenCollapsible(True)
@@ -239,7 +242,9 @@ class MainWindow(QMainWindow):
         r.connect("series.prev", lambda: self.step_stack(-1))
         r.connect("case.next", lambda: self.step_case(1))
         r.connect("case.prev", lambda: self.step_case(-1))
-        r.connect("worklist.filter", self.worklist.focus_filter)
+        r.connect("worklist.filter", self.filter_worklist)
+        r.connect("view.worklist", lambda _checked=False: self.show_worklist(not self.worklist_shown()))
+        self.splitter.splitterMoved.connect(lambda *_: r.action("view.worklist").setChecked(self.worklist_shown()))
         r.connect("window.file", v.window_from_file)
         for n in range(1, 10):
             r.connect(f"window.preset{n}", lambda n=n: v.preset(n))
@@ -632,6 +637,28 @@ class MainWindow(QMainWindow):
         s.setValue("window/splitter", self.splitter.saveState())
         s.sync()
 
+    def worklist_shown(self) -> bool:
+        return self.splitter.sizes()[0] > 0
+
+    def show_worklist(self, shown: bool) -> None:
+        """Ctrl+L: the worklist folds away so that the image gets its width (a small screen), and comes back as
+        wide as it was. Page Down, N and Enter go on through the worklist's order while it is folded."""
+        sizes = self.splitter.sizes()
+        if shown and sizes[0] == 0:
+            width = self._worklist_width or int(sum(sizes) * WORKLIST_SHARE)
+            sizes[0], sizes[1] = width, max(sizes[1] - width, 0)
+        elif not shown and sizes[0] > 0:
+            self._worklist_width = sizes[0]
+            sizes[0], sizes[1] = 0, sizes[1] + sizes[0]
+            self.viewer.setFocus()
+        self.splitter.setSizes(sizes)
+        self.registry.action("view.worklist").setChecked(self.worklist_shown())
+
+    def filter_worklist(self) -> None:
+        """Ctrl+F: a folded worklist comes back to be filtered."""
+        self.show_worklist(True)
+        self.worklist.focus_filter()
+
     def _on_a_screen(self) -> bool:
         """The saved position is usable only if its centre lies on a screen that still exists."""
         centre = self.frameGeometry().center()
@@ -642,6 +669,11 @@ class MainWindow(QMainWindow):
         if screen is None:
             return
         area = screen.availableGeometry()
+        if area.width() < SMALL_SCREEN_WIDTH:
+            # a laptop: worklist, image and findings side by side need every pixel, so the window fills the screen
+            self.setGeometry(area)
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+            return
         w, h = min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92))
         self.resize(w, h)
         self.move(area.center().x() - w // 2, area.center().y() - h // 2)
@@ -655,7 +687,8 @@ class MainWindow(QMainWindow):
             self._default_split = False
             total = max(self.splitter.width(), 600)
             # the worklist wide enough for its columns and a readable description; the viewer keeps the most
-            self.splitter.setSizes([int(total * 0.42), int(total * 0.42), int(total * 0.16)])
+            self.splitter.setSizes([int(total * WORKLIST_SHARE), int(total * 0.42), int(total * 0.16)])
+        self.registry.action("view.worklist").setChecked(self.worklist_shown())
 
     def closeEvent(self, event):  # noqa: N802 - Qt API
         self.save_layout()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Study
@@ -22,6 +22,10 @@ from medview.qt.models.worklist_model import (
 # (min, max) width in pixels: everything up to the Review column fits in the default panel width
 COLUMN_WIDTHS = {COL_PATIENT: (80, 120), COL_ID: (50, 72), COL_DATE: (86, 86), COL_MODALITY: (36, 44),
                  COL_IMAGES: (34, 40), COL_AI: (44, 64), COL_REVIEW: (56, 64)}
+# the columns that give up width in a narrow panel once the description is hidden (down to their minimum above)
+SHRINKABLE = (COL_PATIENT, COL_ID)
+# narrower than this the description reads "X…" under a clipped header: the column is hidden until there is room
+DESCRIPTION_MIN = 64
 
 
 class WorklistPanel(QWidget):
@@ -59,6 +63,10 @@ class WorklistPanel(QWidget):
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.clicked.connect(self._clicked)
         self.view.activated.connect(self._clicked)  # Enter on a row, while no registry action owns Enter
+        self._preferred: dict[int, int] = {}  # the widths names and IDs have when there is room
+        self._fitting = False
+        header.sectionResized.connect(self._section_resized)
+        self.view.viewport().installEventFilter(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -70,6 +78,42 @@ class WorklistPanel(QWidget):
         self.view.resizeColumnsToContents()
         for col, (lo, hi) in COLUMN_WIDTHS.items():
             self.view.setColumnWidth(col, min(max(self.view.columnWidth(col), lo), hi))
+        self._preferred = {col: self.view.columnWidth(col) for col in SHRINKABLE}
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Every column but the description whole, without scrolling sideways, in whatever width the panel has:
+        in a narrow panel (a 1280-pixel screen) the description is hidden first (the viewer's corner text shows
+        it), then names and IDs give up their slack; widened again, all come back."""
+        if self._fitting or not self._preferred:
+            return
+        self._fitting = True
+        try:
+            header = self.view.horizontalHeader()
+            fixed = sum(header.sectionSize(c) for c in range(header.count())
+                        if c not in (COL_DESCRIPTION, *SHRINKABLE) and not header.isSectionHidden(c))
+            short = fixed + sum(self._preferred.values()) + DESCRIPTION_MIN - self.view.viewport().width()
+            header.setSectionHidden(COL_DESCRIPTION, short > 0)
+            short -= DESCRIPTION_MIN
+            for col in SHRINKABLE:
+                give = min(max(short, 0), self._preferred[col] - COLUMN_WIDTHS[col][0])
+                self.view.setColumnWidth(col, self._preferred[col] - max(give, 0))
+                short -= max(give, 0)
+        finally:
+            self._fitting = False
+
+    def _section_resized(self, col: int, _old: int, new: int) -> None:
+        if self._fitting:
+            return
+        if col in SHRINKABLE:
+            self._preferred[col] = new  # the reader's own width for the column, kept from now on
+        elif col != COL_DESCRIPTION:
+            self.fit_columns()  # e.g. the AI column widened for "not flagged 0.48"
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if watched is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return super().eventFilter(watched, event)
 
     def focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)

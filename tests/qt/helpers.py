@@ -15,6 +15,7 @@ def open_window(qtbot, source, *, size: tuple[int, int] | None = None, timeout: 
     _app, w = create_app(["medview", str(source)])
     qtbot.addWidget(w)
     if size is not None:
+        w.showNormal()  # the offscreen screen is 800 px wide: a first window on a screen that small is maximised
         w.resize(*size)
         qtbot.waitExposed(w)
         w.activateWindow()

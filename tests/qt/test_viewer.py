@@ -234,6 +234,61 @@ def test_ctrl_f_filters_and_typing_is_not_a_shortcut(window, qtbot):
     assert w.case.patient_id == "PCR"
 
 
+def _right_edge(view, col):
+    return view.horizontalHeader().sectionViewportPosition(col) + view.columnWidth(col)
+
+
+def test_narrow_worklist_hides_the_description_not_names_or_the_review_column(window, qtbot):
+    """A 1280-pixel screen: the description goes (the corner text has it) before names and IDs are cut, and
+    no column hides behind a sideways scroll bar; widened again, everything comes back."""
+    from medview.qt.models.worklist_model import COL_DESCRIPTION, COL_ID, COL_PATIENT, COL_REVIEW
+    from medview.qt.worklist import COLUMN_WIDTHS
+
+    w, table = window, window.worklist.view
+    header = table.horizontalHeader()
+    total = sum(w.splitter.sizes())
+
+    def worklist_width(px):
+        w.splitter.setSizes([px, total - px - w.splitter.sizes()[2], w.splitter.sizes()[2]])
+        QApplication.processEvents()
+
+    worklist_width(800)
+    qtbot.waitUntil(lambda: not header.isSectionHidden(COL_DESCRIPTION), timeout=2000)
+    header.resizeSection(COL_PATIENT, 130)  # the reader widens the names: that width is kept where there is room
+    wide = {col: table.columnWidth(col) for col in (COL_PATIENT, COL_ID)}
+    needed = sum(table.columnWidth(c) for c in range(header.count()) if c != COL_DESCRIPTION)
+    worklist_width(needed + 20)  # the others fit; the description would not be readable
+    qtbot.waitUntil(lambda: header.isSectionHidden(COL_DESCRIPTION), timeout=2000)
+    assert {col: table.columnWidth(col) for col in wide} == wide
+    assert _right_edge(table, COL_REVIEW) <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    worklist_width(needed - 30)  # narrower still: names and IDs give up their slack
+    qtbot.waitUntil(lambda: table.columnWidth(COL_PATIENT) < wide[COL_PATIENT], timeout=2000)
+    assert all(table.columnWidth(col) >= COLUMN_WIDTHS[col][0] for col in wide)
+    assert _right_edge(table, COL_REVIEW) <= table.viewport().width()
+    worklist_width(needed + 200)
+    qtbot.waitUntil(lambda: not header.isSectionHidden(COL_DESCRIPTION), timeout=2000)
+    assert {col: table.columnWidth(col) for col in wide} == wide
+    assert table.columnWidth(COL_DESCRIPTION) >= 64
+
+
+def test_ctrl_l_folds_the_worklist_and_reading_goes_on(window, qtbot):
+    w, v = window, window.viewer
+    w.open_case(w.worklist.proxy.study_at(0))
+    wait_ready(qtbot, w)
+    before, image_width = w.splitter.sizes()[0], v.width()
+    assert before > 0 and w.registry.action("view.worklist").isChecked()
+    _press(qtbot, w.worklist.view, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert w.splitter.sizes()[0] == 0 and not w.registry.action("view.worklist").isChecked()
+    qtbot.waitUntil(lambda: v.width() >= image_width + before - 10, timeout=2000)  # the image took the width
+    first = w.case.study_uid
+    _press(qtbot, v, Qt.Key.Key_PageDown)  # the reading order goes on while it is folded
+    qtbot.waitUntil(lambda: w.case.study_uid != first, timeout=5000)
+    _press(qtbot, v, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # filtering brings it back
+    assert w.splitter.sizes()[0] == pytest.approx(before, abs=5)
+    assert QApplication.focusWidget() is w.worklist.filter and w.registry.action("view.worklist").isChecked()
+
+
 AI_AND_REVIEW_KEYS = ("ai.heatmap", "ai.next_finding", "review.agree", "review.disagree", "review.key_image",
                       "review.sign_off", "review.undo", "case.next_unreviewed", "file.export")
 
