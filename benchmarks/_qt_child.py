@@ -58,6 +58,15 @@ def _wait(app, predicate, timeout_s: float) -> bool:
     return predicate()
 
 
+def _normal_size(window, width: int, height: int) -> None:
+    """The window at this size, not maximised: the offscreen screen (800 px) is small enough that medview
+    maximises its first window, and the figures are taken at one size from run to run."""
+    from PySide6.QtCore import Qt
+
+    window.setWindowState(Qt.WindowState.WindowNoState)
+    window.resize(width, height)
+
+
 # ---- start-up ------------------------------------------------------------------------------------------------
 def startup(kind: str, t0: str) -> None:
     """Time from the parent's Popen (CLOCK_MONOTONIC, system-wide) to the main window's first paint."""
@@ -106,7 +115,7 @@ def viewer(folder: str, frames_target: str = "600") -> None:
     from medview.app import create_app
 
     app, window = create_app(["medview", "gui"])
-    window.resize(1280, 900)
+    _normal_size(window, 1280, 900)
     window.show()
     app.processEvents()
     view = _find(window, "viewer")
@@ -418,7 +427,7 @@ def ai_gui(folder: str, expected: str, mode: str = "app") -> None:
 
     n_expected = int(expected)
     app, window = create_app(["medview", "gui"])
-    window.resize(1280, 900)
+    _normal_size(window, 1280, 900)
     window.show()
     app.processEvents()
     clock = QElapsedTimer()
