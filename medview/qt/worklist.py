@@ -96,9 +96,9 @@ class WorklistPanel(QWidget):
             header.setSectionHidden(COL_DESCRIPTION, short > 0)
             short -= DESCRIPTION_MIN
             for col in SHRINKABLE:
-                give = min(max(short, 0), self._preferred[col] - COLUMN_WIDTHS[col][0])
-                self.view.setColumnWidth(col, self._preferred[col] - max(give, 0))
-                short -= max(give, 0)
+                give = max(0, min(short, self._preferred[col] - COLUMN_WIDTHS[col][0]))
+                self.view.setColumnWidth(col, self._preferred[col] - give)
+                short -= give
         finally:
             self._fitting = False
 
