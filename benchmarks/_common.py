@@ -127,9 +127,14 @@ def reset_peak_rss() -> bool:
 def run_python_json(code: str, *, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
     """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
     _, out = run_child([PY, "-c", code], env=env, timeout=timeout)
-    lines = [ln for ln in out.strip().splitlines() if ln.startswith("{")]
+    return last_json(out, "child")
+
+
+def last_json(out: str, who: str) -> dict[str, Any]:
+    """A child's result: the last stdout line that is a JSON object (whatever a library printed before it)."""
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError("child printed no JSON")
+        raise RuntimeError(f"{who} printed no JSON")
     return json.loads(lines[-1])
 
 

@@ -15,13 +15,12 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
 
 from benchmarks import data
-from benchmarks._common import PY, figure, run_child, unavailable
+from benchmarks._common import PY, best_of, figure, last_json, run_child, unavailable
 from benchmarks.viewer import _child, _guard
 
 BATCH = 8
@@ -83,11 +82,11 @@ def _throughput(quick: bool, repeats: int) -> dict:
         engine.predict_datasets([(ds, 0) for ds in datasets])
         return time.perf_counter() - t0
 
-    e2e_s = min(end_to_end() for _ in range(repeats))
+    e2e_s = best_of(repeats, end_to_end)
 
     def without_peer(why: str) -> dict:
         return {"ai_throughput": figure(
-            n / min(engine_pass() for _ in range(repeats)), "images/s", peer=f"ONNX Runtime ({why})",
+            n / best_of(repeats, engine_pass), "images/s", peer=f"ONNX Runtime ({why})",
             better="higher", goal="ratio >= 1.0 vs ONNX Runtime", met=None, end_to_end_images_s=round(n / e2e_s, 1))}
 
     if bundle.onnx is None or not bundle.onnx.is_file():
@@ -98,7 +97,6 @@ def _throughput(quick: bool, repeats: int) -> dict:
         return without_peer("not installed")
     session = ort.InferenceSession(str(bundle.onnx), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    arrays = [np.ascontiguousarray(x.numpy()) for x in batches]
 
     # each runtime alone in its own process (ONNX Runtime's spinning pool slows whatever shares its cores),
     # the two alternating over rounds so a load that comes and goes on the machine hits both alike
@@ -110,7 +108,7 @@ def _throughput(quick: bool, repeats: int) -> dict:
             order = ("engine", "onnxruntime") if round_ % 2 == 0 else ("onnxruntime", "engine")
             for runtime in order:
                 _, out = run_child([PY, "-m", "benchmarks._ai_child", runtime, saved, str(max(3, repeats))])
-                times = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])["times"]
+                times = last_json(out, f"{runtime} child")["times"]
                 (engine_times if runtime == "engine" else ort_times).append(statistics.median(times))
     engine_s, ort_s = statistics.median(engine_times), statistics.median(ort_times)
     # same network: the scores must agree, or the timing compares different work
@@ -118,7 +116,7 @@ def _throughput(quick: bool, repeats: int) -> dict:
 
     with torch.inference_mode():
         ref, _ = engine._raw_forward(batches[0])
-    raw = session.run(None, {name: arrays[0]})[0]
+    raw = session.run(None, {name: np.ascontiguousarray(batches[0].numpy())})[0]
     if bundle.scores == "sigmoid":
         raw = 1 / (1 + np.exp(-raw))
     agree = float(np.abs(np.asarray(raw, dtype=np.float32) - ref).max())

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks import data
-from benchmarks._common import figure, run_python_json
+from benchmarks._common import best_of, figure, run_python_json
 
 
 def _stack(folder):
@@ -76,8 +76,8 @@ def run(quick: bool, repeats: int) -> dict:
     runs = [medview_load() for _ in range(repeats)]
     load_s = min(r[0] for r in runs)
     first_s = min(r[1] for r in runs)
-    loop_s = min(pydicom_loop() for _ in range(repeats))
-    first_peer_s = min(pydicom_first() for _ in range(repeats))
+    loop_s = best_of(repeats, pydicom_loop)
+    first_peer_s = best_of(repeats, pydicom_first)
     figures = {}
     try:
         import SimpleITK as sitk
@@ -92,7 +92,7 @@ def run(quick: bool, repeats: int) -> dict:
             del image
             return dt
 
-        sitk_s = min(sitk_load() for _ in range(repeats))
+        sitk_s = best_of(repeats, sitk_load)
     except ImportError:
         sitk_s = None
     also = [{"peer": "pydicom loop (dcmread + pixel_array, np.stack)", "peer_value": round(loop_s * 1e3, 1),

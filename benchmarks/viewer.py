@@ -20,19 +20,14 @@ import tempfile
 import time
 
 from benchmarks import data
-from benchmarks._common import PY, figure, run_child, unavailable
+from benchmarks._common import PY, figure, last_json, run_child, unavailable
 
 CHILD = [PY, "-m", "benchmarks._qt_child"]
 
 
 def _child(args: list[str], home: str, timeout: float = 600) -> dict:
-    import json
-
     _, out = run_child(CHILD + args, env={"MEDVIEW_HOME": home, "QT_QPA_PLATFORM": "offscreen"}, timeout=timeout)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{args[0]} child printed no JSON")
-    return json.loads(lines[-1])
+    return last_json(out, f"{args[0]} child")
 
 
 def run(quick: bool, repeats: int) -> dict:
