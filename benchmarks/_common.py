@@ -124,9 +124,10 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def run_python_json(code: str, *, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
-    """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
-    _, out = run_child([PY, "-c", code], env=env, timeout=timeout)
+def run_python_json(code: str, *args: str, env: dict[str, str] | None = None,
+                    timeout: float = 600) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter with `args` as sys.argv[1:]; its last stdout line is a JSON object."""
+    _, out = run_child([PY, "-c", code, *args], env=env, timeout=timeout)
     return last_json(out, "child")
 
 

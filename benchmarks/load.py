@@ -172,5 +172,4 @@ def _memory_child(kind: str, folder) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
-        code = MEMORY_CODE.replace("sys.argv[1], sys.argv[2]", f"{kind!r}, {str(folder)!r}")
-        return run_python_json(code, env={"MEDVIEW_HOME": home}, timeout=900)
+        return run_python_json(MEMORY_CODE, kind, str(folder), env={"MEDVIEW_HOME": home}, timeout=900)
