@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medview.core.inference.bundle import RESEARCH_USE_ONLY
+from medview.core.inference.bundle import RESEARCH_USE_ONLY, flagged_labels
 
 COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED = range(4)
 HEADERS = ("Finding", "Score", "Threshold", "Flagged")
@@ -129,8 +129,9 @@ class FindingsPanel(QWidget):
         self._refresh()
 
     def flagged(self) -> list[str]:
-        return [label for label in self._labels
-                if label in self._scores and self._scores[label] >= self._thresholds.get(label, 0.5)]
+        """The shown image's flagged findings, in the bundle's label order (the one rule: `flagged_labels`)."""
+        scores = {label: self._scores[label] for label in self._labels if label in self._scores}
+        return flagged_labels(scores, self._thresholds)
 
     # -- F and H -----------------------------------------------------------------------------------------------
     def next_finding(self) -> str | None:
