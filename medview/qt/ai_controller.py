@@ -494,11 +494,6 @@ class AiController(QObject):
             return len(self._jobs.get(study_uid, []))
         return sum(1 for j in self._jobs.get(study_uid, []) if self.bundle.applies_to(j.modality))
 
-    def study_state(self, study_uid: str) -> tuple[str, float | None]:
-        """The worklist state of a case and its highest score."""
-        state, _sort, score = self._status(study_uid)
-        return state, score
-
     def _status(self, uid: str) -> tuple[str, float, float | None]:
         if self.model_error:
             return ERROR_TEXT, float(_RANK[ERROR_TEXT]), None
