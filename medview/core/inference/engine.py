@@ -29,7 +29,7 @@ from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
 from medview.core.inference.bundle import ModelBundle, load_torchscript, verified_onnx_bytes
 from medview.core.inference.optimise import split_column_phases
-from medview.core.inference.results import Prediction
+from medview.core.inference.results import Prediction, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class Engine:
             raise  # wrong shapes: already named
         except Exception as exc:
             raise ModelError(f"model {self.bundle.source}: the network fails on a {list(x.shape)} input "
-                             f"({_first_line(exc)})") from None
+                             f"({short_reason(exc)})") from None
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"model {self.bundle.source}: the network returns NaN or infinite scores")
         if self.bundle.scores == "probabilities" and (scores.min() < 0 or scores.max() > 1):
@@ -263,7 +263,7 @@ class Engine:
             scale = max(1.0, max(float(np.abs(e).max()) for _, e in pairs))  # heatmaps are logits, tens
             problem = None if diff <= 1e-5 * scale else f"differs from the plain one by {diff:.3g}"
         except Exception as exc:  # noqa: BLE001 - an optimiser's limit, not the network's
-            problem = f"fails ({_first_line(exc)})"
+            problem = f"fails ({short_reason(exc)})"
         if problem:
             log.warning("model %s: the optimised graph %s; running it unoptimised", self.bundle.ident, problem)
             self._module, self._fused = reference, False
@@ -377,10 +377,6 @@ def _run(module, x: torch.Tensor, *, fused: bool, chunk: int | None = None) -> l
             result = module(x[start:start + step])
             parts.append(list(result) if isinstance(result, (tuple, list)) else [result])
     return [_join([part[i] for part in parts]) for i in range(len(parts[0]))]
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _join(values: list) -> np.ndarray | None:
