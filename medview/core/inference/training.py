@@ -8,7 +8,6 @@ torch runs deterministically, so the same data gives the same weights.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ from medview.core.inference.bundle import (
     ONNX_IN_FOLDER,
     README_IN_FOLDER,
     TORCHSCRIPT_IN_FOLDER,
+    file_sha256,
 )
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,11 @@ def write_bundle(
     meta = copy.deepcopy(metadata)
     ts_path = folder / TORCHSCRIPT_IN_FOLDER
     torch.jit.save(scripted, str(ts_path))
-    meta["medview"]["sha256"] = hashlib.sha256(ts_path.read_bytes()).hexdigest()
+    meta["medview"]["sha256"] = file_sha256(ts_path.read_bytes())
     onnx_path = folder / ONNX_IN_FOLDER
     if onnx_from is not None:
         export_onnx(onnx_from, metadata, onnx_path)
-        meta["medview"]["onnx_sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        meta["medview"]["onnx_sha256"] = file_sha256(onnx_path.read_bytes())
     elif onnx_path.exists():
         onnx_path.unlink()
     (folder / METADATA_IN_FOLDER).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
