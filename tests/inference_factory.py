@@ -2,6 +2,7 @@
 
 `BrightNet` scores an image by its mean brightness (so a test knows which image must score higher) and
 returns the brightness map as its CAM; the broken variants exercise the engine's refusals.
+`count_pixel_reads` checks that scoring reads a multi-frame file once, not once per frame.
 """
 
 from __future__ import annotations
@@ -79,3 +80,20 @@ def make_bundle(
     )
     return write_bundle(torch.jit.script(net), meta, folder, onnx_from=net if onnx else None,
                         readme="# tiny\nResearch use only, not for diagnosis.\n")
+
+
+def count_pixel_reads(monkeypatch) -> list:
+    """From now on, the file of every pydicom read that includes pixel data (header-only reads, as the scan's,
+    are not listed), in order."""
+    import pydicom
+
+    reads = []
+    real = pydicom.dcmread
+
+    def counted(fp, *args, **kwargs):
+        if not kwargs.get("stop_before_pixels"):
+            reads.append(getattr(fp, "name", fp))
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counted)
+    return reads

@@ -10,31 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from medview.commands._output import print_json_line, report_failure
-from medview.core.dicom import pixels
 from medview.core.dicom.scan import scan
 from medview.core.errors import UsageError
 from medview.core.inference.bundle import ModelBundle, load_bundle
 from medview.core.inference.cache import ResultCache
-from medview.core.inference.engine import Engine, frame_for_model  # torch: only this command pays for it
-from medview.core.inference.results import short_reason
+from medview.core.inference.engine import Engine  # torch: only this command pays for it
+from medview.core.inference.results import ERROR, NOT_APPLICABLE, InferenceJob, InferenceResult
+from medview.core.inference.scoring import FrameScorer
 from medview.resources import bundled_model_path
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Item:
-    """One frame to score, with what its output line needs."""
-
-    instance: object  # InstanceInfo
-    frame: int
-
-    @property
-    def file(self) -> str:
-        return self.instance.ref.display()
 
 
 def run(args) -> int:
@@ -48,53 +35,36 @@ def run(args) -> int:
 
 
 def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None) -> int:
-    """Scan, report skipped and cached images, score the rest in batches; 1 when any image failed."""
+    """Scan, then one line per image as FrameScorer answers (skipped and cached ones first, then the scored
+    ones batch by batch); 1 when any image failed."""
     found = scan(args.paths)
     failed = False
     for err in found.errors:
         failed = True
         _error(args, err.file, err.error)
 
-    pending: list[_Item] = []
-    for inst in found.instances:
-        if not bundle.applies_to(inst.modality):
-            _emit(args, {
-                "status": "skipped", "file": inst.ref.display(), "study_uid": inst.study_uid,
-                "series_uid": inst.series_uid, "sop_instance_uid": inst.sop_instance_uid,
-                "modality": inst.modality,
-                "reason": f"modality {inst.modality or 'unknown'} is not one the model applies to "
-                          f"({', '.join(bundle.modalities)})",
-            })
-            continue
-        for frame in range(max(1, inst.frames)):
-            item = _Item(inst, frame)
-            cached = cache.get(inst.sop_instance_uid, frame, bundle.sha256) if cache else None
-            if cached is not None:
-                _ok(args, item, cached)
-            else:
-                pending.append(item)
-
-    for start in range(0, len(pending), engine.batch_size):
-        batch, images = [], []
-        for item in pending[start:start + engine.batch_size]:
-            try:
-                ds = pixels.read_dataset(item.instance.ref)
-                images.append(frame_for_model(bundle.window, ds, item.frame))
-                batch.append(item)
-            except Exception as exc:  # one unreadable image never stops the others
-                failed = True
-                _error(args, item.file, short_reason(exc))
-        if not images:
-            continue
-        for item, result in zip(batch, engine.predict_images(images)):
-            if isinstance(result, str):
-                failed = True
-                _error(args, item.file, result)
-                continue
-            if cache:
-                cache.put(item.instance.sop_instance_uid, item.frame, bundle.sha256, result)
-            _ok(args, item, result)
+    jobs = [job for inst in found.instances for job in InferenceJob.for_instance(inst)]
+    multi_frame = {inst.ref for inst in found.instances if inst.frames > 1}
+    for result in FrameScorer(engine, cache, raise_model_failures=True).score(jobs):
+        job = result.job
+        if result.status == NOT_APPLICABLE:
+            if job.frame == 0:  # one line per file, not per frame
+                _skipped(args, job, bundle)
+        elif result.status == ERROR:
+            failed = True
+            _error(args, job.ref.display(), result.error)
+        else:
+            _ok(args, result, job.ref in multi_frame)
     return 1 if failed else 0
+
+
+def _skipped(args, job: InferenceJob, bundle: ModelBundle) -> None:
+    _emit(args, {
+        "status": "skipped", "file": job.ref.display(), "study_uid": job.study_uid,
+        "series_uid": job.series_uid, "sop_instance_uid": job.sop_instance_uid, "modality": job.modality,
+        "reason": f"modality {job.modality or 'unknown'} is not one the model applies to "
+                  f"({', '.join(bundle.modalities)})",
+    })
 
 
 def _emit(args, line: dict) -> None:
@@ -110,12 +80,12 @@ def _error(args, file: str, reason: str) -> None:
         print_json_line({"status": "error", "file": file, "error": reason})
 
 
-def _ok(args, item: _Item, prediction) -> None:
-    inst = item.instance
+def _ok(args, result: InferenceResult, multi_frame: bool) -> None:
+    job, prediction = result.job, result.prediction
     if args.json:
         print_json_line({
-            "status": "ok", "file": item.file, "frame": item.frame, "study_uid": inst.study_uid,
-            "series_uid": inst.series_uid, "sop_instance_uid": inst.sop_instance_uid,
+            "status": "ok", "file": job.ref.display(), "frame": job.frame, "study_uid": job.study_uid,
+            "series_uid": job.series_uid, "sop_instance_uid": job.sop_instance_uid,
             "model": prediction.model, "scores": prediction.scores, "flagged": prediction.flagged,
         })
     else:
@@ -123,5 +93,5 @@ def _ok(args, item: _Item, prediction) -> None:
             f"{label} {score:.3f}{' FLAGGED' if label in prediction.flagged else ''}"
             for label, score in prediction.scores.items()
         )
-        frame = f" [frame {item.frame}]" if inst.frames > 1 else ""
-        print(f"{item.file}{frame}: {findings} ({prediction.model})")
+        frame = f" [frame {job.frame}]" if multi_frame else ""
+        print(f"{job.ref.display()}{frame}: {findings} ({prediction.model})")

@@ -10,7 +10,7 @@ import pytest
 from medview.cli import main
 from medview.core.inference.engine import Engine
 from tests.factories import truncate, write_image
-from tests.inference_factory import BrightNet, make_bundle
+from tests.inference_factory import BrightNet, count_pixel_reads, make_bundle
 
 LEVELS = {"bright_dx": ("DX", 3600), "dark_dx": ("DX", 400), "bright_cr": ("CR", 3600), "dark_cr": ("CR", 400)}
 
@@ -134,3 +134,25 @@ def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
     assert metrics.roc_auc(scores, labels) >= 0.9
     agree = sum(("cardiomegaly" in line["flagged"]) == bool(truth[line["sop_instance_uid"]]) for line in ok)
     assert agree >= 13  # of 16, at the shipped threshold
+
+
+def test_multi_frame_file_is_read_once_and_scored_per_frame(tmp_path, capsys, monkeypatch):
+    """One ok line per frame from a single read of the file; a multi-frame file the model does not apply to
+    is one skipped line, and is not read at all."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    mr = shutil.copy(get_testdata_file("emri_small.dcm"), folder / "mr.dcm")  # MR, 10 frames
+    write_image(folder / "ct.dcm", modality="CT", pixels=np.zeros((3, 16, 16), np.uint16))
+    model = make_bundle(tmp_path / "model", modalities=("MR",))
+    pixel_reads = count_pixel_reads(monkeypatch)
+    assert main(["infer", str(folder), "--model", str(model), "--json", "--batch-size", "4"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert pixel_reads == [str(mr)]
+    ok = [line for line in lines if line["status"] == "ok"]
+    assert [(line["file"], line["frame"]) for line in ok] == [(str(mr), f) for f in range(10)]
+    assert len({line["scores"]["cardiomegaly"] for line in ok}) > 1  # each frame scored on its own pixels
+    assert [line["file"] for line in lines if line["status"] == "skipped"] == [str(folder / "ct.dcm")]

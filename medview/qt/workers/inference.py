@@ -6,7 +6,8 @@ The GUI hands it jobs (`enqueue`), may move the open case to the front (`priorit
 queued, and `stop`s it on quit. Results leave as plain data (`InferenceResult`) through queued signals:
 the worker never touches a widget. One image that cannot be read or scored is an error result; the queue
 goes on. Results already in the SQLite cache (same SOP Instance UID, frame and model checksum) are
-returned without running the model.
+returned without running the model. That scoring loop is core's `FrameScorer`, shared with `medview infer`;
+this thread adds the queue, the priority of the open case and cancelling between images.
 """
 
 from __future__ import annotations
@@ -14,51 +15,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from PySide6.QtCore import QCoreApplication, QThread, Signal
 
-from medview.core.dicom.source import SourceRef
-from medview.core.inference.results import Prediction, short_reason
+from medview.core.inference.results import (  # noqa: F401 - the AI controller imports them from here
+    ERROR,
+    NOT_APPLICABLE,
+    OK,
+    InferenceJob,
+    InferenceResult,
+)
 
 log = logging.getLogger(__name__)
-
-OK, NOT_APPLICABLE, ERROR = "ok", "not_applicable", "error"
-
-
-@dataclass(frozen=True)
-class InferenceJob:
-    """One frame to score, with the identifiers the worklist needs to place its result."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    ref: SourceRef
-    modality: str
-    frame: int = 0
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.sop_instance_uid, self.frame)
-
-    @classmethod
-    def for_instance(cls, inst) -> list["InferenceJob"]:
-        """One job per frame of an `InstanceInfo`."""
-        return [cls(inst.study_uid, inst.series_uid, inst.sop_instance_uid, inst.ref, inst.modality, f)
-                for f in range(max(1, inst.frames))]
-
-
-@dataclass
-class InferenceResult:
-    """What became of one job: status "ok" (with a prediction), "not_applicable" or "error" (with a reason)."""
-
-    job: InferenceJob
-    status: str
-    prediction: Prediction | None = None
-    error: str = ""
-    cached: bool = False
 
 
 class InferenceWorker(QThread):
@@ -153,6 +123,7 @@ class InferenceWorker(QThread):
         from medview.core.inference.bundle import load_bundle
         from medview.core.inference.cache import ResultCache
         from medview.core.inference.engine import Engine
+        from medview.core.inference.scoring import FrameScorer
 
         # thread count and inference mode are per thread: set them here, in the thread that infers;
         # a low priority and one core left free (of torch's default, the physical cores) keep the GUI thread
@@ -174,12 +145,14 @@ class InferenceWorker(QThread):
             self.bundle = bundle
             self.model_ready.emit(bundle)
             cache = ResultCache() if self._use_cache else None
+            scorer = FrameScorer(engine, cache)
             try:
                 while True:
                     batch = self._next_batch()
                     if batch is None:
                         break
-                    self._process(batch, engine, cache)
+                    for result in scorer.score(batch, cancelled=self._cancel.is_set):
+                        self._emit(result)  # as each is known: the findings panel fills in as it goes
             finally:
                 if cache is not None:
                     cache.close()
@@ -216,41 +189,3 @@ class InferenceWorker(QThread):
             done, total = self._done, max(self._total, self._done)
         self.result_ready.emit(result)
         self.progress.emit(done, total)
-
-    def _process(self, batch: list[InferenceJob], engine, cache) -> None:
-        from medview.core.dicom import pixels
-        from medview.core.inference.engine import frame_for_model
-
-        bundle = engine.bundle
-        todo: list[InferenceJob] = []
-        images = []
-        for job in batch:
-            if self._cancel.is_set():
-                return
-            if not bundle.applies_to(job.modality):
-                self._emit(InferenceResult(job, NOT_APPLICABLE))
-                continue
-            hit = cache.get(job.sop_instance_uid, job.frame, bundle.sha256) if cache else None
-            if hit is not None:
-                self._emit(InferenceResult(job, OK, hit, cached=True))
-                continue
-            try:
-                images.append(frame_for_model(bundle.window, pixels.read_dataset(job.ref), job.frame))
-                todo.append(job)
-            except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
-                self._emit(InferenceResult(job, ERROR, error=short_reason(exc)))
-        if not todo or self._cancel.is_set():
-            return
-        try:
-            outcomes = engine.predict_images(images)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("a batch of %d images failed: %s", len(todo), exc)
-            outcomes = [f"the model failed on this image: {short_reason(exc)}"] * len(todo)
-        for job, outcome in zip(todo, outcomes):
-            if isinstance(outcome, str):
-                self._emit(InferenceResult(job, ERROR, error=outcome))
-                continue
-            if cache is not None:
-                cache.put(job.sop_instance_uid, job.frame, bundle.sha256, outcome)
-            self._emit(InferenceResult(job, OK, outcome))
-

@@ -1,0 +1,111 @@
+"""Scoring jobs (one frame of one file each): the one loop behind the app's AI worker and `medview infer`.
+
+Why one loop: both need the same rules, and a multi-frame file must be read once for all its frames, not
+once per frame. Images the model does not apply to are "not_applicable"; results already in the cache
+(same SOP Instance UID, frame and model checksum) are reused without running the model; an image that cannot
+be read or scored is an "error" result whose reason names the file, and the other images still run.
+No Qt; torch only through the engine the caller passes in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from medview.core.inference.results import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, short_reason
+
+log = logging.getLogger(__name__)
+
+
+class FrameScorer:
+    """Scores jobs with one engine and an optional `ResultCache`, reading a file once for all its frames
+    (jobs list a file's frames one after another, as `InferenceJob.for_instance` makes them).
+
+    The last file read is kept between calls while frames of it are still to come, so the worker's small
+    batches of one multi-frame file do not read it again; it is let go after its last frame.
+    `raise_model_failures`: what the engine raises on a batch (a failed warm-up, wrong output shapes, a torch
+    error) propagates, as `medview infer` has it (a ModelError is its exit 2); otherwise each image of that
+    batch gets an error result and the rest go on, as the app has it.
+    """
+
+    def __init__(self, engine, cache=None, *, raise_model_failures: bool = False) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.raise_model_failures = raise_model_failures
+        self._file = None  # (SourceRef, dataset or the exception reading it raised) of the last file read
+        self._more_frames = False  # frames of that file after the last one scored
+
+    def score(self, jobs: Iterable[InferenceJob], cancelled: Callable[[], bool] = lambda: False
+              ) -> Iterator[InferenceResult]:
+        """A result per job, as each is known: not-applicable and cached ones first (in job order), then the
+        rest batch by batch (per batch, unreadable images, then the model's answers). Stops, between images,
+        once `cancelled()` is true."""
+        try:
+            yield from self._score(jobs, cancelled)
+        finally:
+            if cancelled() or not self._more_frames:
+                self._file = None  # a file's data is held only while more of its frames are to come
+
+    def _score(self, jobs: Iterable[InferenceJob], cancelled: Callable[[], bool]) -> Iterator[InferenceResult]:
+        bundle = self.engine.bundle
+        todo: list[InferenceJob] = []
+        for job in jobs:
+            if cancelled():
+                return
+            if not bundle.applies_to(job.modality):
+                yield InferenceResult(job, NOT_APPLICABLE)
+                continue
+            hit = self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256) if self.cache is not None else None
+            if hit is not None:
+                yield InferenceResult(job, OK, hit, cached=True)
+            else:
+                todo.append(job)
+        for start in range(0, len(todo), self.engine.batch_size):
+            batch, images = [], []
+            for job in todo[start:start + self.engine.batch_size]:
+                if cancelled():
+                    return
+                try:
+                    images.append(self._image(job))
+                    batch.append(job)
+                except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
+                    yield InferenceResult(job, ERROR, error=short_reason(exc))
+            if batch and not cancelled():
+                yield from self._predict(batch, images)
+
+    def _image(self, job: InferenceJob) -> np.ndarray:
+        """The job's frame as the model sees it; its file is read only when it is not the last one read."""
+        from medview.core.dicom import pixels
+        from medview.core.inference.engine import frame_for_model  # torch: the engine has it loaded already
+
+        if self._file is None or self._file[0] != job.ref:
+            try:
+                self._file = (job.ref, pixels.read_dataset(job.ref))
+            except Exception as exc:  # noqa: BLE001 - remembered, so its other frames fail without a re-read
+                self._file = (job.ref, exc)
+        ds = self._file[1]
+        if isinstance(ds, Exception):
+            self._more_frames = False
+            raise ds
+        self._more_frames = job.frame + 1 < pixels.number_of_frames(ds)
+        return frame_for_model(self.engine.bundle.window, ds, job.frame)
+
+    def _predict(self, batch: list[InferenceJob], images: list[np.ndarray]) -> Iterator[InferenceResult]:
+        """The model on one batch: a result per job, stored in the cache when it is a prediction."""
+        bundle = self.engine.bundle
+        try:
+            outcomes = self.engine.predict_images(images)
+        except Exception as exc:  # noqa: BLE001 - whatever torch raises, the images are errors and the rest go on
+            if self.raise_model_failures:
+                raise
+            log.warning("a batch of %d images failed: %s", len(batch), exc)
+            outcomes = [f"the model failed on this image: {short_reason(exc)}"] * len(batch)
+        for job, outcome in zip(batch, outcomes):
+            if isinstance(outcome, str):
+                yield InferenceResult(job, ERROR, error=outcome)
+                continue
+            if self.cache is not None:
+                self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, outcome)
+            yield InferenceResult(job, OK, outcome)

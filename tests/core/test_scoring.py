@@ -1,0 +1,109 @@
+"""FrameScorer, the scoring loop of the app's AI worker and `medview infer`: each file read once for all its
+frames, a result per frame, per-image errors that name the file, the cache, model failures, cancelling."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from medview.core.dicom import pixels
+from medview.core.dicom.source import SourceRef
+from medview.core.inference.bundle import load_bundle
+from medview.core.inference.cache import ResultCache
+from medview.core.inference.engine import Engine
+from medview.core.inference.results import ERROR, NOT_APPLICABLE, OK, InferenceJob
+from medview.core.inference.scoring import FrameScorer
+from tests.factories import truncate, write_image
+from tests.inference_factory import count_pixel_reads, make_bundle
+
+MULTI_FRAME = get_testdata_file("emri_small.dcm")  # pydicom-data: MR, 10 frames of 64 x 64
+FRAMES = 10
+
+
+@pytest.fixture()
+def engine(tmp_path) -> Engine:
+    """A small batch, so the ten frames span three batches."""
+    bundle = load_bundle(make_bundle(tmp_path / "model", modalities=("MR", "DX")))
+    return Engine(bundle, device="cpu", batch_size=4)
+
+
+@pytest.fixture()
+def pixel_reads(monkeypatch) -> list:
+    return count_pixel_reads(monkeypatch)
+
+
+def _jobs(path, frames: int, modality: str = "MR", sop: str = "1.2.3") -> list[InferenceJob]:
+    return [InferenceJob("S", "S.1", sop, SourceRef(str(path)), modality, f) for f in range(frames)]
+
+
+def test_a_multi_frame_file_is_read_once_and_scored_per_frame(engine, pixel_reads):
+    results = list(FrameScorer(engine).score(_jobs(MULTI_FRAME, FRAMES)))
+    assert len(pixel_reads) == 1
+    assert [(r.status, r.job.frame) for r in results] == [(OK, f) for f in range(FRAMES)]
+
+    ds = pixels.read_dataset(MULTI_FRAME)
+    expected = engine.predict_datasets([(ds, f) for f in range(FRAMES)])
+    scores = [r.prediction.scores["cardiomegaly"] for r in results]
+    assert scores == pytest.approx([p.scores["cardiomegaly"] for p in expected], abs=1e-6)
+    assert len({round(s, 4) for s in scores}) > 1  # each frame's own pixels, not frame 0 ten times
+
+
+def test_a_file_is_kept_between_calls_until_its_last_frame(engine, pixel_reads):
+    """The worker scores a multi-frame file in batches of its queue: still one read; then it is let go."""
+    scorer, jobs = FrameScorer(engine), _jobs(MULTI_FRAME, FRAMES)
+    for start in range(0, FRAMES, 3):
+        assert all(r.status == OK for r in scorer.score(jobs[start:start + 3]))
+    assert len(pixel_reads) == 1
+    list(scorer.score(jobs[:1]))
+    assert len(pixel_reads) == 2
+
+
+def test_bad_files_are_errors_naming_them_and_the_rest_go_on(engine, tmp_path, pixel_reads):
+    cut_header = truncate(write_image(tmp_path / "cut_header.dcm", modality="DX", rows=64, cols=64), 300)
+    short_pixels = truncate(write_image(tmp_path / "short_pixels.dcm", modality="DX", rows=64, cols=64), -2000)
+    good = write_image(tmp_path / "good.dcm", modality="DX", rows=32, cols=32)
+    ct = write_image(tmp_path / "ct.dcm", modality="CT")
+    jobs = (_jobs(cut_header, 3, "DX", "cut") + _jobs(tmp_path / "gone.dcm", 1, "DX", "gone")
+            + _jobs(short_pixels, 1, "DX", "short") + _jobs(ct, 1, "CT", "ct") + _jobs(good, 1, "DX", "good"))
+    results = {(r.job.sop_instance_uid, r.job.frame): r for r in FrameScorer(engine).score(jobs)}
+    assert len(results) == len(jobs)
+    for key, name in [(("cut", 0), "cut_header.dcm"), (("cut", 2), "cut_header.dcm"), (("gone", 0), "gone.dcm"),
+                      (("short", 0), "short_pixels.dcm")]:
+        assert results[key].status == ERROR and name in results[key].error
+    assert pixel_reads.count(str(cut_header)) == 1  # its three frames: one attempt
+    assert results[("ct", 0)].status == NOT_APPLICABLE and ct.as_posix() not in pixel_reads
+    assert results[("good", 0)].status == OK
+
+
+def test_cached_frames_run_neither_the_model_nor_a_read(engine, tmp_path, pixel_reads, monkeypatch):
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    first = list(FrameScorer(engine, cache).score(_jobs(MULTI_FRAME, 3)))
+    pixel_reads.clear()
+    monkeypatch.setattr(engine, "predict_images", lambda images: pytest.fail("the model ran on cached frames"))
+    again = list(FrameScorer(engine, cache).score(_jobs(MULTI_FRAME, 3)))
+    assert all(r.cached and r.status == OK for r in again) and not pixel_reads
+    assert [r.prediction.scores for r in again] == [r.prediction.scores for r in first]
+
+
+def test_a_failing_model_is_an_error_per_image_or_raised(engine, monkeypatch):
+    def broken(images):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(engine, "predict_images", broken)
+    results = list(FrameScorer(engine).score(_jobs(MULTI_FRAME, 5)))
+    assert [r.status for r in results] == [ERROR] * 5
+    assert results[0].error == "the model failed on this image: out of memory"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(FrameScorer(engine, raise_model_failures=True).score(_jobs(MULTI_FRAME, 5)))
+
+
+def test_cancelling_stops_before_the_next_batch(engine, monkeypatch):
+    """The batch the model already answered is delivered; nothing more is read or run."""
+    runs = []
+    real = engine.predict_images
+    monkeypatch.setattr(engine, "predict_images", lambda images: runs.append(len(images)) or real(images))
+    results = []
+    for result in FrameScorer(engine).score(_jobs(MULTI_FRAME, FRAMES), cancelled=lambda: bool(results)):
+        results.append(result)
+    assert runs == [engine.batch_size]
+    assert [r.job.frame for r in results] == list(range(engine.batch_size))
