@@ -143,6 +143,36 @@ def test_broken_networks_are_refused_at_warm_up(tmp_path, net, scores, words):
     assert words in str(err.value) and str(bundle.source) in str(err.value)
 
 
+@pytest.mark.parametrize("case", ["optimised kept", "optimised fails", "not optimised"])
+def test_warm_up_gives_the_module_in_use_its_passes_and_no_more(tmp_path, monkeypatch, case):
+    """The profiling executor compiles on the second pass, so the module that will infer must have run
+    WARM_UP_PASSES times on the warm-up shape (_check_optimised's runs count); beyond those, only the checked
+    blank pass: each extra pass costs a batch's time."""
+    bundle = load_bundle(make_bundle(tmp_path / "m"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two images per fused call: the plain module's 1-image check is told apart
+    try:
+        engine = Engine(bundle, device="cpu", optimize=case != "not optimised")
+        optimised, shape = engine._module, (engine._chunk() or 1, 1, 32, 32)
+        runs = []
+        real = engine_module._run
+
+        def counted(module, x, **kwargs):
+            runs.append((module, tuple(x.shape)))
+            if case == "optimised fails" and module is optimised:
+                raise RuntimeError("an optimiser's limit")
+            return real(module, x, **kwargs)
+
+        monkeypatch.setattr(engine_module, "_run", counted)
+        engine.warm_up()
+    finally:
+        torch.set_num_threads(before)
+    in_use = sum(1 for module, x_shape in runs if module is engine._module and x_shape == shape)
+    passes = engine_module.WARM_UP_PASSES
+    assert in_use == {"optimised kept": passes + 1, "optimised fails": passes, "not optimised": passes}[case]
+    assert (engine._module is optimised) == (case != "optimised fails")
+
+
 def test_logits_declared_as_sigmoid(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "m", LogitNet(), scores="sigmoid"))
     (pred,) = Engine(bundle, device="cpu").predict_images([np.full((10, 10), 255, np.uint8)])
