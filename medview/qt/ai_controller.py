@@ -93,6 +93,15 @@ def status_text(state: str, score: float | None, done: int = 0, expected: int = 
     return state
 
 
+def _threshold_value(value) -> float | None:
+    """A stored threshold as a number in 0..1, or None where it is not one (a damaged or foreign setting)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+
+
 def _stop_at_exit(ref) -> None:
     controller = ref()
     try:
@@ -131,6 +140,11 @@ class AiController(QObject):
         self._started = False
         self._stopped = False
         self._metadata: tuple[str, object] | None = None  # (model path, its bundle read without torch)
+        # the reader's thresholds, read from QSettings once per bundle: flagged/verdict run per result and per
+        # cine frame, and a QSettings read there costs more than the rest of the frame's AI work
+        self._thresholds_bundle = None  # the bundle the two below belong to
+        self._overrides: dict[str, float] = {}
+        self._in_force: dict[str, float] = {}
         # results are shown at most every FLUSH_MS: the worker scores faster than the window can repaint a cell,
         # re-sort the worklist and repaint the progress bar per image, and a queue of such updates froze the GUI
         self._dirty: set[str] = set()
@@ -175,12 +189,11 @@ class AiController(QObject):
 
     def thresholds(self) -> dict[str, float]:
         """The operating point per finding in force: the bundle's, with the reader's overrides."""
-        base = dict(self.bundle.thresholds) if self.bundle is not None else {}
-        return {**base, **self.threshold_overrides()}
+        return dict(self._thresholds_in_force())
 
     def flagged(self, prediction) -> list[str]:
         """The labels of a prediction flagged under the thresholds in force (at or above)."""
-        return flagged_labels(prediction.scores, self.thresholds())
+        return flagged_labels(prediction.scores, self._thresholds_in_force())
 
     def show_heatmap_for(self, sop_instance_uid: str, frame: int, label: str) -> None:
         """After F: show `label`'s heatmap on that image (now, or as soon as the viewer shows it)."""
@@ -208,18 +221,30 @@ class AiController(QObject):
 
     def threshold_overrides(self) -> dict[str, float]:
         """The reader's thresholds for the model in use (stored only where they differ from the bundle's)."""
+        self._thresholds_in_force()
+        return dict(self._overrides)
+
+    def _thresholds_in_force(self) -> dict[str, float]:
+        """The held thresholds (not a copy); QSettings is read only when the bundle in use has changed."""
+        if self._thresholds_bundle is not self.bundle:
+            self._hold_thresholds(self._read_threshold_overrides())
+        return self._in_force
+
+    def _hold_thresholds(self, overrides: dict[str, float]) -> None:
+        self._thresholds_bundle = self.bundle
+        self._overrides = overrides
+        base = dict(self.bundle.thresholds) if self.bundle is not None else {}
+        self._in_force = {**base, **overrides}
+
+    def _read_threshold_overrides(self) -> dict[str, float]:
         if self.bundle is None:
             return {}
         s = QSettings()
         s.beginGroup(self._threshold_group())
         out = {}
         for label in self.bundle.labels:
-            value = s.value(settings_key(label))
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(number) and 0.0 <= number <= 1.0:
+            number = _threshold_value(s.value(settings_key(label)))
+            if number is not None:
                 out[label] = number
         s.endGroup()
         return out
@@ -231,11 +256,16 @@ class AiController(QObject):
         s = QSettings()
         s.remove(self._threshold_group())
         s.beginGroup(self._threshold_group())
+        stored: dict[str, float] = {}  # settings key -> value, as QSettings now holds them
         for label, value in (thresholds or {}).items():
             if label in self.bundle.thresholds and abs(float(value) - self.bundle.thresholds[label]) > 1e-9:
                 s.setValue(settings_key(label), float(value))
+                stored[settings_key(label)] = float(value)
         s.endGroup()
         s.sync()
+        # held as they would read back: the bundle's labels in its order, values in 0..1 only
+        held = {label: _threshold_value(stored.get(settings_key(label))) for label in self.bundle.labels}
+        self._hold_thresholds({label: number for label, number in held.items() if number is not None})
         self.panel.set_thresholds(self.threshold_overrides())
         for uid in self._studies:
             self._update_cell(uid)
@@ -516,13 +546,12 @@ class AiController(QObject):
         viewer = self.window.viewer
         if viewer.stack is None:
             return None
+        frames = viewer.stack.frames
         i = viewer.state.index
-        for inst in viewer.stack.instances:
-            n = max(1, inst.frames)
-            if i < n:
-                return inst.sop_instance_uid, i
-            i -= n
-        return None
+        if not 0 <= i < len(frames):
+            return None
+        inst_index, frame = frames[i]
+        return viewer.stack.instances[inst_index].sop_instance_uid, frame
 
     def _case_result(self, uid: str, key: tuple[str, int] | None) -> tuple[InferenceResult | None, bool]:
         """The result of the image shown, else the case's most suspicious scored image (False: not the one shown)."""

@@ -116,17 +116,21 @@ class FindingsPanel(QWidget):
 
     def set_thresholds(self, thresholds: dict[str, float] | None) -> None:
         """The reader's operating points; None resets to the bundle's."""
-        self._thresholds = {**self._bundle_thresholds, **(thresholds or {})}
-        self._refresh()
+        thresholds = {**self._bundle_thresholds, **(thresholds or {})}
+        if thresholds != self._thresholds:  # the same rows: no rebuild
+            self._thresholds = thresholds
+            self._refresh()
 
     def thresholds(self) -> dict[str, float]:
         return dict(self._thresholds)
 
     def set_prediction(self, prediction, status: str = "") -> None:
         """Show one image's scores (a Prediction, or None with a status such as "queued" or an error)."""
-        self._scores = dict(prediction.scores) if prediction is not None else {}
+        scores = dict(prediction.scores) if prediction is not None else {}
         self.status_label.setText(status)
-        self._refresh()
+        if scores != self._scores:  # called per frame shown (cine): the table is rebuilt only when its rows change
+            self._scores = scores
+            self._refresh()
 
     def flagged(self) -> list[str]:
         """The shown image's flagged findings, in the bundle's label order (the one rule: `flagged_labels`)."""

@@ -408,22 +408,26 @@ class MainWindow(QMainWindow):
 
     def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:
         """Open the case, series and image of one SOP instance (the AI issue's "F", the review's key images)."""
-        study = next((s for s in self.studies if s.study_uid == study_uid), None)
+        study = self.find_study(study_uid)
         if study is None:
             return False
         self.open_case(study)
         for k, ls in enumerate(self.stacks):
-            index = 0
-            for inst in ls.stack.instances:
-                if inst.sop_instance_uid == sop_instance_uid:
-                    target = index + min(max(0, frame), max(1, inst.frames) - 1)
-                    if k == self.stack_index and ls.display is not None:
-                        self.viewer.go(target)  # drawn now, or as soon as the loader reaches it
-                    else:
-                        self.open_stack(k, target)
-                    return True
-                index += max(1, inst.frames)
+            instances = ls.stack.instances
+            found = next((i for i, inst in enumerate(instances) if inst.sop_instance_uid == sop_instance_uid), None)
+            if found is None:
+                continue
+            target = ls.stack.frames.index((found, min(max(0, frame), max(1, instances[found].frames) - 1)))
+            if k == self.stack_index and ls.display is not None:
+                self.viewer.go(target)  # drawn now, or as soon as the loader reaches it
+            else:
+                self.open_stack(k, target)
+            return True
         return False
+
+    def find_study(self, study_uid: str) -> Study | None:
+        """The study of the open folder with this UID (None: not in the worklist)."""
+        return next((s for s in self.studies if s.study_uid == study_uid), None)
 
     def _is_current(self, ls: _LoadedStack) -> bool:
         return 0 <= self.stack_index < len(self.stacks) and self.stacks[self.stack_index] is ls
@@ -465,6 +469,10 @@ class MainWindow(QMainWindow):
     def _volume_ready(self, ls: _LoadedStack, worker: LoadWorker, volume) -> None:
         if worker is not ls.worker:
             return
+        self._set_volume(ls, volume)
+
+    def _set_volume(self, ls: _LoadedStack, volume) -> None:
+        """Give the stack its pixels and display mapping (with the headers read so far); shown if on screen."""
         ls.volume = volume
         headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
         ls.display = StackDisplay(volume.array, volume.frames, headers)
@@ -490,11 +498,7 @@ class MainWindow(QMainWindow):
             return
         ls.done = not volume.cancelled
         if ls.volume is None:  # nothing was read, or the loader gave the volume only at the end
-            ls.volume = volume
-            headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
-            ls.display = StackDisplay(volume.array, volume.frames, headers)
-            if self._is_current(ls):
-                self._show_stack(ls, ls.pending_index)
+            self._set_volume(ls, volume)
         if volume.cancelled:
             self.statusBar().showMessage(
                 f"Loading cancelled: {int(np.count_nonzero(volume.loaded))} of {len(volume.loaded)} images read",

@@ -134,6 +134,9 @@ class ReviewController(QObject):
         self.study: Study | None = None
         self._ai_seen = None
         self._names: dict[tuple[str, int], str] = {}
+        # (sop, frame) of the open case's key images, as refresh() last read them from the store (every toggle,
+        # undo and case change goes through refresh): an image step then asks no SQL of its own
+        self._key_images: set[tuple[str, int]] = set()
 
         self.panel = ReviewPanel(window)
         if hasattr(window, "set_review_panel"):
@@ -202,9 +205,6 @@ class ReviewController(QObject):
         proxy = self.window.worklist.proxy
         return [proxy.study_at(row).study_uid for row in range(proxy.rowCount())]
 
-    def _study(self, uid: str) -> Study | None:
-        return next((s for s in self.window.studies if s.study_uid == uid), None)
-
     def current_image(self) -> tuple[str, int, str] | None:
         """(SOP Instance UID, frame, series UID) of the image on screen, or None."""
         v = self.window.viewer
@@ -212,15 +212,9 @@ class ReviewController(QObject):
         if stack is None or not stack.instances:
             return None
         i = v.state.index
-        if v.display is not None and 0 <= i < len(v.display.frames):
-            inst_index, frame = v.display.frames[i]
-        else:  # not loaded yet: the stack's own order, frames of multi-frame images in turn
-            inst_index, frame, n = 0, 0, 0
-            for k, inst in enumerate(stack.instances):
-                if i < n + max(1, inst.frames):
-                    inst_index, frame = k, i - n
-                    break
-                n += max(1, inst.frames)
+        # the loaded display's mapping, or before it is there the stack's own order (the same pairs)
+        frames = v.display.frames if v.display is not None and 0 <= i < len(v.display.frames) else stack.frames
+        inst_index, frame = frames[i] if 0 <= i < len(frames) else (0, 0)
         inst = stack.instances[min(inst_index, len(stack.instances) - 1)]
         return inst.sop_instance_uid, int(frame), inst.series_uid
 
@@ -229,9 +223,11 @@ class ReviewController(QObject):
         """Redraw the panel and the open case's worklist cell from the store (what is on disk)."""
         s = self.session
         if s is None or s.study_uid is None:
+            self._key_images = set()
             self.panel.show_case(None, [])
             return
         case = s.case
+        self._key_images = {(k.sop_instance_uid, k.frame) for k in case.key_images}
         rows = [FindingRow(f, self._names.get((f.sop_instance_uid, f.frame), "image")) for f in s.findings]
         keys = [(k.sop_instance_uid, k.frame, self._names.get((k.sop_instance_uid, k.frame), "image"))
                 for k in case.key_images]
@@ -260,7 +256,7 @@ class ReviewController(QObject):
             self.panel.set_shown_image("", False)
             return
         sop, frame, _series = image
-        self.panel.set_shown_image(self._names.get((sop, frame), ""), self.session.is_key_image(sop, frame))
+        self.panel.set_shown_image(self._names.get((sop, frame), ""), (sop, frame) in self._key_images)
 
     def _show_image(self, sop: str, frame: int) -> None:
         if self.session is not None and self.session.study_uid:
@@ -409,7 +405,7 @@ class ReviewController(QObject):
             self.refresh()
             return True
         self.say("Signed off — opening next unreviewed case", 5000)
-        self.window.open_case(self._study(nxt))
+        self.window.open_case(self.window.find_study(nxt))
         return True
 
     @_guarded
@@ -424,7 +420,7 @@ class ReviewController(QObject):
         if nxt == self.session.study_uid:
             self.say("This is the only unreviewed case")
             return nxt
-        self.window.open_case(self._study(nxt))
+        self.window.open_case(self.window.find_study(nxt))
         return nxt
 
     @_guarded
@@ -441,7 +437,7 @@ class ReviewController(QObject):
         where = ""
         if entry.study_uid and entry.study_uid != before:
             self.update_worklist([before] if before else [])
-            study = self._study(entry.study_uid)
+            study = self.window.find_study(entry.study_uid)
             if study is not None:
                 self.window.open_case(study)
             elif self.window.case is not None:  # a case of another folder: stay with the one on screen

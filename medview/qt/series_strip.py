@@ -55,7 +55,7 @@ class ThumbnailWorker(QThread):
             if self._stop or not stack.instances:
                 return
             # the middle frame shows what the series is; for a single image it is the image
-            frames = [(i, f) for i, inst in enumerate(stack.instances) for f in range(max(1, inst.frames))]
+            frames = stack.frames
             inst_index, frame = frames[len(frames) // 2]
             try:
                 ds = pixels.read_dataset(stack.instances[inst_index].ref)

@@ -165,3 +165,16 @@ def test_load_uses_one_preallocated_array(tmp_path):
     tracemalloc.stop()
     assert volume.array.nbytes == 40 * 128 * 128 * 2
     assert peak < 1.15 * volume.array.nbytes
+
+
+def test_stack_frames_walk_multiframe_instances_in_turn_and_the_loader_uses_them(tmp_path):
+    """`Stack.frames` is the one (instance index, frame index) walk: the loader's volume maps images with it."""
+    paths = [write_image(tmp_path / "a.dcm", rows=8, cols=9),
+             write_image(tmp_path / "b.dcm", frames=3, rows=8, cols=9),
+             write_image(tmp_path / "c.dcm", rows=8, cols=9)]
+    by_name = {os.path.basename(inst.ref.path): inst for inst in scan([str(tmp_path)], use_cache=False).instances}
+    instances = [by_name[p.name] for p in paths]
+    stack = Stack(instances[0].series_uid, instances[0].modality, "", None, instances, [None] * 3)
+    assert stack.frames == [(0, 0), (1, 0), (1, 1), (1, 2), (2, 0)]
+    assert len(stack.frames) == stack.frame_count
+    assert load_stack(stack).frames == stack.frames

@@ -212,7 +212,8 @@ def test_worker_stops_when_the_window_closes(qtbot, demo, open_app):
     assert not worker.isRunning() and worker.isFinished()
 
 
-def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, demo, open_app, model_runs):
+def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, demo, open_app, model_runs,
+                                                                       monkeypatch):
     from medview.qt.preferences_dialog import PreferencesDialog
 
     folder, truth = demo
@@ -232,6 +233,7 @@ def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, d
     spin.setValue(round(lowest_flagged + 0.005, 3))
     dialog.apply()
     assert ai.thresholds()["cardiomegaly"] == pytest.approx(round(lowest_flagged + 0.005, 3))
+    assert ai.threshold_overrides() == ai._read_threshold_overrides()  # held as QSettings holds them
     states = [text for _, text in ai_column(window)]
     assert sum(s.startswith("flagged ") for s in states) == 2
     assert ai.worker.pending() == 0 and model_runs["images"] == runs  # nothing ran again
@@ -247,6 +249,22 @@ def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, d
     assert sum(t.startswith("flagged ") for _, t in ai_column(window)) == 3
     assert stored.value("ai/thresholds/medview-cardiomegaly-phantom/cardiomegaly") is None
     assert model_runs["images"] == runs and ai.worker.isRunning()
+    assert ai.threshold_overrides() == ai._read_threshold_overrides() == {}
+
+    # flagged and the verdict run per result and per image shown: they use the thresholds held, not QSettings
+    from medview.qt import ai_controller
+
+    def no_settings(*_args):
+        raise AssertionError("QSettings read on a hot path")
+
+    monkeypatch.setattr(ai_controller, "QSettings", no_settings)
+    for uid in truth:
+        for result in ai.results_for(uid):
+            assert ai.flagged(result.prediction) == (["cardiomegaly"] if result.prediction.scores["cardiomegaly"]
+                                                     >= 0.5 else [])
+            ai.verdict(result.prediction)
+    open_row(qtbot, window, 1)
+    assert window.findings.table.item(0, COL_THRESHOLD).text() == "0.50"
 
 
 def test_reopening_a_scored_folder_runs_nothing(qtbot, demo, open_app, model_runs):

@@ -52,6 +52,21 @@ def test_shows_scores_thresholds_flags_model_and_disclaimer(panel):
     assert panel.status_label.text() == "queued"
 
 
+
+def test_the_table_is_rebuilt_only_when_its_rows_change(panel):
+    """Each frame shown (cine) sets the prediction again: the same scores keep the table's items as they are."""
+    scores = {"cardiomegaly": 0.81, "effusion": 0.2, "nodule": 0.9}
+    panel.set_prediction(Prediction(scores, [], None, "tiny@0.1"), "this image")
+    item = panel.table.item(0, COL_SCORE)
+    panel.set_prediction(Prediction(dict(scores), [], None, "tiny@0.1"), "the case's most suspicious image")
+    panel.set_thresholds(None)  # the bundle's, as already in force
+    assert panel.table.item(0, COL_SCORE) is item
+    assert panel.status_label.text() == "the case's most suspicious image"
+    panel.set_prediction(Prediction({**scores, "cardiomegaly": 0.4}, [], None, "tiny@0.1"))
+    assert _cell(panel, 0, COL_SCORE) == "0.400" and _cell(panel, 0, COL_FLAGGED) == "no"
+    panel.set_thresholds({"cardiomegaly": 0.3})
+    assert _cell(panel, 0, COL_THRESHOLD) == "0.30" and _cell(panel, 0, COL_FLAGGED) == "yes"
+
 def test_next_finding_cycles_flagged_findings(panel, qtbot):
     panel.set_prediction(Prediction({"cardiomegaly": 0.81, "effusion": 0.2, "nodule": 0.95}, [], None, "t"))
     with qtbot.waitSignal(panel.finding_selected) as sig:

@@ -322,6 +322,34 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     assert tree_hashes(source) == before  # nothing was written where the studies were read from
 
 
+def test_stepping_through_images_marks_key_images_without_asking_the_database(app_window, qtbot, monkeypatch):
+    """The shown image's KEY IMAGE mark comes from the key images the panel last read: a step runs no SQL."""
+    w = app_window
+    w.open_case(next(s for s in w.studies if s.patient_id == "PAT0005"))  # the CT: several images
+    wait_ready(qtbot, w, READY_MS)
+    v, panel, store = w.viewer, w.review.panel, w.review.store
+    n = v.stack.frame_count
+    assert n > 2
+    v.go(2)
+    _press(v, Qt.Key.Key_K)
+    assert "KEY IMAGE" in panel.shown_image.text()
+    asked = []
+    for name in ("case", "findings"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *a, real=real, name=name: asked.append(name) or real(*a))
+    marks = []
+    for i in range(n):
+        v.go(i)
+        marks.append("KEY IMAGE" in panel.shown_image.text())
+    assert marks == [i == 2 for i in range(n)] and asked == []
+    v.go(2)
+    _press(v, Qt.Key.Key_K)  # K again on that image: off, and the mark follows at once
+    assert "KEY IMAGE" not in panel.shown_image.text()
+    v.go(1)
+    v.go(2)
+    assert "KEY IMAGE" not in panel.shown_image.text()
+
+
 def test_enter_and_n_follow_the_worklist_order_as_shown(app_window, qtbot, monkeypatch):
     w = app_window
     monkeypatch.setattr(rc, "confirm_sign_off", lambda parent, unverdicted: (True, False))

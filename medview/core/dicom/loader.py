@@ -197,7 +197,7 @@ def load_stack(
     Raises nothing for a bad file: its frames stay unloaded (zeros) and the reason is in `errors`. When
     `cancel` is set the load stops between two frames and returns what it has (`cancelled` set).
     """
-    frames = [(i, f) for i, inst in enumerate(stack.instances) for f in range(max(1, inst.frames))]
+    frames = stack.frames
     n = len(frames)
     loaded = np.zeros(n, dtype=bool)
     errors: list[FileError] = []

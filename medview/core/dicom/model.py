@@ -82,6 +82,11 @@ class Stack:
     def frame_count(self) -> int:
         return sum(max(1, inst.frames) for inst in self.instances)
 
+    @property
+    def frames(self) -> list[tuple[int, int]]:
+        """(instance index, frame index) of each image in display order: the one walk loader and views share."""
+        return [(i, f) for i, inst in enumerate(self.instances) for f in range(max(1, inst.frames))]
+
 
 @dataclass
 class Series:

@@ -31,9 +31,7 @@ class LoadWorker(QThread):
         self.first = first
         self._cancel = threading.Event()
         self._headers_done: set[int] = set()
-        self._frames: list[tuple[int, int]] = [
-            (i, f) for i, inst in enumerate(stack.instances) for f in range(max(1, inst.frames))
-        ]
+        self._frames: list[tuple[int, int]] = stack.frames
         self._count = 0
 
     def cancel(self) -> None:
