@@ -2,7 +2,7 @@
 
 Every applicable image (its modality is one of the model's) is scored; other images are reported as
 skipped; an image that cannot be read or scored is one error line and the others still run (exit 1).
-Results already in the cache (same SOP Instance UID, frame and model checksum) are reused: the model is
+Results already in the cache (same SOP Instance UID, frame, model checksum and metadata) are reused: the model is
 loaded and checked up front (a missing or unusable model is exit 2, named), but it is only run for misses.
 """
 

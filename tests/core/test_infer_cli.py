@@ -85,6 +85,28 @@ def test_cache_hit_runs_no_model(tmp_path, study, capsys, monkeypatch):
         main(["infer", str(study), "--model", str(model), "--json", "--no-cache"])
 
 
+
+def test_edited_metadata_scores_again_and_is_checked_again(tmp_path, study, capsys):
+    """Same weights, other metadata: a cached result is not reused, so the new window scores the images anew
+    and a metadata that no longer fits the network is refused instead of answered from the cache."""
+    model = make_bundle(tmp_path / "model")
+    main(["infer", str(study / "bright_dx.dcm"), "--model", str(model), "--json"])
+    [first] = _lines(capsys.readouterr().out)
+    meta_file = model / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+
+    meta["medview"]["preprocess"]["window"] = [3000, 10]  # the weights' checksum is unchanged
+    meta_file.write_text(json.dumps(meta))
+    main(["infer", str(study / "bright_dx.dcm"), "--model", str(model), "--json"])
+    [windowed] = _lines(capsys.readouterr().out)
+    assert windowed["scores"]["cardiomegaly"] != pytest.approx(first["scores"]["cardiomegaly"], abs=1e-4)
+
+    meta["network_data_format"]["outputs"]["pred"]["channel_def"] = {"0": "cardiomegaly", "1": "effusion"}
+    meta_file.write_text(json.dumps(meta))
+    assert main(["infer", str(study / "bright_dx.dcm"), "--model", str(model), "--json"]) == 2
+    assert "expected [1, 2]" in capsys.readouterr().err
+
+
 def test_human_output(tmp_path, study, capsys):
     model = make_bundle(tmp_path / "model")
     main(["infer", str(study / "bright_dx.dcm"), str(study / "ct.dcm"), "--model", str(model)])

@@ -83,7 +83,7 @@ def test_key_image_heatmap_from_the_ai_cache(reviewed, tmp_path):
     heat = np.zeros((2, 8, 8), np.float32)
     heat[0, 2:5, 2:5] = 1.0
     cache = ResultCache()
-    cache.put(src.case_a["sop"], 0, MODEL["model_checksum"],
+    cache.put(src.case_a["sop"], 0, MODEL["model_checksum"], "the results key of the bundle that scored it",
               Prediction(scores={"nodule": 0.87, "effusion": 0.12}, flagged=["nodule"], heatmap=heat,
                          model=f"{MODEL['model_name']}@{MODEL['model_version']}"))
     cache.close()

@@ -19,6 +19,7 @@ import logging
 import math
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -64,6 +65,14 @@ class ModelBundle:
     def ident(self) -> str:
         """"name@version", as written in `infer --json` lines and shown in the findings panel."""
         return f"{self.name}@{self.version}"
+
+    @cached_property
+    def results_key(self) -> str:
+        """Digest of the weights' checksum and the whole metadata: a cached result is reused only while both
+        are unchanged, because the findings, pre-processing, output kind and thresholds in the metadata shape
+        a result as much as the weights do."""
+        text = json.dumps({"sha256": self.sha256, "metadata": self.metadata}, sort_keys=True, default=str)
+        return file_sha256(text.encode("utf-8"))
 
     @property
     def single_file(self) -> bool:

@@ -2,7 +2,7 @@
 
 Why one loop: both need the same rules, and a multi-frame file must be read once for all its frames, not
 once per frame. Images the model does not apply to are "not_applicable"; results already in the cache
-(same SOP Instance UID, frame and model checksum) are reused without running the model; an image that cannot
+(same SOP Instance UID, frame, model checksum and metadata) are reused without running the model; an image that cannot
 be read or scored is an "error" result whose reason names the file, and the other images still run.
 No Qt; torch only through the engine the caller passes in.
 """
@@ -57,7 +57,8 @@ class FrameScorer:
             if not bundle.applies_to(job.modality):
                 yield InferenceResult(job, NOT_APPLICABLE)
                 continue
-            hit = self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256) if self.cache is not None else None
+            hit = (self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
+                   if self.cache is not None else None)
             if hit is not None:
                 yield InferenceResult(job, OK, hit, cached=True)
             else:
@@ -107,5 +108,5 @@ class FrameScorer:
                 yield InferenceResult(job, ERROR, error=outcome)
                 continue
             if self.cache is not None:
-                self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, outcome)
+                self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key, outcome)
             yield InferenceResult(job, OK, outcome)

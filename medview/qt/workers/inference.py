@@ -5,7 +5,7 @@ loaded once, not per request; so `run()` sets both, loads the bundle and warms i
 The GUI hands it jobs (`enqueue`), may move the open case to the front (`prioritise`), `cancel`s what is
 queued, and `stop`s it on quit. Results leave as plain data (`InferenceResult`) through queued signals:
 the worker never touches a widget. One image that cannot be read or scored is an error result; the queue
-goes on. Results already in the SQLite cache (same SOP Instance UID, frame and model checksum) are
+goes on. Results already in the SQLite cache (same SOP Instance UID, frame, model checksum and metadata) are
 returned without running the model. That scoring loop is core's `FrameScorer`, shared with `medview infer`;
 this thread adds the queue, the priority of the open case and cancelling between images.
 """
