@@ -334,8 +334,11 @@ def verified_bytes(bundle: ModelBundle) -> bytes:
     except zipfile.BadZipFile:
         raise ModelError(f"model {bundle.source}: {bundle.torchscript.name} is not a TorchScript file") from None
     if actual != bundle.sha256:
+        # a single file cannot hold its own digest: there the checksum covers the archive without metadata.json
+        what = (f"{bundle.torchscript.name} (the archive without its metadata.json)" if bundle.single_file
+                else bundle.torchscript.name)
         raise ModelError(
-            f"model {bundle.source}: checksum mismatch, {bundle.torchscript.name} has SHA-256 {actual} "
+            f"model {bundle.source}: checksum mismatch, {what} has SHA-256 {actual} "
             f"but the metadata says {bundle.sha256}: the weights were changed or damaged and are refused"
         )
     return data
