@@ -142,5 +142,6 @@ def test_single_file_form(tmp_path):
     torch.jit.save(torch.jit.script(BrightNet(gain=-8.0)), str(tampered),
                    _extra_files={"metadata.json": json.dumps({**meta, "medview": {**meta["medview"],
                                                                                  "sha256": digest}})})
-    with pytest.raises(ModelError, match=r"checksum mismatch, tampered.ts \(the archive without its metadata.json\) has SHA-256"):
+    single = r"checksum mismatch, tampered.ts \(the archive without its metadata.json\) has SHA-256"
+    with pytest.raises(ModelError, match=single):
         load_torchscript(load_bundle(tampered))
