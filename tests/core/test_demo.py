@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -254,6 +255,23 @@ def test_command_exit_codes_and_overwrite_rules(tmp_path, capsys):
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert main(["demo-data", str(tmp_path / "x"), "--cases", "-1"]) == 2
     assert main(["demo-data", str(foreign / "notes.txt"), "--cases", "1"]) == 2  # a file, not a folder
+
+
+@pytest.mark.parametrize("where", ["below_a_file", "proc"])
+def test_out_that_cannot_be_created_is_exit_2_one_line(tmp_path, capsys, where):
+    if where == "proc":
+        if not os.path.isdir("/proc"):
+            pytest.skip("no /proc here")
+        out = "/proc/x"
+    else:
+        (tmp_path / "a_file").write_text("not a folder")
+        out = str(tmp_path / "a_file" / "demo")
+    capsys.readouterr()
+    assert main(["demo-data", out, "--cases", "1", "--ct-slices", "0"]) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"medview demo-data: {out}: folder cannot be created (")
+    assert "Traceback" not in err and not os.path.exists(out)
 
 
 def test_demo_data_imports_neither_qt_nor_torch(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from medview.cli import main
+from tests.core.broken_copies import NO_DATA_ELEMENTS, copy_testdata, garbage_after_preamble
 from tests.factories import SAGITTAL, truncate, write_image, write_junk, write_series
 
 SERIES_KEYS = {"series_uid", "modality", "description", "number", "instances", "frames", "rows", "columns"}
@@ -111,3 +112,17 @@ def test_subprocess_no_traceback_no_qt_no_torch(export, tmp_path):
                            text=True, env=env, timeout=60)
     assert proc2.returncode == 1 and "HEAVY []" in proc2.stderr
     assert json.loads(proc2.stdout) == json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_broken_header_is_an_error_and_stderr_holds_only_medview_lines(tmp_path):
+    """A fresh process (pydicom imported lazily, mid-scan): pydicom's own warnings never reach stderr."""
+    broken = garbage_after_preamble(tmp_path / "d")  # pydicom: "End of file reached before delimiter"
+    copy_testdata("MR_small_padded.dcm", tmp_path / "d")
+    proc = subprocess.run([sys.executable, "-m", "medview", "index", str(tmp_path / "d"), "--json", "--no-cache"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["errors"] == [{"file": str(broken), "error": NO_DATA_ELEMENTS}]
+    assert [(st["study_uid"] != "", se["instances"]) for st in doc["studies"] for se in st["series"]] == [(True, 1)]
+    assert proc.stderr.splitlines() == [f"{broken}: {NO_DATA_ELEMENTS}"]

@@ -14,6 +14,7 @@ from pydicom.pixels import apply_modality_lut, convert_color_space
 from medview.core.dicom import pixels as px
 from medview.core.dicom.source import SourceRef
 from medview.core.errors import DicomReadError
+from tests.core.broken_copies import cut_short, garbage_after_preamble
 from tests.factories import make_zip, write_image
 
 
@@ -68,6 +69,23 @@ def test_read_dataset_missing_and_cut_header(tmp_path):
     path.write_bytes(data[:200])  # ends inside the dataset
     with pytest.raises(DicomReadError):
         px.display_frame(px.read_dataset(path))
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter")  # the caller quiets pydicom
+def test_read_dataset_says_where_a_file_is_cut_short(tmp_path):
+    cut = cut_short(tmp_path, 3000)  # pydicom returns its header quietly, without Pixel Data
+    with pytest.raises(DicomReadError) as info:
+        px.read_dataset(cut)
+    assert str(info.value) == f"{cut}: file is cut short (inside an element header at byte 2994; 3000 bytes)"
+    archive = make_zip(tmp_path / "x.zip", [cut], tmp_path)  # the same through a zip member
+    with pytest.raises(DicomReadError, match=r"x\.zip!cut\.dcm: file is cut short \(inside an element header"):
+        px.read_dataset(SourceRef(str(archive), "cut.dcm"))
+    with pytest.raises(DicomReadError, match="broken DICOM file"):
+        px.read_dataset(garbage_after_preamble(tmp_path))
+    # a whole file without pixel data (a plan, a report) still reads; only the header is read for a header
+    plan = px.read_dataset(pydicom.data.get_testdata_file("rtplan.dcm"))
+    assert plan.Modality == "RTPLAN"
+    assert "PixelData" not in px.read_dataset(cut_short(tmp_path, 3000, "cut2.dcm"), stop_before_pixels=True)
 
 
 def test_short_pixel_data_is_a_clear_error(tmp_path):

@@ -26,6 +26,7 @@ from medview.core.dicom import scan as scan_mod
 from medview.core.dicom.header import Fallback, read_raw_header
 from medview.core.dicom.scan import looks_like_dicom, scan
 from medview.core.dicom.source import SourceRef
+from tests.core.broken_copies import NO_DATA_ELEMENTS, garbage_after_preamble
 from tests.factories import (
     SAGITTAL,
     make_zip,
@@ -206,6 +207,25 @@ def test_broken_files_each_get_a_reason_and_the_rest_is_read(tmp_path):
     assert errors["empty.dcm"] == "empty file"
     assert errors["rle.dcm"].startswith("compressed pixel data is cut short")
     assert result.skipped_non_dicom == 2  # the files that do not claim to be DICOM
+
+
+def test_garbage_in_the_header_is_an_error_not_an_instance(tmp_path):
+    """pydicom reads CT_small.dcm with garbage over its file meta without complaint; nothing can place it."""
+    broken = garbage_after_preamble(tmp_path / "d")
+    result = scan([str(tmp_path / "d")], use_cache=False)
+    assert result.instances == [] and result.skipped_non_dicom == 0
+    assert [(e.file, e.error) for e in result.errors] == [(str(broken), NO_DATA_ELEMENTS)]
+
+
+def test_a_header_that_identifies_nothing_is_an_error_and_odd_valid_files_are_kept():
+    result = scan([PYDICOM_DIR], use_cache=False)
+    instances, errors = _by_name(result)
+    # a data set of a character set and an image type only: no SOP Class, no SOP Instance, no image
+    assert errors["empty_charset_LEI.dcm"] == "broken DICOM header (no SOP Class UID, no SOP Instance UID, no image)"
+    # valid but odd: no Study Instance UID (JPEG-LS samples), no Part-10 preamble or file meta
+    assert instances["JPEGLSNearLossless_08.dcm"].study_uid == ""
+    for name in ("rtstruct.dcm", "ExplVR_LitEndNoMeta.dcm", "ExplVR_BigEndNoMeta.dcm"):
+        assert instances[name].sop_instance_uid, name
 
 
 def test_absurd_dimensions_never_allocate(tmp_path):

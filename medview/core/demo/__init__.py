@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -160,9 +161,17 @@ def prepare_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     if not out.exists():
-        out.mkdir(parents=True)
+        try:
+            out.mkdir(parents=True)
+        except OSError as exc:
+            raise UsageError(f"{out}: folder cannot be created ({exc.strerror or exc})") from None
         return
-    entries = list(out.iterdir())
+    try:
+        entries = list(out.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{out}: folder cannot be read ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{out}: folder is not writable")
     if not entries:
         return
     markers = [out / name for name in (MARKER, _PARTIAL) if (out / name).is_file()]

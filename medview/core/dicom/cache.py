@@ -22,7 +22,7 @@ from medview.core.dicom.source import SourceRef
 log = logging.getLogger(__name__)
 
 # bump when what read_header decides changes (a new check, a field read differently)
-READER_VERSION = 1
+READER_VERSION = 2  # 2: a header that yields no data elements, or identifies nothing, is an error
 _FIELDS = [f.name for f in fields(InstanceInfo) if f.name != "ref"]
 # rows are positional JSON of the fields above: any change to InstanceInfo changes the version by itself,
 # and a cache of another version is dropped, never misread

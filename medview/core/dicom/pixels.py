@@ -131,14 +131,32 @@ def read_dataset(ref, *, stop_before_pixels: bool = False):
             raise DicomReadError(f"{name}: broken DICOM header (an element declares an absurd length)") from None
         except Exception as exc:  # pydicom raises many types on broken headers; the user needs one reason
             raise DicomReadError(f"{name}: broken DICOM header ({exc})") from None
-    if len(ds) == 0:
-        if has_preamble:
-            raise DicomReadError(f"{name}: broken DICOM file (no data elements after the file meta; cut short?)")
-        raise DicomReadError(f"{name}: not a DICOM file (no data elements could be read)")
+        if len(ds) == 0:
+            if has_preamble:
+                raise DicomReadError(f"{name}: broken DICOM file (no data elements after the file meta; cut short?)")
+            raise DicomReadError(f"{name}: not a DICOM file (no data elements could be read)")
+        if not stop_before_pixels and not any(k in ds for k in _PIXEL_KEYWORDS):
+            _why_no_pixels(ref, fp, name)
     _ensure_transfer_syntax(ds)
     if not isinstance(getattr(ds, "filename", None), str):
         ds.filename = name  # zip members: error messages name "archive.zip!member"
     return ds
+
+
+def _why_no_pixels(ref, fp, name: str) -> None:
+    """A file read whole without pixel data: raise the scan's reason when it is unusable (cut short...).
+
+    pydicom stops quietly where a file is cut short; the scan's header check (`scan.read_header`, the same
+    one `index` uses) says where. A file that is fine without pixels (a report) passes.
+    """
+    from medview.core.dicom.scan import NotDicom, Unusable, read_header
+
+    size = fp.seek(0, os.SEEK_END)
+    fp.seek(0)
+    try:
+        read_header(ref, fp, size)
+    except (Unusable, NotDicom) as exc:
+        raise DicomReadError(f"{name}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------- stored values

@@ -262,16 +262,23 @@ def _info_from_raw(ref: SourceRef, raw) -> InstanceInfo | None:
     sop_class = ascii_(0x00080016) or ascii_(0x00020002, raw.meta)
     if sop_class == DICOMDIR_SOP_CLASS:
         return None
-    if not values and not raw.meta:
-        raise Unusable("broken header: no DICOM elements could be read")
     sop_uid = ascii_(0x00080018) or ascii_(0x00020003, raw.meta)
-    return _make_info(ref, sop_class, sop_uid, raw.transfer_syntax, text, ascii_, us, number, floats)
+    return _make_info(ref, sop_class, sop_uid, raw.transfer_syntax, text, ascii_, us, number, floats,
+                      data_set_read=bool(values), has_meta=bool(raw.meta))
 
 
 def _make_info(ref: SourceRef, sop_class: str, sop_uid: str, tsyntax: str, text, ascii_, us, number,
-               floats) -> InstanceInfo:
-    """InstanceInfo from per-tag getters: one mapping of tags to fields for both header readers."""
-    return InstanceInfo(
+               floats, *, data_set_read: bool, has_meta: bool) -> InstanceInfo:
+    """InstanceInfo from per-tag getters: one mapping of tags to fields for both header readers.
+
+    `data_set_read`: whether any element medview reads was found in the data set. Raises Unusable for a
+    header that cannot place an image: a data set that yielded nothing (garbage after the file meta that
+    pydicom parsed to the end of the file, a file that ends after its meta), or one that identifies nothing.
+    """
+    if not data_set_read:
+        where = " after the file meta" if has_meta else ""
+        raise Unusable(f"broken DICOM file (no data elements{where}; cut short?)")  # as `render` says it
+    info = InstanceInfo(
         ref=ref,
         sop_instance_uid=sop_uid,
         sop_class_uid=sop_class,
@@ -303,6 +310,9 @@ def _make_info(ref: SourceRef, sop_class: str, sop_uid: str, tsyntax: str, text,
         imager_pixel_spacing=floats(0x00181164, 2),
         slice_thickness=(floats(0x00180050, 1) or (None,))[0],
     )
+    if not (info.sop_class_uid or info.sop_instance_uid or info.has_pixels):
+        raise Unusable("broken DICOM header (no SOP Class UID, no SOP Instance UID, no image)")
+    return info
 
 
 def read_header_pydicom(ref: SourceRef, fp: BinaryIO, size: int) -> InstanceInfo | None:
@@ -338,8 +348,6 @@ def read_header_pydicom(ref: SourceRef, fp: BinaryIO, size: int) -> InstanceInfo
         length = getattr(elem, "length", 0)
         if tell is not None and length != 0xFFFFFFFF and tell + length > size and tsyntax != DEFLATED:
             raise Unusable(f"file is cut short inside the header ({size} bytes)")
-    if len(ds._dict) == 0 and len(meta) == 0:
-        raise Unusable("broken header: no DICOM elements could be read")
 
     def text(tag: int) -> str:
         return _str(ds, tag)
@@ -351,7 +359,8 @@ def read_header_pydicom(ref: SourceRef, fp: BinaryIO, size: int) -> InstanceInfo
         return _floats(ds, tag, n)
 
     sop_uid = _str(ds, 0x00080018) or _str(meta, 0x00020003)
-    info = _make_info(ref, sop_class, sop_uid, tsyntax, text, text, integer, integer, floats)
+    info = _make_info(ref, sop_class, sop_uid, tsyntax, text, text, integer, integer, floats,
+                      data_set_read=len(ds._dict) > 0, has_meta=len(meta) > 0)
     if tsyntax == DEFLATED:
         # the data set is one deflate stream: positions are in the inflated bytes, so there is no fast path;
         # pydicom has inflated it completely, which already proves it is not cut short
@@ -646,16 +655,24 @@ def iter_read(entries: Sequence[_Entry]) -> Iterator[tuple[_Entry, str, object]]
 
 @contextlib.contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """pydicom warns (and logs) about every odd value; the scan reports per file in its own words instead."""
+    """pydicom warns (and logs) about every odd value; medview reports per file in its own words instead.
+
+    Not done with the logger's level: pydicom is imported lazily, often inside this block, and its import
+    (pydicom.config) sets the "pydicom" logger back to WARNING. Records of "pydicom" and its child loggers
+    instead end at a handler of its own here and do not propagate to medview's stderr handler.
+    """
     logger = logging.getLogger("pydicom")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    propagate = logger.propagate
+    sink = logging.NullHandler()  # a logger without handlers would fall back to logging.lastResort (stderr)
+    logger.addHandler(sink)
+    logger.propagate = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.removeHandler(sink)
 
 
 def scan(
