@@ -108,14 +108,27 @@ def _build_text() -> str:
     return f"\nbuild {commit} {info.get('built_utc', '')} {info.get('variant', '')} ({info.get('platform', '')})"
 
 
+class OneLineFormatter(logging.Formatter):
+    """Console records without tracebacks (SPEC: bad input never prints one); --debug and the log file keep
+    them. Why here: libraries log decoder failures with `logger.exception` (pydicom does), and those records
+    reach the console whatever medview catches."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(argv))
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    console = logging.StreamHandler()
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    console.setFormatter(logging.Formatter(fmt) if args.debug else OneLineFormatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[console])
     if args.version:
         print(version_text())
         return 0

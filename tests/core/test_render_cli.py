@@ -15,6 +15,7 @@ from pydicom.data import get_testdata_file
 from medview.cli import main
 from medview.core.dicom import pixels as px
 from medview.core.png import decode_png, encode_png, read_png
+from tests.core.broken_copies import NO_DATA_ELEMENTS, copy_testdata, cut_short, garbage_after_preamble
 from tests.factories import make_zip, write_image, write_junk
 
 
@@ -137,6 +138,28 @@ def test_missing_non_dicom_and_broken_inputs(tmp_path, studies, capsys):
     assert os.listdir(tmp_path / "o") == ["ct.png"]
 
 
+def test_cut_short_file_gets_the_reason_index_gives(tmp_path, capsys):
+    cut = cut_short(tmp_path)  # pydicom reads it without an error and without Pixel Data
+    reason = "file is cut short (inside an element header at byte 2994; 3000 bytes)"
+    rc, lines, err = _render(capsys, cut, "--out-dir", tmp_path / "o")
+    assert rc == 1 and lines == [{"input": str(cut), "status": "error", "error": reason}]
+    assert err.splitlines() == [f"{cut}: {reason}"]
+    assert main(["index", str(cut), "--json", "--no-cache"]) == 1
+    assert json.loads(capsys.readouterr().out)["errors"] == [{"file": str(cut), "error": reason}]
+
+
+@pytest.mark.slow
+def test_real_process_stderr_holds_only_medview_lines(tmp_path):
+    """A fresh process (pydicom imported after render starts): pydicom's warnings never reach stderr."""
+    broken = garbage_after_preamble(tmp_path / "in")  # pydicom: "End of file reached before delimiter"
+    padded = copy_testdata("MR_small_padded.dcm", tmp_path / "in")  # pydicom: "... bytes of excess padding"
+    proc = subprocess.run([sys.executable, "-m", "medview", "render", str(broken), str(padded), "--out-dir",
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert [json.loads(line)["status"] for line in proc.stdout.splitlines()] == ["error", "ok"]
+    assert proc.stderr.splitlines() == [f"{broken}: {NO_DATA_ELEMENTS}"]
+
+
 def test_same_file_names_get_unique_outputs(tmp_path, capsys):
     a = write_image(tmp_path / "a" / "IM0001", window=(40, 400))
     b = write_image(tmp_path / "b" / "IM0001", window=(40, 400), seed=5)
@@ -196,3 +219,24 @@ def test_zip_members_and_relative_folder_inputs(tmp_path, studies, capsys, monke
     rc, lines, _ = _render(capsys, "studies", "--out-dir", "rel_out")
     assert rc == 0 and sorted(line["input"] for line in lines) == [
         os.path.join("studies", n) for n in ("colour.dcm", "ct.dcm", "multi.dcm")]
+
+
+_LOGS_AN_EXCEPTION = """
+import logging, sys
+from medview.cli import main
+main(sys.argv[1:] + ["--version"])
+try:
+    raise ValueError("GDCM does not support 'JPEG Extended' for samples with 12-bit precision")
+except ValueError:
+    logging.getLogger("pydicom").exception("Unable to decode the pixel data")
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_console_log_lines_carry_no_traceback_unless_debugging(debug):
+    """A library's `logger.exception` (pydicom's decoders do this) is one line on the console; --debug shows
+    the traceback."""
+    args = [sys.executable, "-c", _LOGS_AN_EXCEPTION] + (["--debug"] if debug else [])
+    err = subprocess.run(args, capture_output=True, text=True, timeout=60).stderr
+    assert "ERROR pydicom: Unable to decode the pixel data" in err
+    assert ("Traceback" in err) is debug
