@@ -26,9 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from medview.core.inference.bundle import RESEARCH_USE_ONLY, flagged_labels
+from medview.core.viewing.heatmap import resize_bilinear
 
 COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED = range(4)
 HEADERS = ("Finding", "Score", "Threshold", "Flagged")
+UPSAMPLE = 8  # the overlay image is the coarse map enlarged this many times (bilinear)
+HEATMAP_OPACITY = 0.55  # the overlay's default opacity (the panel's slider changes it); the PDF uses it too
 
 
 class FindingsPanel(QWidget):
@@ -231,15 +234,6 @@ def heatmap_lut(name: str = "inferno") -> np.ndarray:
     return rgba
 
 
-def upsample(heatmap: np.ndarray, factor: int = 8) -> np.ndarray:
-    """Bilinear enlargement of a coarse map (pixel centres aligned), so the overlay is smooth, not blocky."""
-    h, w = heatmap.shape
-    rows = np.clip((np.arange(h * factor) + 0.5) / factor - 0.5, 0, h - 1)
-    cols = np.clip((np.arange(w * factor) + 0.5) / factor - 0.5, 0, w - 1)
-    across = np.stack([np.interp(cols, np.arange(w), row) for row in heatmap])
-    return np.stack([np.interp(rows, np.arange(h), col) for col in across.T], axis=1).astype(np.float32)
-
-
 class HeatmapOverlay:
     """A colour-mapped heatmap `ImageItem` stretched over the image in its pixel coordinates.
 
@@ -247,7 +241,7 @@ class HeatmapOverlay:
     (zoom, pan, rotation, flip); `attach(view_box)` adds it to the ViewBox when the viewer transforms the view.
     """
 
-    def __init__(self, colormap: str = "inferno", opacity: float = 0.55) -> None:
+    def __init__(self, colormap: str = "inferno", opacity: float = HEATMAP_OPACITY) -> None:
         self.item = pg.ImageItem(axisOrder="row-major")
         self.item.setObjectName("heatmap")
         self.item.setLookupTable(heatmap_lut(colormap))
@@ -256,6 +250,7 @@ class HeatmapOverlay:
         self.item.setVisible(False)
         self._has_data = False
         self._wanted = False
+        self._strength = 1.0
 
     def attach(self, target) -> None:
         if isinstance(target, pg.ViewBox):
@@ -263,14 +258,19 @@ class HeatmapOverlay:
         else:
             self.item.setParentItem(target)
 
-    def set_heatmap(self, heatmap: np.ndarray | None, image_shape: tuple[int, int] | None = None) -> None:
-        """A [h, w] map in 0..1 over an image of `image_shape` (rows, cols); None clears it."""
+    def set_heatmap(self, heatmap: np.ndarray | None, image_shape: tuple[int, int] | None = None,
+                    strength: float = 1.0) -> None:
+        """A [h, w] map in 0..1 over an image of `image_shape` (rows, cols), drawn at `strength` (see
+        `heatmap_strength`); None clears it."""
         if heatmap is None:
             self.item.clear()
             self._has_data = False
         else:
             coarse = np.asarray(heatmap, dtype=np.float32)
-            data = np.ascontiguousarray(upsample(coarse))
+            # enlarged 8x, smooth rather than blocky; the item is stretched over the image
+            smooth = resize_bilinear(coarse, (coarse.shape[0] * UPSAMPLE, coarse.shape[1] * UPSAMPLE))
+            data = np.ascontiguousarray(smooth * np.float32(strength))
+            self._strength = float(strength)
             self.item.setImage(data, levels=(0.0, 1.0), autoLevels=False)
             rows, cols = image_shape if image_shape is not None else coarse.shape
             self.item.setRect(QRectF(0.0, 0.0, float(cols), float(rows)))
@@ -279,6 +279,10 @@ class HeatmapOverlay:
 
     def has_heatmap(self) -> bool:
         return self._has_data
+
+    def strength(self) -> float:
+        """How strongly the map is drawn (`heatmap_strength`): below 1 its finding is not flagged."""
+        return self._strength
 
     def set_visible(self, visible: bool) -> None:
         self._wanted = bool(visible)

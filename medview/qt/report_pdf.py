@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medview.core.review.export import RESEARCH_USE_LINE
+from medview.core.viewing.heatmap import resize_bilinear
 
 KEY_IMAGE_WIDTH = 320  # points on the page
 
@@ -36,17 +37,18 @@ def ensure_gui_app():
     return app
 
 
-def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Blend a 0..1 heatmap (any size, nearest-neighbour scaled) over a uint8 image as red -> yellow; RGB out."""
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float | None = None) -> np.ndarray:
+    """Blend a 0..1 heatmap over a uint8 image as the viewer draws it: resized bilinearly, the viewer's colour
+    map, transparent where cold (`heatmap_lut`'s alpha), at the viewer's default opacity; RGB out."""
+    from medview.qt.findings_panel import HEATMAP_OPACITY, heatmap_lut  # pyqtgraph: only when a map is drawn
+
+    opacity = HEATMAP_OPACITY if opacity is None else opacity
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
-    h, w = rgb.shape[:2]
-    heat = np.asarray(heatmap, dtype=np.float32)
-    rows = (np.arange(h) * heat.shape[0] // h).clip(0, heat.shape[0] - 1)
-    cols = (np.arange(w) * heat.shape[1] // w).clip(0, heat.shape[1] - 1)
-    heat = np.nan_to_num(heat[rows][:, cols]).clip(0.0, 1.0)
-    colour = np.stack([np.full_like(heat, 255.0), 255.0 * heat, np.zeros_like(heat)], axis=2)
-    a = (alpha * heat)[..., None]
-    return (rgb.astype(np.float32) * (1 - a) + colour * a).round().astype(np.uint8)
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
+    heat = resize_bilinear(heat, rgb.shape[:2]).clip(0.0, 1.0)
+    rgba = heatmap_lut()[np.round(heat * 255).astype(np.intp)].astype(np.float32)
+    a = rgba[..., 3:] / 255.0 * opacity
+    return (rgb.astype(np.float32) * (1 - a) + rgba[..., :3] * a).round().astype(np.uint8)
 
 
 def _qimage(arr: np.ndarray):
@@ -138,7 +140,7 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
         name = f"keyimage{n}.png"
         images[name] = _qimage(arr)
         height = int(KEY_IMAGE_WIDTH * arr.shape[0] / max(1, arr.shape[1]))
-        caption = _image_label(info, key.frame) + (f"; AI heatmap: {label}" if label else "")
+        caption = _image_label(info, key.frame) + (f"; AI heatmap of the flagged finding {label}" if label else "")
         parts.append(f"<p><img src='{name}' width='{KEY_IMAGE_WIDTH}' height='{height}'><br>{_e(caption)}</p>")
 
     parts.append(f"<p style='font-size: 8pt'>Exported {now_iso()} by medview {__version__}"

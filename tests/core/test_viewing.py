@@ -141,3 +141,23 @@ def _read(path):
     from medview.core.dicom.source import SourceRef
 
     return pixels.read_dataset(SourceRef(str(path)))
+
+
+def test_heatmap_strength_follows_the_score_up_to_the_threshold():
+    from medview.core.viewing.heatmap import heatmap_strength
+
+    assert heatmap_strength(0.99, 0.5) == 1.0 and heatmap_strength(0.5, 0.5) == 1.0  # flagged: full
+    assert heatmap_strength(0.004, 0.5) == pytest.approx(0.008)  # clearly normal: almost nothing drawn
+    assert heatmap_strength(0.45, 0.5) == pytest.approx(0.9)
+    assert heatmap_strength(None, 0.5) == 0.0 and heatmap_strength(float("nan"), 0.5) == 0.0
+    assert heatmap_strength(0.2, None) == 1.0 and heatmap_strength(0.2, 0.0) == 1.0
+
+
+def test_bilinear_resize_keeps_corners_and_centres():
+    from medview.core.viewing.heatmap import resize_bilinear
+
+    a = np.array([[0.0, 1.0], [2.0, 3.0]], np.float32)
+    out = resize_bilinear(a, (4, 4))
+    assert out.shape == (4, 4) and out[0, 0] == 0.0 and out[-1, -1] == 3.0
+    assert out[1:3, 1:3].mean() == pytest.approx(1.5)  # the centre is the mean of the four
+    assert resize_bilinear(np.ones((1, 1), np.float32), (3, 5)).shape == (3, 5)

@@ -72,7 +72,10 @@ def test_overlay_heatmap_blends_only_where_hot():
     out = overlay_heatmap(image, heat)
     assert out.shape == (8, 8, 3)
     assert (out[2:, 2:] == 100).all()  # cold: unchanged grey
-    assert out[0, 0, 0] > 100 and out[0, 0, 2] < 100  # hot: towards yellow/red
+    hot = out[0, 0].astype(int)
+    assert hot[0] > 100 + 40 and hot[0] > hot[2]  # hot: the viewer's warm colours, well above the grey
+    faint = overlay_heatmap(image, heat * 0.2)
+    assert (faint == 100).all()  # a map drawn at 0.2 strength is below the colour map's transparent floor
 
 
 def test_key_image_heatmap_from_the_ai_cache(reviewed, tmp_path):
@@ -93,7 +96,7 @@ def test_key_image_heatmap_from_the_ai_cache(reviewed, tmp_path):
     [path] = export_cases([record], tmp_path / "out", ["pdf"], heatmaps=cached_heatmaps,
                           pdf_writer=write_case_pdf)
     _, text = _text(path)
-    assert "AI heatmap: nodule" in text
+    assert "AI heatmap of the flagged finding nodule" in text
 
 
 def test_export_cli_pdf(tmp_path, capsys):

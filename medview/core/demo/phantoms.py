@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medview.core.viewing.heatmap import resize_bilinear
+
 MAX_STORED = 4095  # BitsStored 12
 CTR_THRESHOLD = 0.5
 
@@ -34,27 +36,6 @@ F32 = np.float32
 def _edge(sd: np.ndarray, width: float) -> np.ndarray:
     """Soft inside-indicator of a signed distance (negative inside), `width` mm wide: an anti-aliased mask."""
     return np.clip(F32(0.5) - sd * F32(1.0 / width), 0.0, 1.0)
-
-
-def _upsample(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D float32 array to `shape` (pixel centres aligned), separable and vectorised."""
-
-    def axis_weights(n_in: int, n_out: int):
-        pos = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
-        pos = np.clip(pos, 0, n_in - 1)
-        i0 = np.minimum(pos.astype(np.int32), n_in - 2) if n_in > 1 else np.zeros(n_out, np.int32)
-        w = (pos - i0).astype(np.float32) if n_in > 1 else np.zeros(n_out, np.float32)
-        return i0, w
-
-    r0, wr = axis_weights(a.shape[0], shape[0])
-    c0, wc = axis_weights(a.shape[1], shape[1])
-    if a.shape[0] > 1:
-        rows = a[r0] * (1 - wr)[:, None] + a[r0 + 1] * wr[:, None]
-    else:
-        rows = np.repeat(a, shape[0], axis=0)
-    if a.shape[1] > 1:
-        return rows[:, c0] * (1 - wc)[None, :] + rows[:, c0 + 1] * wc[None, :]
-    return np.repeat(rows, shape[1], axis=1)
 
 
 def _box_blur(a: np.ndarray, radius: int) -> np.ndarray:
@@ -79,7 +60,7 @@ def _blur(a: np.ndarray, factor: int, radius: int) -> np.ndarray:
     hh, ww = h // factor * factor, w // factor * factor
     small = a[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor).mean(axis=(1, 3), dtype=np.float32)
     small = _box_blur(_box_blur(small, radius), radius)
-    return _upsample(small, (h, w))
+    return resize_bilinear(small, (h, w))
 
 
 @dataclass
@@ -338,8 +319,8 @@ def make_chest_radiograph(
     lung_here = cavity * (1 - med * F32(0.92)) + recess
     lung_field = cavity * (1 - med)
     # parenchymal texture: faint multi-scale mottling inside the lungs
-    tex = _upsample(rng.standard_normal((gr // 24 + 2, gc // 24 + 2)).astype(np.float32), (gr, gc)) * F32(4.0)
-    tex += _upsample(rng.standard_normal((gr // 6 + 2, gc // 6 + 2)).astype(np.float32), (gr, gc)) * F32(2.0)
+    tex = resize_bilinear(rng.standard_normal((gr // 24 + 2, gc // 24 + 2)).astype(np.float32), (gr, gc)) * F32(4.0)
+    tex += resize_bilinear(rng.standard_normal((gr // 6 + 2, gc // 6 + 2)).astype(np.float32), (gr, gc)) * F32(2.0)
     d -= (F32(0.78) * lung_depth + tex) * lung_here
 
     # gastric bubble under the left dome
@@ -419,8 +400,8 @@ def make_chest_radiograph(
     base = rng.uniform(40, 250)
     span = rng.uniform(3000, MAX_STORED - base - 50)
 
-    t_full = _upsample(t, (rows, cols))
-    n_full = _upsample(noise_sd, (rows, cols))
+    t_full = resize_bilinear(t, (rows, cols))
+    n_full = resize_bilinear(noise_sd, (rows, cols))
     noise = rng.standard_normal((rows, cols), dtype=np.float32)
     img = F32(base) + F32(span) * (t_full + noise * n_full)
     _marker(img, rng, pixel_spacing)
@@ -649,7 +630,7 @@ class ChestCTPhantom:
         self.vert_pitch = r.uniform(24, 28)
         self.rib_phase = r.uniform(0, 1)
         # lung texture: a fixed low-frequency field (varies slowly with z by shifting)
-        self.tex = _upsample(r.standard_normal((24, 24)).astype(np.float32), (nr, nc)) * F32(18)
+        self.tex = resize_bilinear(r.standard_normal((24, 24)).astype(np.float32), (nr, nc)) * F32(18)
         self.segs = np.concatenate([self._vessel_tree(r), self._peripheral_vessels(r)])
 
     # -- geometry helpers ------------------------------------------------------------------------------
