@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self._wire_actions()
 
-        self.worklist.case_chosen.connect(self.open_case)
+        self.worklist.case_chosen.connect(self._case_chosen)
         self.strip.stack_chosen.connect(self.open_stack)
         self.viewer.cursor_text.connect(self.cursor_label.setText)
         self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
@@ -145,6 +145,9 @@ class MainWindow(QMainWindow):
 
         self.studies: list[Study] = []
         self.case: Study | None = None
+        # the case the window opened by itself when the folder loaded (`first_case`), until another is opened or
+        # the reader picks it in the worklist: N and Enter go on from the top of the worklist, not from its row
+        self.start_case_uid: str | None = None
         self.stacks: list[_LoadedStack] = []
         self.stack_index = -1
         self.scan_worker: ScanWorker | None = None
@@ -346,11 +349,31 @@ class MainWindow(QMainWindow):
     def set_studies(self, studies: list[Study]) -> None:
         self.studies = list(studies)
         self.worklist.set_studies(self.studies)
+        # the review and AI issues fill their columns here (the AI from its results cache) and the worklist takes
+        # its order: the first case is chosen from that order, not from the scan's
         self.studies_loaded.emit(self.studies)
-        if self.worklist.proxy.rowCount():
-            self.open_case(self.worklist.proxy.study_at(0))
-        else:
+        first = self.first_case()
+        if first is None:
             self.close_case()
+            return
+        self.open_case(first)
+        self.start_case_uid = first.study_uid
+
+    def first_case(self) -> Study | None:
+        """The case a loaded folder opens on: the first in the worklist's order that is not signed off (the
+        review issue's `review.first_unreviewed`), else the first; None for an empty worklist."""
+        proxy = self.worklist.proxy
+        order = [proxy.study_at(row) for row in range(proxy.rowCount())]
+        if not order:
+            return None
+        review = getattr(self, "review", None)
+        uid = review.first_unreviewed([s.study_uid for s in order]) if review is not None else None
+        return next((s for s in order if s.study_uid == uid), order[0])
+
+    def _case_chosen(self, study: Study) -> None:
+        """A row clicked (or Enter in the filter): the reader's own choice, even of the case already open."""
+        self.start_case_uid = None
+        self.open_case(study)
 
     # --- cases and stacks -------------------------------------------------------------------------------------
     def close_case(self) -> None:
@@ -370,6 +393,7 @@ class MainWindow(QMainWindow):
             return
         self.close_case()
         self.case = study
+        self.start_case_uid = None
         self.worklist.select_study(study.study_uid)
         self.stacks = [_LoadedStack(stack) for s in study.series for stack in s.stacks if stack.instances]
         self.strip.set_stacks([ls.stack for ls in self.stacks])

@@ -205,6 +205,29 @@ class ReviewController(QObject):
         proxy = self.window.worklist.proxy
         return [proxy.study_at(row).study_uid for row in range(proxy.rowCount())]
 
+    def reading_order(self) -> list[str]:
+        """What N and Enter go through: the worklist's order as shown, after the open case (wrapping round).
+        The case the window opened by itself on load (`start_case_uid`) counts as standing before the top row:
+        in a new folder it was opened before the AI had ranked anything, and the reader who signs it off
+        expects the case now on top (the most suspicious), not the one below wherever scores moved it."""
+        order = self.worklist_order()
+        uid = self.session.study_uid if self.session is not None else None
+        if uid is not None and uid == getattr(self.window, "start_case_uid", None) and uid in order:
+            order.remove(uid)
+            order.insert(0, uid)
+        return order
+
+    def first_unreviewed(self, order: list[str]) -> str | None:
+        """The first of these study UIDs that is not signed off (None: all are, or no review database)."""
+        if self.store is None or not order:
+            return None
+        try:
+            statuses = self.store.statuses(order)
+        except MedviewError as exc:
+            log.warning("review states not read: %s", exc)
+            return None
+        return next((uid for uid in order if statuses[uid] is not CaseStatus.REVIEWED), None)
+
     def current_image(self) -> tuple[str, int, str] | None:
         """(SOP Instance UID, frame, series UID) of the image on screen, or None."""
         v = self.window.viewer
@@ -399,7 +422,7 @@ class ReviewController(QObject):
             result = s.sign_off(confirmed=True, dont_ask_again=dont_ask)
         signed_uid = s.study_uid
         self.update_worklist([signed_uid])
-        nxt = s.next_unreviewed(self.worklist_order(), open_it=False)
+        nxt = s.next_unreviewed(self.reading_order(), open_it=False)
         if nxt is None or nxt == signed_uid:
             self.say("Signed off — all cases in the worklist are reviewed", 8000)
             self.refresh()
@@ -413,7 +436,7 @@ class ReviewController(QObject):
         """N: the next case that is not reviewed, in the worklist's order as shown."""
         if self.session is None:
             raise ReviewStoreError(self.error)
-        nxt = self.session.next_unreviewed(self.worklist_order(), open_it=False)
+        nxt = self.session.next_unreviewed(self.reading_order(), open_it=False)
         if nxt is None:
             self.say("All cases in the worklist are reviewed")
             return None

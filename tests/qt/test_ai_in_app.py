@@ -440,3 +440,156 @@ w.close()
     assert window.ai.worker is not None and window.ai.bundle is not None
     assert any(text.startswith(FLAGGED) for _, text in ai_column(window))
     window.close()
+
+
+def _first_case_watch(window) -> list[dict]:
+    """What the worklist looked like each time the window opened a case (it opens one as the folder loads)."""
+    seen = []
+    proxy = window.worklist.proxy
+    window.case_opened.connect(lambda study: seen.append({
+        "case": study.study_uid, "top": proxy.study_at(0).study_uid, "cells": ai_column(window),
+        "order": [proxy.study_at(r).study_uid for r in range(proxy.rowCount())]}))
+    return seen
+
+
+def test_reopened_folder_is_ranked_before_its_first_case_opens(qtbot, demo, open_app, model_runs):
+    """After a restart the cached results are in the worklist before the first case is chosen: it opens on the
+    top flagged case that is not signed off, in the order the reader then goes through; nothing runs again."""
+    from medview.core.review.store import ReviewStore
+
+    folder, truth = demo
+    first = open_app(folder)
+    wait_scored(qtbot, first)
+    ranked = ai_column(first)
+    proxy = first.worklist.proxy
+    order = [proxy.study_at(r).study_uid for r in range(proxy.rowCount())]
+    assert [truth.get(uid) for uid in order][:3] == [1, 1, 1]
+    first.close()
+    with ReviewStore() as store:
+        store.sign_off(order[0])  # the top case was signed off in that session
+
+    second = open_app(folder)  # a new session, same MEDVIEW_HOME: the results cache and the review database
+    seen = _first_case_watch(second)
+    qtbot.waitUntil(lambda: bool(seen), timeout=20000)
+    assert seen[0]["cells"] == ranked and seen[0]["order"] == order  # final order before any case is opened
+    assert seen[0]["case"] == order[1]  # the top flagged one not signed off, not the scan's first
+    results = [r for uid in order for r in second.ai.results_for(uid) if r.status == "ok"]
+    assert len(results) == 6 and all(r.cached for r in results)
+    qtbot.waitUntil(lambda: second.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 1.0.0",
+                    timeout=60000)  # the worker has loaded the model: it finds nothing left to score
+    qtbot.waitUntil(lambda: second.ai.worker.pending() == 0, timeout=10000)
+    assert model_runs["images"] == 6 and ai_column(second) == ranked
+    assert [s["case"] for s in seen] == [order[1]]  # and the case on screen stayed
+
+
+def test_new_folder_opens_at_once_and_reading_starts_at_the_top(qtbot, demo, open_app, tmp_path, monkeypatch):
+    """Nothing cached: the first case opens at once, before any score, and stays on screen while the scores
+    re-sort the worklist around it; Enter then opens the case now on top (the most suspicious), N goes on
+    down from there."""
+    from medview.qt import review_controller
+
+    folder, truth = demo
+    # without PAT0001 (a positive case) the scan's first case is a negative one: the scores move it down
+    source = tmp_path / "studies"
+    shutil.copytree(folder, source, ignore=lambda d, names: [n for n in names if n == "PAT0001"])
+    window = open_app(source)
+    seen = _first_case_watch(window)
+    qtbot.waitUntil(lambda: bool(seen), timeout=20000)
+    start = seen[0]["case"]
+    assert start == seen[0]["top"] and truth[start] == 0
+    assert {text for _, text in seen[0]["cells"]} <= {"queued", "not applicable"}  # opened before any score
+    wait_scored(qtbot, window)
+    order = [window.worklist.proxy.study_at(r).study_uid for r in range(window.worklist.proxy.rowCount())]
+    assert order.index(start) > 0 and window.case.study_uid == start  # moved down, still the case on screen
+    assert [s["case"] for s in seen] == [start]
+
+    monkeypatch.setattr(review_controller, "confirm_sign_off", lambda parent, unverdicted: (True, False))
+    window.registry.action("review.sign_off").trigger()  # Enter
+    assert window.case.study_uid == order[0] and truth[order[0]] == 1  # the top flagged case, not the next row
+    window.registry.action("case.next_unreviewed").trigger()  # N: the worklist order as shown, from there on
+    assert window.case.study_uid == order[1]
+
+
+def test_h_where_there_is_no_heatmap_changes_nothing(qtbot, demo, open_app):
+    """H on the CT (the model does not read it) says so and leaves the heatmap off: the next radiograph opens
+    without it; the panel's box behaves the same; H on that radiograph switches it on."""
+    folder, _ = demo
+    window = open_app(folder)
+    wait_scored(qtbot, window)
+    ai, action, box = window.ai, window.registry.action("ai.heatmap"), window.findings.heatmap_box
+    open_row(qtbot, window, 6)  # the CT
+    qtbot.keyClick(window.viewer, Qt.Key.Key_H)
+    assert window.statusBar().currentMessage() == "No AI heatmap for this image"
+    assert not action.isChecked() and not box.isChecked() and not ai.heatmap_visible()
+    box.setChecked(True)  # the panel's box is the same switch
+    assert not box.isChecked() and not action.isChecked()
+    open_row(qtbot, window, 0)  # the most suspicious radiograph: it has a heatmap, left off
+    assert ai.overlay.has_heatmap() and not ai.heatmap_visible() and not ai.overlay.item.isVisible()
+    qtbot.keyClick(window.viewer, Qt.Key.Key_H)
+    assert ai.heatmap_visible() and action.isChecked() and box.isChecked()
+
+
+def test_cached_results_are_taken_quickly_in_the_gui_thread(qtbot, demo):
+    """The cache is read in the GUI thread before the first case opens: 200 cached images (among 1,000 other
+    rows) must cost a few milliseconds, not a visible pause (measured 5 to 7 ms; the bound leaves room for a
+    busy machine)."""
+    import time
+
+    import numpy as np
+
+    from medview.app import create_app
+    from medview.core.dicom.source import SourceRef
+    from medview.core.inference.bundle import load_bundle
+    from medview.core.inference.cache import ResultCache
+    from medview.core.inference.results import InferenceJob, Prediction
+
+    folder, _ = demo
+    ref = SourceRef(str(next(folder.rglob("*.dcm"))))  # never read: only the cache is
+    meta = load_bundle(bundled_model_path())
+    cache = ResultCache()
+    rng = np.random.default_rng(0)
+    for i in range(1200):
+        heatmap = rng.random((1, 16, 16)).astype(np.float32)
+        cache.put(f"2.25.{i}", 0, meta.sha256, meta.results_key, Prediction({"cardiomegaly": 0.7}, [], heatmap, "m@1"))
+    cache.close()
+    _app, window = create_app(["medview"])
+    qtbot.addWidget(window)
+    ai = window.ai
+    jobs = {f"S{s}": [InferenceJob(f"S{s}", "S.1", f"2.25.{s * 4 + k}", ref, "DX") for k in range(4)]
+            for s in range(50)}
+    took = []
+    for _ in range(3):
+        ai._jobs, ai._results, ai.bundle = jobs, {}, meta
+        start = time.perf_counter()
+        assert ai._apply_cached() == 200
+        took.append(time.perf_counter() - start)
+    assert min(took) < 0.05, took
+    assert all(r.cached and r.prediction.heatmap.shape == (1, 16, 16) for uid in jobs for r in ai.results_for(uid))
+    window.close()
+
+
+def test_a_not_flagged_image_shows_its_heatmap_faint_and_says_why(qtbot, demo, open_app):
+    """The map of a finding below its threshold is drawn at score / threshold strength (a clearly normal
+    radiograph barely tints), and the status line says so; a flagged one is drawn at full strength."""
+    folder, _ = demo
+    window = open_app(folder)
+    wait_scored(qtbot, window)
+    ai, item = window.ai, window.ai.overlay.item
+    proxy = window.worklist.proxy
+    scored = {}
+    for row in range(proxy.rowCount()):
+        for result in ai.results_for(proxy.study_at(row).study_uid):
+            if result.prediction is not None:
+                scored[row] = result.prediction.scores["cardiomegaly"]
+    low_row = min(scored, key=scored.get)
+    threshold = ai.thresholds()["cardiomegaly"]
+    assert scored[low_row] < threshold / 2  # the demo has clearly normal radiographs
+    open_row(qtbot, window, low_row)
+    qtbot.keyClick(window.viewer, Qt.Key.Key_H)
+    assert item.isVisible() and ai.overlay.strength() == pytest.approx(scored[low_row] / threshold)
+    assert float(item.image.max()) <= ai.overlay.strength() + 1e-6
+    assert "strength" in window.statusBar().currentMessage() and "below the threshold" in item.toolTip()
+
+    high_row = max(scored, key=scored.get)
+    open_row(qtbot, window, high_row)
+    assert ai.overlay.strength() == 1.0 and float(item.image.max()) > 0.99 and "flagged" in item.toolTip()
