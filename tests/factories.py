@@ -268,3 +268,50 @@ def write_dicomdir(out_folder: str | os.PathLike, files: Iterable[str | os.PathL
         fs.add(pydicom.dcmread(f))
     fs.write(out_folder)
     return Path(out_folder) / "DICOMDIR"
+
+
+# ------------------------------------------------------------------------------ real files of pydicom's test data
+
+
+def copy_testdata(name: str, dest: str | os.PathLike, **tags) -> Path:
+    """A copy of one of pydicom's (or pydicom-data's) real test files at `dest`, with `tags` changed in its
+    header (e.g. StudyInstanceUID to put an RT Plan into another study); the pixel data stays as it is."""
+    from pydicom.data import get_testdata_file
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not tags:  # the file byte for byte (some, like rtstruct.dcm, have no Part-10 preamble)
+        dest.write_bytes(Path(get_testdata_file(name)).read_bytes())
+        return dest
+    ds = pydicom.dcmread(get_testdata_file(name))
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    ds.save_as(dest)
+    return dest
+
+
+def undecodable_copy(name: str, dest: str | os.PathLike, **tags) -> Path:
+    """A copy of a real compressed test file whose fragments keep their lengths but hold only zeros: every scan
+    check passes (the fragment walk, the sizes) and no decoder can make an image of it, like a corrupt export."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    path = copy_testdata(name, dest, **tags)
+    ds = pydicom.dcmread(path)
+    frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+    ds.PixelData = encapsulate([bytes(len(f)) for f in frames])
+    ds.save_as(path)
+    return path
+
+
+def mixed_objects_folder(folder: str | os.PathLike) -> dict[str, Path]:
+    """pydicom's CT_small.dcm with its RT Plan (rtplan.dcm moved into the CT's study: images plus an object
+    without pixels), and rtstruct.dcm in a study of its own (objects only, nothing to show as an image)."""
+    folder = Path(folder)
+    ct = copy_testdata("CT_small.dcm", folder / "ct.dcm")
+    head = pydicom.dcmread(ct, stop_before_pixels=True)
+    same_study = {k: head.get(k) for k in ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate")}
+    return {
+        "ct": ct,
+        "plan": copy_testdata("rtplan.dcm", folder / "plan.dcm", **same_study),
+        "struct": copy_testdata("rtstruct.dcm", folder / "struct.dcm"),
+    }

@@ -54,9 +54,11 @@ def index_document(result: ScanResult, studies: list[Study]) -> dict[str, Any]:
 
 
 def _summary(result: ScanResult, studies: list[Study]) -> str:
-    images = sum(len(se.instances) for st in studies for se in st.series)
+    objects = sum(len(se.objects) for st in studies for se in st.series)
+    images = sum(len(se.instances) for st in studies for se in st.series) - objects
+    also = f" (and {objects} objects without pixel data)" if objects else ""
     lines = [
-        f"{result.root}: {result.files} files, {len(studies)} studies, {images} images, "
+        f"{result.root}: {result.files} files, {len(studies)} studies, {images} images{also}, "
         f"{result.skipped_non_dicom} not DICOM, {len(result.errors)} errors"
     ]
     for study in studies:
@@ -68,10 +70,9 @@ def _summary(result: ScanResult, studies: list[Study]) -> str:
             s = series_json(series)
             number = "" if s["number"] is None else f"{s['number']} "
             frames = f", {s['frames']} frames" if s["frames"] != s["instances"] else ""
-            lines.append(
-                f"    series {number}{s['modality'] or '?'} {s['description'] or '(no description)'}: "
-                f"{s['instances']} images{frames}, {s['rows']}×{s['columns']}"
-            )
+            what = (f"{s['instances']} objects without pixel data" if not series.stacks
+                    else f"{s['instances']} images{frames}, {s['rows']}×{s['columns']}")
+            lines.append(f"    series {number}{s['modality'] or '?'} {s['description'] or '(no description)'}: {what}")
     return "\n".join(lines)
 
 

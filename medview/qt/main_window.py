@@ -31,7 +31,7 @@ from medview.core.dicom.model import FileError, ScanResult, Stack, Study
 from medview.core.viewing.display import StackDisplay
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
-from medview.qt.image_view import ImageView
+from medview.qt.image_view import ImageView, dicom_date, person_name
 from medview.qt.series_strip import SeriesStrip
 from medview.qt.workers.load import LoadWorker
 from medview.qt.workers.scan import ScanWorker
@@ -42,7 +42,7 @@ RECENT_KEY = "recent"
 RECENT_MAX = 10
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
-TITLE = "medview — research use only, not for diagnosis"
+APP_NAME = "medview"  # ends every window title (X11 and Wayland then add no second " — medview" of their own)
 
 
 class _LoadedStack:
@@ -62,6 +62,35 @@ def main_stack(stacks: list[Stack]) -> int:
     """The stack a case opens on: the one with most images (the axial CT, not its topogram), first on ties."""
     counts = [s.frame_count for s in stacks]
     return counts.index(max(counts)) if counts else 0
+
+
+def window_title(case: Study | None, paths: list[str]) -> str:
+    """"<case or folder> — medview": the open case (patient, ID, date), else the opened folder, else the name.
+
+    Qt adds the application's display name to a title on X11 and Wayland unless the title already ends with it
+    (QPlatformWindow::formatWindowTitle), so the title ends with it on every platform and it is never said twice.
+    """
+    if case is not None:
+        subject = " · ".join(x for x in (person_name(case.patient_name), case.patient_id, dicom_date(case.study_date))
+                             if x) or "(no patient name)"
+    elif paths:
+        first = os.path.basename(os.path.normpath(paths[0])) or paths[0]
+        subject = first if len(paths) == 1 else f"{first} and {len(paths) - 1} more"
+    else:
+        return APP_NAME
+    return f"{subject} — {APP_NAME}"
+
+
+def no_images_text(study: Study) -> str:
+    """What the viewer says for a case of objects without pixels (an RT Plan, a report) instead of a blank image."""
+    kinds: list[str] = []
+    for inst in study.objects:
+        kind = inst.modality or "other"
+        if kind not in kinds:
+            kinds.append(kind)
+    n = len(study.objects)
+    what = f"{n} object{'s' if n != 1 else ''} without pixel data ({', '.join(kinds)})" if n else "no instances"
+    return f"No images in this case\n\nIt holds {what}:\nlisted in the worklist, not shown as images."
 
 
 def findings_widget(parent: QWidget) -> QWidget:
@@ -93,7 +122,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setWindowTitle(TITLE)
+        self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
         self.registry = ActionRegistry(self)
@@ -110,6 +139,14 @@ class MainWindow(QMainWindow):
         cl.setSpacing(2)
         cl.addWidget(self.strip)
         cl.addWidget(self.viewer, 1)
+        # over the viewer for a case without images (e.g. only an RT Plan): words instead of a blank black view
+        self.no_images = QLabel(self.viewer)
+        self.no_images.setObjectName("no_images")
+        self.no_images.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_images.setWordWrap(True)
+        self.no_images.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.no_images.hide()
+        self.viewer.installEventFilter(self)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("main_splitter")
         self.splitter.addWidget(self.worklist)
@@ -317,6 +354,7 @@ class MainWindow(QMainWindow):
             return
         self._stop_scan()
         self.opened_paths = paths
+        self._update_title()
         self.add_recent(paths[0] if len(paths) == 1 else os.path.dirname(paths[0]) or paths[0])
         self.failed.clear()
         worker = ScanWorker(paths, self)
@@ -384,6 +422,8 @@ class MainWindow(QMainWindow):
         self.strip.set_stacks([])
         self.viewer.measurements.clear()
         self.viewer.clear()
+        self._show_no_images(None)
+        self._update_title()
 
     def open_case(self, study: Study | None) -> None:
         if study is None:
@@ -393,13 +433,35 @@ class MainWindow(QMainWindow):
             return
         self.close_case()
         self.case = study
+        self._update_title()
         self.start_case_uid = None
         self.worklist.select_study(study.study_uid)
-        self.stacks = [_LoadedStack(stack) for s in study.series for stack in s.stacks if stack.instances]
+        # image stacks only: objects without pixels (RT Plan, SR, presentation states) are never offered to scroll
+        self.stacks = [_LoadedStack(stack) for stack in study.stacks]
         self.strip.set_stacks([ls.stack for ls in self.stacks])
         self.case_opened.emit(study)
         if self.stacks:
             self.open_stack(main_stack([ls.stack for ls in self.stacks]))
+        else:
+            self._show_no_images(study)
+
+    def _show_no_images(self, study: Study | None) -> None:
+        """The message over the (empty) viewer for a case without images; None takes it away."""
+        if study is None:
+            self.no_images.hide()
+            return
+        self.no_images.setText(no_images_text(study))
+        self.no_images.setGeometry(self.viewer.rect())
+        self.no_images.show()
+        self.no_images.raise_()
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(window_title(self.case, self.opened_paths))
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if watched is self.viewer and event.type() == event.Type.Resize:
+            self.no_images.setGeometry(self.viewer.rect())
+        return super().eventFilter(watched, event)
 
     def step_case(self, delta: int) -> None:
         study = self.worklist.neighbour(self.case.study_uid if self.case else None, delta)

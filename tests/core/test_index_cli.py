@@ -126,3 +126,18 @@ def test_broken_header_is_an_error_and_stderr_holds_only_medview_lines(tmp_path)
     assert doc["errors"] == [{"file": str(broken), "error": NO_DATA_ELEMENTS}]
     assert [(st["study_uid"] != "", se["instances"]) for st in doc["studies"] for se in st["series"]] == [(True, 1)]
     assert proc.stderr.splitlines() == [f"{broken}: {NO_DATA_ELEMENTS}"]
+
+
+def test_summary_counts_objects_without_pixels_apart(tmp_path, capsys):
+    """The plain summary does not call an RT Plan an image of 0x0 pixels (the JSON keeps SPEC's counts)."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    for name in ("rtplan.dcm", "CT_small.dcm"):
+        shutil.copy(get_testdata_file(name), tmp_path / name)
+    assert main(["index", str(tmp_path), "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "1 images (and 1 objects without pixel data)" in out
+    assert "RTPLAN (no description): 1 objects without pixel data" in out
+    assert "0×0" not in out

@@ -15,7 +15,7 @@ from medview.core.dicom.model import InstanceInfo
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies, order_stack, slice_normal, split_stacks
 from medview.core.dicom.source import SourceRef
-from tests.factories import CORONAL, SAGITTAL, write_image, write_series
+from tests.factories import CORONAL, SAGITTAL, mixed_objects_folder, write_image, write_series
 
 
 def _inst(i: int, position=None, orientation=None, number=None, **kw) -> InstanceInfo:
@@ -121,3 +121,32 @@ def test_scanned_folder_groups_patients_studies_series_and_stacks(tmp_path):
     assert np.diff(stack.positions) == pytest.approx([1.25] * 19)
     assert main.stacks[1].instances[0].image_orientation == SAGITTAL
     assert stack.frame_count == 20
+
+
+def test_objects_without_pixels_are_in_no_stack_and_index_still_counts_them(tmp_path):
+    """pydicom's real rtplan.dcm (moved into CT_small's study) and rtstruct.dcm (a study of its own): not images
+    to scroll, yet listed; `index --json` reports them as SPEC section 2 has it (an instance, rows 0)."""
+    from medview.commands.index import index_document
+
+    files = mixed_objects_folder(tmp_path)
+    result = scan([str(tmp_path)], use_cache=False)
+    assert result.errors == []  # usable DICOM: neither an error nor left out
+    studies = build_studies(result.instances)
+    ct_study, struct_study = sorted(studies, key=lambda s: bool(s.stacks), reverse=True)
+    # images plus an object: only the image series has a stack
+    assert [inst.ref.path for stack in ct_study.stacks for inst in stack.instances] == [str(files["ct"])]
+    assert [inst.ref.path for inst in ct_study.objects] == [str(files["plan"])]
+    plan_series = next(s for s in ct_study.series if s.modality == "RTPLAN")
+    assert plan_series.stacks == [] and not plan_series.has_images and plan_series.instances == ct_study.objects
+    # objects only: still a study, with nothing to show
+    assert struct_study.stacks == [] and struct_study.modalities == ["RTSTRUCT"]
+    assert [inst.ref.path for inst in struct_study.objects] == [str(files["struct"])]
+
+    doc = index_document(result, studies)
+    series = {s["modality"]: s for study in doc["studies"] for s in study["series"]}
+    assert series["CT"] | {"series_uid": ""} == {"series_uid": "", "modality": "CT", "description": "", "number": 1,
+                                                 "instances": 1, "frames": 1, "rows": 128, "columns": 128}
+    for modality in ("RTPLAN", "RTSTRUCT"):
+        assert (series[modality]["instances"], series[modality]["frames"]) == (1, 1)
+        assert (series[modality]["rows"], series[modality]["columns"]) == (0, 0)
+    assert [study["modalities"] for study in doc["studies"]] == [["CT", "RTPLAN"], ["RTSTRUCT"]]

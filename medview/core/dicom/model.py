@@ -56,6 +56,9 @@ class InstanceInfo:
 
     @property
     def has_pixels(self) -> bool:
+        """An image: the scan found pixel data matching Rows and Columns (it refuses a file that declares an
+        image without pixel data). False for objects without pixels: RT Plan/Struct, SR, presentation states,
+        key object selections, an RT Dose that holds only DVHs."""
         return self.rows > 0 and self.columns > 0
 
 
@@ -90,17 +93,25 @@ class Stack:
 
 @dataclass
 class Series:
-    """All instances of one Series Instance UID, split into stacks by orientation."""
+    """All instances of one Series Instance UID: its images split into stacks by orientation, and its objects
+    without pixels (`objects`: RT Plan/Struct, SR, presentation states...), which are in no stack and so are
+    never offered as images to scroll."""
 
     series_uid: str
     modality: str
     description: str
     number: int | None
     stacks: list[Stack]
+    objects: list[InstanceInfo] = field(default_factory=list)
 
     @property
     def instances(self) -> list[InstanceInfo]:
-        return [inst for stack in self.stacks for inst in stack.instances]
+        """Every instance, images and objects without pixels: what `index` counts (SPEC section 2)."""
+        return [inst for stack in self.stacks for inst in stack.instances] + self.objects
+
+    @property
+    def has_images(self) -> bool:
+        return any(stack.instances for stack in self.stacks)
 
 
 @dataclass
@@ -121,6 +132,16 @@ class Study:
             if s.modality and s.modality not in seen:
                 seen.append(s.modality)
         return seen
+
+    @property
+    def stacks(self) -> list[Stack]:
+        """The image stacks of every series, in series order: what the viewer and the series strip offer."""
+        return [stack for s in self.series for stack in s.stacks if stack.instances]
+
+    @property
+    def objects(self) -> list[InstanceInfo]:
+        """The instances without pixels (RT Plan/Struct, SR, presentation states...): listed, never shown."""
+        return [inst for s in self.series for inst in s.objects]
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Grouping instances patient -> study -> series -> stacks, and ordering slices along the normal.
 
 A stack is what the viewer scrolls through and the loader reads into one array: images of one series with
-the same orientation and matrix. Slices are ordered by their position along the slice normal
+the same orientation and matrix. Instances without pixel data (RT Plan/Struct, SR, presentation states, key
+objects) are in no stack: their series keeps them as `objects`, so `index` still counts them and a study
+of such objects only is still listed, with no images. Slices are ordered by their position along the slice normal
 (ImagePositionPatient . (row cosines x column cosines), PS3.3 C.7.6.2.1.1), which is robust to any file
 naming or InstanceNumber quirk; InstanceNumber orders images without geometry (radiographs) and breaks
 ties. Per-slice positions are kept as they are: gaps and uneven spacing are real and must stay visible.
@@ -78,13 +80,17 @@ def split_stacks(instances: Sequence[InstanceInfo]) -> list[list[InstanceInfo]]:
 
 
 def _series_of(series_uid: str, members: list[InstanceInfo]) -> Series:
+    """A series: its images in stacks; its instances without pixels (a plan, a report) kept beside them."""
     first = members[0]
+    images = [inst for inst in members if inst.has_pixels]
+    objects = [inst for inst in members if not inst.has_pixels]
     stacks = []
-    for group in split_stacks(members):
+    for group in split_stacks(images):
         ordered, positions = order_stack(group)
         stacks.append(Stack(series_uid, first.modality, first.series_description, first.series_number,
                             ordered, positions))
-    return Series(series_uid, first.modality, first.series_description, first.series_number, stacks)
+    objects.sort(key=_number_key)
+    return Series(series_uid, first.modality, first.series_description, first.series_number, stacks, objects)
 
 
 def build_studies(instances: Sequence[InstanceInfo]) -> list[Study]:

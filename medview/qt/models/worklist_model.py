@@ -8,12 +8,14 @@ emits `dataChanged` for that one cell.
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor
 
 from medview.core.dicom.model import Study
 
 COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI, COL_REVIEW = range(8)
 HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review")
 HEADER_TIPS = ("Patient name", "Patient ID", "Study date", "Modalities", "Study description", "Images", "AI status", "Review status")
+NO_IMAGES_COLOUR = "#7a7a7a"
 CaseRole = Qt.ItemDataRole.UserRole + 1
 SortRole = Qt.ItemDataRole.UserRole + 2
 
@@ -28,8 +30,29 @@ def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
+NO_IMAGES = "none"  # the Im. column of a case with objects only (an RT Plan, a report): listed, with no image
+
+
 def image_count(study: Study) -> int:
-    return sum(stack.frame_count for s in study.series for stack in s.stacks)
+    return sum(stack.frame_count for stack in study.stacks)
+
+
+def objects_text(study: Study) -> str:
+    """The objects without pixels of a study in words: "1 RTPLAN object, 2 SR objects" ("" when none)."""
+    counts: dict[str, int] = {}
+    for inst in study.objects:
+        counts[inst.modality or "other"] = counts.get(inst.modality or "other", 0) + 1
+    return ", ".join(f"{n} {mod} object{'s' if n != 1 else ''}" for mod, n in counts.items())
+
+
+def images_tip(study: Study) -> str:
+    """The Im. column's tooltip: the images, and the objects without pixels that are not shown as images."""
+    n = image_count(study)
+    objects = objects_text(study)
+    if not n:
+        return f"No images: {objects or 'nothing'} without pixel data (listed, not shown as images)"
+    text = f"{n} image{'s' if n != 1 else ''}"
+    return f"{text}; also {objects} without pixel data (not shown as images)" if objects else text
 
 
 class WorklistModel(QAbstractTableModel):
@@ -72,15 +95,19 @@ class WorklistModel(QAbstractTableModel):
             return s.description, s.description.lower()
         if col == COL_IMAGES:
             n = image_count(s)
-            return str(n), n
+            return (str(n) if n else NO_IMAGES), n
         return self._extra[row].get(col, ("", ""))
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_IMAGES:
+            return images_tip(self.studies[row])
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self._values(row, col)[0]
+        if role == Qt.ItemDataRole.ForegroundRole and not image_count(self.studies[row]):
+            return QColor(NO_IMAGES_COLOUR)  # a case with nothing to read: dimmed, still listed
         if role == SortRole:
             return self._values(row, col)[1]
         if role == CaseRole:
