@@ -6,22 +6,48 @@ from html import escape
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
+from medview.core.dicom.pixels import PRESETS
 from medview.qt.actions import ActionRegistry
+from medview.qt.image_view import UNITS
+
+
+PRESET_PREFIX = "window.preset"
+
+
+def preset_note(number: int) -> str:
+    """What preset key `number` does beyond its action's name: "" where a modality has that preset (the name
+    says which), else that it has none and leaves the window as it is (SPEC section 6 binds 1-9)."""
+    if any(len(presets) >= number for presets in PRESETS.values()):
+        return ""
+    return " (none yet for any modality: the window stays as it is)"
+
+
+def presets_footnote() -> str:
+    """How to read the preset names: level/width in the modality's units, and where there are none."""
+    units = ", ".join(f"{mod} in {UNITS.get(mod, 'stored values')}" for mod in PRESETS)
+    return (f"Presets are per modality, as level/width ({units}); on other modalities keys 1–9 leave the window "
+            "as it is. 0 goes back to the file's own window.")
 
 
 def overview_html(registry: ActionRegistry) -> str:
+    notes = {spec.text: preset_note(int(action_id[len(PRESET_PREFIX):]))
+             for action_id, spec in registry.specs.items() if action_id.startswith(PRESET_PREFIX)}
     groups: dict[str, list[tuple[str, str, bool]]] = {}
     for group, text, keys, enabled in registry.overview():
         if keys:
             groups.setdefault(group, []).append((text, keys, enabled))
-    parts = ["<style>td{padding:2px 10px;} .k{font-weight:bold;color:#ffd54f;} .off{color:#777;}</style>"]
+    parts = ["<style>td{padding:2px 10px;} .k{font-weight:bold;color:#ffd54f;} .off{color:#777;}"
+             " .note{color:#9e9e9e;}</style>"]
     for group, rows in groups.items():
         parts.append(f"<h3>{escape(group)}</h3><table>")
         for text, keys, enabled in rows:
             cls = "" if enabled else " class='off'"
             note = "" if enabled else " (not available yet)"
-            parts.append(f"<tr{cls}><td class='k'>{escape(keys)}</td><td>{escape(text)}{note}</td></tr>")
+            preset = f"<span class='note'>{escape(notes[text])}</span>" if notes.get(text) else ""
+            parts.append(f"<tr{cls}><td class='k'>{escape(keys)}</td><td>{escape(text)}{preset}{note}</td></tr>")
         parts.append("</table>")
+        if any(text in notes for text, _, _ in rows):
+            parts.append(f"<p class='note'>{escape(presets_footnote())}</p>")
     parts.append("<p>Mouse: wheel scrolls the stack (Ctrl+wheel zooms); the left button uses the tool; "
                  "middle drag pans; right drag zooms.</p>")
     return "".join(parts)

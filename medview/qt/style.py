@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
@@ -38,11 +40,19 @@ def dark_palette() -> QPalette:
     return p
 
 
+def style_sheet(path: Path) -> str:
+    """The QSS file's text with its relative `url(name)`s made absolute: Qt resolves a relative url against the
+    working directory, not the style sheet's folder (the check box's tick lies beside the QSS file)."""
+    folder = path.parent.as_posix()
+    return re.sub(r"url\((?![a-zA-Z]+:|/)([^)\"']+)\)", lambda m: f'url("{folder}/{m.group(1).strip()}")',
+                  path.read_text(encoding="utf-8"))
+
+
 def apply_dark_theme(app: QApplication) -> None:
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
     path = resource_path(STYLE_FILE)
     try:
-        app.setStyleSheet(path.read_text(encoding="utf-8"))
+        app.setStyleSheet(style_sheet(path))
     except OSError:
         log.warning("style sheet %s not found; using the palette only", path)
