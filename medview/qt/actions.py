@@ -41,14 +41,16 @@ class ActionSpec:
 
 
 def _presets() -> list[ActionSpec]:
-    """Keys 1-9; the text names the presets of each modality that has one (SPEC section 6)."""
+    """Keys 1-9; the text names the presets of each modality that has one, or says there is none (SPEC section
+    6 binds all nine), so menus, the keymap dialog and the help all read the same."""
     from medview.core.dicom.pixels import PRESETS
 
     specs = []
     for n in range(1, 10):
         names = [f"{mod} {p[n - 1][0]} {p[n - 1][1].center:g}/{p[n - 1][1].width:g}"
                  for mod, p in PRESETS.items() if len(p) >= n]
-        text = f"Window preset {n}" + (f" ({', '.join(names)})" if names else "")
+        text = f"Window preset {n}" + (f" ({', '.join(names)})" if names else
+                                         " (none yet for any modality: the window stays as it is)")
         specs.append(ActionSpec(f"window.preset{n}", text, (str(n),), "Window"))
     return specs
 

@@ -14,14 +14,6 @@ from medview.qt.image_view import UNITS
 PRESET_PREFIX = "window.preset"
 
 
-def preset_note(number: int) -> str:
-    """What preset key `number` does beyond its action's name: "" where a modality has that preset (the name
-    says which), else that it has none and leaves the window as it is (SPEC section 6 binds 1-9)."""
-    if any(len(presets) >= number for presets in PRESETS.values()):
-        return ""
-    return " (none yet for any modality: the window stays as it is)"
-
-
 def presets_footnote() -> str:
     """How to read the preset names: level/width in the modality's units, and where there are none."""
     units = ", ".join(f"{mod} in {UNITS.get(mod, 'stored values')}" for mod in PRESETS)
@@ -30,8 +22,7 @@ def presets_footnote() -> str:
 
 
 def overview_html(registry: ActionRegistry) -> str:
-    notes = {spec.text: preset_note(int(action_id[len(PRESET_PREFIX):]))
-             for action_id, spec in registry.specs.items() if action_id.startswith(PRESET_PREFIX)}
+    preset_texts = {spec.text for action_id, spec in registry.specs.items() if action_id.startswith(PRESET_PREFIX)}
     groups: dict[str, list[tuple[str, str, bool]]] = {}
     for group, text, keys, enabled in registry.overview():
         if keys:
@@ -43,10 +34,9 @@ def overview_html(registry: ActionRegistry) -> str:
         for text, keys, enabled in rows:
             cls = "" if enabled else " class='off'"
             note = "" if enabled else " (not available yet)"
-            preset = f"<span class='note'>{escape(notes[text])}</span>" if notes.get(text) else ""
-            parts.append(f"<tr{cls}><td class='k'>{escape(keys)}</td><td>{escape(text)}{preset}{note}</td></tr>")
+            parts.append(f"<tr{cls}><td class='k'>{escape(keys)}</td><td>{escape(text)}{note}</td></tr>")
         parts.append("</table>")
-        if any(text in notes for text, _, _ in rows):
+        if any(text in preset_texts for text, _, _ in rows):
             parts.append(f"<p class='note'>{escape(presets_footnote())}</p>")
     parts.append("<p>Mouse: wheel scrolls the stack (Ctrl+wheel zooms); the left button uses the tool; "
                  "middle drag pans; right drag zooms.</p>")
