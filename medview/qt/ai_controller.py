@@ -147,7 +147,6 @@ class AiController(QObject):
         self._metadata: tuple[str, object] | None = None  # (model path, its bundle read without torch)
         self._ready = False  # the worker has loaded the model: jobs go to it from now on (before: on model_ready)
         self._cache = None  # the results cache, read in the GUI thread when a folder is loaded
-        self._heatmap_on = False  # H: the reader wants the heatmap (shown where the image on screen has one)
         # the reader's thresholds, read from QSettings once per bundle: flagged/verdict run per result and per
         # cine frame, and a QSettings read there costs more than the rest of the frame's AI work
         self._thresholds_bundle = None  # the bundle the two below belong to
@@ -264,16 +263,12 @@ class AiController(QObject):
         s = QSettings()
         s.remove(self._threshold_group())
         s.beginGroup(self._threshold_group())
-        stored: dict[str, float] = {}  # settings key -> value, as QSettings now holds them
         for label, value in (thresholds or {}).items():
             if label in self.bundle.thresholds and abs(float(value) - self.bundle.thresholds[label]) > 1e-9:
                 s.setValue(settings_key(label), float(value))
-                stored[settings_key(label)] = float(value)
         s.endGroup()
         s.sync()
-        # held as they would read back: the bundle's labels in its order, values in 0..1 only
-        held = {label: _threshold_value(stored.get(settings_key(label))) for label in self.bundle.labels}
-        self._hold_thresholds({label: number for label, number in held.items() if number is not None})
+        self._hold_thresholds(self._read_threshold_overrides())  # held as stored (a preferences change: not hot)
         self.panel.set_thresholds(self.threshold_overrides())
         for uid in self._studies:
             self._update_cell(uid)
@@ -703,7 +698,7 @@ class AiController(QObject):
         if visible:
             self._refresh_view()
             if not self.overlay.has_heatmap():
-                self._check_heatmap_switches(self._heatmap_on)  # H and the box had flipped: back as they were
+                self._check_heatmap_switches(self.overlay.wanted())  # H and the box had flipped: back as they were
                 self.window.statusBar().showMessage("No AI heatmap for this image", 3000)
                 return
         self._switch_heatmap(visible)
@@ -711,7 +706,6 @@ class AiController(QObject):
             self.window.statusBar().showMessage(self.overlay.item.toolTip(), 5000)
 
     def _switch_heatmap(self, visible: bool) -> None:
-        self._heatmap_on = visible
         self._check_heatmap_switches(visible)
         self.overlay.set_visible(visible)
         self._refresh_view()

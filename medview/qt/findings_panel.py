@@ -284,6 +284,10 @@ class HeatmapOverlay:
         """How strongly the map is drawn (`heatmap_strength`): below 1 its finding is not flagged."""
         return self._strength
 
+    def wanted(self) -> bool:
+        """Whether the reader has the heatmap switched on (it shows only where the image has one)."""
+        return self._wanted
+
     def set_visible(self, visible: bool) -> None:
         self._wanted = bool(visible)
         self.item.setVisible(self._wanted and self._has_data)

@@ -32,6 +32,7 @@ from medview.core.viewing.display import StackDisplay
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.image_view import ImageView, dicom_date, person_name
+from medview.qt.models.worklist_model import objects_text
 from medview.qt.series_strip import SeriesStrip
 from medview.qt.workers.load import LoadWorker
 from medview.qt.workers.scan import ScanWorker
@@ -83,13 +84,7 @@ def window_title(case: Study | None, paths: list[str]) -> str:
 
 def no_images_text(study: Study) -> str:
     """What the viewer says for a case of objects without pixels (an RT Plan, a report) instead of a blank image."""
-    kinds: list[str] = []
-    for inst in study.objects:
-        kind = inst.modality or "other"
-        if kind not in kinds:
-            kinds.append(kind)
-    n = len(study.objects)
-    what = f"{n} object{'s' if n != 1 else ''} without pixel data ({', '.join(kinds)})" if n else "no instances"
+    what = f"{objects_text(study)} without pixel data" if study.objects else "no instances"
     return f"No images in this case\n\nIt holds {what}:\nlisted in the worklist, not shown as images."
 
 

@@ -51,6 +51,8 @@ def thumbnail_frames(stack: Stack, tries: int = THUMB_TRIES) -> list[tuple[int, 
     order = [frames[middle]]
     seen = {frames[middle][0]}
     for d in range(1, len(frames)):
+        if len(order) >= tries:
+            break
         for j in (middle + d, middle - d):
             if 0 <= j < len(frames) and frames[j][0] not in seen and len(order) < tries:
                 seen.add(frames[j][0])
