@@ -1,7 +1,8 @@
 """The AI figures (issue 4).
 
-- throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: TorchScript, frozen and
-  optimised for inference, torch's default thread count: all physical cores) against ONNX Runtime (a plain
+- throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: its own Winograd kernels where
+  they apply, as for the bundled model, else TorchScript frozen and fused; `runs_on` says which; torch's
+  default thread count: all physical cores) against ONNX Runtime (a plain
   `InferenceSession` on the bundle's `models/model.onnx`, default options, CPU provider) running the same
   network on the same prepared batches of 8 (display pipeline + resize done once beforehand, saved, shared
   by both). Each runtime runs alone in a fresh process (`benchmarks/_ai_child.py`), the two alternating over
@@ -127,7 +128,7 @@ def _throughput(quick: bool, repeats: int) -> dict:
         batch=BATCH, input=list(batches[0].shape), torch_threads=torch.get_num_threads(), rounds=len(engine_times),
         best_round_ratio=round(max(o / e for e, o in zip(engine_times, ort_times)), 3),
         worst_round_ratio=round(min(o / e for e, o in zip(engine_times, ort_times)), 3),
-        isolation="each runtime in its own process",
+        isolation="each runtime in its own process", runs_on=engine.runs_on,
         end_to_end_images_s=round(n / e2e_s, 1), max_score_diff_vs_peer=round(agree, 6),
     )}
 

@@ -5,10 +5,13 @@ Threads: `torch.set_num_threads` and `torch.inference_mode()` apply to the threa
 So whoever runs the engine in a thread calls `Engine.configure_thread()` and enters `inference_mode`
 *inside that thread*: the Qt worker does both at the top of its `run()`, and every network call enters
 `inference_mode` again in the thread that makes it. `warm_up()` runs once, in the thread that will infer.
-On the CPU the frozen, oneDNN-fused TorchScript (with the exact rewrites of `optimise.py`) is called on as
-many images at once as the calling thread has intra-op threads, so oneDNN gives each thread whole images:
-measured faster than one image per call on a pool of single-threaded Python threads (about 10 %), than whole
-batches of 8 (cache), and about 2x `optimize_for_inference`.
+On the CPU a network of the bundled model's shape (conv-ReLU-pool stack, CAM head) runs on the engine's own
+kernels (`native_cnn.py`: Winograd convolutions, about 1.3x ONNX Runtime), its layers read from the frozen
+graph and its answer checked against the plain module at warm-up. Any other network, or a machine without the
+compiled kernels, runs the frozen, oneDNN-fused TorchScript (with the exact rewrites of `optimise.py`), called
+on as many images at once as the calling thread has intra-op threads, so oneDNN gives each thread whole
+images: measured faster than one image per call on a pool of single-threaded Python threads (about 10 %), than
+whole batches of 8 (cache), and about 2x `optimize_for_inference`.
 
 Backends: TorchScript is the reference. `backend="onnxruntime"` runs `models/model.onnx` (the same network)
 when the bundle has it and onnxruntime is installed; scores must agree with TorchScript (tested).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from typing import Iterable, Sequence
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
 from medview.core.inference.bundle import ModelBundle, load_torchscript, verified_onnx_bytes
+from medview.core.inference.native_cnn import NativeCnn
 from medview.core.inference.optimise import split_column_phases
 from medview.core.inference.results import Prediction, short_reason
 
@@ -178,7 +183,10 @@ class Engine:
         backend: str = "torchscript",
         batch_size: int = 8,
         optimize: bool = True,
+        own_kernels: bool = True,
     ) -> None:
+        """`optimize=False` runs the TorchScript module as loaded; `own_kernels=False` keeps the engine's own
+        CPU kernels out (TorchScript, frozen and fused, only)."""
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         self.bundle = bundle
@@ -190,16 +198,17 @@ class Engine:
         self._session = None
         # oneDNN Graph fusion, and with it one network call per intra-op thread's worth of images (see _chunk)
         self._fused = False
+        self._native: NativeCnn | None = None  # the engine's own kernels for this network, where they apply
         self._reference = None  # the unoptimised module, until warm_up() has compared the two
         if backend == "onnxruntime":
             self._session = self._load_onnx()
         else:
             if self.device == "cpu":
                 keep_freed_memory_for_reuse()
-            self._module = self._load_torchscript(optimize)
+            self._module = self._load_torchscript(optimize, own_kernels)
 
     # -- loading -------------------------------------------------------------------------------------------
-    def _load_torchscript(self, optimize: bool):
+    def _load_torchscript(self, optimize: bool, own_kernels: bool):
         module = load_torchscript(self.bundle, self.device)
         if not optimize:
             return module
@@ -216,6 +225,11 @@ class Engine:
             # The fuser is a process-wide switch, so it is turned on only around this module's calls, and
             # warm_up() checks the optimised graph against the plain one before trusting it.
             self._fused = True
+            self._native, why_not = NativeCnn.from_frozen(
+                frozen, (self.bundle.num_channels, *self.bundle.resize), max_threads=max(1, os.cpu_count() or 1)
+            ) if own_kernels else (None, "not asked for")
+            log.info("model %s: %s", self.bundle.ident,
+                     "runs on the engine's own CPU kernels" if self._native else f"runs on TorchScript: {why_not}")
             if split_column_phases(frozen, self.bundle.resize):
                 log.info("model %s: first convolution reads the image as two column phases", self.bundle.ident)
         self._reference = module
@@ -239,6 +253,15 @@ class Engine:
             return ort.InferenceSession(data, options, providers=providers)
         except Exception as exc:
             raise ModelError(f"model {self.bundle.source}: models/model.onnx could not be loaded ({exc})") from None
+
+    @property
+    def runs_on(self) -> str:
+        """What runs the network, in words (after warm-up: what the checks kept)."""
+        if self._session is not None:
+            return "ONNX Runtime"
+        if self._native is not None:
+            return "the engine's own CPU kernels"
+        return "TorchScript (oneDNN fused)" if self._fused else "TorchScript"
 
     @staticmethod
     def configure_thread(num_threads: int | None = None) -> int:
@@ -287,8 +310,9 @@ class Engine:
         return max(1, torch.get_num_threads()) if self._fused else None
 
     def _check_optimised(self, like: torch.Tensor) -> None:
-        """Optimisation must not change the answer: the frozen (fused, rewritten) graph is compared with the
-        plain one on a fixed random batch; if it differs or fails, the plain module is used from then on."""
+        """Optimisation must not change the answer: the engine's own kernels, else the frozen (fused,
+        rewritten) graph, are compared with the plain module on a fixed random batch; whichever differs or
+        fails is dropped (the kernels for the graph, the graph for the plain module)."""
         reference, self._reference = self._reference, None
         if reference is None:
             return
@@ -296,23 +320,31 @@ class Engine:
         gen = torch.Generator().manual_seed(0)
         x = (torch.rand(like.shape, generator=gen) * (hi - lo) + lo).to(self.device)
         expected = _run(reference, x, fused=False)
-        try:
+        if self._native is not None:
+            problem = _disagreement(lambda: self._native(x.numpy(), torch.get_num_threads()), expected)
+            if problem is None:
+                return
+            log.warning("model %s: the engine's own kernels are not used (%s); running TorchScript",
+                        self.bundle.ident, problem)
+            self._native = None
+
+        def optimised() -> list:
             for _ in range(WARM_UP_PASSES):
                 actual = _run(self._module, x, fused=self._fused, chunk=self._chunk())
-            pairs = [(a, e) for a, e in zip(actual, expected) if a is not None and e is not None]
-            diff = max(float(np.abs(a - e).max()) for a, e in pairs)
-            scale = max(1.0, max(float(np.abs(e).max()) for _, e in pairs))  # heatmaps are logits, tens
-            problem = None if diff <= 1e-5 * scale else f"differs from the plain one by {diff:.3g}"
-        except Exception as exc:  # noqa: BLE001 - an optimiser's limit, not the network's
-            problem = f"fails ({short_reason(exc)})"
+            return actual
+
+        problem = _disagreement(optimised, expected)
         if problem:
-            log.warning("model %s: the optimised graph %s; running it unoptimised", self.bundle.ident, problem)
+            log.warning("model %s: the optimised graph is not used (%s); running it unoptimised",
+                        self.bundle.ident, problem)
             self._module, self._fused = reference, False
 
     def _raw_forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """The network on a prepared batch: checked (scores [N, K], heatmap [N, K, h, w] or None) as float32."""
         if self._session is not None:
             outputs = self._session.run(None, {self._session.get_inputs()[0].name: x.cpu().numpy()})
+        elif self._native is not None:
+            outputs = self._native(x.numpy(), torch.get_num_threads())
         else:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
@@ -406,6 +438,19 @@ def _onednn_fusion(enabled: bool):
         yield
     finally:
         torch.jit.enable_onednn_fusion(before)
+
+
+def _disagreement(outputs, expected: list) -> str | None:
+    """None where `outputs()` agrees with `expected` (float32 rounding: 1e-5 of the largest value, at least
+    1e-5); else how it differs or fails."""
+    try:
+        actual = outputs()
+        pairs = [(a, e) for a, e in zip(actual, expected) if a is not None and e is not None]
+        diff = max(float(np.abs(a - e).max()) for a, e in pairs)
+        scale = max(1.0, max(float(np.abs(e).max()) for _, e in pairs))  # heatmaps are logits, tens
+    except Exception as exc:  # noqa: BLE001 - an optimiser's limit, not the network's
+        return f"it fails: {short_reason(exc)}"
+    return None if diff <= 1e-5 * scale else f"its output differs from the plain module's by {diff:.3g}"
 
 
 def _run(module, x: torch.Tensor, *, fused: bool, chunk: int | None = None) -> list:
