@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medview.core.inference import native_cnn
@@ -40,8 +41,8 @@ class Plain(nn.Module):
 
     def __init__(self, cin=1, widths=(8, 16, 16), pools=(True, False), stem=(5, 2), labels=1, sigmoid=True):
         super().__init__()
-        k, s = stem
-        layers: list[nn.Module] = [nn.Conv2d(cin, widths[0], k, stride=s, padding=k // 2), nn.BatchNorm2d(widths[0]),
+        k, s, pad = (*stem, stem[0] // 2) if len(stem) == 2 else stem
+        layers: list[nn.Module] = [nn.Conv2d(cin, widths[0], k, stride=s, padding=pad), nn.BatchNorm2d(widths[0]),
                                    nn.ReLU()]
         for a, b, pool in zip(widths, widths[1:], pools):
             layers += [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
@@ -75,6 +76,7 @@ def _frozen(net: nn.Module) -> torch.jit.ScriptModule:
 
 
 def _assert_same(native_out, reference_out) -> None:
+    assert len(native_out) == len(reference_out) == 2
     for got, want in zip(native_out, reference_out):
         want = want.numpy()
         scale = max(1.0, float(np.abs(want).max()))
@@ -108,6 +110,9 @@ def test_the_kernels_are_built_here():
     (Plain(cin=3, widths=(8, 24, 16), pools=(False, True)), (3, 40, 56)),        # colour; pooling last
     (Plain(stem=(3, 1), widths=(16, 8), pools=(True,), sigmoid=False), (1, 30, 34)),  # stride 1; logits out
     (Plain(stem=(7, 2), widths=(8, 8, 8, 8), pools=(True, True, True)), (1, 80, 80)),  # blocks of tiles cut short
+    (Plain(stem=(4, 2, 1), widths=(8, 16)), (1, 36, 40)),                        # even stem kernel
+    (Plain(stem=(3, 2, 0), widths=(8, 8)), (1, 33, 37)),                         # no padding, odd input
+    (Plain(stem=(3, 1, 2), widths=(8, 8)), (1, 26, 30)),                         # padding wider than the kernel
 ])
 def test_same_answer_as_torchscript(net, shape):
     module = _frozen(_randomised(net))
@@ -167,7 +172,6 @@ def test_other_networks_are_left_to_torchscript(net, why):
 def test_the_bundled_model_runs_on_them_with_the_same_scores(caplog):
     bundle = load_bundle(bundled_model_path())
     engine = Engine(bundle, device="cpu")
-    caplog.set_level("INFO")
     engine.warm_up()
     assert engine._native is not None  # kept after the warm-up comparison
     reference = load_torchscript(bundle)
@@ -218,3 +222,62 @@ def test_wrong_input_shape_is_refused():
     with pytest.raises(ValueError, match="expected"):
         native(np.zeros((1, 1, 32, 32), np.float32))
 
+
+
+class ListStride(nn.Module):
+    """Valid TorchScript with one-element stride and padding lists, which torch broadcasts."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 1, 3, 3))
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cam = self.head(F.relu(F.conv2d(x, self.w, None, [1], [1])))
+        return torch.sigmoid(cam.mean(dim=(2, 3))), cam
+
+
+@needs_kernels
+def test_a_graph_the_reader_did_not_foresee_is_left_to_torchscript():
+    native, reason = NativeCnn.from_frozen(_frozen(ListStride().eval()), (1, 32, 32), max_threads=1)
+    assert native is None and reason
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(1, 2, 2), (1, 3, 40), (1, 30, 30)])
+def test_shapes_the_kernels_cannot_run_are_refused(shape):
+    """Too small for the stem; too narrow for a 2x2 tile; 15x15 after the first pooling (odd)."""
+    native, reason = NativeCnn.from_frozen(_frozen(_randomised(CamNet(1))), shape, max_threads=1)
+    assert native is None and "do not run these layer shapes" in reason
+
+
+@needs_kernels
+def test_nan_stays_nan_as_in_torch():
+    module = _frozen(_randomised(CamNet(1)))
+    native, _ = NativeCnn.from_frozen(module, (1, 64, 64), max_threads=1)
+    x = torch.rand(2, 1, 64, 64)
+    x[1, 0, 20, 30] = float("nan")
+    with torch.inference_mode():
+        want = module(x)[0].numpy()
+    got = native(x.numpy())[0]
+    assert np.isnan(want[1]).all() and np.isnan(got[1]).all()
+    assert np.isfinite(got[0]).all() and abs(float(got[0, 0] - want[0, 0])) < 1e-5
+
+
+@needs_kernels
+def test_kernels_that_fail_later_hand_over_to_torchscript(tmp_path, monkeypatch, caplog):
+    torch.manual_seed(4)
+    bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1), size=(64, 64)))
+    engine = Engine(bundle, device="cpu")
+    engine.warm_up()
+    assert engine._native is not None
+
+    def out_of_memory(self, x, threads=1):
+        raise RuntimeError("the compiled kernels failed")
+
+    monkeypatch.setattr(NativeCnn, "__call__", out_of_memory)
+    image = np.full((64, 64), 150, np.uint8)
+    (pred,) = engine.predict_images([image])
+    assert engine._native is None and "running TorchScript from now on" in caplog.text
+    plain = Engine(bundle, device="cpu", optimize=False).predict_images([image])[0]
+    assert pred.scores["cardiomegaly"] == pytest.approx(plain.scores["cardiomegaly"], abs=1e-5)

@@ -19,8 +19,15 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <thread>
 #include <vector>
+
+#if defined(_WIN32)
+#define MV_EXPORT __declspec(dllexport)
+#else
+#define MV_EXPORT __attribute__((visibility("default")))
+#endif
 
 extern "C" {
 typedef struct {
@@ -36,7 +43,7 @@ typedef struct {
 #define MV_X86 0
 #endif
 
-extern "C" int mv_native_supported(void) {
+extern "C" MV_EXPORT int mv_native_supported(void) {
 #if MV_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -46,9 +53,14 @@ extern "C" int mv_native_supported(void) {
 }
 
 #if MV_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 #include <immintrin.h>
+#include <climits>
 
 namespace {
 
@@ -90,6 +102,16 @@ constexpr int kTiles = 48;  // Winograd tiles per block: its v and m stay in the
 
 inline __m256 bcast(const float* p) { return _mm256_broadcast_ss(p); }
 
+// max(0, v) keeping NaN as torch's ReLU does (maxps returns its second operand where either is NaN)
+inline __m256 relu(__m256 v) { return _mm256_max_ps(_mm256_setzero_ps(), v); }
+
+// the 2x2 maximum, NaN where any of the four is NaN (as torch's max pooling)
+inline __m256 max4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 top = _mm256_max_ps(_mm256_max_ps(a, b), _mm256_max_ps(c, d));
+    const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q), _mm256_cmp_ps(c, d, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(top, _mm256_set1_ps(__builtin_nanf("")), nan);
+}
+
 // ---- the stem: direct convolution, NX output pixels x 8 output channels per step --------------------------
 template <int NX, int ST>
 inline void stem_pixels(const Stem& s, const float* in, int in_pitch, int in_plane, int y, int x0, int cb,
@@ -109,11 +131,11 @@ inline void stem_pixels(const Stem& s, const float* in, int in_pitch, int in_pla
             }
         }
     }
-    const __m256 b = _mm256_loadu_ps(s.bias.data() + cb), zero = _mm256_setzero_ps();
+    const __m256 b = _mm256_loadu_ps(s.bias.data() + cb);
     #pragma GCC unroll 16
     for (int r = 0; r < NX; ++r)
         _mm256_storeu_ps(out + ((y + 1) * out_pitch + x0 + r + 1) * s.cout + cb,
-                         _mm256_max_ps(_mm256_add_ps(acc[r], b), zero));
+                         relu(_mm256_add_ps(acc[r], b)));
 }
 
 template <int ST>
@@ -209,7 +231,6 @@ void products(const Wino& l, const float* v, float* m, int nt) {
 }
 
 void output_transform(const Wino& l, const float* m, int nt, int t0, int tw, float* out, int out_pitch) {
-    const __m256 zero = _mm256_setzero_ps();
     const size_t step = (size_t)nt * l.cout;
     for (int b = 0; b < nt; ++b) {
         const int t = t0 + b, ty = t / tw, tx = t % tw;
@@ -230,15 +251,14 @@ void output_transform(const Wino& l, const float* m, int nt, int t0, int tw, flo
             const __m256 y11 = _mm256_sub_ps(_mm256_sub_ps(r1[1], r1[2]), r1[3]);
             const __m256 bias = _mm256_loadu_ps(l.bias.data() + c);
             if (l.pool) {  // max then bias then ReLU: the same number as bias, ReLU, max (all monotonic)
-                const __m256 top = _mm256_max_ps(_mm256_max_ps(y00, y01), _mm256_max_ps(y10, y11));
                 _mm256_storeu_ps(out + ((ty + 1) * out_pitch + tx + 1) * l.cout + c,
-                                 _mm256_max_ps(_mm256_add_ps(top, bias), zero));
+                                 relu(_mm256_add_ps(max4(y00, y01, y10, y11), bias)));
             } else {
                 float* o = out + ((2 * ty + 1) * out_pitch + 2 * tx + 1) * l.cout + c;
-                _mm256_storeu_ps(o, _mm256_max_ps(_mm256_add_ps(y00, bias), zero));
-                _mm256_storeu_ps(o + l.cout, _mm256_max_ps(_mm256_add_ps(y01, bias), zero));
-                _mm256_storeu_ps(o + out_pitch * l.cout, _mm256_max_ps(_mm256_add_ps(y10, bias), zero));
-                _mm256_storeu_ps(o + (out_pitch + 1) * l.cout, _mm256_max_ps(_mm256_add_ps(y11, bias), zero));
+                _mm256_storeu_ps(o, relu(_mm256_add_ps(y00, bias)));
+                _mm256_storeu_ps(o + l.cout, relu(_mm256_add_ps(y01, bias)));
+                _mm256_storeu_ps(o + out_pitch * l.cout, relu(_mm256_add_ps(y10, bias)));
+                _mm256_storeu_ps(o + (out_pitch + 1) * l.cout, relu(_mm256_add_ps(y11, bias)));
             }
         }
     }
@@ -273,8 +293,9 @@ void run_head(const Head& hd, const float* in, int h, int w, float* cam, float* 
     for (int k = 0; k < hd.cout; ++k) logits[k] = (float)(sums[k] / (h * w));
 }
 
-void prepare(const Net& net, Work& wk) {
-    if (wk.ready) return;
+void prepare(const Net& net, Work& done) {
+    if (done.ready) return;
+    Work wk;  // built aside and moved in whole: a failed allocation leaves `done` as it was
     const Stem& s = net.stem;
     wk.input.assign((size_t)net.in_c * (net.in_h + 2 * s.pad) * (net.in_w + 2 * s.pad), 0.0f);
     wk.acts.emplace_back((size_t)(net.h[0] + 2) * (net.w[0] + 2) * s.cout, 0.0f);
@@ -287,6 +308,7 @@ void prepare(const Net& net, Work& wk) {
     wk.v.assign(16 * kTiles * widest, 0.0f);
     wk.m.assign(16 * kTiles * widest, 0.0f);
     wk.ready = true;
+    done = std::move(wk);
 }
 
 void run_image(Net& net, Work& work, const float* x, float* logits, float* cam) {
@@ -310,52 +332,62 @@ extern "C" {
 // layers[0]: the stem, weights [cout][cin][k][k] as torch keeps them; layers[1 .. n-2]: 3x3 / 1 / 1
 // convolutions, weights already transformed, [16][cin][cout]; layers[n-1]: the 1x1 head, weights [cout][cin].
 // Returns NULL where the shapes are not ones these kernels run.
-void* mv_new(const MvLayer* layers, int n, int in_c, int in_h, int in_w, int max_threads) {
-    if (n < 2 || max_threads < 1 || !mv_native_supported()) return nullptr;
+MV_EXPORT void* mv_new(const MvLayer* layers, int n, int in_c, int in_h, int in_w, int max_threads) {
+    if (n < 2 || max_threads < 1 || in_c < 1 || in_h < 1 || in_w < 1 || !mv_native_supported()) return nullptr;
+    // every buffer of one image stays indexable by int
+    auto too_big = [](long long a, long long b, long long c) { return a * b * c > INT_MAX; };
     try {
-        Net* net = new Net();
+        std::unique_ptr<Net> net(new Net());
         net->in_c = in_c, net->in_h = in_h, net->in_w = in_w;
         const MvLayer& s = layers[0];
-        if (s.cin != in_c || s.cout % 8 || s.k < 1 || s.stride < 1 || s.stride > 2 || s.pad < 0) { delete net; return nullptr; }
+        if (s.cin != in_c || s.cout < 8 || s.cout % 8 || s.k < 1 || s.stride < 1 || s.stride > 2 || s.pad < 0 ||
+            s.pool || in_h + 2 * s.pad < s.k || in_w + 2 * s.pad < s.k ||
+            too_big(in_c, in_h + 2LL * s.pad, in_w + 2LL * s.pad))
+            return nullptr;
         net->stem = Stem{s.cin, s.cout, s.k, s.stride, s.pad, std::vector<float>((size_t)s.cin * s.k * s.k * s.cout),
                          std::vector<float>(s.bias, s.bias + s.cout)};
         for (int o = 0; o < s.cout; ++o)
-            for (int i = 0; i < s.cin * s.k * s.k; ++i) net->stem.w[(size_t)i * s.cout + o] = s.weights[(size_t)o * s.cin * s.k * s.k + i];
+            for (int i = 0; i < s.cin * s.k * s.k; ++i)
+                net->stem.w[(size_t)i * s.cout + o] = s.weights[(size_t)o * s.cin * s.k * s.k + i];
         int h = (in_h + 2 * s.pad - s.k) / s.stride + 1, w = (in_w + 2 * s.pad - s.k) / s.stride + 1, c = s.cout;
+        if (too_big(h + 2, w + 2, c)) return nullptr;
         net->h.push_back(h), net->w.push_back(w);
         for (int i = 1; i < n - 1; ++i) {
             const MvLayer& l = layers[i];
-            if (l.cin != c || l.cout % 8 || l.k != 3 || l.stride != 1 || l.pad != 1 || h % 2 || w % 2 || h < 2) {
-                delete net;
+            if (l.cin != c || l.cout < 8 || l.cout % 8 || l.k != 3 || l.stride != 1 || l.pad != 1 || h < 2 || w < 2 ||
+                h % 2 || w % 2 || too_big(h + 2, w + 2, l.cout))
                 return nullptr;
-            }
-            net->layers.push_back(Wino{l.cin, l.cout, l.pool, std::vector<float>(l.weights, l.weights + 16 * l.cin * l.cout),
+            net->layers.push_back(Wino{l.cin, l.cout, l.pool,
+                                       std::vector<float>(l.weights, l.weights + (size_t)16 * l.cin * l.cout),
                                        std::vector<float>(l.bias, l.bias + l.cout)});
             c = l.cout;
             if (l.pool) h /= 2, w /= 2;
             net->h.push_back(h), net->w.push_back(w);
         }
         const MvLayer& hd = layers[n - 1];
-        if (hd.cin != c || hd.k != 1 || hd.cout < 1) { delete net; return nullptr; }
-        net->head = Head{hd.cin, hd.cout, std::vector<float>((size_t)hd.cin * hd.cout), std::vector<float>(hd.bias, hd.bias + hd.cout)};
+        if (hd.cin != c || hd.k != 1 || hd.stride != 1 || hd.pad != 0 || hd.pool || hd.cout < 1 ||
+            too_big(hd.cout, h, w))
+            return nullptr;
+        net->head = Head{hd.cin, hd.cout, std::vector<float>((size_t)hd.cin * hd.cout),
+                         std::vector<float>(hd.bias, hd.bias + hd.cout)};
         for (int k = 0; k < hd.cout; ++k)
             for (int ci = 0; ci < hd.cin; ++ci) net->head.w[(size_t)ci * hd.cout + k] = hd.weights[(size_t)k * hd.cin + ci];
         net->work.resize(max_threads);
-        return net;
+        return net.release();
     } catch (const std::exception&) {
         return nullptr;
     }
 }
 
 // The spatial size of the class activation maps (written to out[0], out[1]).
-void mv_cam_size(void* handle, int* out) {
+MV_EXPORT void mv_cam_size(void* handle, int* out) {
     const Net* net = static_cast<Net*>(handle);
     out[0] = net->h.back(), out[1] = net->w.back();
 }
 
 // n images [n][in_c][in_h][in_w] -> logits [n][K] (mean of each map) and maps [n][K][h][w], over up to
 // `threads` threads (at most max_threads). One call at a time per handle. Returns 0, or -1 on failure.
-int mv_run(void* handle, const float* x, int n, float* logits, float* cam, int threads) {
+MV_EXPORT int mv_run(void* handle, const float* x, int n, float* logits, float* cam, int threads) {
     Net* net = static_cast<Net*>(handle);
     threads = std::max(1, std::min({threads, n, (int)net->work.size()}));
     const size_t in_size = (size_t)net->in_c * net->in_h * net->in_w;
@@ -391,17 +423,21 @@ int mv_run(void* handle, const float* x, int n, float* logits, float* cam, int t
     return failed ? -1 : 0;
 }
 
-void mv_free(void* handle) { delete static_cast<Net*>(handle); }
+MV_EXPORT void mv_free(void* handle) { delete static_cast<Net*>(handle); }
 
 }  // extern "C"
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #else   // not x86 with GCC or Clang: no kernels, the engine keeps TorchScript
 extern "C" {
-void* mv_new(const MvLayer*, int, int, int, int, int) { return nullptr; }
-void mv_cam_size(void*, int* out) { out[0] = out[1] = 0; }
-int mv_run(void*, const float*, int, float*, float*, int) { return -1; }
-void mv_free(void*) {}
+MV_EXPORT void* mv_new(const MvLayer*, int, int, int, int, int) { return nullptr; }
+MV_EXPORT void mv_cam_size(void*, int* out) { out[0] = out[1] = 0; }
+MV_EXPORT int mv_run(void*, const float*, int, float*, float*, int) { return -1; }
+MV_EXPORT void mv_free(void*) {}
 }
 #endif
 
@@ -409,6 +445,6 @@ void mv_free(void*) {}
 // functions are reached through ctypes.
 static struct PyModuleDef native_module = {PyModuleDef_HEAD_INIT, "_native_cnn",
                                            "CPU kernels for medview's CNN engine (called through ctypes).", -1,
-                                           nullptr};
+                                           nullptr, nullptr, nullptr, nullptr, nullptr};
 
 PyMODINIT_FUNC PyInit__native_cnn(void) { return PyModule_Create(&native_module); }

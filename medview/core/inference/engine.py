@@ -199,6 +199,7 @@ class Engine:
         # oneDNN Graph fusion, and with it one network call per intra-op thread's worth of images (see _chunk)
         self._fused = False
         self._native: NativeCnn | None = None  # the engine's own kernels for this network, where they apply
+        self._plain = None  # while they run: the plain module to fall back to if they fail
         self._reference = None  # the unoptimised module, until warm_up() has compared the two
         if backend == "onnxruntime":
             self._session = self._load_onnx()
@@ -323,6 +324,7 @@ class Engine:
         if self._native is not None:
             problem = _disagreement(lambda: self._native(x.numpy(), torch.get_num_threads()), expected)
             if problem is None:
+                self._plain = reference
                 return
             log.warning("model %s: the engine's own kernels are not used (%s); running TorchScript",
                         self.bundle.ident, problem)
@@ -344,7 +346,13 @@ class Engine:
         if self._session is not None:
             outputs = self._session.run(None, {self._session.get_inputs()[0].name: x.cpu().numpy()})
         elif self._native is not None:
-            outputs = self._native(x.numpy(), torch.get_num_threads())
+            try:
+                outputs = self._native(x.numpy(), torch.get_num_threads())
+            except RuntimeError as exc:  # e.g. out of memory for another thread's buffers
+                log.warning("model %s: the engine's own kernels failed (%s); running TorchScript from now on",
+                            self.bundle.ident, exc)
+                self._native, self._module, self._fused, self._plain = None, self._plain or self._module, False, None
+                outputs = _run(self._module, x, fused=False)
         else:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])

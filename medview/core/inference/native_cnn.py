@@ -46,21 +46,30 @@ def library() -> tuple[ctypes.CDLL | None, str | None]:
         except ImportError as exc:
             _library_reason = f"the compiled kernels are not installed ({exc})"
             return None, _library_reason
-        lib = ctypes.CDLL(_native_cnn.__file__)
-        lib.mv_native_supported.restype = ctypes.c_int
-        lib.mv_new.restype = ctypes.c_void_p
-        lib.mv_new.argtypes = [ctypes.POINTER(_Layer), ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                               ctypes.c_int]
-        lib.mv_cam_size.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-        lib.mv_run.restype = ctypes.c_int
-        lib.mv_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                               ctypes.c_int]
-        lib.mv_free.argtypes = [ctypes.c_void_p]
+        try:
+            lib = ctypes.CDLL(_native_cnn.__file__)
+            _declare(lib)
+        except (OSError, AttributeError) as exc:  # not loadable, or built without the C functions exported
+            _library_reason = f"the compiled kernels cannot be used ({exc})"
+            return None, _library_reason
         if not lib.mv_native_supported():
             _library_reason = "this CPU lacks AVX2 and FMA"
         else:
             _library = lib
     return _library, _library_reason
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """The C signatures: without them ctypes would pass pointers and return values as 32-bit ints."""
+    lib.mv_native_supported.restype = ctypes.c_int
+    lib.mv_new.restype = ctypes.c_void_p
+    lib.mv_new.argtypes = [ctypes.POINTER(_Layer), ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                           ctypes.c_int]
+    lib.mv_cam_size.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    lib.mv_run.restype = ctypes.c_int
+    lib.mv_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_int]
+    lib.mv_free.argtypes = [ctypes.c_void_p]
 
 
 def winograd_weights(weight: np.ndarray) -> np.ndarray:
@@ -110,6 +119,8 @@ class NativeCnn:
             layers, sigmoid = _read_graph(module.graph)
         except _NotThisShape as exc:
             return None, f"the network is not a plain conv-ReLU-pool CNN with a CAM head ({exc})"
+        except Exception as exc:  # noqa: BLE001 - a graph this reader did not foresee: TorchScript runs it
+            return None, f"its graph could not be read ({type(exc).__name__}: {exc})"
         try:
             return cls(layers, input_shape, sigmoid, max_threads), ""
         except RuntimeError as exc:
@@ -167,7 +178,7 @@ def _read_graph(graph) -> tuple[list[dict[str, Any]], bool]:
         bias = _constant(conv.inputsAt(2), "a bias")
         stride, padding, dilation, groups = (_constant(conv.inputsAt(i), "a parameter") for i in range(3, 7))
         if (not hasattr(weight, "dim") or weight.dim() != 4 or isinstance(padding, str) or groups != 1
-                or list(dilation) != [1, 1] or stride[0] != stride[1] or padding[0] != padding[1]
+                or len(stride) != 2 or len(padding) != 2 or list(dilation) != [1, 1] or stride[0] != stride[1] or padding[0] != padding[1]
                 or weight.shape[2] != weight.shape[3]):
             raise _NotThisShape("a convolution that is not square, or grouped or dilated")
         w = weight.detach().float().numpy()
@@ -206,7 +217,9 @@ def _read_tail(cam) -> bool:
     if len(uses) != 2 or set(users) != {"aten::mean", "prim::TupleConstruct"}:
         raise _NotThisShape("the map is not returned beside its mean")
     mean = users["aten::mean"]
-    if list(_constant(mean.inputsAt(1), "the mean's dims")) != [2, 3] or _constant(mean.inputsAt(2), "keepdim"):
+    dims = _constant(mean.inputsAt(1), "the mean's dims")
+    if (not isinstance(dims, list) or list(dims) != [2, 3] or _constant(mean.inputsAt(2), "keepdim")
+            or _constant(mean.inputsAt(3), "the mean's dtype") is not None):
         raise _NotThisShape("the scores are not the map's spatial mean")
     scores, sigmoid = mean.output(), False
     follow = _only_use(scores, ("aten::sigmoid", "prim::TupleConstruct"))
