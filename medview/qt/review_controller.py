@@ -42,12 +42,13 @@ REVIEW_COLUMN_MAX = 100  # pixels: the mark and a reviewer name, without pushing
 REVIEW_MARK = {CaseStatus.REVIEWED: "✔", CaseStatus.IN_PROGRESS: "✎"}
 
 
-def review_cell(status: CaseStatus, reviewer: str | None) -> tuple[str, tuple]:
+def review_cell(status: CaseStatus, reviewer: str | None) -> tuple[str, str]:
     """The worklist's Review cell and its sort value: "✔ dr.k" signed off by dr.k, "✎ dr.k" in progress
-    (dr.k reading), "unread". Short on purpose: the worklist is narrow and a column of ✔ reads at a glance."""
+    (dr.k reading), "unread". Short on purpose: the worklist is narrow and a column of ✔ reads at a glance.
+    The sort value is text (status order, then reviewer), as the worklist sorts each column on one type."""
     if status is CaseStatus.UNREAD:
-        return status.label, (STATUS_ORDER[status], "")
-    return f"{REVIEW_MARK[status]} {reviewer or status.label}", (STATUS_ORDER[status], reviewer or "")
+        return status.label, str(STATUS_ORDER[status])
+    return f"{REVIEW_MARK[status]} {reviewer or status.label}", f"{STATUS_ORDER[status]} {reviewer or ''}"
 
 
 def confirm_sign_off(parent: QWidget, unverdicted: list[Finding]) -> tuple[bool, bool]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Study
@@ -28,6 +28,17 @@ SHRINKABLE = (COL_PATIENT, COL_ID)
 DESCRIPTION_MIN = 64
 
 
+class WorklistTable(QTableView):
+    """The table of cases; says when it was resized. Why not an event filter on its viewport: that would call
+    Python for every paint event, and each such call waits for the GIL while the AI worker scores."""
+
+    resized = Signal()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.resized.emit()
+
+
 class WorklistPanel(QWidget):
     case_chosen = Signal(object)  # Study, when the user picks a row (click); keys go through the registry
 
@@ -42,7 +53,7 @@ class WorklistPanel(QWidget):
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.filter.returnPressed.connect(self._filter_done)
-        self.view = QTableView(self)
+        self.view = WorklistTable(self)
         self.view.setObjectName("worklist")
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
@@ -66,7 +77,9 @@ class WorklistPanel(QWidget):
         self._preferred: dict[int, int] = {}  # the widths names and IDs have when there is room
         self._fitting = False
         header.sectionResized.connect(self._section_resized)
-        self.view.viewport().installEventFilter(self)
+        # the columns fit the viewport's width: it changes with the table's size and with the vertical scroll bar
+        self.view.resized.connect(self.fit_columns)
+        self.view.verticalScrollBar().rangeChanged.connect(lambda _lo, _hi: self.fit_columns())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -109,11 +122,6 @@ class WorklistPanel(QWidget):
             self._preferred[col] = new  # the reader's own width for the column, kept from now on
         elif col != COL_DESCRIPTION:
             self.fit_columns()  # e.g. the AI column widened for "not flagged 0.48"
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
-        if watched is self.view.viewport() and event.type() == QEvent.Type.Resize:
-            self.fit_columns()
-        return super().eventFilter(watched, event)
 
     def focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)

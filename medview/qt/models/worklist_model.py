@@ -1,14 +1,14 @@
 """The worklist: one row per case (study), behind a sort/filter proxy whose order is the reading order.
 
-Columns are `COL_*` constants; the Study is reached through `CaseRole`, sorting through `SortRole` (dates
-and counts sort as values, not text). The AI and review issues fill their columns with `set_cell`, which
-emits `dataChanged` for that one cell.
+Columns are `COL_*` constants; the Study of a row is `WorklistProxy.study_at`, sorting goes through `SortRole`
+(dates and counts sort as values, not text). The AI and review issues fill their columns with `set_cell`,
+which emits `dataChanged` for that one cell.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 
 from medview.core.dicom.model import Study
 
@@ -16,8 +16,8 @@ COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI
 HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review")
 HEADER_TIPS = ("Patient name", "Patient ID", "Study date", "Modalities", "Study description", "Images", "AI status", "Review status")
 NO_IMAGES_COLOUR = "#7a7a7a"
-CaseRole = Qt.ItemDataRole.UserRole + 1
 SortRole = Qt.ItemDataRole.UserRole + 2
+NO_STATUS = float("inf")  # the AI column's sort value before the AI says anything: last
 
 
 def _name(pn: str) -> str:
@@ -55,91 +55,86 @@ def images_tip(study: Study) -> str:
     return f"{text}; also {objects} without pixel data (not shown as images)" if objects else text
 
 
-class WorklistModel(QAbstractTableModel):
+class WorklistModel(QStandardItemModel):
+    """The cases as Qt items: painting, filtering and sorting read them inside Qt, never calling Python.
+
+    Why items and not a Python `data()`: a repaint asks thousands of (cell, role) pairs and a re-sort hundreds
+    of comparisons; each call into Python must first win the GIL from the AI worker, and while it scored, one
+    worklist update stalled the event loop for 50-70 ms. Sort values must be of one type per column (str, int
+    or float), as Qt compares them.
+    """
+
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(0, len(HEADERS), parent)
+        for col, (text, tip) in enumerate(zip(HEADERS, HEADER_TIPS)):
+            self.setHeaderData(col, Qt.Orientation.Horizontal, text, Qt.ItemDataRole.DisplayRole)
+            self.setHeaderData(col, Qt.Orientation.Horizontal, tip, Qt.ItemDataRole.ToolTipRole)
         self.studies: list[Study] = []
-        self._extra: list[dict[int, tuple[str, object]]] = []  # per row: column -> (text, sort value)
+        self._rows: dict[str, int] = {}  # study UID -> row
 
     def set_studies(self, studies: list[Study]) -> None:
-        self.beginResetModel()
         self.studies = list(studies)
-        self._extra = [{COL_AI: ("", ""), COL_REVIEW: ("unread", 0)} for _ in self.studies]
-        self.endResetModel()
+        self._rows = {s.study_uid: i for i, s in enumerate(self.studies)}
+        rows = [self._row_items(s) for s in self.studies]
+        self.beginResetModel()
+        blocked = self.blockSignals(True)  # one reset for the views, not a row insertion per case
+        try:
+            self.setRowCount(0)
+            for items in rows:
+                self.appendRow(items)
+        finally:
+            self.blockSignals(blocked)
+            self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.studies)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS[section]
-        return None
-
-    def _values(self, row: int, col: int) -> tuple[str, object]:
-        s = self.studies[row]
-        if col == COL_PATIENT:
-            return _name(s.patient_name), _name(s.patient_name).lower()
-        if col == COL_ID:
-            return s.patient_id, s.patient_id
-        if col == COL_DATE:
-            return _date(s.study_date), s.study_date or ""
-        if col == COL_MODALITY:
-            text = "/".join(s.modalities)
-            return text, text
-        if col == COL_DESCRIPTION:
-            return s.description, s.description.lower()
-        if col == COL_IMAGES:
-            n = image_count(s)
-            return (str(n) if n else NO_IMAGES), n
-        return self._extra[row].get(col, ("", ""))
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row, col = index.row(), index.column()
-        if role == Qt.ItemDataRole.ToolTipRole and col == COL_IMAGES:
-            return images_tip(self.studies[row])
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return self._values(row, col)[0]
-        if role == Qt.ItemDataRole.ForegroundRole and not image_count(self.studies[row]):
-            return QColor(NO_IMAGES_COLOUR)  # a case with nothing to read: dimmed, still listed
-        if role == SortRole:
-            return self._values(row, col)[1]
-        if role == CaseRole:
-            return self.studies[row]
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_IMAGES:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+    @staticmethod
+    def _row_items(s: Study) -> list[QStandardItem]:
+        n = image_count(s)
+        cells = {
+            COL_PATIENT: (_name(s.patient_name), _name(s.patient_name).lower()),
+            COL_ID: (s.patient_id, s.patient_id),
+            COL_DATE: (_date(s.study_date), s.study_date or ""),
+            COL_MODALITY: ("/".join(s.modalities), "/".join(s.modalities)),
+            COL_DESCRIPTION: (s.description, s.description.lower()),
+            COL_IMAGES: (str(n) if n else NO_IMAGES, n),
+            COL_AI: ("", NO_STATUS),
+            COL_REVIEW: ("unread", "0"),  # as the review issue's `review_cell` writes an unread case
+        }
+        items = []
+        for col in range(len(HEADERS)):
+            text, sort_value = cells[col]
+            item = QStandardItem(text)
+            item.setEditable(False)
+            item.setData(sort_value, SortRole)
+            item.setToolTip(images_tip(s) if col == COL_IMAGES else text)
+            if not n:
+                item.setForeground(QColor(NO_IMAGES_COLOUR))  # a case with nothing to read: dimmed, still listed
+            if col == COL_IMAGES:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            items.append(item)
+        return items
 
     def row_of(self, study_uid: str) -> int:
-        for i, s in enumerate(self.studies):
-            if s.study_uid == study_uid:
-                return i
-        return -1
+        return self._rows.get(study_uid, -1)
 
     def set_cell(self, study_uid: str, column: int, text: str, sort_value: object = None) -> None:
-        """Set an AI or review cell of one case (e.g. "flagged 0.93"); only that cell is repainted."""
+        """Set an AI or review cell of one case (e.g. "flagged 0.93"): one `dataChanged` for that cell."""
         row = self.row_of(study_uid)
         if row < 0:
             return
-        self._extra[row][column] = (text, text if sort_value is None else sort_value)
-        idx = self.index(row, column)
-        self.dataChanged.emit(idx, idx)
+        self.setItemData(self.index(row, column), {
+            int(Qt.ItemDataRole.DisplayRole): text, int(Qt.ItemDataRole.ToolTipRole): text,
+            int(SortRole): text if sort_value is None else sort_value})
 
-    def set_ai_status(self, study_uid: str, text: str, sort_value: object = None) -> None:
-        self.set_cell(study_uid, COL_AI, text, sort_value)
+    def set_ai_status(self, study_uid: str, text: str, sort_value: float) -> None:
+        self.set_cell(study_uid, COL_AI, text, float(sort_value))
 
-    def set_review_status(self, study_uid: str, text: str, sort_value: object = None) -> None:
-        self.set_cell(study_uid, COL_REVIEW, text, sort_value)
+    def set_review_status(self, study_uid: str, text: str, sort_value: str) -> None:
+        self.set_cell(study_uid, COL_REVIEW, text, str(sort_value))
 
 
 class WorklistProxy(QSortFilterProxyModel):
-    """Filters on any column (case-insensitive text), sorts on `SortRole`."""
+    """Filters on any column (case-insensitive text), sorts on `SortRole` with Qt's own comparison (no Python
+    `lessThan`: see `WorklistModel`)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -148,16 +143,10 @@ class WorklistProxy(QSortFilterProxyModel):
         self.setSortRole(SortRole)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
-    def lessThan(self, left, right):  # noqa: N802 - Qt API
-        a, b = left.data(SortRole), right.data(SortRole)
-        try:
-            return a < b
-        except TypeError:
-            return str(a) < str(b)
-
     def study_at(self, row: int) -> Study | None:
         if 0 <= row < self.rowCount():
-            return self.index(row, 0).data(CaseRole)
+            source = self.sourceModel()
+            return source.studies[self.mapToSource(self.index(row, 0)).row()]
         return None
 
     def row_of(self, study_uid: str) -> int:
