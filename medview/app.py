@@ -93,28 +93,24 @@ class ErrorReporter:
         self._box.show()
 
 
-def gui_paths(argv: list[str]) -> list[str]:
-    """Study paths in an argv like ["medview", "gui", PATH...] (options and the command word left out)."""
-    args = list(argv[1:])
-    if args and args[0] == "gui":
-        args = args[1:]
-    paths, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in ("--model", "--device"):
-            skip = True
-            continue
-        if a.startswith("-"):
-            continue
-        paths.append(a)
-    return paths
+def gui_arguments(argv: list[str]) -> tuple[list[str], str | None, str]:
+    """(paths, --model, --device) of an argv like ["medview", "gui", PATH..., "--model", M], read by the command
+    line's own parser; options it does not know (Qt's, such as -platform) are left out."""
+    from medview.cli import build_parser, normalise_argv
+
+    args, _unknown = build_parser().parse_known_args(normalise_argv(list(argv[1:])))
+    if args.command not in ("gui", "demo"):
+        return [], None, "auto"
+    return list(getattr(args, "paths", None) or []), args.model, args.device
 
 
-def create_app(argv: list[str], *, model: str | None = None, device: str = "auto",
+def create_app(argv: list[str], *, model: str | None = None, device: str | None = None,
                paths: list[str] | None = None) -> tuple[QApplication, QMainWindow]:
-    """The QApplication and the shown main window of `medview gui`, with `argv`'s paths being opened."""
+    """The QApplication and the shown main window of `medview gui`, with `argv`'s paths being opened and its
+    --model and --device in force; the keyword arguments, where given, win over argv."""
+    argv_paths, argv_model, argv_device = gui_arguments(argv)
+    model = model if model is not None else argv_model
+    device = device if device is not None else argv_device
     if QApplication.instance() is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(list(argv) or ["medview"])
@@ -141,7 +137,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str = "auto
     window.show()
     window.raise_()
     window.activateWindow()  # without a window manager (kiosk, Xvfb) nothing else makes it active: no shortcuts
-    todo = gui_paths(argv) if paths is None else list(paths)
+    todo = argv_paths if paths is None else list(paths)
     from medview.qt.ai_controller import AiController
 
     window.ai = AiController(window, model=model, device=device)

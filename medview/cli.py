@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _normalise_argv(argv: list[str]) -> list[str]:
+def normalise_argv(argv: list[str]) -> list[str]:
     """`medview` and `medview PATH` mean `medview gui [PATH]`."""
     flags = [a for a in argv if a in ("--debug",)]
     rest = [a for a in argv if a not in flags]
@@ -124,7 +124,7 @@ class OneLineFormatter(logging.Formatter):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(_normalise_argv(argv))
+    args = parser.parse_args(normalise_argv(argv))
     console = logging.StreamHandler()
     fmt = "%(levelname)s %(name)s: %(message)s"
     console.setFormatter(logging.Formatter(fmt) if args.debug else OneLineFormatter(fmt))

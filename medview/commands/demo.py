@@ -20,6 +20,9 @@ def demo_folder() -> Path:
 
 
 def run(args) -> int:
+    from medview.commands.gui import check_model
+
+    check_model(getattr(args, "model", None))
     folder = demo_folder()
     from medview.app import create_app
 

@@ -3,7 +3,8 @@
 Every applicable image (its modality is one of the model's) is scored; other images are reported as
 skipped; an image that cannot be read or scored is one error line and the others still run (exit 1).
 Results already in the cache (same SOP Instance UID, frame, model checksum and metadata) are reused: the model is
-loaded and checked up front (a missing or unusable model is exit 2, named), but it is only run for misses.
+loaded and checked up front (a missing or unusable model is exit 2, named, before any line is printed), and
+the network runs (its warm-up included) only when an image is not in the cache.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
     """Scan, then one line per image as FrameScorer answers (skipped and cached ones first, then the scored
     ones batch by batch); 1 when any image failed."""
     found = scan(args.paths)
+    jobs = [job for inst in found.instances for job in InferenceJob.for_instance(inst)]
+    scorer = FrameScorer(engine, cache, raise_model_failures=True)
+    if scorer.needs_model(jobs):
+        engine.warm_up()  # the network checked before the first line: an unusable one is exit 2, nothing printed
     failed = False
     for err in found.errors:
         failed = True
         _error(args, err.file, err.error)
 
-    jobs = [job for inst in found.instances for job in InferenceJob.for_instance(inst)]
     multi_frame = {inst.ref for inst in found.instances if inst.frames > 1}
-    for result in FrameScorer(engine, cache, raise_model_failures=True).score(jobs):
+    for result in scorer.score(jobs):
         job = result.job
         if result.status == NOT_APPLICABLE:
             if job.frame == 0:  # one line per file, not per frame

@@ -37,7 +37,7 @@ HEATMAP_OPACITY = 0.55  # the overlay's default opacity (the panel's slider chan
 class FindingsPanel(QWidget):
     """Per finding: label, score, threshold, flagged; the model's name and version; heatmap controls."""
 
-    finding_selected = Signal(str)     # a finding's label (F: next finding)
+    finding_selected = Signal(str)     # a finding's label, when the reader selects its row: its heatmap
     heatmap_toggled = Signal(bool)     # H
     opacity_changed = Signal(float)    # 0..1
 
@@ -141,24 +141,9 @@ class FindingsPanel(QWidget):
         return flagged_labels(scores, self._thresholds)
 
     # -- F and H -----------------------------------------------------------------------------------------------
-    def next_finding(self) -> str | None:
-        """Select the next flagged finding (all findings when none is flagged), cycling; emits its label."""
-        candidates = self.flagged() or [label for label in self._labels if label in self._scores]
-        if not candidates:
-            return None
-        current = self.selected_finding()
-        index = (candidates.index(current) + 1) % len(candidates) if current in candidates else 0
-        label = candidates[index]
-        self.table.selectRow(self._labels.index(label))
-        return label
-
     def selected_finding(self) -> str | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         return self._labels[rows[0].row()] if rows else None
-
-    def toggle_heatmap(self) -> bool:
-        self.heatmap_box.toggle()
-        return self.heatmap_box.isChecked()
 
     def heatmap_visible(self) -> bool:
         return self.heatmap_box.isChecked()

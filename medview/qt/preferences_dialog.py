@@ -46,14 +46,19 @@ class PreferencesDialog(QDialog):
         self.model_edit.setObjectName("preferences-model")
         self.model_edit.setPlaceholderText(f"the bundled model ({bundled_model_path()})")
         self.model_edit.setToolTip("A model bundle folder or a single TorchScript file; empty: the bundled model")
-        browse = QPushButton("Browse…")
+        browse = QPushButton("Folder…")
+        browse.setToolTip("Choose a model bundle folder (configs/metadata.json, models/model.ts)")
         browse.clicked.connect(self._browse)
+        browse_file = QPushButton("File…")
+        browse_file.setToolTip("Choose a single TorchScript file that carries its metadata.json")
+        browse_file.clicked.connect(self._browse_file)
         bundled = QPushButton("Bundled model")
         bundled.setToolTip("Use the model that ships with medview")
         bundled.clicked.connect(self.model_edit.clear)
         row = QHBoxLayout()
         row.addWidget(self.model_edit, 1)
         row.addWidget(browse)
+        row.addWidget(browse_file)
         row.addWidget(bundled)
 
         self.device_box = QComboBox()
@@ -103,10 +108,16 @@ class PreferencesDialog(QDialog):
         layout.addWidget(model_box)
         layout.addWidget(thresholds_box)
         layout.addWidget(buttons)
-        self.resize(620, self.sizeHint().height())
+        self.resize(680, self.sizeHint().height())
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.model_edit.text())
+        if path:
+            self.model_edit.setText(path)
+
+    def _browse_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a TorchScript model file", self.model_edit.text(),
+                                              "TorchScript models (*.ts *.pt *.zip);;All files (*)")
         if path:
             self.model_edit.setText(path)
 

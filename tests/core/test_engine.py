@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from medview.core.inference.bundle import load_bundle
 from medview.core.inference.engine import Engine, frame_for_model, select_device, to_batch
 from medview.core.inference.network import CamNet
 from tests.factories import write_image
-from tests.inference_factory import LogitNet, NaNNet, WideNet, make_bundle
+from tests.inference_factory import BrightNet, LogitNet, NaNNet, WideNet, make_bundle
 
 
 def _ramp(rows=64, cols=48, lo=100, hi=3000):
@@ -127,12 +129,29 @@ def test_heatmap_shows_where_the_bright_region_is(tmp_path):
     assert row >= 5 and col <= 1
 
 
+class FlatHeatmapNet(BrightNet):
+    """A heatmap without its finding axis: [N, h, w]."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cam = self.cam(x)
+        return torch.sigmoid(cam.mean(dim=(2, 3))), cam[:, 0]
+
+
+class NoHeatmapNet(BrightNet):
+    """Scores only, while the metadata promises a heatmap."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.cam(x).mean(dim=(2, 3)))
+
+
 @pytest.mark.parametrize(
     "net, scores, words",
     [
         (NaNNet(), "probabilities", "NaN"),
         (WideNet(), "probabilities", "expected [1, 1]"),
         (LogitNet(), "probabilities", "outside 0..1"),
+        (FlatHeatmapNet(), "probabilities", "heatmap has shape [1, 8, 8], expected [1, 1 or 1, h, w]"),
+        (NoHeatmapNet(), "probabilities", "heatmap is true but the network returns no heatmap"),
     ],
 )
 def test_broken_networks_are_refused_at_warm_up(tmp_path, net, scores, words):
@@ -203,6 +222,26 @@ def test_onnxruntime_needs_the_onnx_file(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "m"))
     with pytest.raises(ModelError, match="no models/model.onnx"):
         Engine(bundle, device="cpu", backend="onnxruntime")
+
+
+def test_onnx_weights_are_checked_like_torchscript_weights(tmp_path):
+    """models/model.onnx is used only against the metadata's onnx_sha256: a changed file, or one the metadata
+    gives no checksum for, is refused by name (never run unchecked)."""
+    pytest.importorskip("onnxruntime")
+    folder = make_bundle(tmp_path / "m", CamNet(1).eval(), size=(64, 64), onnx=True)
+    Engine(load_bundle(folder), device="cpu", backend="onnxruntime")  # as written: accepted
+    onnx = folder / "models" / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum mismatch for models/model.onnx"):
+        Engine(load_bundle(folder), device="cpu", backend="onnxruntime")
+    meta_file = folder / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["medview"]["onnx_sha256"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="no onnx_sha256"):
+        Engine(load_bundle(folder), device="cpu", backend="onnxruntime")
 
 
 _FAULTS_CHILD = """

@@ -10,7 +10,7 @@ import pytest
 from medview.cli import main
 from medview.core.inference.engine import Engine
 from tests.factories import truncate, write_image
-from tests.inference_factory import BrightNet, count_pixel_reads, make_bundle
+from tests.inference_factory import BrightNet, LogitNet, NaNNet, WideNet, count_pixel_reads, make_bundle
 
 LEVELS = {"bright_dx": ("DX", 3600), "dark_dx": ("DX", 400), "bright_cr": ("CR", 3600), "dark_cr": ("CR", 400)}
 
@@ -125,6 +125,18 @@ def test_unusable_model_is_exit_2(tmp_path, study, capsys):
     (model / "models" / "model.ts").write_bytes(b"PK\x03\x04 damaged")
     assert main(["infer", str(study), "--model", str(model)]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("net", [NaNNet(), WideNet(), LogitNet()], ids=["nan", "wrong-shape", "logits"])
+def test_a_network_that_answers_wrongly_is_exit_2_before_any_line(tmp_path, study, capsys, net):
+    """The network is checked up front: no skipped, error or score line is printed for a model that is then
+    refused, and the refusal is the one line on stderr."""
+    model = make_bundle(tmp_path / "model", net)
+    assert main(["infer", str(study), "--model", str(model), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert str(model) in line and "Traceback" not in line
 
 
 def test_missing_input_is_exit_2(tmp_path, capsys):

@@ -308,6 +308,35 @@ def test_broken_model_is_explained_and_the_viewer_works(qtbot, demo, open_app, t
     assert not window.ai.heatmap_visible()
 
 
+def test_create_app_takes_model_and_device_from_argv_as_medview_gui_does(qtbot, demo, tmp_path):
+    """SPEC section 7: create_app(argv) builds the app as `medview gui` would, --model and --device included."""
+    from medview.app import create_app
+
+    folder, _ = demo
+    model = tmp_path / "copy"
+    shutil.copytree(bundled_model_path(), model)
+    _app, window = create_app(["medview", "gui", str(folder), "--model", str(model), "--device", "cpu"])
+    qtbot.addWidget(window)
+    try:
+        assert window.ai.model_path() == str(model) and window.ai.device() == "cpu"
+        qtbot.waitUntil(lambda: window.ai.worker is not None and window.ai.bundle is not None, timeout=30000)
+        assert window.ai.worker._model_path == str(model) and window.ai.worker._device == "cpu"
+    finally:
+        window.close()
+
+
+@pytest.mark.parametrize("command", ["gui", "demo"])
+def test_a_missing_model_on_the_command_line_is_exit_2_before_any_window(tmp_path, command):
+    """SPEC section 1: an unusable argument is exit code 2 and one line naming it; no window, no traceback."""
+    env = {**os.environ, "MEDVIEW_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    missing = tmp_path / "no-such-model"
+    done = subprocess.run([sys.executable, "-m", "medview", command, "--model", str(missing)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"medview {command}: {missing}: no such model file or folder"]
+    assert not (tmp_path / "home" / "demo").exists()  # refused before the demo studies were written
+
+
 def test_preferences_model_change_restarts_the_worker(qtbot, demo, open_app, tmp_path, model_runs):
     """From a missing model to a working one chosen in the preferences: no restart of the app needed."""
     from medview.qt.preferences_dialog import PreferencesDialog

@@ -108,6 +108,39 @@ def test_cancel_drops_the_queue_and_the_worker_goes_on(qtbot, tmp_path, make_wor
     assert [r.job.study_uid for r in got.results[-2:]] == ["C", "C"]
 
 
+def test_a_new_folder_ends_the_batch_being_scored(qtbot, tmp_path, make_worker, monkeypatch):
+    """Opening another folder is cancel() then enqueue(): the old folder's batch in hand must stop there, not
+    run on because the new jobs arrived (nothing of it is scored or shown after the cancel)."""
+    import threading
+
+    from medview.core.dicom import pixels
+
+    worker = make_worker(batch_size=4)
+    got = Collector(worker)
+    old = [_job(p, "OLD") for p in _images(tmp_path / "old", 4)]
+    new = [_job(p, "NEW") for p in _images(tmp_path / "new", 2)]
+    reading, release = threading.Event(), threading.Event()
+    read = pixels.read_dataset
+
+    def slow_read(ref):  # the worker is held on the old folder's second image until the test says go
+        if ref.path == old[1].ref.path:
+            reading.set()
+            release.wait(20)
+        return read(ref)
+
+    monkeypatch.setattr(pixels, "read_dataset", slow_read)
+    with qtbot.waitSignal(worker.model_ready, timeout=20000):
+        worker.start()
+    worker.enqueue(old)
+    assert reading.wait(20)
+    assert worker.cancel() == 0  # all four were taken as one batch: nothing left in the queue
+    worker.enqueue(new)
+    with qtbot.waitSignal(worker.idle, timeout=20000):
+        release.set()
+    assert [r.job.study_uid for r in got.results] == ["NEW", "NEW"]
+    assert got.progress[-1] == (2, 2)  # the images cut short are not counted as still to come
+
+
 def test_cached_results_run_nothing(qtbot, tmp_path, make_worker):
     model = make_bundle(tmp_path / "m")
     jobs = [_job(p, "A") for p in _images(tmp_path / "a", 3)]

@@ -345,11 +345,18 @@ def verified_bytes(bundle: ModelBundle) -> bytes:
 
 
 def verified_onnx_bytes(bundle: ModelBundle) -> bytes | None:
-    """models/model.onnx when present and, if the metadata gives `onnx_sha256`, matching it."""
+    """models/model.onnx when present, matching the metadata's `onnx_sha256`; weights without a checksum to
+    check them against are refused, as TorchScript weights are."""
     if bundle.onnx is None:
         return None
-    data = bundle.onnx.read_bytes()
-    if bundle.onnx_sha256 and file_sha256(data) != bundle.onnx_sha256:
+    if not bundle.onnx_sha256:
+        raise ModelError(f"model {bundle.source}: the metadata gives no onnx_sha256 for {ONNX_IN_FOLDER}, "
+                         "so its weights cannot be checked and are refused")
+    try:
+        data = bundle.onnx.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {bundle.source}: cannot read {ONNX_IN_FOLDER} ({exc})") from None
+    if file_sha256(data) != bundle.onnx_sha256:
         raise ModelError(f"model {bundle.source}: checksum mismatch for {ONNX_IN_FOLDER}; refused")
     return data
 

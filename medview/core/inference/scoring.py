@@ -57,8 +57,7 @@ class FrameScorer:
             if not bundle.applies_to(job.modality):
                 yield InferenceResult(job, NOT_APPLICABLE)
                 continue
-            hit = (self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
-                   if self.cache is not None else None)
+            hit = self._cached(job)
             if hit is not None:
                 yield InferenceResult(job, OK, hit, cached=True)
             else:
@@ -75,6 +74,18 @@ class FrameScorer:
                     yield InferenceResult(job, ERROR, error=short_reason(exc))
             if batch and not cancelled():
                 yield from self._predict(batch, images)
+
+    def needs_model(self, jobs: Iterable[InferenceJob]) -> bool:
+        """Whether scoring these jobs would run the network: one of them applies and is not in the cache."""
+        bundle = self.engine.bundle
+        return any(bundle.applies_to(job.modality) and self._cached(job) is None for job in jobs)
+
+    def _cached(self, job: InferenceJob):
+        """The job's prediction from the cache (same instance, frame, model checksum and metadata), or None."""
+        if self.cache is None:
+            return None
+        bundle = self.engine.bundle
+        return self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
 
     def _image(self, job: InferenceJob) -> np.ndarray:
         """The job's frame as the model sees it; its file is read only when it is not the last one read."""

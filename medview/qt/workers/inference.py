@@ -62,7 +62,10 @@ class InferenceWorker(QThread):
         self._queued: set[tuple[str, int]] = set()
         self._priority: str | None = None
         self._stop = False
-        self._cancel = threading.Event()
+        # cancel() starts a new generation; a batch scores on while its generation is current. (An Event cleared
+        # by the next enqueue let the old folder's batch run on when a new folder was opened: cancel, enqueue.)
+        self._generation = 0
+        self._batch_generation = 0  # the generation the batch being scored was taken in
         self._done = 0
         self._total = 0
         self.bundle = None  # set in the worker thread once loaded
@@ -82,7 +85,6 @@ class InferenceWorker(QThread):
                 self._queued.add(job.key)
                 added += 1
             self._total += added
-            self._cancel.clear()
             self._cond.notify_all()
         return added
 
@@ -99,7 +101,7 @@ class InferenceWorker(QThread):
             self._queue.clear()
             self._queued.clear()
             self._total -= dropped
-            self._cancel.set()
+            self._generation += 1
             self._cond.notify_all()
         return dropped
 
@@ -111,7 +113,7 @@ class InferenceWorker(QThread):
         """Ask the thread to finish (after the image in hand) and wait for it; True when it has ended."""
         with self._cond:
             self._stop = True
-            self._cancel.set()
+            self._generation += 1
             self._cond.notify_all()
         return self.wait(timeout_ms) if self.isRunning() else True
 
@@ -151,8 +153,14 @@ class InferenceWorker(QThread):
                     batch = self._next_batch()
                     if batch is None:
                         break
-                    for result in scorer.score(batch, cancelled=self._cancel.is_set):
+                    generation = self._batch_generation  # a cancel from now on ends this batch
+                    scored = 0
+                    for result in scorer.score(batch, cancelled=lambda g=generation: self._generation != g):
                         self._emit(result)  # as each is known: the findings panel fills in as it goes
+                        scored += 1
+                    if scored < len(batch):  # cut short by a cancel: what it left is no longer to come
+                        with self._cond:
+                            self._total = max(self._done, self._total - (len(batch) - scored))
             finally:
                 if cache is not None:
                     cache.close()
@@ -167,7 +175,6 @@ class InferenceWorker(QThread):
                 self._cond.wait()
             if self._stop:
                 return None
-            self._cancel.clear()
             batch: list[InferenceJob] = []
             if self._priority:
                 for job in list(self._queue):
@@ -181,6 +188,7 @@ class InferenceWorker(QThread):
                 batch.append(self._queue.popleft())
             for job in batch:
                 self._queued.discard(job.key)
+            self._batch_generation = self._generation
             return batch
 
     def _emit(self, result: InferenceResult) -> None:
