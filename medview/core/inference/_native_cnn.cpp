@@ -393,14 +393,19 @@ MV_EXPORT int mv_run(void* handle, const float* x, int n, float* logits, float* 
     const size_t in_size = (size_t)net->in_c * net->in_h * net->in_w;
     const size_t cam_size = (size_t)net->head.cout * net->h.back() * net->w.back();
     const int k = net->head.cout;
-    std::atomic<bool> failed{false};
+    // images are handed out one at a time, not in fixed shares: a core that is slowed (another process, a
+    // shared virtual machine) takes fewer, instead of the whole batch waiting for its last image
+    std::atomic<int> next{0}, done{0};
     auto share = [&](int part) {
         try {
             prepare(*net, net->work[part]);
-            for (int i = part * n / threads; i < (part + 1) * n / threads; ++i)
+        } catch (const std::exception&) {  // out of memory: this thread takes no image, the others take them all
+            return;
+        }
+        try {
+            for (int i; (i = next.fetch_add(1)) < n; done.fetch_add(1))
                 run_image(*net, net->work[part], x + i * in_size, logits + i * k, cam + i * cam_size);
-        } catch (const std::exception&) {  // out of memory: say so, never terminate the process
-            failed = true;
+        } catch (const std::exception&) {  // never terminate the process; the image is missing: done < n says so
         }
     };
     std::vector<std::thread> helpers;
@@ -409,18 +414,16 @@ MV_EXPORT int mv_run(void* handle, const float* x, int n, float* logits, float* 
     } catch (const std::exception&) {
         return -1;
     }
-    int started = 1;
-    for (; started < threads; ++started) {
+    for (int part = 1; part < threads; ++part) {
         try {
-            helpers.emplace_back(share, started);
-        } catch (const std::exception&) {  // no more threads to be had: the rest is done here
+            helpers.emplace_back(share, part);
+        } catch (const std::exception&) {  // no more threads to be had: those running take the rest
             break;
         }
     }
     share(0);
-    for (int part = started; part < threads; ++part) share(part);
     for (std::thread& t : helpers) t.join();
-    return failed ? -1 : 0;
+    return done.load() == n ? 0 : -1;
 }
 
 MV_EXPORT void mv_free(void* handle) { delete static_cast<Net*>(handle); }
