@@ -40,16 +40,15 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
     ones batch by batch); 1 when any image failed."""
     found = scan(args.paths)
     jobs = [job for inst in found.instances for job in InferenceJob.for_instance(inst)]
-    scorer = FrameScorer(engine, cache, raise_model_failures=True)
-    if scorer.needs_model(jobs):
-        engine.warm_up()  # the network checked before the first line: an unusable one is exit 2, nothing printed
+    # the network is checked in this call, before the first line: an unusable one is exit 2, nothing printed
+    results = FrameScorer(engine, cache, raise_model_failures=True).score(jobs)
     failed = False
     for err in found.errors:
         failed = True
         _error(args, err.file, err.error)
 
     multi_frame = {inst.ref for inst in found.instances if inst.frames > 1}
-    for result in scorer.score(jobs):
+    for result in results:
         job = result.job
         if result.status == NOT_APPLICABLE:
             if job.frame == 0:  # one line per file, not per frame

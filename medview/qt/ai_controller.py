@@ -495,6 +495,7 @@ class AiController(QObject):
         checksum and metadata) without waiting for the worker: SQLite reads in the GUI thread (5 to 7 ms for
         200 images, about 30 µs each). Returns how many were found."""
         from medview.core.inference.cache import ResultCache
+        from medview.core.inference.scoring import cached_result
 
         meta = self.bundle
         if meta is None or self.model_error:
@@ -506,11 +507,11 @@ class AiController(QObject):
             for uid, jobs in self._jobs.items():
                 got = self._results.setdefault(uid, {})
                 for job in jobs:
-                    if job.key in got or not meta.applies_to(job.modality):
+                    if job.key in got:
                         continue
-                    hit = self._cache.get(job.sop_instance_uid, job.frame, meta.sha256, meta.results_key)
-                    if hit is not None:
-                        got[job.key] = InferenceResult(job, OK, hit, cached=True)
+                    known = cached_result(self._cache, meta, job)
+                    if known is not None and known.status == OK:  # not applicable: said once the model is loaded
+                        got[job.key] = known
                         found += 1
         except (sqlite3.Error, OSError, ValueError) as exc:  # only a cache: the worker scores what is missing
             log.warning("AI results cache not read: %s", exc)
@@ -595,13 +596,10 @@ class AiController(QObject):
     def shown_key(self) -> tuple[str, int] | None:
         """(SOP Instance UID, frame) of the image on screen."""
         viewer = self.window.viewer
-        if viewer.stack is None:
+        shown = viewer.shown_frame()
+        if shown is None:
             return None
-        frames = viewer.stack.frames
-        i = viewer.state.index
-        if not 0 <= i < len(frames):
-            return None
-        inst_index, frame = frames[i]
+        inst_index, frame = shown
         return viewer.stack.instances[inst_index].sop_instance_uid, frame
 
     def _case_result(self, uid: str, key: tuple[str, int] | None) -> tuple[InferenceResult | None, bool]:

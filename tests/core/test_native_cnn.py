@@ -207,7 +207,7 @@ def test_kernels_that_disagree_are_dropped_for_torchscript(tmp_path, monkeypatch
 
 def test_without_the_compiled_kernels_the_engine_runs_torchscript(tmp_path, monkeypatch):
     monkeypatch.setattr(native_cnn, "_library", None)
-    monkeypatch.setattr(native_cnn, "_library_reason", "the compiled kernels are not installed (test)")
+    monkeypatch.setattr(native_cnn, "_library_reason", f"{native_cnn.NOT_INSTALLED} (test)")
     bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1), size=(64, 64)))
     engine = Engine(bundle, device="cpu")
     (pred,) = engine.predict_images([np.full((64, 64), 90, np.uint8)])

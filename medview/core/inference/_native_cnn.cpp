@@ -329,8 +329,9 @@ void run_image(Net& net, Work& work, const float* x, float* logits, float* cam) 
 
 extern "C" {
 
-// layers[0]: the stem, weights [cout][cin][k][k] as torch keeps them; layers[1 .. n-2]: 3x3 / 1 / 1
-// convolutions, weights already transformed, [16][cin][cout]; layers[n-1]: the 1x1 head, weights [cout][cin].
+// Weights come in the order the kernels read them, cout innermost: layers[0], the stem, [cin][k][k][cout];
+// layers[1 .. n-2], 3x3 / 1 / 1 convolutions, Winograd-transformed, [16][cin][cout]; layers[n-1], the 1x1
+// head, [cin][cout]. (native_cnn.py's cout_innermost and winograd_weights make them.)
 // Returns NULL where the shapes are not ones these kernels run.
 MV_EXPORT void* mv_new(const MvLayer* layers, int n, int in_c, int in_h, int in_w, int max_threads) {
     if (n < 2 || max_threads < 1 || in_c < 1 || in_h < 1 || in_w < 1 || !mv_native_supported()) return nullptr;
@@ -344,11 +345,9 @@ MV_EXPORT void* mv_new(const MvLayer* layers, int n, int in_c, int in_h, int in_
             s.pool || in_h + 2 * s.pad < s.k || in_w + 2 * s.pad < s.k ||
             too_big(in_c, in_h + 2LL * s.pad, in_w + 2LL * s.pad))
             return nullptr;
-        net->stem = Stem{s.cin, s.cout, s.k, s.stride, s.pad, std::vector<float>((size_t)s.cin * s.k * s.k * s.cout),
+        net->stem = Stem{s.cin, s.cout, s.k, s.stride, s.pad,
+                         std::vector<float>(s.weights, s.weights + (size_t)s.cin * s.k * s.k * s.cout),
                          std::vector<float>(s.bias, s.bias + s.cout)};
-        for (int o = 0; o < s.cout; ++o)
-            for (int i = 0; i < s.cin * s.k * s.k; ++i)
-                net->stem.w[(size_t)i * s.cout + o] = s.weights[(size_t)o * s.cin * s.k * s.k + i];
         int h = (in_h + 2 * s.pad - s.k) / s.stride + 1, w = (in_w + 2 * s.pad - s.k) / s.stride + 1, c = s.cout;
         if (too_big(h + 2, w + 2, c)) return nullptr;
         net->h.push_back(h), net->w.push_back(w);
@@ -368,10 +367,8 @@ MV_EXPORT void* mv_new(const MvLayer* layers, int n, int in_c, int in_h, int in_
         if (hd.cin != c || hd.k != 1 || hd.stride != 1 || hd.pad != 0 || hd.pool || hd.cout < 1 ||
             too_big(hd.cout, h, w))
             return nullptr;
-        net->head = Head{hd.cin, hd.cout, std::vector<float>((size_t)hd.cin * hd.cout),
+        net->head = Head{hd.cin, hd.cout, std::vector<float>(hd.weights, hd.weights + (size_t)hd.cin * hd.cout),
                          std::vector<float>(hd.bias, hd.bias + hd.cout)};
-        for (int k = 0; k < hd.cout; ++k)
-            for (int ci = 0; ci < hd.cin; ++ci) net->head.w[(size_t)ci * hd.cout + k] = hd.weights[(size_t)k * hd.cin + ci];
         net->work.resize(max_threads);
         return net.release();
     } catch (const std::exception&) {

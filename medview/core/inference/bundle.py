@@ -323,12 +323,16 @@ def payload_sha256(data: bytes) -> str:
     return digest.hexdigest()
 
 
+def _read_weights(bundle: ModelBundle, path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {bundle.source}: cannot read {name} ({exc})") from None
+
+
 def verified_bytes(bundle: ModelBundle) -> bytes:
     """The TorchScript bytes, read once and checked against `bundle.sha256`; ModelError on mismatch."""
-    try:
-        data = bundle.torchscript.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model {bundle.source}: cannot read {bundle.torchscript.name} ({exc})") from None
+    data = _read_weights(bundle, bundle.torchscript, bundle.torchscript.name)
     try:
         actual = payload_sha256(data) if bundle.single_file else file_sha256(data)
     except zipfile.BadZipFile:
@@ -352,10 +356,7 @@ def verified_onnx_bytes(bundle: ModelBundle) -> bytes | None:
     if not bundle.onnx_sha256:
         raise ModelError(f"model {bundle.source}: the metadata gives no onnx_sha256 for {ONNX_IN_FOLDER}, "
                          "so its weights cannot be checked and are refused")
-    try:
-        data = bundle.onnx.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model {bundle.source}: cannot read {ONNX_IN_FOLDER} ({exc})") from None
+    data = _read_weights(bundle, bundle.onnx, ONNX_IN_FOLDER)
     if file_sha256(data) != bundle.onnx_sha256:
         raise ModelError(f"model {bundle.source}: checksum mismatch for {ONNX_IN_FOLDER}; refused")
     return data

@@ -37,6 +37,9 @@ _library: ctypes.CDLL | None = None
 _library_reason: str | None = None
 
 
+NOT_INSTALLED = "the compiled kernels are not installed"  # how library()'s reason starts when they were not built
+
+
 def library() -> tuple[ctypes.CDLL | None, str | None]:
     """The compiled kernels (or None) and, where None, why not; loaded once."""
     global _library, _library_reason
@@ -44,7 +47,7 @@ def library() -> tuple[ctypes.CDLL | None, str | None]:
         try:
             from medview.core.inference import _native_cnn  # built from _native_cnn.cpp at install time
         except ImportError as exc:
-            _library_reason = f"the compiled kernels are not installed ({exc})"
+            _library_reason = f"{NOT_INSTALLED} ({exc})"
             return None, _library_reason
         try:
             lib = ctypes.CDLL(_native_cnn.__file__)
@@ -72,6 +75,11 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.mv_free.argtypes = [ctypes.c_void_p]
 
 
+def cout_innermost(weight: np.ndarray) -> np.ndarray:
+    """Kernels [cout, cin, k, k] as the stem and the head read them: [cin * k * k, cout]."""
+    return np.ascontiguousarray(weight.reshape(weight.shape[0], -1).T, np.float32)
+
+
 def winograd_weights(weight: np.ndarray) -> np.ndarray:
     """3x3 kernels [cout, cin, 3, 3] -> F(2x2, 3x3) transformed [16, cin, cout] (computed in float64)."""
     u = np.einsum("ik,ockl,jl->ijco", _G, weight.astype(np.float64), _G)  # [4, 4, cin, cout]
@@ -89,7 +97,6 @@ class NativeCnn:
         self._lib = lib
         self.input_shape = input_shape
         self.sigmoid = sigmoid
-        self.max_threads = max(1, int(max_threads))
         keep = []  # the arrays must live until mv_new has copied them
         table = (_Layer * len(layers))()
         for slot, layer in zip(table, layers):
@@ -100,7 +107,7 @@ class NativeCnn:
             slot.stride, slot.pad, slot.pool = layer["stride"], layer["pad"], int(layer["pool"])
             slot.weights, slot.bias = weights.ctypes.data, bias.ctypes.data
         c, h, w = input_shape
-        self._handle = lib.mv_new(table, len(layers), c, h, w, self.max_threads)
+        self._handle = lib.mv_new(table, len(layers), c, h, w, max(1, int(max_threads)))
         if not self._handle:
             raise RuntimeError("the compiled kernels do not run these layer shapes")
         size = (ctypes.c_int * 2)()
@@ -189,7 +196,7 @@ def _read_graph(graph) -> tuple[list[dict[str, Any]], bool]:
         if relu is None:  # the head
             if layer["k"] != 1 or layer["stride"] != 1 or layer["pad"] != 0 or not layers:
                 raise _NotThisShape("the last convolution is not 1x1")
-            layer["weights"] = w.reshape(w.shape[0], w.shape[1])
+            layer["weights"] = cout_innermost(w)
             layers.append(layer)
             return layers, _read_tail(conv.output())
         value = relu.output()
@@ -207,6 +214,8 @@ def _read_graph(graph) -> tuple[list[dict[str, Any]], bool]:
             layer["weights"] = winograd_weights(w)
         elif layer["pool"]:
             raise _NotThisShape("pooling right after the first convolution")
+        else:
+            layer["weights"] = cout_innermost(w)
         layers.append(layer)
 
 

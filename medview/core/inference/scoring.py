@@ -19,6 +19,16 @@ from medview.core.inference.results import ERROR, NOT_APPLICABLE, OK, InferenceJ
 log = logging.getLogger(__name__)
 
 
+def cached_result(cache, bundle, job: InferenceJob) -> InferenceResult | None:
+    """The job's result known without the network: not applicable (another modality), or the prediction the
+    cache holds (same instance, frame, model checksum and metadata); None when the network must score it."""
+    if not bundle.applies_to(job.modality):
+        return InferenceResult(job, NOT_APPLICABLE)
+    hit = (cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
+           if cache is not None else None)
+    return None if hit is None else InferenceResult(job, OK, hit, cached=True)
+
+
 class FrameScorer:
     """Scores jobs with one engine and an optional `ResultCache`, reading a file once for all its frames
     (jobs list a file's frames one after another, as `InferenceJob.for_instance` makes them).
@@ -41,27 +51,33 @@ class FrameScorer:
               ) -> Iterator[InferenceResult]:
         """A result per job, as each is known: not-applicable and cached ones first (in job order), then the
         rest batch by batch (per batch, unreadable images, then the model's answers). Stops, between images,
-        once `cancelled()` is true."""
+        once `cancelled()` is true. The cache is read and, where an image needs the network, the network is
+        checked (warmed up) in this call, before the first result: an unusable model raises here, before
+        anything is reported."""
+        ready: list[InferenceResult] = []
+        todo: list[InferenceJob] = []
+        for job in jobs:
+            if cancelled():
+                break
+            known = cached_result(self.cache, self.engine.bundle, job)
+            if known is None:
+                todo.append(job)
+            else:
+                ready.append(known)
+        if todo:
+            self.engine.warm_up()
+        return self._results(ready, todo, cancelled)
+
+    def _results(self, ready: list[InferenceResult], todo: list[InferenceJob], cancelled: Callable[[], bool]
+                 ) -> Iterator[InferenceResult]:
         try:
-            yield from self._score(jobs, cancelled)
+            yield from ready
+            yield from self._scored(todo, cancelled)
         finally:
             if cancelled() or not self._more_frames:
                 self._file = None  # a file's data is held only while more of its frames are to come
 
-    def _score(self, jobs: Iterable[InferenceJob], cancelled: Callable[[], bool]) -> Iterator[InferenceResult]:
-        bundle = self.engine.bundle
-        todo: list[InferenceJob] = []
-        for job in jobs:
-            if cancelled():
-                return
-            if not bundle.applies_to(job.modality):
-                yield InferenceResult(job, NOT_APPLICABLE)
-                continue
-            hit = self._cached(job)
-            if hit is not None:
-                yield InferenceResult(job, OK, hit, cached=True)
-            else:
-                todo.append(job)
+    def _scored(self, todo: list[InferenceJob], cancelled: Callable[[], bool]) -> Iterator[InferenceResult]:
         for start in range(0, len(todo), self.engine.batch_size):
             batch, images = [], []
             for job in todo[start:start + self.engine.batch_size]:
@@ -74,18 +90,6 @@ class FrameScorer:
                     yield InferenceResult(job, ERROR, error=short_reason(exc))
             if batch and not cancelled():
                 yield from self._predict(batch, images)
-
-    def needs_model(self, jobs: Iterable[InferenceJob]) -> bool:
-        """Whether scoring these jobs would run the network: one of them applies and is not in the cache."""
-        bundle = self.engine.bundle
-        return any(bundle.applies_to(job.modality) and self._cached(job) is None for job in jobs)
-
-    def _cached(self, job: InferenceJob):
-        """The job's prediction from the cache (same instance, frame, model checksum and metadata), or None."""
-        if self.cache is None:
-            return None
-        bundle = self.engine.bundle
-        return self.cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
 
     def _image(self, job: InferenceJob) -> np.ndarray:
         """The job's frame as the model sees it; its file is read only when it is not the last one read."""
