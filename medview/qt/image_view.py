@@ -210,6 +210,17 @@ class ImageView(QWidget):
     def image_key(self, index: int | None = None) -> tuple:
         return (*self._stack_key, self.state.index if index is None else index)
 
+    def shown_frame(self) -> tuple[int, int] | None:
+        """(instance index, frame index) of the image on screen, or None: the loaded display's mapping, or
+        before it is there the stack's own order (the same pairs), walked only then."""
+        if self.stack is None:
+            return None
+        i = self.state.index
+        frames = self.display.frames if self.display is not None and 0 <= i < len(self.display.frames) else None
+        if frames is None:
+            frames = self.stack.frames
+        return frames[i] if 0 <= i < len(frames) else None
+
     def is_loaded(self, i: int) -> bool:
         return self.loaded is not None and 0 <= i < len(self.loaded) and bool(self.loaded[i])
 
@@ -411,7 +422,7 @@ class ImageView(QWidget):
             self.corners.set_text({}, {})
             return
         i, n = self.state.index, self.state.count
-        inst_index = self.display.frames[i][0] if i < len(self.display.frames) else 0
+        inst_index = (self.shown_frame() or (0, 0))[0]
         inst = self.stack.instances[min(inst_index, len(self.stack.instances) - 1)]
         info = self.case_info
         image_line = f"Im {i + 1}/{n}"

@@ -25,7 +25,7 @@ from medview.core.errors import MedviewError, ReviewStoreError
 from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import CaseStatus, Finding, ReviewStore, Verdict
-from medview.qt.models.worklist_model import COL_REVIEW
+from medview.qt.models.worklist_model import COL_REVIEW, review_cell
 from medview.qt.review_panel import FindingRow, ReviewPanel
 
 log = logging.getLogger(__name__)
@@ -35,20 +35,7 @@ ACTION_WORDS = {
     "verdict_agree": "agree", "verdict_disagree": "disagree", "verdict_clear": "verdict cleared",
     "key_image_on": "key image", "key_image_off": "key image removed", "note": "note", "sign_off": "sign-off",
 }
-STATUS_ORDER = {CaseStatus.UNREAD: 0, CaseStatus.IN_PROGRESS: 1, CaseStatus.REVIEWED: 2}
 REVIEW_COLUMN_MAX = 100  # pixels: the mark and a reviewer name, without pushing the description out
-
-
-REVIEW_MARK = {CaseStatus.REVIEWED: "✔", CaseStatus.IN_PROGRESS: "✎"}
-
-
-def review_cell(status: CaseStatus, reviewer: str | None) -> tuple[str, str]:
-    """The worklist's Review cell and its sort value: "✔ dr.k" signed off by dr.k, "✎ dr.k" in progress
-    (dr.k reading), "unread". Short on purpose: the worklist is narrow and a column of ✔ reads at a glance.
-    The sort value is text (status order, then reviewer), as the worklist sorts each column on one type."""
-    if status is CaseStatus.UNREAD:
-        return status.label, str(STATUS_ORDER[status])
-    return f"{REVIEW_MARK[status]} {reviewer or status.label}", f"{STATUS_ORDER[status]} {reviewer or ''}"
 
 
 def confirm_sign_off(parent: QWidget, unverdicted: list[Finding]) -> tuple[bool, bool]:
@@ -235,10 +222,7 @@ class ReviewController(QObject):
         stack: Stack | None = v.stack
         if stack is None or not stack.instances:
             return None
-        i = v.state.index
-        # the loaded display's mapping, or before it is there the stack's own order (the same pairs)
-        frames = v.display.frames if v.display is not None and 0 <= i < len(v.display.frames) else stack.frames
-        inst_index, frame = frames[i] if 0 <= i < len(frames) else (0, 0)
+        inst_index, frame = v.shown_frame() or (0, 0)
         inst = stack.instances[min(inst_index, len(stack.instances) - 1)]
         return inst.sop_instance_uid, int(frame), inst.series_uid
 

@@ -1,5 +1,6 @@
-"""The one walk from a stack to its images (`Stack.frames`) as the window, the AI and the review use it, on a
-stack with a multi-frame image in the middle: image 3 of the stack is frame 2 of the second instance."""
+"""The one walk from a stack to its images (`Stack.frames`, through `ImageView.shown_frame`) as the window, the
+AI and the review use it, on a stack with a multi-frame image in the middle: image 3 of the stack is frame 2 of
+the second instance."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from types import SimpleNamespace
 from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
 from medview.core.dicom.source import SourceRef
 from medview.qt.ai_controller import AiController
+from medview.qt.image_view import ImageView
 from medview.qt.review_controller import ReviewController
 
 STUDY, SERIES = "1.2", "1.2.1"
@@ -23,6 +25,7 @@ def _stack() -> Stack:
 def _window_showing(stack: Stack, index: int) -> SimpleNamespace:
     """What the controllers read of the window: a viewer on `stack` at `index`, its pixels not loaded yet."""
     viewer = SimpleNamespace(stack=stack, display=None, state=SimpleNamespace(index=index))
+    viewer.shown_frame = lambda: ImageView.shown_frame(viewer)  # the viewer's own walk, on this stand-in
     return SimpleNamespace(window=SimpleNamespace(viewer=viewer))
 
 

@@ -11,6 +11,7 @@ from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 
 from medview.core.dicom.model import Study
+from medview.core.review.store import CaseStatus
 
 COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI, COL_REVIEW = range(8)
 HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review")
@@ -55,6 +56,19 @@ def images_tip(study: Study) -> str:
     return f"{text}; also {objects} without pixel data (not shown as images)" if objects else text
 
 
+STATUS_ORDER = {CaseStatus.UNREAD: 0, CaseStatus.IN_PROGRESS: 1, CaseStatus.REVIEWED: 2}
+REVIEW_MARK = {CaseStatus.REVIEWED: "✔", CaseStatus.IN_PROGRESS: "✎"}
+
+
+def review_cell(status: CaseStatus, reviewer: str | None) -> tuple[str, str]:
+    """The worklist's Review cell and its sort value: "✔ dr.k" signed off by dr.k, "✎ dr.k" in progress
+    (dr.k reading), "unread". Short on purpose: the worklist is narrow and a column of ✔ reads at a glance.
+    The sort value is text (status order, then reviewer), as the worklist sorts each column on one type."""
+    if status is CaseStatus.UNREAD:
+        return status.label, str(STATUS_ORDER[status])
+    return f"{REVIEW_MARK[status]} {reviewer or status.label}", f"{STATUS_ORDER[status]} {reviewer or ''}"
+
+
 class WorklistModel(QStandardItemModel):
     """The cases as Qt items: painting, filtering and sorting read them inside Qt, never calling Python.
 
@@ -97,7 +111,7 @@ class WorklistModel(QStandardItemModel):
             COL_DESCRIPTION: (s.description, s.description.lower()),
             COL_IMAGES: (str(n) if n else NO_IMAGES, n),
             COL_AI: ("", NO_STATUS),
-            COL_REVIEW: ("unread", "0"),  # as the review issue's `review_cell` writes an unread case
+            COL_REVIEW: review_cell(CaseStatus.UNREAD, None),
         }
         items = []
         for col in range(len(HEADERS)):

@@ -65,7 +65,6 @@ class InferenceWorker(QThread):
         # cancel() starts a new generation; a batch scores on while its generation is current. (An Event cleared
         # by the next enqueue let the old folder's batch run on when a new folder was opened: cancel, enqueue.)
         self._generation = 0
-        self._batch_generation = 0  # the generation the batch being scored was taken in
         self._done = 0
         self._total = 0
         self.bundle = None  # set in the worker thread once loaded
@@ -150,10 +149,9 @@ class InferenceWorker(QThread):
             scorer = FrameScorer(engine, cache)
             try:
                 while True:
-                    batch = self._next_batch()
+                    batch, generation = self._next_batch()  # a cancel from now on ends this batch
                     if batch is None:
                         break
-                    generation = self._batch_generation  # a cancel from now on ends this batch
                     scored = 0
                     for result in scorer.score(batch, cancelled=lambda g=generation: self._generation != g):
                         self._emit(result)  # as each is known: the findings panel fills in as it goes
@@ -165,8 +163,9 @@ class InferenceWorker(QThread):
                 if cache is not None:
                     cache.close()
 
-    def _next_batch(self) -> list[InferenceJob] | None:
-        """Up to batch_size jobs, the priority study's first; blocks while idle; None when stopping."""
+    def _next_batch(self) -> tuple[list[InferenceJob] | None, int]:
+        """Up to batch_size jobs, the priority study's first, and the generation they were taken in; blocks
+        while idle; no jobs (None) when stopping."""
         with self._cond:
             while not self._queue and not self._stop:
                 if self._total:
@@ -174,7 +173,7 @@ class InferenceWorker(QThread):
                     self.idle.emit()
                 self._cond.wait()
             if self._stop:
-                return None
+                return None, self._generation
             batch: list[InferenceJob] = []
             if self._priority:
                 for job in list(self._queue):
@@ -188,8 +187,7 @@ class InferenceWorker(QThread):
                 batch.append(self._queue.popleft())
             for job in batch:
                 self._queued.discard(job.key)
-            self._batch_generation = self._generation
-            return batch
+            return batch, self._generation
 
     def _emit(self, result: InferenceResult) -> None:
         with self._cond:
