@@ -54,8 +54,8 @@ def index_document(result: ScanResult, studies: list[Study]) -> dict[str, Any]:
 
 
 def _summary(result: ScanResult, studies: list[Study]) -> str:
-    objects = sum(len(se.objects) for st in studies for se in st.series)
-    images = sum(len(se.instances) for st in studies for se in st.series) - objects
+    objects = sum(len(st.objects) for st in studies)
+    images = sum(len(stack.instances) for st in studies for stack in st.stacks)
     also = f" (and {objects} objects without pixel data)" if objects else ""
     lines = [
         f"{result.root}: {result.files} files, {len(studies)} studies, {images} images{also}, "

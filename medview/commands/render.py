@@ -21,7 +21,7 @@ import zipfile
 from medview.commands._output import print_json_line, report_failure
 from medview.core.dicom.source import SourceRef
 from medview.core.errors import MedviewError, UsageError
-from medview.core.output_folder import check_output_folder
+from medview.core.output_folder import check_output_folder, make_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,7 @@ def _is_container(path: str) -> bool:
 def _check_out_dir(out_dir: str, paths: list[str]) -> str:
     """Create --out-dir; refused where studies are read from (SPEC section 7). UsageError (exit 2)."""
     real_out = check_output_folder(out_dir, paths, option="--out-dir", below_files=False)  # beside a zip: fine
-    try:
-        os.makedirs(real_out, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out-dir {out_dir} cannot be created ({exc.strerror or exc})") from None
-    if not os.access(real_out, os.W_OK):
-        raise UsageError(f"--out-dir {out_dir} is not writable")
+    make_output_folder(real_out, f"--out-dir {out_dir}")
     return real_out
 
 

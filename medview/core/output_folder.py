@@ -3,7 +3,8 @@
 SPEC section 7. A folder input (or a DICOMDIR's folder) is read below itself: the output may be neither that
 folder nor lie inside it. A file or zip is read from the folder that holds it: the output may not be that
 folder; with `below_files` (export: reports name patients, so they stay out of the whole source tree) nor
-anything inside it either. Used by `render --out-dir`, `export --out` and the app's export dialog.
+anything inside it either. Used by `render --out-dir`, `export --out` and the app's export dialog;
+`make_output_folder` creates such a folder (and demo-data's).
 """
 
 from __future__ import annotations
@@ -37,3 +38,14 @@ def check_output_folder(out: str, paths: list[str], option: str = "--out", below
     if os.path.exists(real_out) and not os.path.isdir(real_out):
         raise UsageError(f"{option} {out}: is a file, not a folder")
     return real_out
+
+
+def make_output_folder(path: str | os.PathLike, label: str) -> None:
+    """Create the folder (and its parents) if need be and check it can be written; UsageError (exit 2)
+    naming it as `label` ("--out-dir X", "X: folder")."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{label} cannot be created ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{label} is not writable")

@@ -395,8 +395,7 @@ class MainWindow(QMainWindow):
     def first_case(self) -> Study | None:
         """The case a loaded folder opens on: the first in the worklist's order that is not signed off (the
         review issue's `review.first_unreviewed`), else the first; None for an empty worklist."""
-        proxy = self.worklist.proxy
-        order = [proxy.study_at(row) for row in range(proxy.rowCount())]
+        order = self.worklist.proxy.studies_in_order()
         if not order:
             return None
         review = getattr(self, "review", None)

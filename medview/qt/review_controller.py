@@ -24,7 +24,7 @@ from medview.core.dicom.model import Stack, Study
 from medview.core.errors import MedviewError, ReviewStoreError
 from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
-from medview.core.review.store import CaseStatus, Finding, ReviewStore, Verdict
+from medview.core.review.store import Finding, ReviewStore, Verdict
 from medview.qt.models.worklist_model import COL_REVIEW, review_cell
 from medview.qt.review_panel import FindingRow, ReviewPanel
 
@@ -190,8 +190,7 @@ class ReviewController(QObject):
 
     def worklist_order(self) -> list[str]:
         """The study UIDs in the worklist's order as shown (sorted, filtered): the reading order."""
-        proxy = self.window.worklist.proxy
-        return [proxy.study_at(row).study_uid for row in range(proxy.rowCount())]
+        return [s.study_uid for s in self.window.worklist.proxy.studies_in_order()]
 
     def reading_order(self) -> list[str]:
         """What N and Enter go through: the worklist's order as shown, after the open case (wrapping round).
@@ -210,11 +209,10 @@ class ReviewController(QObject):
         if self.store is None or not order:
             return None
         try:
-            statuses = self.store.statuses(order)
+            return self.store.first_unreviewed(order)
         except MedviewError as exc:
             log.warning("review states not read: %s", exc)
             return None
-        return next((uid for uid in order if statuses[uid] is not CaseStatus.REVIEWED), None)
 
     def current_image(self) -> tuple[str, int, str] | None:
         """(SOP Instance UID, frame, series UID) of the image on screen, or None."""

@@ -6,22 +6,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-from pydicom.data import get_testdata_file
-
-from tests.factories import truncate
+from tests.factories import copy_testdata, truncate
 
 #: what `index` and `render` both say of `garbage_after_preamble`
 NO_DATA_ELEMENTS = "broken DICOM file (no data elements after the file meta; cut short?)"
-
-
-def copy_testdata(name: str, folder: str | os.PathLike, as_name: str | None = None) -> Path:
-    """A copy of pydicom's test file `name` in `folder` (created)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(get_testdata_file(name), folder / (as_name or name)))
 
 
 def garbage_after_preamble(folder: str | os.PathLike, name: str = "broken.dcm") -> Path:
@@ -30,7 +20,7 @@ def garbage_after_preamble(folder: str | os.PathLike, name: str = "broken.dcm") 
     pydicom still reads it without an error: a file meta holding only a group length, and a data set in
     which nothing is found (the garbage parses as one element running to the end of the file).
     """
-    path = copy_testdata("CT_small.dcm", folder, name)
+    path = copy_testdata("CT_small.dcm", Path(folder) / name)
     data = bytearray(path.read_bytes())
     data[140:200] = b"\xff" * 60
     path.write_bytes(bytes(data))
@@ -39,4 +29,4 @@ def garbage_after_preamble(folder: str | os.PathLike, name: str = "broken.dcm") 
 
 def cut_short(folder: str | os.PathLike, keep: int = 3000, name: str = "cut.dcm") -> Path:
     """The first `keep` bytes of CT_small.dcm: with 3000 it ends inside an element header at byte 2994."""
-    return truncate(copy_testdata("CT_small.dcm", folder, name), keep)
+    return truncate(copy_testdata("CT_small.dcm", Path(folder) / name), keep)

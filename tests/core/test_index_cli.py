@@ -12,8 +12,8 @@ import pytest
 from pydicom.uid import generate_uid
 
 from medview.cli import main
-from tests.core.broken_copies import NO_DATA_ELEMENTS, copy_testdata, garbage_after_preamble
-from tests.factories import SAGITTAL, truncate, write_image, write_junk, write_series
+from tests.core.broken_copies import NO_DATA_ELEMENTS, garbage_after_preamble
+from tests.factories import SAGITTAL, copy_testdata, truncate, write_image, write_junk, write_series
 
 SERIES_KEYS = {"series_uid", "modality", "description", "number", "instances", "frames", "rows", "columns"}
 STUDY_KEYS = {"study_uid", "patient_id", "patient_name", "study_date", "description", "modalities", "series"}
@@ -118,7 +118,7 @@ def test_subprocess_no_traceback_no_qt_no_torch(export, tmp_path):
 def test_broken_header_is_an_error_and_stderr_holds_only_medview_lines(tmp_path):
     """A fresh process (pydicom imported lazily, mid-scan): pydicom's own warnings never reach stderr."""
     broken = garbage_after_preamble(tmp_path / "d")  # pydicom: "End of file reached before delimiter"
-    copy_testdata("MR_small_padded.dcm", tmp_path / "d")
+    copy_testdata("MR_small_padded.dcm", tmp_path / "d" / "MR_small_padded.dcm")
     proc = subprocess.run([sys.executable, "-m", "medview", "index", str(tmp_path / "d"), "--json", "--no-cache"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
@@ -130,12 +130,8 @@ def test_broken_header_is_an_error_and_stderr_holds_only_medview_lines(tmp_path)
 
 def test_summary_counts_objects_without_pixels_apart(tmp_path, capsys):
     """The plain summary does not call an RT Plan an image of 0x0 pixels (the JSON keeps SPEC's counts)."""
-    import shutil
-
-    from pydicom.data import get_testdata_file
-
     for name in ("rtplan.dcm", "CT_small.dcm"):
-        shutil.copy(get_testdata_file(name), tmp_path / name)
+        copy_testdata(name, tmp_path / name)
     assert main(["index", str(tmp_path), "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert "1 images (and 1 objects without pixel data)" in out

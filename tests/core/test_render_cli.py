@@ -15,8 +15,8 @@ from pydicom.data import get_testdata_file
 from medview.cli import main
 from medview.core.dicom import pixels as px
 from medview.core.png import decode_png, encode_png, read_png
-from tests.core.broken_copies import NO_DATA_ELEMENTS, copy_testdata, cut_short, garbage_after_preamble
-from tests.factories import make_zip, write_image, write_junk
+from tests.core.broken_copies import NO_DATA_ELEMENTS, cut_short, garbage_after_preamble
+from tests.factories import copy_testdata, make_zip, write_image, write_junk
 
 
 def _render(capsys, *argv):
@@ -152,7 +152,7 @@ def test_cut_short_file_gets_the_reason_index_gives(tmp_path, capsys):
 def test_real_process_stderr_holds_only_medview_lines(tmp_path):
     """A fresh process (pydicom imported after render starts): pydicom's warnings never reach stderr."""
     broken = garbage_after_preamble(tmp_path / "in")  # pydicom: "End of file reached before delimiter"
-    padded = copy_testdata("MR_small_padded.dcm", tmp_path / "in")  # pydicom: "... bytes of excess padding"
+    padded = copy_testdata("MR_small_padded.dcm", tmp_path / "in" / "MR_small_padded.dcm")  # pydicom: "... bytes of excess padding"
     proc = subprocess.run([sys.executable, "-m", "medview", "render", str(broken), str(padded), "--out-dir",
                            str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1

@@ -36,6 +36,7 @@ from medview.core.demo.phantoms import (
 )
 from medview.core.demo.writer import demo_uid, write_ct_localizer, write_ct_slices, write_radiograph
 from medview.core.errors import UsageError
+from medview.core.output_folder import make_output_folder
 
 __all__ = [
     "CTR_THRESHOLD",
@@ -161,10 +162,7 @@ def prepare_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     if not out.exists():
-        try:
-            out.mkdir(parents=True)
-        except OSError as exc:
-            raise UsageError(f"{out}: folder cannot be created ({exc.strerror or exc})") from None
+        make_output_folder(out, f"{out}: folder")
         return
     try:
         entries = list(out.iterdir())

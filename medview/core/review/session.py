@@ -14,7 +14,6 @@ from medview.core.errors import ReviewStoreError
 from medview.core.review.store import (
     AuditEntry,
     Case,
-    CaseStatus,
     Finding,
     FindingInput,
     ReviewStore,
@@ -178,9 +177,7 @@ class ReviewSession:
         if not order:
             return None
         start = order.index(self.study_uid) + 1 if self.study_uid in order else 0
-        rotated = order[start:] + order[:start]
-        statuses = self.store.statuses(rotated)
-        uid = next((u for u in rotated if statuses[u] is not CaseStatus.REVIEWED), None)
+        uid = self.store.first_unreviewed(order[start:] + order[:start])
         if uid is not None and open_it:
             self.open_case(uid)
         return uid

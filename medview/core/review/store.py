@@ -441,6 +441,11 @@ class ReviewStore:
         """Just the status per study."""
         return {uid: state[0] for uid, state in self.worklist_states(study_uids).items()}
 
+    def first_unreviewed(self, study_uids: Sequence[str]) -> str | None:
+        """The first of these studies (in their order) that is not signed off; None when all are."""
+        statuses = self.statuses(study_uids)
+        return next((uid for uid in study_uids if statuses[uid] is not CaseStatus.REVIEWED), None)
+
     def finding(self, finding_id: int) -> Finding:
         row = self._conn.execute("SELECT * FROM findings WHERE id = ?", (finding_id,)).fetchone()
         if row is None:

@@ -163,6 +163,10 @@ class WorklistProxy(QSortFilterProxyModel):
             return source.studies[self.mapToSource(self.index(row, 0)).row()]
         return None
 
+    def studies_in_order(self) -> list[Study]:
+        """The cases as shown (sorted, filtered): the reading order."""
+        return [self.study_at(row) for row in range(self.rowCount())]
+
     def row_of(self, study_uid: str) -> int:
         source = self.sourceModel()
         src_row = source.row_of(study_uid) if source is not None else -1
