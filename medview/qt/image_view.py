@@ -100,6 +100,7 @@ class ImageView(QWidget):
     message = Signal(str)  # short notes for the status bar
     tool_changed = Signal(str)
     cine_changed = Signal(bool)
+    resized = Signal()  # for what the window lays over the view (an event filter would call Python per event)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -471,6 +472,7 @@ class ImageView(QWidget):
     def resizeEvent(self, event):  # noqa: N802 - Qt API
         super().resizeEvent(event)
         self.corners.place()
+        self.resized.emit()
 
     # --- cine -----------------------------------------------------------------------------------------------
     def toggle_cine(self) -> bool:

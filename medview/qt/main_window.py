@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self.no_images.setWordWrap(True)
         self.no_images.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.no_images.hide()
-        self.viewer.installEventFilter(self)
+        self.viewer.resized.connect(lambda: self.no_images.setGeometry(self.viewer.rect()))
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("main_splitter")
         self.splitter.addWidget(self.worklist)
@@ -451,11 +451,6 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         self.setWindowTitle(window_title(self.case, self.opened_paths))
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
-        if watched is self.viewer and event.type() == event.Type.Resize:
-            self.no_images.setGeometry(self.viewer.rect())
-        return super().eventFilter(watched, event)
 
     def step_case(self, delta: int) -> None:
         study = self.worklist.neighbour(self.case.study_uid if self.case else None, delta)
