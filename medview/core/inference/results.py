@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +19,14 @@ class Prediction:
     flagged: list[str]
     heatmap: np.ndarray | None  # float32 [K, h, w], each finding's map scaled to 0..1; None without one
     model: str                  # "name@version"
+    # what a measuring model measured, JSON-able, in the source image's pixels:
+    # {"cardiothoracic_ratio": {"value": 0.56, "unit": "1", "threshold": 0.5,
+    #                           "heart": [[c0, r], [c1, r]], "thorax": [[c0, r], [c1, r]]}}
+    measurements: dict = field(default_factory=dict)
+    # a segmenting model's masks: uint8 [S, h, w] (0 or 1) on the model's grid, names in `mask_labels`; the
+    # caller resizes to the image (rows, columns) for display or a DICOM Segmentation
+    masks: np.ndarray | None = None
+    mask_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,15 @@ class InferenceResult:
     job: InferenceJob
     status: str
     prediction: Prediction | None = None
-    error: str = ""
+    error: str = ""  # for "error": what went wrong; for "not_applicable": why the model does not read it
     cached: bool = False
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """The engine's answer for an image outside the model's intended use, found from its header or pixels."""
+
+    reason: str  # in words, e.g. "lateral view", "not a frontal chest radiograph by its pixels"
 
 
 def short_reason(exc: BaseException) -> str:
