@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedviewError as exc:
         if args.debug:
             raise
-        print(f"medview {args.command}: {exc}", file=sys.stderr)
+        from medview.core.dicom.source import printable
+
+        print(printable(f"medview {args.command}: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -5,12 +5,11 @@ Imports neither Qt nor torch (nor pydicom, when every file is answered by the in
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
-from medview.commands._output import report_failure
+from medview.commands._output import print_json_line, report_failure
 from medview.core.dicom.model import ScanResult, Series, Study
+from medview.core.dicom.source import printable
 from medview.core.errors import UsageError
 
 
@@ -73,7 +72,7 @@ def _summary(result: ScanResult, studies: list[Study]) -> str:
             what = (f"{s['instances']} objects without pixel data" if not series.stacks
                     else f"{s['instances']} images{frames}, {s['rows']}×{s['columns']}")
             lines.append(f"    series {number}{s['modality'] or '?'} {s['description'] or '(no description)'}: {what}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def run(args) -> int:
@@ -90,7 +89,7 @@ def run(args) -> int:
     for err in result.errors:
         report_failure(err.file, err.error)
     if args.json:
-        sys.stdout.write(json.dumps(index_document(result, studies), ensure_ascii=False) + "\n")
+        print_json_line(index_document(result, studies))
     else:
         print(_summary(result, studies))
     return 1 if result.errors else 0  # a closed pipe (`| head`) is handled once, in cli.main
@@ -99,4 +98,4 @@ def run(args) -> int:
 def _given(paths) -> set[str]:
     import os
 
-    return {os.path.abspath(os.path.expanduser(str(p))) for p in paths}
+    return {printable(os.path.abspath(os.path.expanduser(str(p)))) for p in paths}  # as FileError names them

@@ -19,7 +19,7 @@ import os
 import zipfile
 
 from medview.commands._output import print_json_line, report_failure
-from medview.core.dicom.source import SourceRef
+from medview.core.dicom.source import SourceRef, printable
 from medview.core.errors import MedviewError, UsageError
 from medview.core.output_folder import check_output_folder, make_output_folder
 
@@ -68,7 +68,8 @@ class _Names:
         self.used: set[str] = set()
 
     def next(self, ref: SourceRef, frame: int) -> str:
-        base = os.path.basename((ref.member or ref.path).rstrip("/\\")) or "image"
+        # printable: the PNG's name is the one the JSON line can show
+        base = printable(os.path.basename((ref.member or ref.path).rstrip("/\\"))) or "image"
         if base.lower().endswith(_DICOM_SUFFIXES):
             base = base[: base.rfind(".")] or base
         if frame:

@@ -17,12 +17,12 @@ from dataclasses import fields
 from typing import Iterable, Sequence
 
 from medview.core.dicom.model import InstanceInfo
-from medview.core.dicom.source import SourceRef
+from medview.core.dicom.source import SourceRef, printable
 
 log = logging.getLogger(__name__)
 
 # bump when what read_header decides changes (a new check, a field read differently)
-READER_VERSION = 2  # 2: a header that yields no data elements, or identifies nothing, is an error
+READER_VERSION = 3  # 2: a header that yields no data elements, or identifies nothing, is an error; 3: byte keys
 _FIELDS = [f.name for f in fields(InstanceInfo) if f.name != "ref"]
 # rows are positional JSON of the fields above: any change to InstanceInfo changes the version by itself,
 # and a cache of another version is dropped, never misread
@@ -31,13 +31,16 @@ _TUPLE_FIELDS = {"image_position", "image_orientation", "pixel_spacing", "imager
 _SEP = "\x00"  # between path and zip member in a key: cannot occur in either
 
 
-def _key(ref: SourceRef) -> str:
-    return ref.path if ref.member is None else ref.path + _SEP + ref.member
+def _key(ref: SourceRef) -> bytes:
+    return _key_bytes(ref.path if ref.member is None else ref.path + _SEP + ref.member)
 
 
-def _ref(key: str) -> SourceRef:
-    path, sep, member = key.partition(_SEP)
-    return SourceRef(path, member if sep else None)
+def _key_bytes(text: str) -> bytes:
+    """Keys are bytes: a file name that is not UTF-8 (a lone surrogate in Python) is no valid SQLite text.
+
+    surrogatepass keeps every str distinct and byte order follows code point order, so folder ranges hold.
+    """
+    return text.encode("utf-8", "surrogatepass")
 
 
 def info_to_json(info: InstanceInfo) -> str:
@@ -66,7 +69,7 @@ class IndexCache:
             with self.conn:
                 self.conn.execute("DROP TABLE IF EXISTS files")
                 self.conn.execute(
-                    "CREATE TABLE files (key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+                    "CREATE TABLE files (key BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
                     " kind TEXT NOT NULL, data TEXT) WITHOUT ROWID"
                 )
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -99,7 +102,7 @@ class IndexCache:
         wanted = {_key(ref): (ref, size, mtime) for ref, size, mtime in items}
         found: dict[SourceRef, tuple[str, object]] = {}
         try:
-            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (key TEXT PRIMARY KEY) WITHOUT ROWID")
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (key BLOB PRIMARY KEY) WITHOUT ROWID")
             self.conn.execute("DELETE FROM wanted")
             self.conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((k,) for k in wanted))
             rows = self.conn.execute(
@@ -123,7 +126,7 @@ class IndexCache:
         """Remember freshly read files: (entry with .ref/.size/.mtime_ns, kind, InstanceInfo or reason)."""
         rows = []
         for entry, kind, value in results:
-            data = info_to_json(value) if kind == "instance" else (None if value is None else str(value))
+            data = info_to_json(value) if kind == "instance" else (None if value is None else printable(str(value)))
             rows.append((_key(entry.ref), entry.size, entry.mtime_ns, kind, data))  # type: ignore[attr-defined]
         if not rows:
             return
@@ -145,7 +148,7 @@ class IndexCache:
                     high = low[:-1] + chr(ord(os.sep) + 1)
                     self.conn.execute(
                         "DELETE FROM files WHERE key >= ? AND key < ? AND key NOT IN (SELECT key FROM wanted)",
-                        (low, high),
+                        (_key_bytes(low), _key_bytes(high)),
                     )
         except sqlite3.Error as exc:
             log.warning("index cache cannot be pruned (%s)", exc)

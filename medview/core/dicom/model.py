@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from medview.core.dicom.source import SourceRef
+from medview.core.dicom.source import SourceRef, printable
 
 
 @dataclass
@@ -64,10 +64,14 @@ class InstanceInfo:
 
 @dataclass
 class FileError:
-    """A file that could not be used, with the reason in words."""
+    """A file that could not be used, with the reason in words; both `printable` (one line of UTF-8)."""
 
     file: str
     error: str
+
+    def __post_init__(self) -> None:
+        self.file = printable(self.file)
+        self.error = printable(self.error)
 
 
 @dataclass
