@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+import zipfile
+import zlib
 
 from medview.cli import main
 from tests.factories import copy_testdata
@@ -49,3 +52,47 @@ def test_file_names_that_are_not_utf8_or_hold_a_newline(tmp_path):
     ok = next(line for line in lines if line["status"] == "ok")
     assert ok["input"] == f"{folder}/bad\\xff.dcm" and os.path.exists(ok["output"])
     assert len(done.stderr.decode("utf-8").splitlines()) == 1
+
+
+def _zip_of_zeros(path, name: str, size: int) -> None:
+    """A valid zip whose one deflated member expands to `size` zero bytes (a zip bomb of ~size/1000 bytes).
+
+    Written by hand: deflating gigabytes through zipfile takes many seconds, while the raw deflate blocks of
+    zeros after a full flush are all alike and can simply be repeated.
+    """
+    chunk = bytes(1 << 24)
+    assert size % len(chunk) == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    data = block * (size // len(chunk)) + compressor.flush()
+    crc = 0
+    for _ in range(size // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    encoded = name.encode()
+    fields = struct.pack("<HHHHHIIIH", 20, 0, 8, 0, 0x21, crc, len(data), size, len(encoded))
+    local = b"PK\x03\x04" + fields + b"\x00\x00" + encoded
+    central = (b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack("<HHHHII", 0, 0, 0, 0, 0, 0)
+               + encoded)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), len(local) + len(data), 0)
+    with open(path, "wb") as fh:
+        fh.write(local + data + central + end)
+
+
+def test_zip_member_that_expands_past_the_limit_is_refused_unread(tmp_path, capsys):
+    archive = tmp_path / "export.zip"
+    _zip_of_zeros(archive, "bomb.dcm", 2 << 30)
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.write(copy_testdata("CT_small.dcm", tmp_path / "ct.dcm"), "ct.dcm")
+    reason = "zip member expands to 2.0 GiB, over the limit of 1.0 GiB (a zip bomb?)"
+
+    assert main(["index", str(archive), "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["errors"] == [{"file": f"{archive}!bomb.dcm", "error": reason}]
+    assert doc["studies"][0]["series"][0]["instances"] == 1
+    assert err == f"{archive}!bomb.dcm: {reason}\n"
+
+    assert main(["render", str(archive), "--out-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["status"] for line in out.splitlines()] == ["error", "ok"]
+    assert err == f"{archive}!bomb.dcm: {reason}\n"

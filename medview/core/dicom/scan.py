@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 from medview.core.dicom.header import LONG_VRS, PIXEL_TAGS, VRS, CutShort, Fallback, read_raw_header
 from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
-from medview.core.dicom.source import SourceRef
+from medview.core.dicom.source import MemberTooLarge, SourceRef
 
 log = logging.getLogger(__name__)
 
@@ -612,6 +612,8 @@ def _read_entry(entry: _Entry, archive: zipfile.ZipFile | None) -> tuple[str, ob
         return ("error", "empty file") if entry.claims_dicom else ("skip", "empty")
     try:
         fp = entry.ref.open(archive)
+    except MemberTooLarge as exc:
+        return "error", exc.strerror
     except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
         return "error", f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
     try:

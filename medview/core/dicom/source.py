@@ -5,6 +5,7 @@ A zip is never extracted next to the source: members are read straight from the 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -38,6 +39,30 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
 
 
+#: A zip member is read whole into memory (ZipExtFile is not reliably seekable): a larger one is refused.
+MAX_MEMBER_BYTES = 1 << 30
+
+
+class MemberTooLarge(OSError):
+    """A zip member that expands past MAX_MEMBER_BYTES (a zip bomb, or no study a workstation reads)."""
+
+
+def _gigabytes(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
+    """A member's bytes, refused before reading when its declared size is over the limit.
+
+    zipfile stops inflating at the declared size (and checks the CRC), so the declared size bounds memory.
+    """
+    size = archive.getinfo(member).file_size
+    if size > MAX_MEMBER_BYTES:
+        raise MemberTooLarge(errno.EFBIG, f"zip member expands to {_gigabytes(size)}, over the limit of "
+                                          f"{_gigabytes(MAX_MEMBER_BYTES)} (a zip bomb?)")
+    return archive.read(member)
+
+
 @dataclass(frozen=True, order=True)
 class SourceRef:
     """A readable DICOM source: `path` on disk, and `member` when it is inside the zip at `path`."""
@@ -53,14 +78,14 @@ class SourceRef:
         """A binary, seekable file object with the file's bytes.
 
         `archive`: the zip at `path`, already open, so that reading many members does not reopen it per file.
+        Raises MemberTooLarge for a member that would expand past MAX_MEMBER_BYTES.
         """
         if self.member is None:
             return open(self.path, "rb")
         if archive is not None:
-            return io.BytesIO(archive.read(self.member))
+            return io.BytesIO(_read_member(archive, self.member))
         with zipfile.ZipFile(self.path) as opened:
-            # members are small enough to hold one at a time; ZipExtFile is not reliably seekable
-            return io.BytesIO(opened.read(self.member))
+            return io.BytesIO(_read_member(opened, self.member))
 
     def stat(self) -> tuple[int, float]:
         """(size in bytes, modification time): the key of the index cache."""
