@@ -123,3 +123,45 @@ def test_next_unreviewed_follows_worklist_order_and_wraps(session):
     assert session.next_unreviewed(CASES, open_it=False) == "2.25.3"
     session.open_case("2.25.3")
     assert session.next_unreviewed(CASES) == "2.25.1"  # wraps round, skips reviewed 2.25.2
+
+
+def test_corrected_ctr_is_stored_audited_and_undone(session):
+    store = session.store
+    session.open_case("2.25.1", findings_from_results(_results("2.25.1", flagged=True)))
+    assert session.corrected_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio") is None
+    value = session.correct_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio",
+                                        heart=[[30, 40.5], [80, 41]], thorax=[[10, 60], [110, 60]])
+    assert value == pytest.approx(0.5)
+    with ReviewStore() as other:  # durable when the call returns
+        again = ReviewSession(other).corrected_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio")
+    assert again["value"] == pytest.approx(0.5) and again["corrected"] is True
+    assert again["heart"] == [[30.0, 40.5], [80.0, 41.0]] and again["thorax"] == [[10.0, 60.0], [110.0, 60.0]]
+    assert again["corrected_by"] == "dr.k"
+
+    # dragging again replaces it; only the horizontal extents count
+    assert session.correct_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio",
+                                       [[80, 40], [20, 70]], [[10, 60], [110, 80]]) == pytest.approx(0.6)
+    session.correct_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio",
+                                [[80, 40], [20, 70]], [[10, 60], [110, 80]])  # the same lines: nothing new
+    actions = [e.action for e in store.audit("2.25.1")]
+    assert actions.count("measurement_corrected") == 2
+    change = store.audit("2.25.1")[-1].changes[0]
+    assert change["table"] == "measurements" and change["before"]["value"] == pytest.approx(0.5)
+
+    # Ctrl+Z steps back through the corrections to none
+    assert session.undo().action == "undo measurement_corrected"
+    assert session.corrected_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio")["value"] == 0.5
+    session.undo()
+    assert session.corrected_measurement("2.25.1", "2.25.1.1.1", 0, "cardiothoracic_ratio") is None
+
+
+def test_correction_after_sign_off_reopens_and_bad_lines_are_refused(session):
+    session.open_case("2.25.2")
+    session.sign_off()
+    with pytest.raises(ReviewStoreError, match="thorax"):
+        session.correct_measurement("2.25.2", "1.2", 0, "cardiothoracic_ratio", [[0, 0], [5, 0]], [[7, 0], [7, 9]])
+    with pytest.raises(ReviewStoreError, match="heart"):
+        session.correct_measurement("2.25.2", "1.2", 0, "cardiothoracic_ratio", [[0, 0]], [[0, 0], [9, 0]])
+    assert session.store.case("2.25.2").status is CaseStatus.REVIEWED  # refused: nothing changed
+    session.correct_measurement("2.25.2", "1.2", 0, "cardiothoracic_ratio", [[0, 0], [5, 0]], [[0, 0], [10, 0]])
+    assert session.store.case("2.25.2").status is CaseStatus.IN_PROGRESS

@@ -242,3 +242,20 @@ def test_store_held_too_long_by_another_is_reported_as_in_use(medview_home):
         released.join()
     finally:
         blocker.close()
+
+
+def test_store_of_schema_1_gains_the_measurements_table(monkeypatch, medview_home):
+    every = store_mod.MIGRATIONS
+    monkeypatch.setattr(store_mod, "MIGRATIONS", every[:1])
+    with ReviewStore() as store:
+        store.open_case(STUDY)
+        store.set_note(STUDY, "kept")
+        assert store.schema_version == 1
+    monkeypatch.setattr(store_mod, "MIGRATIONS", every)
+    with ReviewStore() as store:
+        assert store.schema_version == store_mod.SCHEMA_VERSION >= 2
+        assert store.case(STUDY).note == "kept" and store.corrected_measurements(STUDY) == []
+        saved = store.correct_measurement(STUDY, "1.2.3.0", 0, "cardiothoracic_ratio", 0.55,
+                                          {"heart": [[1, 2], [56, 2]], "thorax": [[0, 5], [100, 5]]})
+        assert saved.value == 0.55 and saved.geometry["heart"] == [[1, 2], [56, 2]]
+        assert store.corrected_measurements(STUDY) == [saved]

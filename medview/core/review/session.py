@@ -1,7 +1,8 @@
 """The keyboard review flow of SPEC section 6, in plain Python: the GUI maps keys to these calls and redraws.
 
 N `next_unreviewed`, F `select_next_finding`, A / X `agree` / `disagree`, K `toggle_key_image`, note field
-`set_note`, Enter `sign_off` then `next_unreviewed`, Ctrl+Z `undo`. Every call that changes something has
+`set_note`, dragging a measurement's line ends `correct_measurement`, Enter `sign_off` then `next_unreviewed`,
+Ctrl+Z `undo`. Every call that changes something has
 committed it to the review store before it returns, so the GUI may show "saved" at once.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from medview.core.errors import ReviewStoreError
+from medview.core.review.measurements import cardiothoracic_ratio, check_line
 from medview.core.review.store import (
     AuditEntry,
     Case,
@@ -150,6 +152,22 @@ class ReviewSession:
 
     def set_note(self, text: str) -> Case:
         return self.store.set_note(self._current(), text)
+
+    # ---------------------------------------------------------------------------- measurements
+
+    def correct_measurement(self, study_uid: str, sop_instance_uid: str, frame: int, name: str,
+                            heart: list[list[float]], thorax: list[list[float]]) -> float:
+        """The reader moved the CTR's line ends: store the new lines and their ratio (undoable); returns it."""
+        geometry = {"heart": check_line(heart, "heart"), "thorax": check_line(thorax, "thorax")}
+        value = cardiothoracic_ratio(geometry["heart"], geometry["thorax"])
+        self.store.correct_measurement(study_uid, sop_instance_uid, frame, name, value, geometry)
+        return value
+
+    def corrected_measurement(self, study_uid: str, sop_instance_uid: str, frame: int, name: str) -> dict | None:
+        """The reader's version in the model's measurement shape ("value", "heart", "thorax", "corrected": True),
+        or None when the reader has not corrected it."""
+        stored = self.store.corrected_measurement(study_uid, sop_instance_uid, frame, name)
+        return None if stored is None else stored.as_dict()
 
     # ------------------------------------------------------------------------------ sign off
 

@@ -110,10 +110,26 @@ _V1 = [
        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
 ]
 
+# the reader's corrections of a model's measurement (one per image and measurement name): the value and the
+# geometry it was computed from (JSON, e.g. {"heart": [[c, r], [c, r]], "thorax": [...]}, source image pixels)
+_V2 = [
+    """CREATE TABLE measurements (
+        study_uid        TEXT NOT NULL REFERENCES cases(study_uid),
+        sop_instance_uid TEXT NOT NULL,
+        frame            INTEGER NOT NULL DEFAULT 0,
+        name             TEXT NOT NULL,
+        value            REAL NOT NULL,
+        geometry         TEXT NOT NULL,
+        corrected_by     TEXT,
+        corrected_at     TEXT,
+        PRIMARY KEY (study_uid, sop_instance_uid, frame, name)
+    )""",
+]
+
 # Each migration is a list of SQL statements, or a callable taking the connection; it runs in one
 # transaction together with the `user_version` bump, so a crash mid-migration leaves the old schema intact.
 Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[Migration] = [_V1]
+MIGRATIONS: list[Migration] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -175,6 +191,24 @@ class KeyImage:
 
 
 @dataclass(frozen=True)
+class CorrectedMeasurement:
+    """The reader's version of a model's measurement on one image (e.g. the CTR after dragging its lines)."""
+
+    sop_instance_uid: str
+    frame: int
+    name: str
+    value: float
+    geometry: dict[str, Any]
+    corrected_by: str | None
+    corrected_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The model's measurement shape ({"value", "heart", "thorax", ...}) marked "corrected"."""
+        return {**self.geometry, "value": self.value, "corrected": True, "corrected_by": self.corrected_by,
+                "corrected_at": self.corrected_at}
+
+
+@dataclass(frozen=True)
 class Case:
     study_uid: str
     status: CaseStatus
@@ -207,6 +241,7 @@ class AuditEntry:
 _CASE_COLS = ("status", "reviewer", "opened_at", "signed_off_at", "signed_off_by", "note")
 _VERDICT_COLS = ("verdict", "verdict_by", "verdict_at")
 _KEY_COLS = ("series_uid", "added_by", "added_at")
+_MEASUREMENT_COLS = ("value", "geometry", "corrected_by", "corrected_at")
 
 
 class ReviewStore:
@@ -313,7 +348,8 @@ class ReviewStore:
     # ---------------------------------------------------------------------------------- snapshots
 
     def _snapshot(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        cols = {"cases": _CASE_COLS, "findings": _VERDICT_COLS, "key_images": _KEY_COLS, "prefs": ("value",)}[table]
+        cols = {"cases": _CASE_COLS, "findings": _VERDICT_COLS, "key_images": _KEY_COLS, "prefs": ("value",),
+                "measurements": _MEASUREMENT_COLS}[table]
         where = " AND ".join(f"{k} = ?" for k in key)
         row = self._conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {where}",
                                  tuple(key.values())).fetchone()
@@ -458,6 +494,19 @@ class ReviewStore:
             "SELECT * FROM findings WHERE study_uid = ? ORDER BY flagged DESC, score DESC, label, id", (study_uid,))
         return [_finding(r) for r in rows]
 
+    def corrected_measurements(self, study_uid: str) -> list[CorrectedMeasurement]:
+        """The reader's corrected measurements of a case, by image and name."""
+        rows = self._conn.execute(
+            "SELECT * FROM measurements WHERE study_uid = ? ORDER BY sop_instance_uid, frame, name", (study_uid,))
+        return [_measurement(r) for r in rows]
+
+    def corrected_measurement(self, study_uid: str, sop_instance_uid: str, frame: int,
+                              name: str) -> CorrectedMeasurement | None:
+        row = self._conn.execute(
+            "SELECT * FROM measurements WHERE study_uid = ? AND sop_instance_uid = ? AND frame = ? AND name = ?",
+            (study_uid, sop_instance_uid, int(frame), name)).fetchone()
+        return None if row is None else _measurement(row)
+
     def audit(self, study_uid: str | None = None) -> list[AuditEntry]:
         if study_uid is None:
             rows = self._conn.execute("SELECT * FROM audit ORDER BY id")
@@ -531,6 +580,20 @@ class ReviewStore:
                      for k in self.case(study_uid).key_images)
         return self.set_key_image(study_uid, sop_instance_uid, frame, on, series_uid)
 
+    def correct_measurement(self, study_uid: str, sop_instance_uid: str, frame: int, name: str, value: float,
+                            geometry: dict[str, Any]) -> CorrectedMeasurement:
+        """Store the reader's value of a measurement and the geometry it comes from (undoable, audited); the
+        same geometry again changes nothing."""
+        key = {"study_uid": study_uid, "sop_instance_uid": sop_instance_uid, "frame": int(frame), "name": name}
+        text = json.dumps(geometry, sort_keys=True)
+        with self._tx():
+            before = self._snapshot("measurements", key)
+            if before is None or before["geometry"] != text or before["value"] != float(value):
+                after = {"value": float(value), "geometry": text, "corrected_by": self._reviewer,
+                         "corrected_at": now_iso()}
+                self._edit_case(study_uid, [("measurements", key, after)], "measurement_corrected")
+        return self.corrected_measurement(study_uid, sop_instance_uid, frame, name)
+
     def set_note(self, study_uid: str, text: str) -> Case:
         with self._tx():
             case = self._ensure_case(study_uid)
@@ -580,6 +643,11 @@ def _finding(row: sqlite3.Row) -> Finding:
                    row["model_version"], row["model_checksum"],
                    None if row["verdict"] is None else Verdict(row["verdict"]), row["verdict_by"],
                    row["verdict_at"])
+
+
+def _measurement(row: sqlite3.Row) -> CorrectedMeasurement:
+    return CorrectedMeasurement(row["sop_instance_uid"], row["frame"], row["name"], row["value"],
+                                json.loads(row["geometry"]), row["corrected_by"], row["corrected_at"])
 
 
 def _os_user() -> str:
