@@ -39,3 +39,38 @@ class CamNet(nn.Module):
         cam = self.classifier(self.features(x))
         logits = cam.mean(dim=(2, 3))
         return torch.sigmoid(logits), cam
+
+
+def _double(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(*_block(cin, cout), *_block(cout, cout))
+
+
+class CtrSegNet(nn.Module):
+    """[N, 1, S, S] in 0..1 -> probabilities [N, 2, S, S] of the heart and the lungs (a small U-Net).
+
+    Why segmentation: the cardiothoracic ratio is a measurement, so the network draws what is measured and
+    medview measures it (`core.inference.ctr`), which also shows the reader where the model measured. Four
+    conv-pool levels down and bilinear upsampling with skip connections back up, about 0.3 M parameters.
+    """
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        w = width
+        self.enc = nn.ModuleList([_double(1, w), _double(w, 2 * w), _double(2 * w, 4 * w), _double(4 * w, 8 * w)])
+        self.bottom = _double(8 * w, 8 * w)
+        self.dec = nn.ModuleList([_double(16 * w, 4 * w), _double(8 * w, 2 * w), _double(4 * w, w),
+                                  _double(2 * w, w)])
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Conv2d(w, 2, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        for block, skip in zip(self.dec, skips[::-1]):
+            x = torch.nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return torch.sigmoid(self.head(x))

@@ -1,0 +1,150 @@
+"""The cardiothoracic ratio measured from a segmentation, and the check that the image is a frontal chest.
+
+CTR = widest horizontal extent of the heart / widest inner extent of the thorax (the lungs' outer margins),
+each taken on the row where it is widest, with sub-pixel edges (where the probability crosses 0.5 between two
+pixels). The network's grid is the image resized to a square, so rows and columns scale independently; a
+ratio of two horizontal widths is unchanged by that, and the lines are mapped back to the image's own pixels.
+
+The plausibility check decides from the masks alone whether this is an image the model reads: two lungs
+side by side, a heart between them, sizes in range, the thorax whole within the image, and outlines the
+network is sure of. Anything else is "not applicable", with the reason in words. numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NAME = "cardiothoracic_ratio"
+HEART, LUNGS = 0, 1
+MIN_LUNG_SHARE = 0.02      # each lung covers at least this share of the image
+MIN_LUNG_BALANCE = 0.3     # the smaller lung at least this share of the larger
+MIN_THORAX_SHARE = 0.3     # thoracic width at least this share of the image width
+MAX_UNSURE = 0.35          # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
+
+
+@dataclass
+class CtrMeasurement:
+    """A measured CTR with its two lines ([[column, row], [column, row]] in image pixels) and how sure the
+    network was of the outlines (share of unsure pixels; 0 is crisp)."""
+
+    value: float
+    heart: list[list[float]]
+    thorax: list[list[float]]
+    unsure: float
+
+    def as_json(self, threshold: float) -> dict:
+        return {"value": round(self.value, 4), "unit": "1", "threshold": threshold,
+                "heart": self.heart, "thorax": self.thorax, "unsure": round(self.unsure, 4)}
+
+
+def components(mask: np.ndarray) -> list[np.ndarray]:
+    """Boolean masks of the 4-connected components of `mask`, largest first (label propagation)."""
+    h, w = mask.shape
+    big = h * w
+    labels = np.where(mask, np.arange(big).reshape(h, w), big)
+    while True:
+        nxt = labels.copy()
+        nxt[1:] = np.minimum(nxt[1:], labels[:-1])
+        nxt[:-1] = np.minimum(nxt[:-1], labels[1:])
+        nxt[:, 1:] = np.minimum(nxt[:, 1:], labels[:, :-1])
+        nxt[:, :-1] = np.minimum(nxt[:, :-1], labels[:, 1:])
+        nxt = np.where(mask, nxt, big)
+        if np.array_equal(nxt, labels):
+            break
+        labels = nxt
+    ids, counts = np.unique(labels[mask], return_counts=True)
+    return [labels == i for i in ids[np.argsort(-counts)]]
+
+
+def widest_row(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] | None:
+    """(row, left edge, right edge) in grid pixels where the region `keep` (p >= 0.5) is widest; the edges are
+    where p crosses 0.5, interpolated between the pixel centres on either side."""
+    inside = keep & (prob >= 0.5)
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        return None
+    best = None
+    for r in rows:
+        cols = np.flatnonzero(inside[r])
+        left, right = _edge(prob[r], cols[0], -1), _edge(prob[r], cols[-1], +1)
+        if best is None or right - left > best[2] - best[1]:
+            best = (int(r), left, right)
+    return best
+
+
+def _edge(p: np.ndarray, i: int, step: int) -> float:
+    """Sub-pixel position of the 0.5 crossing next to pixel i (inside) toward i + step (outside)."""
+    j = i + step
+    if j < 0 or j >= p.size:
+        return i + 0.5 * step
+    a, b = float(p[i]), float(p[j])
+    t = (a - 0.5) / (a - b) if a != b else 0.5
+    return i + step * min(max(t, 0.0), 1.0)
+
+
+def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement | str:
+    """The CTR from [2, S, S] probabilities (heart, lungs) of an image of `image_shape` (rows, columns), or
+    the reason, in words, why this image is not one the model reads."""
+    heart_p, lung_p = probs[HEART].astype(np.float32), probs[LUNGS].astype(np.float32)
+    sh, sw = heart_p.shape
+    area = sh * sw
+    lung_parts = [c for c in components(lung_p >= 0.5) if c.sum() >= MIN_LUNG_SHARE * area]
+    if len(lung_parts) < 2:
+        return "not a frontal chest radiograph by its pixels (two lungs not found)"
+    lungs = sorted(lung_parts[:2], key=lambda m: np.flatnonzero(m.any(axis=0)).mean())
+    sizes = [float(m.sum()) for m in lungs]
+    if min(sizes) < MIN_LUNG_BALANCE * max(sizes):
+        return "not a frontal chest radiograph by its pixels (the lungs are not a pair)"
+    rows = [np.flatnonzero(m.any(axis=1)) for m in lungs]
+    overlap = min(rows[0][-1], rows[1][-1]) - max(rows[0][0], rows[1][0])
+    if overlap < 0.5 * min(len(rows[0]), len(rows[1])):
+        return "not a frontal chest radiograph by its pixels (the lungs are not side by side)"
+    hearts = components(heart_p >= 0.5)
+    if not hearts or hearts[0].sum() < 0.01 * area:
+        return "not a frontal chest radiograph by its pixels (no heart between the lungs)"
+    heart = hearts[0]
+    centre = lambda m: np.flatnonzero(m.any(axis=0)).mean()  # noqa: E731
+    if not centre(lungs[0]) < centre(heart) < centre(lungs[1]):
+        return "not a frontal chest radiograph by its pixels (no heart between the lungs)"
+    both = lungs[0] | lungs[1]
+    cols = np.flatnonzero(both.any(axis=0))
+    if cols[0] == 0 or cols[-1] == sw - 1:
+        return "the thorax is cut off at the image edge"
+    if np.flatnonzero(both.any(axis=1))[0] == 0:
+        return "the thorax is cut off at the image edge"
+    h_row = widest_row(heart_p, heart)
+    t_row = widest_row(lung_p, both)
+    if h_row is None or t_row is None:
+        return "not a frontal chest radiograph by its pixels (no outline to measure)"
+    thorax_w = t_row[2] - t_row[1]
+    if thorax_w < MIN_THORAX_SHARE * sw:
+        return "the chest is too small in the image to measure"
+    sure = ((heart_p > 0.8) | (lung_p > 0.8)).sum()
+    unsure = float((((heart_p > 0.2) & (heart_p < 0.8)) | ((lung_p > 0.2) & (lung_p < 0.8))).sum()) / max(sure, 1)
+    if unsure > MAX_UNSURE:
+        return "the model is not sure of the heart and lung outlines on this image"
+    value = (h_row[2] - h_row[1]) / thorax_w
+    rows_img, cols_img = image_shape
+    fx, fy = cols_img / sw, rows_img / sh
+
+    def line(row: tuple[int, float, float]) -> list[list[float]]:
+        r = (row[0] + 0.5) * fy - 0.5
+        return [[round((row[1] + 0.5) * fx - 0.5, 2), round(r, 2)], [round((row[2] + 0.5) * fx - 0.5, 2), round(r, 2)]]
+
+    return CtrMeasurement(float(value), line(h_row), line(t_row), unsure)
+
+
+def ratio_of_lines(heart: list[list[float]], thorax: list[list[float]]) -> float:
+    """The CTR of two (possibly corrected) lines: horizontal heart extent over horizontal thorax extent."""
+    thorax_w = abs(thorax[1][0] - thorax[0][0])
+    return abs(heart[1][0] - heart[0][0]) / thorax_w if thorax_w > 0 else float("nan")
+
+
+def score(value: float, unsure: float, threshold: float, scale: float, unsure_gain: float) -> float:
+    """The calibrated probability of the finding from the measured CTR: a logistic curve centred on the
+    threshold (so score >= 0.5 exactly when CTR >= threshold), flatter where the outlines are unsure."""
+    z = (value - threshold) / (scale * (1.0 + unsure_gain * unsure))
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
