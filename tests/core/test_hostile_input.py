@@ -20,7 +20,7 @@ from tests.factories import copy_testdata
 
 def _medview(*argv, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "medview", *map(os.fsdecode, argv)], capture_output=True,
-                          env=env, timeout=120)
+                          env=env, timeout=60)
 
 
 def _odd_names_folder(tmp_path):
@@ -96,3 +96,25 @@ def test_zip_member_that_expands_past_the_limit_is_refused_unread(tmp_path, caps
     out, err = capsys.readouterr()
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["error", "ok"]
     assert err == f"{archive}!bomb.dcm: {reason}\n"
+
+
+def test_named_pipes_are_never_opened(tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    ct = copy_testdata("CT_small.dcm", folder / "ct.dcm")
+    os.mkfifo(folder / "pipe.dcm")  # no writer: opening it for reading would block forever
+    os.mkfifo(tmp_path / "x.dcm")
+    reason = "not a file but a named pipe"
+
+    done = _medview("render", tmp_path / "x.dcm", folder, "--out-dir", tmp_path / "out")
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["input"], line["status"]) for line in lines] == [
+        (str(tmp_path / "x.dcm"), "error"), (str(folder / "pipe.dcm"), "error"), (str(ct), "ok")]
+    assert done.stderr.decode().splitlines() == [f"{tmp_path / 'x.dcm'}: {reason}",
+                                                 f"{folder / 'pipe.dcm'}: {reason}"]
+
+    assert main(["index", str(tmp_path / "x.dcm"), str(folder), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errors"] == [{"file": str(tmp_path / "x.dcm"), "error": reason},
+                                         {"file": str(folder / "pipe.dcm"), "error": reason}]

@@ -96,7 +96,7 @@ def read_dataset(ref, *, stop_before_pixels: bool = False):
     from pydicom.errors import InvalidDicomError
 
     from medview.core.dicom.scan import looks_like_dicom
-    from medview.core.dicom.source import MemberTooLarge, SourceRef
+    from medview.core.dicom.source import RefusedSource, SourceRef
 
     name = _display_name(ref)
     if not isinstance(ref, SourceRef):
@@ -111,7 +111,7 @@ def read_dataset(ref, *, stop_before_pixels: bool = False):
         raise DicomReadError(f"{name}: permission denied") from None
     except KeyError:
         raise DicomReadError(f"{name}: no such member in the zip archive") from None
-    except MemberTooLarge as exc:
+    except RefusedSource as exc:
         raise DicomReadError(f"{name}: {exc.strerror}") from None
     except OSError as exc:
         raise DicomReadError(f"{name}: cannot be read ({exc.strerror or exc})") from None

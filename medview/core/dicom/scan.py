@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 from medview.core.dicom.header import LONG_VRS, PIXEL_TAGS, VRS, CutShort, Fallback, read_raw_header
 from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
-from medview.core.dicom.source import MemberTooLarge, SourceRef
+from medview.core.dicom.source import RefusedSource, SourceRef, not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -481,6 +481,8 @@ def _walk_folder(folder: str, entries: list[_Entry], errors: list[FileError]) ->
                 errors.append(FileError(item.path, f"cannot be read ({exc.strerror or exc})"))
                 continue
             if not stat_mod.S_ISREG(st.st_mode):
+                if _claims(item.name):  # a pipe named x.dcm is never opened (it would block), but is said
+                    errors.append(FileError(item.path, not_a_file(st.st_mode) or "not a file"))
                 continue
             if item.name.lower().endswith(".zip") and zipfile.is_zipfile(item.path):
                 _zip_entries(item.path, st, entries, errors)  # an archive inside the export: read in place
@@ -580,7 +582,11 @@ def collect(paths: Sequence[str]) -> tuple[list[_Entry], list[FileError], int]:
             errors.append(FileError(path, f"cannot be read ({exc.strerror or exc})"))
             bad_inputs += 1
             continue
-        if stat_mod.S_ISDIR(st.st_mode):
+        reason = not_a_file(st.st_mode)
+        if reason is not None:
+            errors.append(FileError(path, reason))
+            bad_inputs += 1
+        elif stat_mod.S_ISDIR(st.st_mode):
             if not os.access(path, os.R_OK | os.X_OK):
                 errors.append(FileError(path, "folder cannot be read (permission denied)"))
                 bad_inputs += 1
@@ -612,7 +618,7 @@ def _read_entry(entry: _Entry, archive: zipfile.ZipFile | None) -> tuple[str, ob
         return ("error", "empty file") if entry.claims_dicom else ("skip", "empty")
     try:
         fp = entry.ref.open(archive)
-    except MemberTooLarge as exc:
+    except RefusedSource as exc:
         return "error", exc.strerror
     except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
         return "error", f"cannot be read ({getattr(exc, 'strerror', None) or exc})"

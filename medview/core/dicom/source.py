@@ -9,6 +9,7 @@ import errno
 import io
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -43,7 +44,11 @@ def printable(text: str) -> str:
 MAX_MEMBER_BYTES = 1 << 30
 
 
-class MemberTooLarge(OSError):
+class RefusedSource(OSError):
+    """A source medview will not read; `strerror` is the whole reason in words."""
+
+
+class MemberTooLarge(RefusedSource):
     """A zip member that expands past MAX_MEMBER_BYTES (a zip bomb, or no study a workstation reads)."""
 
 
@@ -63,6 +68,49 @@ def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
     return archive.read(member)
 
 
+class NotRegularFile(RefusedSource):
+    """A named pipe, device or socket where a file was expected: reading it could block forever or never end."""
+
+
+def not_a_file(mode: int) -> str | None:
+    """Why a path of this st_mode is not read ("not a file but a named pipe"); None for files and folders."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        kind = "a named pipe"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    else:
+        kind = "something else"
+    return f"not a file but {kind}"
+
+
+def open_regular(path: str) -> BinaryIO:
+    """`open(path, "rb")` for regular files only: anything else raises NotRegularFile instead of blocking.
+
+    Opened without blocking and checked on the open descriptor, so the file cannot be swapped in between.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        reason = not_a_file(mode)
+        if reason is not None:
+            raise NotRegularFile(errno.EINVAL, reason)
+        if nonblocking:
+            os.set_blocking(fd, True)
+        fp = os.fdopen(fd, "rb")
+        fp.raw.name = path  # as open(path) names it (pydicom reads the name)
+        return fp
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @dataclass(frozen=True, order=True)
 class SourceRef:
     """A readable DICOM source: `path` on disk, and `member` when it is inside the zip at `path`."""
@@ -78,10 +126,10 @@ class SourceRef:
         """A binary, seekable file object with the file's bytes.
 
         `archive`: the zip at `path`, already open, so that reading many members does not reopen it per file.
-        Raises MemberTooLarge for a member that would expand past MAX_MEMBER_BYTES.
+        Raises RefusedSource for what is not a file (a named pipe) or a member expanding past MAX_MEMBER_BYTES.
         """
         if self.member is None:
-            return open(self.path, "rb")
+            return open_regular(self.path)
         if archive is not None:
             return io.BytesIO(_read_member(archive, self.member))
         with zipfile.ZipFile(self.path) as opened:
