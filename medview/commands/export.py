@@ -1,4 +1,7 @@
-"""`medview export PATH --out DIR [--format csv,json,pdf,sr] [--anonymize]`: review results out of medview.
+"""`medview export PATH --out DIR [--format csv,json,pdf,sr,kos,seg] [--anonymize]`: review results out of medview.
+
+"sr" writes each case's DICOM results: the SR (findings, verdicts, the model's and the reader's measurements),
+the KOS of its key images and a SEG per image the model segmented; "kos" and "seg" write only those.
 
 The cases are the studies found under PATH that have review data in the store of this MEDVIEW_HOME. Output
 goes only into DIR, which must not lie inside a source folder (medview never writes where it reads studies

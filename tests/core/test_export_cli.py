@@ -45,8 +45,9 @@ def test_full_session_then_export_leaves_the_source_untouched(tmp_path, capsys):
     assert code == 0, printed.err
     assert _snapshot(src.root) == before
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["review_findings.csv", "review_findings.json",
-                            f"case_{src.case_a['study']}_SR.dcm", f"case_{src.case_b['study']}_SR.dcm"])
+    # "sr" is the case's DICOM results: the SR and the KOS of its key images (no masks cached: no SEG)
+    assert names == sorted(["review_findings.csv", "review_findings.json"] + [
+        f"case_{c['study']}_{kind}.dcm" for c in (src.case_a, src.case_b) for kind in ("SR", "KOS")])
     assert sorted(printed.out.split()) == sorted(str(out / n) for n in names)
     with open(out / "review_findings.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

