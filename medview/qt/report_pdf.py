@@ -3,7 +3,9 @@
 Lives in medview.qt because it needs Qt; `medview.core.review.export` imports it only when a PDF is asked
 for. Works without a running app: a QGuiApplication is created (offscreen when there is no display).
 Key images are rendered with the display pipeline (`medview.core.dicom.pixels.display_frame`), exactly as
-the viewer shows them, with the AI heatmap blended in where one is given.
+the viewer shows them, with the AI heatmap blended in where one is given. Measurements show the model's value
+beside the reader's corrected one. Names read "Family, Given" as people write them, not DICOM's "Family^Given",
+and table cells never split a word (Qt breaks a long word in a narrow column otherwise).
 """
 
 from __future__ import annotations
@@ -73,6 +75,54 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _cell(value, tag: str = "td") -> str:
+    """A table cell that never splits a word: a single word is kept whole, longer text wraps at its spaces
+    (keeping it all on one line could push a wide table off the page)."""
+    text = "" if value is None else str(value)
+    style = "" if any(c.isspace() for c in text) else " style='white-space: nowrap'"
+    return f"<{tag}{style}>{_e(text)}</{tag}>"
+
+
+def display_name(name: str | None) -> str:
+    """A DICOM person name as people write it: "Doe^Jane^M^Dr^III" -> "Doe, Dr Jane M, III"; a name without
+    components ("Dr Ada", a login, a pseudonym) stays as it is."""
+    text = (name or "").split("=")[0]  # the alphabetic group; ideographic and phonetic ones follow "="
+    if "^" not in text:
+        return text.strip()
+    family, given, middle, prefix, suffix = (text.split("^") + [""] * 5)[:5]
+    rest = " ".join(part.strip() for part in (prefix, given, middle) if part.strip())
+    shown = ", ".join(part for part in (family.strip(), rest) if part)
+    return f"{shown}, {suffix.strip()}" if suffix.strip() else shown
+
+
+def _measurement_label(name: str) -> str:
+    return {"cardiothoracic_ratio": "Cardiothoracic ratio (CTR)"}.get(name, name.replace("_", " ").capitalize())
+
+
+def _measurements_html(record, uid) -> list[str]:
+    """The model's value, its operating point and the reader's corrected value, per measured image."""
+    measurements = record.measurements
+    if not measurements:
+        return []
+    parts = ["<h3>Measurements</h3>",
+             "<table border='1' cellspacing='0' cellpadding='3' width='100%'><tr>"
+             + "".join(_cell(h, "th") for h in ("Measurement", "Model", "Threshold", "Corrected", "By", "When",
+                                                "Image")) + "</tr>"]
+    for m in measurements:
+        info = record.instances.get(m.sop_instance_uid)
+        where = _image_label(info, m.frame) if info else uid(m.sop_instance_uid)
+        model, corrected = m.model or {}, m.corrected or {}
+        threshold = model.get("threshold")
+        parts.append("<tr>" + "".join(_cell(v) for v in (
+            _measurement_label(m.name),
+            "" if model.get("value") is None else f"{float(model['value']):.2f}",
+            "" if threshold is None else f"{float(threshold):g}",
+            "not corrected" if corrected.get("value") is None else f"{float(corrected['value']):.2f}",
+            display_name(corrected.get("corrected_by")), _when(corrected.get("corrected_at")), where)) + "</tr>")
+    parts.append("</table>")
+    return parts
+
+
 def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict | None = None) -> str:
     """The report as HTML for QTextDocument; `images` collects {resource name: QImage} for the key images."""
     from medview import __version__
@@ -89,33 +139,33 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
         "<h2>medview case report</h2>",
         f"<p style='color:#b00000; font-weight:bold'>{_e(RESEARCH_USE_LINE)}</p>",
         "<table cellspacing='0' cellpadding='2'>",
-        f"<tr><td><b>Patient</b></td><td>{_e(ident['patient_name'])}</td></tr>",
+        f"<tr><td><b>Patient</b></td><td>{_e(display_name(ident['patient_name']))}</td></tr>",
         f"<tr><td><b>Patient ID</b></td><td>{_e(ident['patient_id'])}</td></tr>",
         f"<tr><td><b>Study date</b></td><td>{_e(_date(ident['study_date']))}</td></tr>",
         f"<tr><td><b>Study</b></td><td>{_e(record.study_description)}</td></tr>",
         f"<tr><td><b>Accession</b></td><td>{_e(ident['accession_number'])}</td></tr>",
         f"<tr><td><b>Study UID</b></td><td>{_e(ident['study_uid'])}</td></tr>",
         f"<tr><td><b>Review</b></td><td>{_e(case.status.label)}</td></tr>",
-        f"<tr><td><b>Reviewer</b></td><td>{_e(case.reviewer or '')}</td></tr>",
+        f"<tr><td><b>Reviewer</b></td><td>{_e(display_name(case.reviewer))}</td></tr>",
         f"<tr><td><b>Opened</b></td><td>{_e(_when(case.opened_at))}</td></tr>",
         f"<tr><td><b>Signed off</b></td><td>{_e(_when(case.signed_off_at) or 'not signed off')}"
-        f"{' by ' + _e(case.signed_off_by) if case.signed_off_by else ''}</td></tr>",
+        f"{' by ' + _e(display_name(case.signed_off_by)) if case.signed_off_by else ''}</td></tr>",
         "</table>",
     ]
     if case.note and anon is None:
         parts.append(f"<h3>Note</h3><p>{_e(case.note)}</p>")
     parts.append("<h3>AI findings</h3>")
     if record.findings:
-        parts.append("<table border='1' cellspacing='0' cellpadding='3' width='100%'><tr><th>Finding</th><th>Score</th>"
-                     "<th>Threshold</th><th>Flagged</th><th>Verdict</th><th>By</th><th>When</th><th>Image</th></tr>")
+        parts.append("<table border='1' cellspacing='0' cellpadding='3' width='100%'><tr>"
+                     + "".join(_cell(h, "th") for h in ("Finding", "Score", "Threshold", "Flagged", "Verdict", "By",
+                                                        "When", "Image")) + "</tr>")
         for f in record.findings:
             info = record.instances.get(f.sop_instance_uid)
             where = _image_label(info, f.frame) if info else uid(f.sop_instance_uid)
-            parts.append(
-                f"<tr><td>{_e(f.label)}</td><td>{f.score:.3f}</td>"
-                f"<td>{'' if f.threshold is None else f'{f.threshold:g}'}</td>"
-                f"<td>{'yes' if f.flagged else 'no'}</td><td>{_e(f.verdict.value if f.verdict else 'no verdict')}</td>"
-                f"<td>{_e(f.verdict_by or '')}</td><td>{_e(_when(f.verdict_at))}</td><td>{_e(where)}</td></tr>")
+            parts.append("<tr>" + "".join(_cell(v) for v in (
+                f.label, f"{f.score:.3f}", "" if f.threshold is None else f"{f.threshold:g}",
+                "yes" if f.flagged else "no", f.verdict.value if f.verdict else "no verdict",
+                display_name(f.verdict_by), _when(f.verdict_at), where)) + "</tr>")
         parts.append("</table>")
         models = {(f.model_name, f.model_version, f.model_checksum) for f in record.findings}
         for name, version, checksum in sorted(models):
@@ -123,6 +173,7 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
                          f"\N{EM DASH} {_e(RESEARCH_USE_LINE)}</p>")
     else:
         parts.append("<p>No AI findings for this case.</p>")
+    parts += _measurements_html(record, uid)
 
     if case.key_images:
         parts.append("<h3>Key images</h3>")

@@ -39,7 +39,7 @@ def test_pdf_has_patient_findings_verdicts_and_key_image(reviewed, tmp_path):
     path = write_case_pdf(records[src.case_a["study"]], tmp_path / "a.pdf")
     reader, text = _text(path)
     assert reader.metadata.title == "medview case report"
-    for expected in ("Doe^Jane", "PAT-4711", "2024-03-10", "ACC-PAT-4711", "reviewed", "Dr Ada",
+    for expected in ("Doe, Jane", "PAT-4711", "2024-03-10", "ACC-PAT-4711", "reviewed", "Dr Ada",
                      "Nodule right upper zone", "nodule", "0.870", "agree", "effusion", "no verdict",
                      MODEL["model_name"], MODEL["model_version"], "Research use only", "not for diagnosis",
                      "Key images", "CR series 1, image 1"):
@@ -50,7 +50,7 @@ def test_pdf_has_patient_findings_verdicts_and_key_image(reviewed, tmp_path):
 
     b = write_case_pdf(records[src.case_b["study"]], tmp_path / "b.pdf")
     _, text_b = _text(b)
-    assert "Roe^Richard" in text_b and "disagree" in text_b and "not signed off" in text_b
+    assert "Roe, Richard" in text_b and "^" not in text_b and "disagree" in text_b and "not signed off" in text_b
     assert "Doe" not in text_b
     assert not [img for page in PdfReader(b).pages for img in page.images]  # no key images in case B
 
@@ -109,3 +109,33 @@ def test_export_cli_pdf(tmp_path, capsys):
     for pdf in pdfs:
         _, text = _text(pdf)
         assert "ANON-" in text and "Doe" not in text and "Roe" not in text
+
+
+def test_pdf_has_the_model_and_corrected_ctr_unbroken_words_and_readable_names(tmp_path):
+    from medview.core.inference.results import Prediction
+    from medview.core.review.measurements import CTR
+    from medview.core.review.session import ReviewSession
+    from medview.core.review.store import FindingInput
+    from medview.qt.report_pdf import display_name
+
+    src = make_reviewed_source(tmp_path / "src")
+    a = src.case_a
+    with ReviewStore(reviewer="Demo^Ines") as store:
+        session = ReviewSession(store)
+        session.open_case(a["study"], [FindingInput(a["sop"], "cardiomegaly", 0.81, True, threshold=0.5,
+                                                    series_uid=a["study"] + ".1", **MODEL)])
+        session.agree()
+        session.correct_measurement(a["study"], a["sop"], 0, CTR, [[18, 40], [42, 40]], [[8, 44], [56, 44]])
+        studies = build_studies(scan([str(src.root)], use_cache=False).instances)
+        [record] = [r for r in collect_cases(studies, store) if r.study_uid == a["study"]]
+    ai = {(a["sop"], 0): Prediction(scores={"cardiomegaly": 0.81}, flagged=["cardiomegaly"], heatmap=None,
+                                    model="demo-cxr@1.2.0",
+                                    measurements={CTR: {"value": 0.42, "unit": "1", "threshold": 0.5,
+                                                        "heart": [[20, 40], [40, 40]], "thorax": [[8, 44], [56, 44]]}})}
+    [path] = export_cases([record], tmp_path / "out", ["pdf"], pdf_writer=write_case_pdf,
+                          predictions=lambda r: ai)
+    _, text = _text(path)
+    assert "Cardiothoracic ratio (CTR) 0.42 0.5 0.50 Demo, Ines" in text
+    assert "cardiomegaly 0.810" in text and "Demo^Ines" not in text and "Demo, Ines" in text
+    assert display_name("Doe^Jane^M^Dr^III") == "Doe, Dr Jane M, III" and display_name("Dr Ada") == "Dr Ada"
+    assert display_name("Roe^^^^") == "Roe"
