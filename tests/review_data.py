@@ -70,3 +70,38 @@ def make_reviewed_source(root: Path, reviewer: str = "Dr Ada") -> ReviewedSource
     a["findings"] = {f.label: f.id for f in fa}
     b["findings"] = {f.label: f.id for f in fb}
     return ReviewedSource(root, a, b, ct)
+
+
+CTR_HEART, CTR_THORAX = [[20.0, 40.0], [40.0, 40.0]], [[8.0, 44.0], [56.0, 44.0]]
+CORRECTED_HEART = [[18.0, 40.0], [42.0, 40.0]]
+
+
+def ctr_prediction(masks: bool = True):
+    """The measuring model's result on case A's radiograph: CTR 20/48, and heart, lungs, thorax masks."""
+    from medview.core.inference.results import Prediction
+    from medview.core.review.measurements import CTR
+
+    grid = np.zeros((3, 16, 16), np.uint8)
+    grid[0, 6:12, 5:11] = 1   # heart
+    grid[1, 2:14, 1:7] = 1    # lungs (one side is enough here)
+    grid[2, 1:15, 1:15] = 1   # thorax
+    return Prediction(scores={"cardiomegaly": 0.81}, flagged=["cardiomegaly"], heatmap=None,
+                      model=f"{MODEL['model_name']}@{MODEL['model_version']}",
+                      measurements={CTR: {"value": 20 / 48, "unit": "1", "threshold": 0.5,
+                                          "heart": CTR_HEART, "thorax": CTR_THORAX}},
+                      masks=grid if masks else None, mask_labels=("heart", "lungs", "thorax") if masks else ())
+
+
+def add_corrected_ctr(src: ReviewedSource, reviewer: str = "Demo^Ines") -> None:
+    """Case A gains a cardiomegaly finding the reader agrees with and whose CTR the reader corrects to 24/48."""
+    from medview.core.review.measurements import CTR
+    from medview.core.review.session import ReviewSession
+
+    a = src.case_a
+    with ReviewStore(reviewer=reviewer) as store:
+        session = ReviewSession(store)
+        session.open_case(a["study"], [FindingInput(a["sop"], "cardiomegaly", 0.81, True, threshold=0.5,
+                                                    series_uid=a["study"] + ".1", **MODEL)])
+        session.select_finding(next(f.id for f in session.findings if f.label == "cardiomegaly"))
+        session.agree()
+        session.correct_measurement(a["study"], a["sop"], 0, CTR, CORRECTED_HEART, CTR_THORAX)

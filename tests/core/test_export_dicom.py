@@ -17,47 +17,31 @@ from pydicom.sr.codedict import codes
 
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
-from medview.core.inference.results import Prediction
 from medview.core.review.anonymize import Pseudonymizer
 from medview.core.review.export import collect_cases, export_cases, parse_formats
 from medview.core.review.measurements import CTR
-from medview.core.review.session import ReviewSession
 from medview.core.review.sr import MEASUREMENT_CODES
-from medview.core.review.store import FindingInput, ReviewStore
-from tests.review_data import MODEL, make_reviewed_source
-
-HEART, THORAX = [[20.0, 40.0], [40.0, 40.0]], [[8.0, 44.0], [56.0, 44.0]]
-CORRECTED_HEART = [[18.0, 40.0], [42.0, 40.0]]
-
-
-def _prediction():
-    masks = np.zeros((3, 16, 16), np.uint8)
-    masks[0, 6:12, 5:11] = 1   # heart
-    masks[1, 2:14, 1:7] = 1    # lungs (one side is enough here)
-    masks[2, 1:15, 1:15] = 1   # thorax
-    return Prediction(scores={"cardiomegaly": 0.81}, flagged=["cardiomegaly"], heatmap=None,
-                      model=f"{MODEL['model_name']}@{MODEL['model_version']}",
-                      measurements={CTR: {"value": 20 / 48, "unit": "1", "threshold": 0.5,
-                                          "heart": HEART, "thorax": THORAX}},
-                      masks=masks, mask_labels=("heart", "lungs", "thorax"))
-
+from medview.core.review.store import ReviewStore
+from tests.review_data import (
+    CORRECTED_HEART,
+    CTR_HEART,
+    CTR_THORAX,
+    MODEL,
+    add_corrected_ctr,
+    ctr_prediction,
+    make_reviewed_source,
+)
 
 @pytest.fixture
 def measured(tmp_path):
     """Case A with a cardiomegaly finding the reader agreed with and whose CTR the reader corrected."""
     src = make_reviewed_source(tmp_path / "src")
-    a = src.case_a
-    with ReviewStore(reviewer="Demo^Ines") as store:
-        session = ReviewSession(store)
-        session.open_case(a["study"], [FindingInput(a["sop"], "cardiomegaly", 0.81, True, threshold=0.5,
-                                                    series_uid=a["study"] + ".1", **MODEL)])
-        session.select_finding(next(f.id for f in session.findings if f.label == "cardiomegaly"))
-        session.agree()
-        session.correct_measurement(a["study"], a["sop"], 0, CTR, CORRECTED_HEART, THORAX)
-        studies = build_studies(scan([str(src.root)], use_cache=False).instances)
+    add_corrected_ctr(src)
+    studies = build_studies(scan([str(src.root)], use_cache=False).instances)
+    with ReviewStore() as store:
         records = {r.study_uid: r for r in collect_cases(studies, store)}
-    ai = {(a["sop"], 0): _prediction()}
-    return src, records, (lambda record: ai if record.study_uid == a["study"] else {})
+    ai = {(src.case_a["sop"], 0): ctr_prediction()}
+    return src, records, (lambda record: ai if record.study_uid == src.case_a["study"] else {})
 
 
 def test_sr_kos_seg_formats():
@@ -78,7 +62,7 @@ def test_sr_carries_model_and_corrected_ctr_with_lines(measured, tmp_path):
     assert corrected.method == codes.SCT.Manual
     lines = model.referenced_coordinates
     assert [c.GraphicType for c in lines] == ["POLYLINE", "POLYLINE"]
-    assert np.allclose(lines[0].value, HEART) and np.allclose(lines[1].value, THORAX)
+    assert np.allclose(lines[0].value, CTR_HEART) and np.allclose(lines[1].value, CTR_THORAX)
     assert np.allclose(corrected.referenced_coordinates[0].value, CORRECTED_HEART)
     image = lines[0].ContentSequence[0].ReferencedSOPSequence[0]
     assert image.ReferencedSOPInstanceUID == src.case_a["sop"]

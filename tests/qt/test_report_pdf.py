@@ -15,7 +15,7 @@ from medview.core.review.anonymize import Pseudonymizer
 from medview.core.review.export import cached_heatmaps, collect_cases, export_cases
 from medview.core.review.store import ReviewStore
 from medview.qt.report_pdf import overlay_heatmap, write_case_pdf
-from tests.review_data import MODEL, make_reviewed_source
+from tests.review_data import MODEL, add_corrected_ctr, ctr_prediction, make_reviewed_source
 
 
 @pytest.fixture
@@ -112,30 +112,18 @@ def test_export_cli_pdf(tmp_path, capsys):
 
 
 def test_pdf_has_the_model_and_corrected_ctr_unbroken_words_and_readable_names(tmp_path):
-    from medview.core.inference.results import Prediction
-    from medview.core.review.measurements import CTR
-    from medview.core.review.session import ReviewSession
-    from medview.core.review.store import FindingInput
     from medview.qt.report_pdf import display_name
 
     src = make_reviewed_source(tmp_path / "src")
-    a = src.case_a
-    with ReviewStore(reviewer="Demo^Ines") as store:
-        session = ReviewSession(store)
-        session.open_case(a["study"], [FindingInput(a["sop"], "cardiomegaly", 0.81, True, threshold=0.5,
-                                                    series_uid=a["study"] + ".1", **MODEL)])
-        session.agree()
-        session.correct_measurement(a["study"], a["sop"], 0, CTR, [[18, 40], [42, 40]], [[8, 44], [56, 44]])
-        studies = build_studies(scan([str(src.root)], use_cache=False).instances)
-        [record] = [r for r in collect_cases(studies, store) if r.study_uid == a["study"]]
-    ai = {(a["sop"], 0): Prediction(scores={"cardiomegaly": 0.81}, flagged=["cardiomegaly"], heatmap=None,
-                                    model="demo-cxr@1.2.0",
-                                    measurements={CTR: {"value": 0.42, "unit": "1", "threshold": 0.5,
-                                                        "heart": [[20, 40], [40, 40]], "thorax": [[8, 44], [56, 44]]}})}
+    add_corrected_ctr(src, reviewer="Demo^Ines")
+    studies = build_studies(scan([str(src.root)], use_cache=False).instances)
+    with ReviewStore() as store:
+        [record] = [r for r in collect_cases(studies, store) if r.study_uid == src.case_a["study"]]
+    ai = {(src.case_a["sop"], 0): ctr_prediction(masks=False)}
     [path] = export_cases([record], tmp_path / "out", ["pdf"], pdf_writer=write_case_pdf,
                           predictions=lambda r: ai)
     _, text = _text(path)
-    assert "Cardiothoracic ratio (CTR) 0.42 0.5 0.50 Demo, Ines" in text
-    assert "cardiomegaly 0.810" in text and "Demo^Ines" not in text and "Demo, Ines" in text
+    assert "Cardiothoracic ratio (CTR) 0.42 0.5 0.50 Demo, Ines" in text  # the model's, then the reader's
+    assert "cardiomegaly 0.810" in text and "Demo^Ines" not in text
     assert display_name("Doe^Jane^M^Dr^III") == "Doe, Dr Jane M, III" and display_name("Dr Ada") == "Dr Ada"
     assert display_name("Roe^^^^") == "Roe"
