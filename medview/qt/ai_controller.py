@@ -36,9 +36,19 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
 from medview.core.dicom.model import Study
+from medview.core.errors import MedviewError
 from medview.core.inference.bundle import flagged_labels
+from medview.core.review.measurements import CTR, MEASURED_FINDING, cardiothoracic_ratio
+from medview.core.viewing.findings_text import (
+    case_not_applicable_reason,
+    ctr_threshold,
+    format_score,
+    not_applicable_text,
+    ratio_sentence,
+)
 from medview.core.viewing.heatmap import heatmap_strength
 from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
+from medview.qt.measurements import RatioLines
 from medview.qt.models.worklist_model import COL_AI
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
 
@@ -69,14 +79,15 @@ def settings_key(text: str) -> str:
 def study_status(results: list[InferenceResult], expected: int, flagged_of) -> tuple[str, float, float | None]:
     """(state, sort value, highest score) of one case from its results so far.
 
-    `expected`: how many images the model applies to; `flagged_of(prediction)`: the labels flagged under the
-    thresholds in force. Ascending sort value: flagged (highest score first), running, queued, not flagged
-    (highest score first), error, not applicable.
+    `expected`: how many images the model applies to by their modality, `results` theirs (an image the engine
+    found outside the model's use, e.g. a lateral view, is done as "not applicable"); `flagged_of(prediction)`:
+    the labels flagged under the thresholds in force. Ascending sort value: flagged (highest score first),
+    running, queued, not flagged (highest score first), error, not applicable.
     """
     if expected == 0:
         return NOT_APPLICABLE_TEXT, float(_RANK[NOT_APPLICABLE_TEXT]), None
     oks = [r.prediction for r in results if r.status == OK and r.prediction is not None]
-    done = sum(1 for r in results if r.status in (OK, ERROR))
+    done = sum(1 for r in results if r.status in (OK, ERROR, NOT_APPLICABLE))
     top = max((max(p.scores.values(), default=0.0) for p in oks), default=None)
     flagged = [p for p in oks if flagged_of(p)]
     if flagged:
@@ -86,15 +97,19 @@ def study_status(results: list[InferenceResult], expected: int, flagged_of) -> t
         state = RUNNING if done else QUEUED
         return state, float(_RANK[state]), top
     if not oks:
-        return ERROR_TEXT, float(_RANK[ERROR_TEXT]), None
+        state = ERROR_TEXT if any(r.status == ERROR for r in results) else NOT_APPLICABLE_TEXT
+        return state, float(_RANK[state]), None
     return NOT_FLAGGED, _RANK[NOT_FLAGGED] + (1.0 - min(max(top, 0.0), 1.0)) * 0.999, top
 
 
-def status_text(state: str, score: float | None, done: int = 0, expected: int = 0) -> str:
+def status_text(state: str, score: float | None, done: int = 0, expected: int = 0, reason: str = "") -> str:
+    """The worklist's AI cell: "flagged 0.93", "running 3/6", "not applicable: lateral view"."""
     if state == RUNNING and expected:
         return f"running {done}/{expected}"
     if score is not None and state in (FLAGGED, NOT_FLAGGED):
-        return f"{state} {score:.2f}"
+        return f"{state} {format_score(score)}"
+    if state == NOT_APPLICABLE_TEXT and reason:
+        return f"{state}: {reason}"
     return state
 
 
@@ -121,6 +136,8 @@ class AiController(QObject):
 
     study_results_changed = Signal(str)  # study UID: a result arrived, or the thresholds changed
     model_changed = Signal(object)       # the ModelBundle in use, or None (failed)
+    # the reader dragged a measuring line: {"study_uid", "sop_instance_uid", "frame", "name", "heart", "thorax"}
+    measurement_corrected = Signal(object)
 
     def __init__(self, window, model: str | Path | None = None, device: str = "auto", *,
                  worker_factory=InferenceWorker) -> None:
@@ -169,6 +186,9 @@ class AiController(QObject):
         self.panel.model_label.setText("AI model: loaded when studies are opened")
         self.overlay = HeatmapOverlay(opacity=self.panel.opacity())
         self.overlay.attach(window.viewer.image)  # a child of the image item: every view transform applies
+        self.ratio_lines = RatioLines(window.viewer.image, on_release=self._lines_moved)
+        self._ratio_job: InferenceJob | None = None  # the image whose ratio is drawn
+        self._correction_source = None  # (study, sop, frame, name) -> the reader's corrected measurement or None
 
         window.studies_loaded.connect(self._studies_loaded)
         window.case_opened.connect(self._case_opened)
@@ -210,6 +230,16 @@ class AiController(QObject):
             self.panel.table.selectRow(list(self.bundle.labels).index(label))
             self.panel.table.blockSignals(False)
         self._switch_heatmap(True)  # shown on that image when the viewer shows it (it follows the image)
+
+    def set_correction_source(self, source) -> None:
+        """Where the reader's corrected measurements are read: `source(study_uid, sop_instance_uid, frame,
+        name) -> dict | None` (the review session's `corrected_measurement`); what is drawn follows it."""
+        self._correction_source = source
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Show the image on screen again (a measurement was corrected, or a correction undone)."""
+        self._refresh_view()
 
     # --- settings ---------------------------------------------------------------------------------------------
     def model_path(self) -> str:
@@ -576,17 +606,24 @@ class AiController(QObject):
             return len(self._jobs.get(study_uid, []))
         return sum(1 for j in self._jobs.get(study_uid, []) if self.bundle.applies_to(j.modality))
 
+    def _expected_results(self, uid: str) -> list[InferenceResult]:
+        """The case's results for images of a modality the model reads."""
+        got = self._results.get(uid, {}).values()
+        return [r for r in got if self.bundle is None or self.bundle.applies_to(r.job.modality)]
+
     def _status(self, uid: str) -> tuple[str, float, float | None]:
         if self.model_error:
             return ERROR_TEXT, float(_RANK[ERROR_TEXT]), None
         if self.bundle is None:
             return QUEUED, float(_RANK[QUEUED]), None
-        return study_status(list(self._results.get(uid, {}).values()), self.expected(uid), self.flagged)
+        return study_status(self._expected_results(uid), self.expected(uid), self.flagged)
 
     def _update_cell(self, uid: str) -> None:
         state, sort_value, score = self._status(uid)
-        done = sum(1 for r in self._results.get(uid, {}).values() if r.status in (OK, ERROR))
-        text = status_text(state, score, done, self.expected(uid))
+        results = self._expected_results(uid)
+        done = sum(1 for r in results if r.status in (OK, ERROR, NOT_APPLICABLE))
+        reason = case_not_applicable_reason(r.error for r in results if r.status == NOT_APPLICABLE)
+        text = status_text(state, score, done, self.expected(uid), reason)
         if self._cells.get(uid) == (text, sort_value):
             return  # unchanged: no repaint, no re-sort
         self._cells[uid] = (text, sort_value)
@@ -619,38 +656,117 @@ class AiController(QObject):
             if self.bundle is not None:
                 self.panel.set_prediction(None, "")
             self._set_overlay(None)
+            self._show_ratio(None)
             return
         key = self.shown_key()
         result, on_screen = self._case_result(case.study_uid, key)
+        modality = self.window.viewer.modality or "/".join(case.modalities)
+        outside = (key is not None and not self.bundle.applies_to(modality)) or self.expected(case.study_uid) == 0
         if result is None:
-            modality = self.window.viewer.modality or "/".join(case.modalities)
-            if self.expected(case.study_uid) == 0 or (key and not self.bundle.applies_to(modality)):
-                text = (f"Not applicable: the model reads {', '.join(self.bundle.modalities)} images; "
-                        f"this is {modality or 'another modality'}.")
-            else:
-                text = "Queued: this case is scored next."
+            text = (not_applicable_text("", self.bundle.modalities, modality) if outside
+                    else "Queued: this case is scored next.")
             self.panel.set_prediction(None, text)
         elif result.status == OK:
-            self.panel.set_prediction(result.prediction, self.verdict(result.prediction, on_screen))
+            self.panel.set_prediction(result.prediction, self.verdict(result.prediction, on_screen, result))
         elif result.status == ERROR:
             self.panel.set_prediction(None, f"This image could not be scored: {result.error}")
         else:
-            self.panel.set_prediction(None, f"Not applicable: the model reads {', '.join(self.bundle.modalities)}"
-                                            f" images; this is {result.job.modality or 'another modality'}.")
-        self._set_overlay(result if on_screen and result is not None and result.status == OK else None)
+            outside = outside or on_screen
+            self.panel.set_prediction(None, not_applicable_text(result.error, self.bundle.modalities,
+                                                                result.job.modality))
+        shown = result if on_screen and result is not None and result.status == OK else None
+        self._set_overlay(shown)
+        self._show_ratio(shown)
+        self._enable_heatmap_switch(not outside)
 
-    def verdict(self, prediction, on_screen: bool = True) -> str:
-        """The panel's line in words, each finding's score against its threshold: "Flagged: cardiomegaly
-        0.997 ≥ 0.50 (this image)"."""
+    def verdict(self, prediction, on_screen: bool = True, result: InferenceResult | None = None) -> str:
+        """The panel's line in words. With a measured ratio, why the case is flagged or not in one sentence
+        ("Cardiothoracic ratio 0.56 measured, at or above the 0.50 threshold (score 0.93): enlarged cardiac
+        silhouette."); otherwise each finding's score against its threshold: "Flagged: cardiomegaly 0.997 ≥
+        0.50 (this image)"."""
         limits = self.thresholds()
         flagged = self.flagged(prediction)
+        where = "this image" if on_screen else "the case's most suspicious image, not the one shown"
+        ratio = self.shown_ratio(result) if result is not None else None
+        if ratio is not None:
+            measured, model_value = ratio
+            label = MEASURED_FINDING.get(CTR)
+            if label not in prediction.scores:
+                label = flagged[0] if flagged else max(prediction.scores, key=prediction.scores.get, default=None)
+            sentence = ratio_sentence(measured["value"], ctr_threshold(measured), prediction.scores.get(label),
+                                      limits.get(label), model_value)
+            return sentence if on_screen else f"{sentence} ({where})"
         parts = []
         for label in self.bundle.labels:
             if label in prediction.scores and label in limits:
                 sign = "≥" if label in flagged else "<"
-                parts.append(f"{label.replace('_', ' ')} {prediction.scores[label]:.3f} {sign} {limits[label]:.2f}")
-        where = "this image" if on_screen else "the case's most suspicious image, not the one shown"
+                parts.append(f"{label.replace('_', ' ')} {format_score(prediction.scores[label], 3)} {sign} "
+                             f"{limits[label]:.2f}")
         return f"{'Flagged' if flagged else 'Not flagged'}: {'; '.join(parts)} ({where})"
+
+    # --- the measured ratio on the image ----------------------------------------------------------------------
+    def shown_ratio(self, result: InferenceResult) -> tuple[dict, float | None] | None:
+        """The cardiothoracic ratio of a result as it is to be shown: the reader's correction where there is one,
+        with the model's value as the second item (None where uncorrected); None without a measurement."""
+        prediction = result.prediction
+        measured = (prediction.measurements or {}).get(CTR) if prediction is not None else None
+        if not measured or "heart" not in measured or "thorax" not in measured:
+            return None
+        try:
+            value = measured.get("value")
+            model = {**measured, "value": float(value if value is not None else
+                                                 cardiothoracic_ratio(measured["heart"], measured["thorax"]))}
+        except (MedviewError, TypeError, ValueError) as exc:  # lines that measure nothing: nothing to draw
+            log.warning("measurement not shown: %s", exc)
+            return None
+        corrected = self._corrected(result.job)
+        if not corrected:
+            return model, None
+        return {**model, "value": float(corrected["value"]), "heart": corrected["heart"],
+                "thorax": corrected["thorax"]}, model["value"]
+
+    def _corrected(self, job: InferenceJob) -> dict | None:
+        if self._correction_source is None:
+            return None
+        try:
+            return self._correction_source(job.study_uid, job.sop_instance_uid, job.frame, CTR)
+        except MedviewError as exc:  # the review database cannot be read: the model's lines, and why in the log
+            log.warning("corrected measurement not read: %s", exc)
+            return None
+
+    def _show_ratio(self, result: InferenceResult | None) -> None:
+        ratio = self.shown_ratio(result) if result is not None else None
+        if ratio is None or self.window.viewer.display is None:
+            self.ratio_lines.clear()
+            self._ratio_job = None
+            return
+        measured, model_value = ratio
+        self._ratio_job = result.job
+        key = (result.job.key, id(result.prediction), measured["value"], str(measured["heart"]),
+               str(measured["thorax"]), model_value)
+        self.ratio_lines.show(key, measured["value"], measured["heart"], measured["thorax"],
+                              ctr_threshold(measured), model_value if model_value is not None else measured["value"],
+                              corrected=model_value is not None)
+
+    def shown_ratio_text(self) -> str:
+        """The label beside the lines on screen ("" where none is drawn)."""
+        return self.ratio_lines.text()
+
+    def _lines_moved(self, heart, thorax) -> None:
+        """The reader let go of a dragged end: the review session stores the corrected lines."""
+        job = self._ratio_job
+        if job is None:
+            return
+        self.measurement_corrected.emit({"study_uid": job.study_uid, "sop_instance_uid": job.sop_instance_uid,
+                                         "frame": job.frame, "name": CTR, "heart": heart, "thorax": thorax})
+        self.ratio_lines.clear()  # drawn again from what is stored: the correction, or the model's lines
+        self._refresh_view()
+
+    def _enable_heatmap_switch(self, enabled: bool) -> None:
+        """H and the panel's box are greyed out on an image the model does not read (a CT): nothing to show."""
+        if self.heatmap_action.isEnabled() != enabled:
+            self.window.registry.set_enabled("ai.heatmap", enabled)
+        self.panel.heatmap_box.setEnabled(enabled)
 
     def _heatmap_index(self, prediction) -> tuple[str, int]:
         labels = list(self.bundle.labels)
@@ -686,7 +802,7 @@ class AiController(QObject):
             return f"Heatmap: {name} (flagged: where the model looked)"
         limit = self._thresholds_in_force().get(label)
         return (f"Heatmap: {name}, drawn at {strength:.0%} strength: its score "
-                f"{prediction.scores.get(label, float('nan')):.3f} is below the threshold {limit:.2f}")
+                f"{format_score(prediction.scores.get(label, float('nan')), 3)} is below the threshold {limit:.2f}")
 
     def set_heatmap_visible(self, visible: bool) -> None:
         """H (and the panel's box): the heatmap on or off (the action, the box and the overlay agree). On, where

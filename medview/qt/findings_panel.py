@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from medview.core.inference.bundle import RESEARCH_USE_ONLY, flagged_labels
+from medview.core.viewing.findings_text import format_score
 from medview.core.viewing.heatmap import resize_bilinear
 
 COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED = range(4)
@@ -161,7 +162,7 @@ class FindingsPanel(QWidget):
             score = self._scores.get(label)
             cells = (
                 label.replace("_", " "),
-                "—" if score is None else f"{score:.3f}",
+                "—" if score is None else format_score(score, 3),
                 f"{self._thresholds.get(label, 0.5):.2f}",
                 "—" if score is None else ("yes" if label in flagged else "no"),
             )

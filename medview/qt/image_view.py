@@ -101,6 +101,7 @@ class ImageView(QWidget):
     tool_changed = Signal(str)
     cine_changed = Signal(bool)
     resized = Signal()  # for what the window lays over the view (an event filter would call Python per event)
+    invert_changed = Signal(bool)  # the view's invert, after every change (I, Esc, a new stack): the button follows
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -170,6 +171,7 @@ class ImageView(QWidget):
         row, col = self.calibration.spacing or (1.0, 1.0)
         self.scale = (col, row)
         self.state = ViewState(count=display.array.shape[0], annotations=self.state.annotations)
+        self.invert_changed.emit(self.state.invert)
         self.state.go(index)
         # image pixels -> mm (independent of the data, unlike ImageItem.setRect)
         self.image.setTransform(QTransform.fromScale(col, row))
@@ -197,6 +199,7 @@ class ImageView(QWidget):
         self._clear_items()
         self.stack = self.display = self.loaded = None
         self.state = ViewState(annotations=self.state.annotations)
+        self.invert_changed.emit(self.state.invert)
         self._blank()
 
     def _blank(self) -> None:
@@ -221,6 +224,21 @@ class ImageView(QWidget):
         if frames is None:
             frames = self.stack.frames
         return frames[i] if 0 <= i < len(frames) else None
+
+    def viewport_state(self) -> dict:
+        """This view as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7)."""
+        stack, shown = self.stack, self.shown_frame()
+        inst = stack.instances[shown[0]] if stack is not None and shown is not None else None
+        win = self.state.window
+        return {
+            "study_uid": inst.study_uid if inst else None, "series_uid": stack.series_uid if stack else None,
+            "sop_instance_uid": inst.sop_instance_uid if inst else None, "frame": shown[1] if shown else 0,
+            "frames": self.state.count, "loaded": int(np.count_nonzero(self.loaded)) if self.loaded is not None else 0,
+            "plane": "acquired", "position": None,
+            "window": [float(win.center), float(win.width)] if isinstance(win, Window) else None,
+            "invert": self.state.invert, "zoom": self.state.zoom, "rotation": 90 * self.state.rotation,
+            "flip": self.state.flip_h, "prior": False,
+        }
 
     def is_loaded(self, i: int) -> bool:
         return self.loaded is not None and 0 <= i < len(self.loaded) and bool(self.loaded[i])
@@ -333,6 +351,7 @@ class ImageView(QWidget):
 
     def toggle_invert(self) -> None:
         self.state.invert = not self.state.invert
+        self.invert_changed.emit(self.state.invert)
         self._apply_window()
 
     # --- geometry -------------------------------------------------------------------------------------------
@@ -403,6 +422,7 @@ class ImageView(QWidget):
             return
         self.stop_cine()
         self.state.reset()
+        self.invert_changed.emit(self.state.invert)
         self._apply_transform()
         self._apply_window()
         self.fit()

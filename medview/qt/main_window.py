@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.viewer.tool_changed.connect(self._tool_changed)
         self.viewer.cine_changed.connect(self.registry.action("view.cine").setChecked)
+        self.viewer.invert_changed.connect(self.registry.action("view.invert").setChecked)
         self.failed.changed.connect(self._failed_changed)
 
         self.studies: list[Study] = []
@@ -299,6 +300,12 @@ class MainWindow(QMainWindow):
         r.connect("help.shortcuts", self.show_shortcuts)
         r.connect("help.keymap", self.show_keymap)
         r.connect("help.about", self.show_about)
+
+    def reading_state(self) -> dict:
+        """What the reader has on screen as plain JSON-able data, for tests and scripts (SPEC section 7)."""
+        case = {"study_uid": self.case.study_uid, "patient_id": self.case.patient_id} if self.case else None
+        return {"case": case, "layout": [1, 1], "active": 0, "linked": False,
+                "viewports": [self.viewer.viewport_state()]}
 
     # --- extension points for the AI and review issues --------------------------------------------------------
     def set_findings_panel(self, widget: QWidget) -> None:

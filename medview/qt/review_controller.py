@@ -25,6 +25,7 @@ from medview.core.errors import MedviewError, ReviewStoreError
 from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import Finding, ReviewStore, Verdict
+from medview.core.viewing.findings_text import format_score
 from medview.qt.models.worklist_model import COL_REVIEW, review_cell
 from medview.qt.review_panel import FindingRow, ReviewPanel
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 ACTION_WORDS = {
     "verdict_agree": "agree", "verdict_disagree": "disagree", "verdict_clear": "verdict cleared",
     "key_image_on": "key image", "key_image_off": "key image removed", "note": "note", "sign_off": "sign-off",
+    "measurement_corrected": "corrected measurement",
 }
 REVIEW_COLUMN_MAX = 100  # pixels: the mark and a reviewer name, without pushing the description out
 
@@ -170,6 +172,10 @@ class ReviewController(QObject):
             signal = getattr(ai, "study_results_changed", None)
             if signal is not None:
                 signal.connect(self.results_changed)
+            corrected = getattr(ai, "measurement_corrected", None)
+            if corrected is not None:  # the AI controller draws the measurements; the corrections are the review's
+                corrected.connect(self.correct_measurement)
+                ai.set_correction_source(self.corrected_measurement)
         return ai
 
     def _require(self) -> ReviewSession:
@@ -303,7 +309,7 @@ class ReviewController(QObject):
             return None
         self._show_finding(finding)
         n = [f.id for f in s.findings].index(finding.id) + 1
-        self.say(f"Finding {n}/{len(s.findings)}: {finding.label.replace('_', ' ')} {finding.score:.2f}"
+        self.say(f"Finding {n}/{len(s.findings)}: {finding.label.replace('_', ' ')} {format_score(finding.score)}"
                  + (" (flagged)" if finding.flagged else "") + " — A agree, X disagree")
         self.refresh()
         return finding
@@ -451,7 +457,27 @@ class ReviewController(QObject):
                 where = " (in a case that is not in this worklist)"
         self.say(f"Undone: {what}{where}")
         self.refresh()
+        ai = self.ai
+        if ai is not None and hasattr(ai, "refresh_view"):
+            ai.refresh_view()  # an undone correction: the model's lines again
         return entry
+
+    @_guarded
+    def correct_measurement(self, change: dict) -> float | None:
+        """The reader let go of a dragged line end of a measurement (the CTR): the lines and the ratio they give
+        are stored with the review; Ctrl+Z brings the model's back."""
+        if self.session is None:
+            raise ReviewStoreError(self.error or "the review database is not available")
+        value = self.session.correct_measurement(change["study_uid"], change["sop_instance_uid"], change["frame"],
+                                                 change["name"], change["heart"], change["thorax"])
+        self.say(f"Cardiothoracic ratio corrected to {value:.2f} — saved (Ctrl+Z brings the model's back)", 6000)
+        return value
+
+    def corrected_measurement(self, study_uid: str, sop_instance_uid: str, frame: int, name: str) -> dict | None:
+        """The reader's version of a measurement (None: the model's stands, or no review database)."""
+        if self.session is None:
+            return None
+        return self.session.corrected_measurement(study_uid, sop_instance_uid, frame, name)
 
     def export(self) -> None:
         """Ctrl+E: the export dialog for the cases of the loaded folder."""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from medview.core.review.store import Case, CaseStatus, Finding, Verdict
+from medview.core.viewing.findings_text import format_score
 
 COL_VERDICT, COL_FINDING, COL_SCORE = range(3)
 HEADERS = ("Verdict", "Finding", "Score")
@@ -277,10 +278,10 @@ class ReviewPanel(QWidget):
                                else "flagged, no verdict yet: A agree, X disagree" if f.flagged else "no verdict")
             label = f.label.replace("_", " ")
             name = QTableWidgetItem(f"{'▶ ' if selected else ''}{label}\n{fr.image}")
-            name.setToolTip(f"{label} on {fr.image}: score {f.score:.3f}"
+            name.setToolTip(f"{label} on {fr.image}: score {format_score(f.score, 3)}"
                             + (f", threshold {f.threshold:.2f}" if f.threshold is not None else "")
                             + (" — flagged" if f.flagged else "") + f"\nmodel {f.model}")
-            score = QTableWidgetItem(f"{f.score:.2f}" + (" ⚑" if f.flagged else ""))
+            score = QTableWidgetItem(format_score(f.score) + (" ⚑" if f.flagged else ""))
             score.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if f.flagged:
                 for item in (name, score):

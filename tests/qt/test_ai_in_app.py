@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from medview.core.demo import generate_demo
 from medview.core.inference.engine import Engine
+from medview.core.viewing.findings_text import format_score
 from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
 from medview.qt.findings_panel import COL_FLAGGED, COL_LABEL, COL_SCORE, COL_THRESHOLD
 from medview.qt.models.worklist_model import COL_AI, COL_ID
@@ -112,7 +113,7 @@ def test_folder_scored_flagged_first_and_findings_shown(qtbot, demo, open_app, m
     for uid, text in zip(uids[:6], states[:6]):
         (result,) = ai.results_for(uid)
         score = result.prediction.scores["cardiomegaly"]
-        assert text == f"{'flagged' if score >= threshold else 'not flagged'} {score:.2f}"
+        assert text == f"{'flagged' if score >= threshold else 'not flagged'} {format_score(score)}"
     ct = proxy.study_at(6)
     assert ct.modalities[0] == "CT" and all(r.status == "not_applicable" for r in ai.results_for(ct.study_uid))
     assert not window.progress.isVisible()  # AI progress gone once the queue is empty
@@ -124,10 +125,10 @@ def test_folder_scored_flagged_first_and_findings_shown(qtbot, demo, open_app, m
     (result,) = ai.results_for(study.study_uid)
     score = result.prediction.scores["cardiomegaly"]
     cells = [panel.table.item(0, c).text() for c in (COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED)]
-    assert cells == ["cardiomegaly", f"{score:.3f}", "0.50", "yes"]
+    assert cells == ["cardiomegaly", format_score(score, 3), "0.50", "yes"]
     assert panel.model_label.text() == "Model: medview-cardiomegaly-phantom 1.0.0"
     assert panel.disclaimer.isVisible() and "Research use only" in panel.disclaimer.text()
-    assert f"cardiomegaly {score:.3f} ≥ 0.50" in panel.status_label.text()
+    assert f"cardiomegaly {format_score(score, 3)} ≥ 0.50" in panel.status_label.text()
     # a not flagged case, then the CT: the panel follows the case on screen
     open_row(qtbot, window, 4)
     assert panel.table.item(0, COL_FLAGGED).text() == "no" and panel.status_label.text().startswith("Not flagged")
@@ -540,15 +541,15 @@ def test_new_folder_opens_at_once_and_reading_starts_at_the_top(qtbot, demo, ope
 
 
 def test_h_where_there_is_no_heatmap_changes_nothing(qtbot, demo, open_app):
-    """H on the CT (the model does not read it) says so and leaves the heatmap off: the next radiograph opens
-    without it; the panel's box behaves the same; H on that radiograph switches it on."""
+    """On the CT (the model does not read it) H and the panel's box are greyed out and H leaves the heatmap off:
+    the next radiograph opens without it; H on that radiograph switches it on."""
     folder, _ = demo
     window = open_app(folder)
     wait_scored(qtbot, window)
     ai, action, box = window.ai, window.registry.action("ai.heatmap"), window.findings.heatmap_box
     open_row(qtbot, window, 6)  # the CT
+    assert not action.isEnabled() and not box.isEnabled()
     qtbot.keyClick(window.viewer, Qt.Key.Key_H)
-    assert window.statusBar().currentMessage() == "No AI heatmap for this image"
     assert not action.isChecked() and not box.isChecked() and not ai.heatmap_visible()
     box.setChecked(True)  # the panel's box is the same switch
     assert not box.isChecked() and not action.isChecked()
