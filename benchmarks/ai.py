@@ -116,7 +116,8 @@ def _throughput(quick: bool, repeats: int) -> dict:
     import torch
 
     with torch.inference_mode():
-        ref, _ = engine._raw_forward(batches[0])
+        out = engine._raw_forward(batches[0])
+        ref = out.scores if out.masks is None else out.masks
     raw = session.run(None, {name: np.ascontiguousarray(batches[0].numpy())})[0]
     if bundle.scores == "sigmoid":
         raw = 1 / (1 + np.exp(-raw))

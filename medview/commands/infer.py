@@ -1,7 +1,7 @@
 """`medview infer PATH... [--model M] [--device D] [--json]`: the app's engine without Qt (SPEC sections 1, 4).
 
-Every applicable image (its modality is one of the model's) is scored; other images are reported as
-skipped; an image that cannot be read or scored is one error line and the others still run (exit 1).
+Every applicable image is scored; images outside the model's intended use (another modality, body part or
+view, too small, or not what the model reads by its pixels) are reported as skipped with the reason; an image that cannot be read or scored is one error line and the others still run (exit 1).
 Results already in the cache (same SOP Instance UID, frame, model checksum and metadata) are reused: the model is
 loaded and checked up front (a missing or unusable model is exit 2, named, before any line is printed), and
 the network runs (its warm-up included) only when an image is not in the cache.
@@ -19,7 +19,7 @@ from medview.core.inference.bundle import ModelBundle, load_bundle
 from medview.core.inference.cache import ResultCache
 from medview.core.inference.engine import Engine  # torch: only this command pays for it
 from medview.core.inference.results import ERROR, NOT_APPLICABLE, InferenceJob, InferenceResult
-from medview.core.inference.scoring import FrameScorer
+from medview.core.inference.scoring import FrameScorer, other_modality
 from medview.resources import bundled_model_path
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,14 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
         _error(args, err.file, err.error)
 
     multi_frame = {inst.ref for inst in found.instances if inst.frames > 1}
+    told: set[tuple] = set()  # (file, reason) already reported skipped: one line per file, not per frame
     for result in results:
         job = result.job
         if result.status == NOT_APPLICABLE:
-            if job.frame == 0:  # one line per file, not per frame
-                _skipped(args, job, bundle)
+            reason = result.error or other_modality(job, bundle)
+            if (job.ref, reason) not in told:
+                told.add((job.ref, reason))
+                _skipped(args, job, reason)
         elif result.status == ERROR:
             failed = True
             _error(args, job.ref.display(), result.error)
@@ -61,12 +64,11 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
     return 1 if failed else 0
 
 
-def _skipped(args, job: InferenceJob, bundle: ModelBundle) -> None:
+def _skipped(args, job: InferenceJob, reason: str) -> None:
     _emit(args, {
-        "status": "skipped", "file": job.ref.display(), "study_uid": job.study_uid,
+        "status": "skipped", "file": job.ref.display(), "frame": job.frame, "study_uid": job.study_uid,
         "series_uid": job.series_uid, "sop_instance_uid": job.sop_instance_uid, "modality": job.modality,
-        "reason": f"modality {job.modality or 'unknown'} is not one the model applies to "
-                  f"({', '.join(bundle.modalities)})",
+        "reason": reason,
     })
 
 
@@ -86,15 +88,20 @@ def _error(args, file: str, reason: str) -> None:
 def _ok(args, result: InferenceResult, multi_frame: bool) -> None:
     job, prediction = result.job, result.prediction
     if args.json:
-        print_json_line({
+        line = {
             "status": "ok", "file": job.ref.display(), "frame": job.frame, "study_uid": job.study_uid,
             "series_uid": job.series_uid, "sop_instance_uid": job.sop_instance_uid,
             "model": prediction.model, "scores": prediction.scores, "flagged": prediction.flagged,
-        })
+        }
+        if prediction.measurements:
+            line["measurements"] = prediction.measurements
+        print_json_line(line)
     else:
         findings = ", ".join(
             f"{label} {score:.3f}{' FLAGGED' if label in prediction.flagged else ''}"
             for label, score in prediction.scores.items()
         )
+        measured = "".join(f", {name.replace('_', ' ')} {m['value']:.3f}"
+                           for name, m in prediction.measurements.items())
         frame = f" [frame {job.frame}]" if multi_frame else ""
-        print(f"{job.ref.display()}{frame}: {findings} ({prediction.model})")
+        print(f"{job.ref.display()}{frame}: {findings}{measured} ({prediction.model})")

@@ -178,7 +178,7 @@ def test_the_bundled_model_runs_on_them_with_the_same_scores(caplog):
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, (300, 280), dtype=np.uint8) for _ in range(6)]
     x = engine.prepare(images)
-    scores, heatmaps = engine.forward(x)
+    scores, heatmaps, _masks = engine.forward(x)
     with torch.inference_mode():
         want_scores, want_maps = reference(x)
     np.testing.assert_allclose(scores, want_scores.numpy(), atol=1e-5)

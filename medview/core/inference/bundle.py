@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from medview.core.errors import ModelError
+from medview.core.inference import ctr
+from medview.core.inference.results import short_reason
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class ModelBundle:
     onnx_sha256: str | None = None
     readme: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    intended_use: "IntendedUse | None" = None
+    measurement: "MeasurementSpec | None" = None  # a measuring model: the network returns masks
 
     @property
     def ident(self) -> str:
@@ -82,10 +86,67 @@ class ModelBundle:
         """Whether images of this modality are sent to the model at all."""
         return (modality or "").strip().upper() in self.modalities
 
+    def out_of_scope(self, ds) -> str | None:
+        """Why the image whose header is `ds` is outside the model's intended use, in words; None when its
+        header allows it (the pixels may still refuse it)."""
+        return self.intended_use.refusal(ds) if self.intended_use is not None else None
+
     def flagged(self, scores: dict[str, float], thresholds: dict[str, float] | None = None) -> list[str]:
         """Labels whose score is at or above its threshold (the bundle's unless the user overrides some)."""
         limits = {**self.thresholds, **(thresholds or {})}
         return flagged_labels({label: scores.get(label, -math.inf) for label in self.labels}, limits)
+
+
+_LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
+
+
+@dataclass(frozen=True)
+class IntendedUse:
+    """What a model reads, by the image header (the "medview.intended_use" object); silent tags pass."""
+
+    body_parts: tuple[str, ...] = ()     # BodyPartExamined values accepted (upper case); empty: any
+    views: tuple[str, ...] = ()          # ViewPosition values accepted; empty: any
+    min_matrix: int = 0                  # rows and columns at least this
+    pixel_spacing_mm: tuple[float, float] | None = None  # plausible (min, max) pixel spacing
+
+    def refusal(self, ds) -> str | None:
+        part = str(getattr(ds, "BodyPartExamined", "") or "").strip().upper()
+        if self.body_parts and part and not any(p in part for p in self.body_parts):
+            return f"other body part ({part.lower()})"
+        view = str(getattr(ds, "ViewPosition", "") or "").strip().upper()
+        if self.views and view and view not in self.views:
+            return "lateral view" if view in _LATERAL_VIEWS else f"other view ({view})"
+        for item in getattr(ds, "ViewCodeSequence", None) or []:
+            meaning = str(getattr(item, "CodeMeaning", "") or "").lower()
+            if self.views and "lateral" in meaning:
+                return "lateral view"
+        rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+        if self.min_matrix and rows and cols and min(rows, cols) < self.min_matrix:
+            return f"too small ({cols}×{rows} pixels; the model needs at least {self.min_matrix})"
+        spacing = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
+        if self.pixel_spacing_mm and spacing is not None:
+            try:
+                values = [float(v) for v in spacing][:2]
+            except (TypeError, ValueError):
+                values = []
+            lo, hi = self.pixel_spacing_mm
+            if values and not all(lo <= v <= hi for v in values):
+                return (f"implausible pixel spacing for a chest radiograph ({values[0]:g} mm; "
+                        f"expected {lo:g}-{hi:g} mm)")
+        return None
+
+
+@dataclass(frozen=True)
+class MeasurementSpec:
+    """A measuring model (the "medview.measurement" object): the network returns probability masks
+    [N, len(masks), H, W], medview measures `name` on them and derives the score of `finding` from it."""
+
+    name: str                   # "cardiothoracic_ratio"
+    finding: str                # the label whose score follows from the measurement
+    threshold: float            # the measurement's operating point (CTR 0.5): flagged at or above it
+    masks: tuple[str, ...]      # names of the mask channels, e.g. ("heart", "lungs")
+    score_scale: float          # calibration of the score: logistic slope 1/scale around the threshold
+    unsure_gain: float = 0.0    # and how much flatter it gets where the outlines are unsure
 
 
 def flagged_labels(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
@@ -275,6 +336,9 @@ def parse_metadata(
         problems.append(f"medview.sha256 is not a SHA-256 hex digest: {sha!r}")
     onnx_sha = str(mv.get("onnx_sha256", "")).strip().lower() or None
 
+    intended_use = _intended_use(mv.get("intended_use"), problems)
+    measurement = _measurement(mv.get("measurement"), labels, problems)
+
     if problems:
         raise ModelError(f"model {source} cannot be used: " + "; ".join(problems))
     return ModelBundle(
@@ -297,7 +361,44 @@ def parse_metadata(
         onnx_sha256=onnx_sha,
         readme=readme,
         metadata=meta,
+        intended_use=intended_use,
+        measurement=measurement,
     )
+
+
+def _intended_use(raw: Any, problems: list[str]) -> IntendedUse | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append("medview.intended_use must be an object")
+        return None
+    words = lambda key: tuple(str(v).strip().upper() for v in (raw.get(key) or []))  # noqa: E731
+    spacing = _as_pair(raw.get("pixel_spacing_mm"))
+    return IntendedUse(body_parts=words("body_parts"), views=words("views"),
+                       min_matrix=_as_int(raw.get("min_matrix", 0)) or 0, pixel_spacing_mm=spacing)
+
+
+def _measurement(raw: Any, labels: list[str], problems: list[str]) -> MeasurementSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append("medview.measurement must be an object")
+        return None
+    try:
+        spec = MeasurementSpec(
+            name=str(raw["name"]), finding=str(raw.get("finding") or (labels[0] if labels else "")),
+            threshold=float(raw["threshold"]), masks=tuple(str(m) for m in raw["masks"]),
+            score_scale=float(raw.get("score_scale", 0.02)), unsure_gain=float(raw.get("unsure_gain", 0.0)))
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append(f"medview.measurement needs name, threshold and masks ({short_reason(exc)})")
+        return None
+    if spec.name != ctr.NAME:
+        problems.append(f"medview.measurement.name {spec.name!r} is not one medview measures ({ctr.NAME})")
+    if spec.finding not in labels:
+        problems.append(f"medview.measurement.finding {spec.finding!r} is not a finding of channel_def")
+    if not spec.score_scale > 0:
+        problems.append("medview.measurement.score_scale must be positive")
+    return spec
 
 
 def file_sha256(data: bytes) -> str:

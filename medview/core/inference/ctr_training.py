@@ -86,8 +86,8 @@ def build_set(plan: list[tuple[str, int, int]], workers: int = 2, progress: Call
         out = list(pool.map(_example, plan, chunksize=16))
     if progress:
         progress(f"  {len(plan)} examples in {time.perf_counter() - started:.0f} s")
-    x = torch.from_numpy(np.stack([o[0] for o in out]))[:, None]
-    y = torch.from_numpy(np.stack([o[1] for o in out]))
+    x = torch.from_numpy(np.stack([o[0] for o in out]))[:, None].clamp_(0, 1)
+    y = torch.from_numpy(np.stack([o[1] for o in out])).clamp_(0, 1)  # resampling may overshoot by rounding
     return x, y
 
 

@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from medview.core.errors import ModelError, UsageError
 from medview.core.inference.bundle import ModelBundle, load_torchscript, verified_onnx_bytes
 from medview.core.inference.native_cnn import NativeCnn
 from medview.core.inference.optimise import split_column_phases
-from medview.core.inference.results import Prediction, short_reason
+from medview.core.inference import ctr
+from medview.core.inference.results import NotApplicable, Prediction, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,15 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 16 << 20
 TRIM_THRESHOLD = 32 << 20
 _malloc_tuned: bool | None = None
+
+
+class NetOutput(NamedTuple):
+    """A batch's checked network output: a classifier's scores [N, K] (probabilities) and heatmaps
+    [N, K, h, w] or None, or a measuring model's probability masks [N, M, H, W] (scores and heatmap None)."""
+
+    scores: np.ndarray | None
+    heatmap: np.ndarray | None
+    masks: np.ndarray | None = None
 
 
 def cuda_available() -> bool:
@@ -290,7 +300,7 @@ class Engine:
             # passes the module now in use has had on this shape: the optimised one WARM_UP_PASSES in
             # _check_optimised; the plain one it fell back to, one (its reference answer); else none
             done = 0 if reference is None else 1 if self._module is reference else WARM_UP_PASSES
-            scores, _heatmap = self._raw_forward(x)  # the blank image, for the checks below
+            blank = self._raw_forward(x)  # the blank image, for the checks below
             for _ in range(WARM_UP_PASSES - 1 - done):  # the profiling executor compiles on the second pass
                 self._raw_forward(x)
         except ModelError:
@@ -298,6 +308,12 @@ class Engine:
         except Exception as exc:
             raise ModelError(f"model {self.bundle.source}: the network fails on a {list(x.shape)} input "
                              f"({short_reason(exc)})") from None
+        if blank.masks is not None:
+            if not np.all(np.isfinite(blank.masks)) or blank.masks.min() < 0 or blank.masks.max() > 1:
+                raise ModelError(f"model {self.bundle.source}: the network's masks are not probabilities (0..1)")
+            self._warm = True
+            return
+        scores = blank.scores
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"model {self.bundle.source}: the network returns NaN or infinite scores")
         if self.bundle.scores == "probabilities" and (scores.min() < 0 or scores.max() > 1):
@@ -341,8 +357,8 @@ class Engine:
                         self.bundle.ident, problem)
             self._module, self._fused = reference, False
 
-    def _raw_forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network on a prepared batch: checked (scores [N, K], heatmap [N, K, h, w] or None) as float32."""
+    def _raw_forward(self, x: torch.Tensor) -> NetOutput:
+        """The network on a prepared batch: its checked output as float32."""
         if self._session is not None:
             outputs = self._session.run(None, {self._session.get_inputs()[0].name: x.cpu().numpy()})
         elif self._native is not None:
@@ -357,9 +373,17 @@ class Engine:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
 
-    def _check_outputs(self, outputs: list, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _check_outputs(self, outputs: list, n: int) -> NetOutput:
         k = len(self.bundle.labels)
         where = f"model {self.bundle.source}"
+        spec = self.bundle.measurement
+        if spec is not None:
+            masks = np.asarray(outputs[0], dtype=np.float32) if outputs else None
+            h, w = self.bundle.resize
+            if masks is None or masks.shape != (n, len(spec.masks), h, w):
+                raise ModelError(f"{where}: masks have shape {None if masks is None else list(masks.shape)}, "
+                                 f"expected [{n}, {len(spec.masks)}, {h}, {w}] ({', '.join(spec.masks)})")
+            return NetOutput(None, None, masks)
         if not outputs or not isinstance(outputs[0], np.ndarray):
             raise ModelError(f"{where}: the network returns no score tensor")
         scores = np.asarray(outputs[0], dtype=np.float32)
@@ -380,7 +404,7 @@ class Engine:
                 heatmap = np.repeat(heatmap, k, axis=1)
         elif self.bundle.heatmap:
             raise ModelError(f"{where}: medview.outputs.heatmap is true but the network returns no heatmap")
-        return scores, heatmap
+        return NetOutput(scores, heatmap)
 
     def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 display images -> the network's input batch on this engine's device."""
@@ -390,32 +414,63 @@ class Engine:
         x = to_batch(images, b.resize, channels=b.num_channels, value_range=b.value_range, device=where)
         return x.to(self.device)
 
-    def forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores (post-processed to probabilities) and raw heatmaps of one prepared batch; warms up first."""
+    def forward(self, x: torch.Tensor) -> NetOutput:
+        """Scores (post-processed to probabilities) and raw heatmaps, or masks, of one prepared batch; warms up
+        first."""
         self.warm_up()
         return self._raw_forward(x.to(self.device))
 
-    def predict_images(self, images: Sequence[np.ndarray]) -> list[Prediction | str]:
+    def predict_images(self, images: Sequence[np.ndarray]) -> list[Prediction | NotApplicable | str]:
         """Predictions for uint8 display images, in batches; an image whose scores are not finite gets a
-        reason (str) instead of a Prediction, so one bad image never spoils the others."""
-        results: list[Prediction | str] = []
+        reason (str) instead of a Prediction, so one bad image never spoils the others; an image a measuring
+        model finds no frontal chest in is NotApplicable, with the reason."""
+        results: list[Prediction | NotApplicable | str] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
-            scores, heatmaps = self.forward(self.prepare(chunk))
-            for i in range(len(chunk)):
-                results.append(self._prediction(scores[i], None if heatmaps is None else heatmaps[i]))
+            out = self.forward(self.prepare(chunk))
+            for i, image in enumerate(chunk):
+                if out.masks is not None:
+                    results.append(self._measured(out.masks[i], image.shape[:2]))
+                else:
+                    results.append(self._prediction(out.scores[i], None if out.heatmap is None else out.heatmap[i]))
         return results
 
-    def predict_datasets(self, items: Iterable[tuple[object, int]]) -> list[Prediction | str]:
+    def predict_datasets(self, items: Iterable[tuple[object, int]]) -> list[Prediction | NotApplicable | str]:
         """Predictions for (dataset, frame) pairs, each frame through `frame_for_model`; a dataset whose
-        Modality is not one the model applies to is refused (ModelError), one without Modality is scored."""
+        Modality is not one the model applies to is refused (ModelError), one without Modality is scored;
+        one whose header is outside the model's intended use is NotApplicable without running the network."""
         items = list(items)
         for ds, _ in items:
             modality = str(getattr(ds, "Modality", "") or "")
             if modality and not self.bundle.applies_to(modality):
                 raise ModelError(f"model {self.bundle.ident} applies to {', '.join(self.bundle.modalities)} "
                                  f"images, not {modality}")
-        return self.predict_images([frame_for_model(self.bundle.window, ds, frame) for ds, frame in items])
+        refusals = [self.bundle.out_of_scope(ds) for ds, _ in items]
+        todo = [(ds, frame) for (ds, frame), why in zip(items, refusals) if why is None]
+        scored = iter(self.predict_images([frame_for_model(self.bundle.window, ds, f) for ds, f in todo])
+                      if todo else [])
+        return [NotApplicable(why) if why is not None else next(scored) for why in refusals]
+
+    def _measured(self, masks: np.ndarray, image_shape: tuple[int, int]) -> Prediction | NotApplicable | str:
+        """A measuring model's answer for one image: the measurement and the score that follows from it, or
+        why the image is not one it reads. The heatmap is the first mask (the heart: where it measured)."""
+        spec = self.bundle.measurement
+        if not np.all(np.isfinite(masks)):
+            return "the model returned no valid masks for this image (NaN)"
+        found = ctr.measure(masks, image_shape)
+        if isinstance(found, str):
+            return NotApplicable(found)
+        score = ctr.score(found.value, found.unsure, spec.threshold, spec.score_scale, spec.unsure_gain)
+        scores = {label: (score if label == spec.finding else 0.0) for label in self.bundle.labels}
+        return Prediction(
+            scores=scores,
+            flagged=self.bundle.flagged(scores),
+            heatmap=np.repeat(masks[:1], len(self.bundle.labels), axis=0).astype(np.float32),
+            model=self.bundle.ident,
+            measurements={spec.name: found.as_json(spec.threshold)},
+            masks=(masks >= 0.5).astype(np.uint8),
+            mask_labels=spec.masks,
+        )
 
     def _prediction(self, scores: np.ndarray, heatmap: np.ndarray | None) -> Prediction | str:
         if not np.all(np.isfinite(scores)):

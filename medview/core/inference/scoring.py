@@ -14,19 +14,51 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from medview.core.inference.results import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, short_reason
+from medview.core.inference.results import (
+    ERROR,
+    NOT_APPLICABLE,
+    OK,
+    InferenceJob,
+    InferenceResult,
+    NotApplicable,
+    short_reason,
+)
 
 log = logging.getLogger(__name__)
 
 
+class OutOfScope(Exception):
+    """An image whose header puts it outside the model's intended use (the message says why)."""
+
+
+def other_modality(job: InferenceJob, bundle) -> str:
+    return (f"other modality ({job.modality or 'unknown'}; the model reads "
+            f"{', '.join(bundle.modalities)})")
+
+
 def cached_result(cache, bundle, job: InferenceJob) -> InferenceResult | None:
-    """The job's result known without the network: not applicable (another modality), or the prediction the
-    cache holds (same instance, frame, model checksum and metadata); None when the network must score it."""
+    """The job's result known without the network: not applicable (another modality), or what the cache holds
+    for the same pixels (instance, frame, the file's size and modification time), model checksum and
+    metadata; None when the network must score it."""
     if not bundle.applies_to(job.modality):
-        return InferenceResult(job, NOT_APPLICABLE)
-    hit = (cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key)
-           if cache is not None else None)
-    return None if hit is None else InferenceResult(job, OK, hit, cached=True)
+        return InferenceResult(job, NOT_APPLICABLE, error=other_modality(job, bundle))
+    if cache is None:
+        return None
+    hit = cache.get(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key, pixel_key(job))
+    if hit is None:
+        return None
+    if isinstance(hit, NotApplicable):
+        return InferenceResult(job, NOT_APPLICABLE, error=hit.reason, cached=True)
+    return InferenceResult(job, OK, hit, cached=True)
+
+
+def pixel_key(job: InferenceJob) -> str:
+    """What changes when the file's pixels change: its size and modification time (ns), with the instance."""
+    try:
+        size, mtime = job.ref.stat()
+    except OSError:
+        return ""
+    return f"{size}:{mtime!r}"
 
 
 class FrameScorer:
@@ -86,6 +118,8 @@ class FrameScorer:
                 try:
                     images.append(self._image(job))
                     batch.append(job)
+                except OutOfScope as why:
+                    yield self._not_applicable(job, str(why))
                 except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
                     yield InferenceResult(job, ERROR, error=short_reason(exc))
             if batch and not cancelled():
@@ -106,7 +140,18 @@ class FrameScorer:
             self._more_frames = False
             raise ds
         self._more_frames = job.frame + 1 < pixels.number_of_frames(ds)
+        why = self.engine.bundle.out_of_scope(ds)
+        if why is not None:
+            raise OutOfScope(why)
         return frame_for_model(self.engine.bundle.window, ds, job.frame)
+
+    def _not_applicable(self, job: InferenceJob, reason: str) -> InferenceResult:
+        """An image outside the model's use: remembered in the cache like a score, so it is not read again."""
+        bundle = self.engine.bundle
+        if self.cache is not None:
+            self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key,
+                           NotApplicable(reason), pixel_key(job))
+        return InferenceResult(job, NOT_APPLICABLE, error=reason)
 
     def _predict(self, batch: list[InferenceJob], images: list[np.ndarray]) -> Iterator[InferenceResult]:
         """The model on one batch: a result per job, stored in the cache when it is a prediction."""
@@ -122,6 +167,10 @@ class FrameScorer:
             if isinstance(outcome, str):
                 yield InferenceResult(job, ERROR, error=outcome)
                 continue
+            if isinstance(outcome, NotApplicable):
+                yield self._not_applicable(job, outcome.reason)
+                continue
             if self.cache is not None:
-                self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key, outcome)
+                self.cache.put(job.sop_instance_uid, job.frame, bundle.sha256, bundle.results_key, outcome,
+                               pixel_key(job))
             yield InferenceResult(job, OK, outcome)

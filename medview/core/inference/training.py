@@ -117,6 +117,7 @@ def write_bundle(
 def export_onnx(module: nn.Module, metadata: dict[str, Any], path: Path) -> None:
     """The same network as ONNX (TorchScript exporter, opset 17) with a dynamic batch axis."""
     image = metadata["network_data_format"]["inputs"]["image"]
+    outputs = ["masks"] if metadata["medview"].get("measurement") else ["scores", "heatmap"]
     h, w = image["spatial_shape"]
     example = torch.zeros(1, int(image["num_channels"]), int(h), int(w))
     module = copy.deepcopy(module).eval()
@@ -125,8 +126,8 @@ def export_onnx(module: nn.Module, metadata: dict[str, Any], path: Path) -> None
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module, (example,), str(path), dynamo=False, opset_version=17,
-            input_names=["image"], output_names=["scores", "heatmap"],
-            dynamic_axes={"image": {0: "n"}, "scores": {0: "n"}, "heatmap": {0: "n"}},
+            input_names=["image"], output_names=outputs,
+            dynamic_axes={"image": {0: "n"}, **{name: {0: "n"} for name in outputs}},
         )
 
 

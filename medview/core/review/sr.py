@@ -11,7 +11,8 @@ with the model as its algorithm and method "Automated" (SCT 8359006), and the re
 there is one, as a second NUM of the same concept with method "Manual" (SCT 87982008) and no algorithm. Each
 NUM carries the lines it was computed from as SCOORD POLYLINEs on the source image (TID 320, "Source of
 Measurement"; for the CTR first the heart's, then the thorax's line). Image coordinates are DICOM's: column
-then row, (0, 0) the top left corner of the top left pixel, which is how the viewer and the model give them.
+then row, (0, 0) the top left corner of the top left pixel; the model and the viewer give points as pixel
+indices (0 the centre of the first pixel), so half a pixel is added here.
 
 Codes: Cardiomegaly is SCT 8186001. The CTR on a radiograph (a ratio of transverse diameters) has no code in
 DICOM PS3.16 (its LOINC 59074-5 and 59076-0 are fetal ultrasound ratios of circumferences and areas, another
@@ -57,6 +58,7 @@ VERDICT_CODES = {
 STANDARD_FINDINGS = {"cardiomegaly": hd.sr.CodedConcept("8186001", "SCT", "Cardiomegaly")}
 MEASUREMENT_CODES = {CTR: hd.sr.CodedConcept("CTR", SCHEME, "Cardiothoracic ratio")}
 SR_SERIES_NUMBER = 9901
+PIXEL_CENTRE = 0.5  # a pixel index's position in DICOM image coordinates (PS3.3 C.18.6.1.2)
 ORGANIZATION = "medview"
 
 # the patient/study attributes copied into the SR from the images (read from one file of the case)
@@ -289,7 +291,7 @@ def _measurement_items(m: ImageMeasurement, refs, algorithm) -> list[hd.sr.Measu
             continue
         lines = [hd.sr.CoordinatesForMeasurement(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-            graphic_data=np.asarray(measured[name], dtype=np.float64).reshape(-1, 2),
+            graphic_data=np.asarray(measured[name], dtype=np.float64).reshape(-1, 2) + PIXEL_CENTRE,
             source_image=_source_image(refs, m.sop_instance_uid, m.frame, hd.sr.SourceImageForRegion),
             purpose=codes.DCM.SourceOfMeasurement,
         ) for name in LINES if measured.get(name)]

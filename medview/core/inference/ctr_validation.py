@@ -1,0 +1,120 @@
+"""Validation of the cardiothoracic-ratio model on files, the way `medview infer` sees them.
+
+Each case is written as a Part-10 CR (MONOCHROME1) or DX (MONOCHROME2) file at its generator's full size, read
+back and scored by the engine through the display pipeline; out-of-scope images are written with a silent
+header (no body part, no view), so only their pixels can refuse them. Used by scripts/train_ctr_model.py
+for the bundle's validation.json and by the tests on fresh seeds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from medview.core.inference import metrics
+from medview.core.inference.results import NotApplicable, Prediction
+
+PATIENT = {"name": "PHANTOM^VALIDATION", "id": "PHANTOM", "birth_date": "19700101", "sex": "O", "age": "050Y",
+           "kvp": 120, "exposure_ms": 10, "ma": 200}
+
+
+@dataclass
+class Case:
+    dataset: pydicom.Dataset
+    label: int          # 1: CTR at or above 0.5; -1: out of scope
+    ctr: float          # true CTR (nan out of scope)
+    kind: str           # family, or the out-of-scope kind
+
+
+def _write(folder: Path, name: str, pixels: np.ndarray, spacing: float, modality: str, *, silent: bool
+           ) -> pydicom.Dataset:
+    from medview.core.demo.writer import demo_uid, write_radiograph
+
+    study = {"uid": demo_uid("val", name), "date": "20240101", "time": "120000", "id": "1", "accession": "V1",
+             "description": "CHEST" if not silent else ""}
+    path = write_radiograph(folder / f"{name}.dcm", pixels, modality=modality, pixel_spacing=spacing,
+                            patient=PATIENT, study=study, series_uid=demo_uid("val", name, "series"),
+                            sop_uid=demo_uid("val", name, "sop"))
+    ds = pydicom.dcmread(path)
+    path.unlink()
+    if silent:
+        for keyword in ("BodyPartExamined", "ViewPosition", "SeriesDescription", "StudyDescription",
+                        "AnatomicRegionSequence", "PatientOrientation"):
+            if keyword in ds:
+                delattr(ds, keyword)
+    return ds
+
+
+def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None) -> list[Case]:
+    """n frontal chests of a family (fresh for any seed training did not use), as read-back files."""
+    from medview.core.inference.ctr_training import phantom
+
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            rng = np.random.default_rng([seed, i, 9])
+            pixels, _masks, ctr, spacing = phantom(family, seed, i, cols=cols)
+            modality = "CR" if rng.random() < 0.5 else "DX"
+            ds = _write(Path(tmp), f"{family}_{seed}_{i}", pixels, spacing, modality, silent=False)
+            cases.append(Case(ds, int(ctr >= 0.5), float(ctr), family))
+    return cases
+
+
+def out_of_scope_cases(seed: int, per_kind: int, *, cols: int | None = None) -> list[Case]:
+    """Images of every out-of-scope kind with a silent header (DX, no body part or view)."""
+    from medview.core.demo.outline_phantoms import OUT_OF_SCOPE_KINDS, out_of_scope
+
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in OUT_OF_SCOPE_KINDS:
+            for i in range(per_kind):
+                rng = np.random.default_rng([seed, i, OUT_OF_SCOPE_KINDS.index(kind), 10])
+                pixels = out_of_scope(rng, kind, cols=cols or int(rng.integers(256, 900)))
+                spacing = float(rng.uniform(0.15, 0.5))
+                ds = _write(Path(tmp), f"{kind}_{seed}_{i}", pixels, spacing, "DX", silent=True)
+                cases.append(Case(ds, -1, float("nan"), kind))
+    return cases
+
+
+def run(engine, cases: list[Case]) -> list[Prediction | NotApplicable | str]:
+    return engine.predict_datasets([(c.dataset, 0) for c in cases])
+
+
+def chest_figures(cases: list[Case], outcomes: list, threshold: float, finding: str = "cardiomegaly") -> dict:
+    """AUC, sensitivity/specificity at the threshold, ECE, CTR mean absolute error, and how many frontal
+    chests were refused (each refused chest counts as a score of 0 for the AUC, so a refusal is never free)."""
+    labels = np.array([c.label for c in cases])
+    truth = np.array([c.ctr for c in cases])
+    scores = np.zeros(len(cases))
+    measured = np.full(len(cases), np.nan)
+    refused = []
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Prediction):
+            scores[i] = outcome.scores[finding]
+            measured[i] = outcome.measurements["cardiothoracic_ratio"]["value"]
+        else:
+            refused.append(outcome.reason if isinstance(outcome, NotApplicable) else str(outcome))
+    figures = metrics.summary(scores, labels, threshold)
+    ok = ~np.isnan(measured)
+    figures["ctr_mae"] = float(np.mean(np.abs(measured[ok] - truth[ok]))) if ok.any() else float("nan")
+    figures["ctr_bias"] = float(np.mean(measured[ok] - truth[ok])) if ok.any() else float("nan")
+    figures["refused"] = len(refused)
+    figures["refusal_reasons"] = sorted(set(refused))
+    figures["cases"] = {"labels": labels.tolist(), "ctr": [round(float(v), 5) for v in truth],
+                        "measured": [None if np.isnan(v) else round(float(v), 5) for v in measured],
+                        "scores": [round(float(s), 6) for s in scores]}
+    return figures
+
+
+def refusal_figures(cases: list[Case], outcomes: list) -> dict:
+    """Per out-of-scope kind: how many were answered (should be none)."""
+    by_kind: dict[str, dict] = {}
+    for case, outcome in zip(cases, outcomes):
+        entry = by_kind.setdefault(case.kind, {"n": 0, "answered": 0})
+        entry["n"] += 1
+        entry["answered"] += int(isinstance(outcome, Prediction))
+    return {"n": len(cases), "answered": sum(e["answered"] for e in by_kind.values()), "by_kind": by_kind}
