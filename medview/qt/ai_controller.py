@@ -627,7 +627,9 @@ class AiController(QObject):
         if self._cells.get(uid) == (text, sort_value):
             return  # unchanged: no repaint, no re-sort
         self._cells[uid] = (text, sort_value)
-        self.window.worklist.model.set_ai_status(uid, text, sort_value)
+        worklist = self.window.worklist
+        with worklist.current_row_kept_in_view():
+            worklist.model.set_ai_status(uid, text, sort_value)
 
     # --- the open case: findings panel and heatmap -------------------------------------------------------------
     def shown_key(self) -> tuple[str, int] | None:

@@ -252,12 +252,13 @@ class ReviewController(QObject):
     def update_worklist(self, uids: list[str]) -> None:
         if self.store is None or not uids:
             return
-        model = self.window.worklist.model
-        view = self.window.worklist.view
+        worklist = self.window.worklist
+        model, view = worklist.model, worklist.view
         widest = 0
         for uid, (status, reviewer) in self.store.worklist_states(uids).items():
             text, sort = review_cell(status, reviewer)
-            model.set_review_status(uid, text, sort)
+            with worklist.current_row_kept_in_view():
+                model.set_review_status(uid, text, sort)
             widest = max(widest, view.fontMetrics().horizontalAdvance(text) + 14)
         if view.columnWidth(COL_REVIEW) < min(widest, REVIEW_COLUMN_MAX):
             view.setColumnWidth(COL_REVIEW, min(widest, REVIEW_COLUMN_MAX))  # "✔ dr.k" whole where it fits

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
@@ -149,6 +152,27 @@ class WorklistPanel(QWidget):
             idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
         self.view.scrollTo(idx)
+
+    @contextmanager
+    def current_row_kept_in_view(self) -> Iterator[None]:
+        """A cell change re-sorts the rows under the reader (AI scores arriving, a sign-off): the case they have
+        open stays where it was on screen, rather than sliding out of view. A case scrolled out of view by the
+        reader is left where it is."""
+        index = self.view.currentIndex()
+        rect = self.view.visualRect(index) if index.isValid() else None
+        top = rect.top() if rect is not None and self.view.viewport().rect().intersects(rect) else None
+        try:
+            yield
+        finally:
+            index = self.view.currentIndex()  # a persistent index: it follows its row through the sort
+            if top is not None and index.isValid():
+                moved = self.view.visualRect(index).top() - top
+                if moved:
+                    per_item = self.view.verticalScrollMode() == QAbstractItemView.ScrollMode.ScrollPerItem
+                    step = max(self.view.rowHeight(index.row()), 1) if per_item else 1
+                    bar = self.view.verticalScrollBar()
+                    bar.setValue(bar.value() + round(moved / step))
+                self.view.scrollTo(index)  # near the end the list cannot scroll that far: at least in view
 
     def select_study(self, study_uid: str) -> None:
         row = self.proxy.row_of(study_uid)

@@ -133,3 +133,33 @@ def test_sort_values_are_one_type_per_column(panel, cases):
     for col in range(model.columnCount()):
         kinds = {type(model.index(r, col).data(SortRole)) for r in range(model.rowCount())}
         assert len(kinds) == 1, (col, kinds)
+
+
+def test_the_open_case_stays_in_view_while_scores_re_sort_the_worklist(qtbot):
+    """Scores arriving re-sort the rows under the reader: their case stays selected and where it was on screen."""
+    from medview.core.dicom.model import Study
+    from medview.qt.worklist import WorklistPanel
+
+    panel = WorklistPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 300)  # about ten of the forty rows in view
+    panel.show()
+    qtbot.waitExposed(panel)
+    studies = [Study(f"1.2.826.0.1.3680043.8.498.{i}", f"P{i:02d}", f"Case^{i}", "20240101", "chest", [])
+               for i in range(40)]
+    panel.set_studies(studies)
+    panel.view.sortByColumn(COL_AI, Qt.SortOrder.AscendingOrder)
+    panel.select_study(studies[0].study_uid)
+    view, index = panel.view, lambda: panel.proxy.index(panel.proxy.row_of(studies[0].study_uid), 0)
+    top = view.visualRect(index()).top()
+    for i, study in enumerate(studies[1:], 1):  # each newly scored case ranks above the open one
+        with panel.current_row_kept_in_view():
+            panel.model.set_ai_status(study.study_uid, f"flagged 0.{i:02d}", 1 - i / 100)
+        if i == 5:
+            assert view.visualRect(index()).top() == top  # five rows above it now, and the same place on screen
+    assert panel.proxy.row_of(studies[0].study_uid) == 39  # moved to the bottom
+    selected = [panel.proxy.study_at(i.row()).study_uid for i in view.selectionModel().selectedRows()]
+    assert selected == [studies[0].study_uid] and view.currentIndex().row() == 39
+    rect = view.visualRect(index())
+    assert view.viewport().rect().contains(rect)  # in view, whole
+    assert rect.top() >= top  # not scrolled past it: the list moved, the case stayed (as far as the end allows)
