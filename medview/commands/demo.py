@@ -15,7 +15,7 @@ def demo_folder() -> Path:
     out = home_dir("demo")
     if not (out / MARKER).is_file():
         print(f"Writing the demo studies to {out} (first use only)…", file=sys.stderr)
-        generate_demo(out)
+        generate_demo(out, priors=True)
     return out
 
 

@@ -12,10 +12,11 @@ import sys
 def run(args) -> int:
     from medview.core.demo import generate_demo
 
-    summary = generate_demo(args.out, cases=args.cases, seed=args.seed, ct_slices=args.ct_slices)
+    summary = generate_demo(args.out, cases=args.cases, seed=args.seed, ct_slices=args.ct_slices, priors=True)
     ct = f", 1 CT study ({len(summary.ct_files)} slices + topogram)" if summary.ct_files else ""
+    priors = f", {len(summary.priors)} prior radiographs" if summary.priors else ""
     print(
-        f"wrote {len(summary.radiographs)} chest radiographs ({summary.positives} with cardiomegaly){ct} "
+        f"wrote {len(summary.radiographs)} chest radiographs ({summary.positives} with cardiomegaly){priors}{ct} "
         f"to {summary.out} in {summary.seconds:.1f} s; labels in {summary.ground_truth}",
         file=sys.stderr,
     )

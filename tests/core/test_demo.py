@@ -23,7 +23,9 @@ from medview.core.demo import (
     case_spec,
     generate_demo,
     make_chest_radiograph,
+    prior_spec,
     radiograph_for_case,
+    radiograph_for_prior,
     write_ct_series,
 )
 from medview.core.demo.writer import CR_STORAGE, CT_STORAGE, DX_PRESENTATION_STORAGE
@@ -34,7 +36,7 @@ CASES, CT_SLICES, SEED = 6, 8, 11
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    summary = generate_demo(out, cases=CASES, seed=SEED, ct_slices=CT_SLICES)
+    summary = generate_demo(out, cases=CASES, seed=SEED, ct_slices=CT_SLICES, priors=True)
     return out, summary
 
 
@@ -54,7 +56,8 @@ def _csv(path: Path) -> list[dict]:
 def test_every_file_is_clean_part10(demo):
     out, summary = demo
     files = sorted(out.rglob("*.dcm"))
-    assert len(files) == CASES + CT_SLICES + 1  # radiographs, axial CT, topogram
+    assert len(summary.priors) == 2  # PAT0001 and PAT0004
+    assert len(files) == CASES + 2 + CT_SLICES + 1  # radiographs, priors, axial CT, topogram
     for path in files:
         raw = path.read_bytes()
         assert raw[128:132] == b"DICM", path
@@ -97,15 +100,42 @@ def test_ground_truth_matches_files_and_params(demo):
     out, summary = demo
     gt = _csv(out / "ground_truth.csv")
     params = _csv(out / "phantom_params.csv")
-    assert list(gt[0]) == ["study_uid", "sop_instance_uid", "finding", "label"]
-    assert len(gt) == len(params) == CASES == len(summary.radiographs)
+    assert list(gt[0]) == ["study_uid", "sop_instance_uid", "finding", "label", "ctr"]
+    assert len(gt) == len(params) == CASES + len(summary.priors) == len(summary.radiographs) + 2
     by_sop = {r["sop_instance_uid"]: r for r in params}
     for row in gt:
         p = by_sop[row["sop_instance_uid"]]
         ds, _ = _read(out / p["file"])
         assert ds.StudyInstanceUID == row["study_uid"] and ds.SOPInstanceUID == row["sop_instance_uid"]
-        assert row["finding"] == FINDING
+        assert row["finding"] == FINDING and float(row["ctr"]) == float(p["ctr"])
         assert int(row["label"]) == int(float(p["ctr"]) > CTR_THRESHOLD) == int(p["label"])
+
+
+def test_priors_are_earlier_studies_of_the_same_patient_with_their_own_truth(demo):
+    """Every third patient has a prior radiograph: same patient and modality, earlier date, own study, a slightly
+    smaller heart, its own pixels; the current radiographs are the same as without priors."""
+    out, summary = demo
+    truth = {r["sop_instance_uid"]: r for r in _csv(out / "ground_truth.csv")}
+    current = {ds.PatientID: ds for ds in (_read(p)[0] for p in summary.radiographs)}
+    assert [p.relative_to(out).parts[:2] for p in summary.priors] == [("PAT0001", "ST02"), ("PAT0004", "ST02")]
+    for path, label in zip(summary.priors, summary.prior_labels):
+        ds, arr = _read(path)
+        now = current[ds.PatientID]
+        index = int(ds.PatientID[3:]) - 1
+        assert (ds.PatientName, ds.PatientBirthDate, ds.Modality, ds.BodyPartExamined) == (
+            now.PatientName, now.PatientBirthDate, now.Modality, now.BodyPartExamined)
+        assert ds.StudyDate < now.StudyDate and ds.StudyInstanceUID != now.StudyInstanceUID
+        assert ds.AccessionNumber != now.AccessionNumber
+        assert prior_spec(SEED, index).target_ctr < case_spec(SEED, index).target_ctr
+        row = truth[ds.SOPInstanceUID]
+        assert row["study_uid"] == ds.StudyInstanceUID and int(row["label"]) == label
+        assert float(row["ctr"]) < float(truth[now.SOPInstanceUID]["ctr"])
+        phantom, params = radiograph_for_prior(SEED, index)
+        assert params["label"] == label
+        assert np.array_equal(arr, 4095 - phantom if ds.PhotometricInterpretation == "MONOCHROME1" else phantom)
+        assert phantom.shape != radiograph_for_case(SEED, index)[0].shape or not np.array_equal(
+            phantom, radiograph_for_case(SEED, index)[0])
+    assert prior_spec(SEED, 1) is None and prior_spec(SEED, 2) is None
 
 
 def test_no_tag_leaks_the_label(demo):
@@ -147,6 +177,10 @@ def test_same_seed_same_files(tmp_path):
     s1 = generate_demo(tmp_path / "a", cases=2, seed=9, ct_slices=2)
     s2 = generate_demo(tmp_path / "b", cases=2, seed=9, ct_slices=2)
     s3 = generate_demo(tmp_path / "c", cases=2, seed=10, ct_slices=0)
+    with_priors = generate_demo(tmp_path / "d", cases=2, seed=9, ct_slices=0, priors=True)
+    assert len(with_priors.priors) == 1 and len(s1.priors) == 0
+    assert [_read(p)[0].SOPInstanceUID for p in with_priors.radiographs] == [
+        _read(p)[0].SOPInstanceUID for p in s1.radiographs]  # priors leave the current cases as they were
     for p1, p2 in zip(s1.radiographs + s1.ct_files, s2.radiographs + s2.ct_files):
         d1, a1 = _read(p1)
         d2, a2 = _read(p2)
@@ -233,6 +267,7 @@ def test_command_exit_codes_and_overwrite_rules(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo-data", str(out), "--cases", "3", "--ct-slices", "2"]) == 0
     assert (out / "PAT0003").is_dir() and (out / "PAT0004" / "ST01" / "SE02").is_dir()
+    assert (out / "PAT0001" / "ST02").is_dir() and not (out / "PAT0002" / "ST02").exists()  # priors
     # a previous demo output is replaced, leftovers included
     assert main(["demo-data", str(out), "--cases", "1", "--ct-slices", "0", "--seed", "4"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [

@@ -3,8 +3,9 @@ contrast chest CT with its topogram, as valid Part-10 DICOM.
 
 Public API:
 
-- ``generate_demo(out, cases=20, seed=0, ct_slices=200) -> DemoSummary``: the whole demo folder
-  (``OUT/PATnnnn/STnn/SEnn/IMnnnn.dcm``, ``ground_truth.csv``, ``phantom_params.csv``).
+- ``generate_demo(out, cases=20, seed=0, ct_slices=200, priors=False) -> DemoSummary``: the whole demo folder
+  (``OUT/PATnnnn/STnn/SEnn/IMnnnn.dcm``, ``ground_truth.csv``, ``phantom_params.csv``); with ``priors``, every
+  third patient also has an earlier radiograph (``ST02``) with its own truth, for comparison with priors.
 - ``case_spec(seed, index) -> CaseSpec`` and ``radiograph_for_case(seed, index)``: one case without any I/O
   (pixels depend only on seed and index), for training on arrays directly.
 - ``make_chest_radiograph(rng, ctr, ...)``: the phantom itself; ``write_ct_series(out_dir, slices, ...)``:
@@ -44,11 +45,14 @@ __all__ = [
     "DemoSummary",
     "FINDING",
     "MARKER",
+    "PriorSpec",
     "case_spec",
     "generate_demo",
     "make_chest_radiograph",
     "prepare_output",
+    "prior_spec",
     "radiograph_for_case",
+    "radiograph_for_prior",
     "write_ct_series",
     "write_demo_data",
 ]
@@ -58,6 +62,7 @@ MARKER = "medview-demo.json"  # written last: its presence means OUT holds a com
 _PARTIAL = "medview-demo.partial.json"  # written first: lets a run cut short be replaced next time
 _BORDERLINE = 0.3  # share of cases drawn within 0.03 of the threshold (the model README quotes it)
 _GAP = 0.003  # no case closer than this to the threshold: the label is unambiguous at pixel resolution
+_PRIOR_EVERY = 3  # cases 0, 3, 6... have a prior radiograph when priors are asked for
 
 _GIVEN_F = ["Anna", "Maria", "Sofia", "Lena", "Emma", "Clara", "Ines", "Julia", "Nora", "Eva", "Ida", "Mila"]
 _GIVEN_M = ["Paul", "Jonas", "Lukas", "Felix", "Noah", "Elias", "Karl", "Max", "Leon", "Tom", "Ben", "Emil"]
@@ -92,6 +97,8 @@ class DemoSummary:
     labels: list[int] = field(default_factory=list)
     ct_files: list[Path] = field(default_factory=list)
     localizer: Path | None = None
+    priors: list[Path] = field(default_factory=list)  # earlier radiographs of some patients (not in `labels`)
+    prior_labels: list[int] = field(default_factory=list)
     ground_truth: Path | None = None
     phantom_params: Path | None = None
     seconds: float = 0.0
@@ -124,6 +131,40 @@ def radiograph_for_case(seed: int, index: int) -> tuple[np.ndarray, dict]:
     """Pixels (uint16, MONOCHROME2 sense) and phantom parameters of case `index`: a function of (seed, index)."""
     spec = case_spec(seed, index)
     return make_chest_radiograph(np.random.default_rng([seed, index, 2]), spec.target_ctr, female=spec.female)
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """The earlier radiograph of case `index`: a smaller heart, months to years before the current study."""
+
+    index: int
+    target_ctr: float
+    study_date: _dt.date
+    study_time: str
+
+
+def prior_spec(seed: int, index: int) -> PriorSpec | None:
+    """The prior of case `index`, or None: every third case has one. Its own random stream, so the current
+    case's label, CTR and pixels are the same with and without priors."""
+    if index % _PRIOR_EVERY:
+        return None
+    spec = case_spec(seed, index)
+    rng = np.random.default_rng([seed, index, 6])
+    ctr = spec.target_ctr - rng.uniform(0.01, 0.04)
+    if abs(ctr - CTR_THRESHOLD) < _GAP:
+        ctr = CTR_THRESHOLD - _GAP  # keep the prior's label as unambiguous as the current one's
+    date = spec.study_date - _dt.timedelta(days=int(rng.integers(180, 900)))
+    secs = int(rng.integers(7 * 3600, 19 * 3600))
+    return PriorSpec(index, float(ctr), date, f"{secs // 3600:02d}{secs // 60 % 60:02d}{secs % 60:02d}")
+
+
+def radiograph_for_prior(seed: int, index: int) -> tuple[np.ndarray, dict]:
+    """Pixels and phantom parameters of the prior of case `index` (which must have one)."""
+    prior = prior_spec(seed, index)
+    if prior is None:
+        raise ValueError(f"case {index} has no prior")
+    female = case_spec(seed, index).female
+    return make_chest_radiograph(np.random.default_rng([seed, index, 7]), prior.target_ctr, female=female)
 
 
 def _patient(seed: int, index: int, female: bool, age: int, date: _dt.date) -> dict:
@@ -197,8 +238,11 @@ def _write_marker(path: Path, seed: int, cases: int, ct_slices: int, entries: li
                                 "ct_slices": ct_slices, "entries": entries}, indent=1), encoding="utf-8")
 
 
-def generate_demo(out, cases: int = 20, seed: int = 0, ct_slices: int = 200) -> DemoSummary:
-    """Write the demo studies under `out` (see module docstring); raises UsageError for an unusable OUT."""
+def generate_demo(out, cases: int = 20, seed: int = 0, ct_slices: int = 200, priors: bool = False) -> DemoSummary:
+    """Write the demo studies under `out` (see module docstring); raises UsageError for an unusable OUT.
+
+    `priors`: also an earlier radiograph for every third patient (what `demo-data` and `demo` write).
+    """
     if cases < 0:
         raise UsageError("--cases must be 0 or more")
     if ct_slices < 0:
@@ -225,10 +269,15 @@ def generate_demo(out, cases: int = 20, seed: int = 0, ct_slices: int = 200) -> 
         entries.append(patient["id"])
         summary.radiographs.append(path)
         summary.labels.append(params["label"])
-        gt_rows.append([study["uid"], sop, FINDING, params["label"]])
-        param_rows.append([patient["id"], rel.as_posix(), sop, spec.modality, params["ctr"], params["label"],
-                           params["heart_width_mm"], params["thoracic_width_mm"], params["rows"], params["cols"],
-                           params["pixel_spacing"], int(params["female"]), params["rotation_deg"]])
+        gt_rows.append([study["uid"], sop, FINDING, params["label"], params["ctr"]])
+        param_rows.append(_param_row(patient["id"], rel, sop, spec.modality, params))
+        prior = prior_spec(seed, i) if priors else None
+        if prior is not None:
+            path, row, truth = _write_prior(out, seed, prior, spec, patient)
+            summary.priors.append(path)
+            summary.prior_labels.append(row[5])
+            gt_rows.append(truth)
+            param_rows.append(row)
     if ct_slices:
         pid = f"PAT{cases + 1:04d}"
         entries.append(pid)
@@ -236,7 +285,7 @@ def generate_demo(out, cases: int = 20, seed: int = 0, ct_slices: int = 200) -> 
     summary.ground_truth = out / "ground_truth.csv"
     with summary.ground_truth.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["study_uid", "sop_instance_uid", "finding", "label"])
+        w.writerow(["study_uid", "sop_instance_uid", "finding", "label", "ctr"])
         w.writerows(gt_rows)
     summary.phantom_params = out / "phantom_params.csv"
     with summary.phantom_params.open("w", newline="", encoding="utf-8") as f:
@@ -252,6 +301,33 @@ def generate_demo(out, cases: int = 20, seed: int = 0, ct_slices: int = 200) -> 
 
 
 write_demo_data = generate_demo  # the name `medview self-test` calls it by
+
+
+def _param_row(patient_id: str, rel: Path, sop: str, modality: str, params: dict) -> list:
+    """One line of phantom_params.csv."""
+    return [patient_id, rel.as_posix(), sop, modality, params["ctr"], params["label"], params["heart_width_mm"],
+            params["thoracic_width_mm"], params["rows"], params["cols"], params["pixel_spacing"],
+            int(params["female"]), params["rotation_deg"]]
+
+
+def _write_prior(out: Path, seed: int, prior: PriorSpec, spec: CaseSpec, patient: dict) -> tuple[Path, list, list]:
+    """The prior radiograph of one patient as ST02 (same patient, same modality, earlier date); returns its
+    path, its phantom_params row and its ground_truth row."""
+    i = prior.index
+    pixels, params = radiograph_for_prior(seed, i)
+    years = (spec.study_date - prior.study_date).days // 365
+    patient = dict(patient, age=f"{max(spec.age - years, 0):03d}Y")
+    study = _study(seed, i, prior.study_date, prior.study_time, "XR CHEST PA")
+    study.update(uid=demo_uid("medview-demo", seed, i, "prior", "study"), id=f"{i + 1}P",
+                 accession=f"A{seed % 10000:04d}{i + 1:05d}P")
+    sop = demo_uid("medview-demo", seed, i, "prior", "image")
+    rel = Path(patient["id"], "ST02", "SE01", "IM0001.dcm")
+    path = write_radiograph(
+        out / rel, pixels, modality=spec.modality, pixel_spacing=params["pixel_spacing"], patient=patient,
+        study=study, series_uid=demo_uid("medview-demo", seed, i, "prior", "series"), sop_uid=sop,
+    )
+    truth = [study["uid"], sop, FINDING, params["label"], params["ctr"]]
+    return path, _param_row(patient["id"], rel, sop, spec.modality, params), truth
 
 
 def _ct_geometry(slices: int, rows: int = 512, cols: int = 512) -> CTGeometry:
