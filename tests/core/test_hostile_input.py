@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 import zlib
 
@@ -118,3 +119,28 @@ def test_named_pipes_are_never_opened(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["errors"] == [{"file": str(tmp_path / "x.dcm"), "error": reason},
                                          {"file": str(folder / "pipe.dcm"), "error": reason}]
+
+
+def test_gigabytes_of_zeros_are_refused_from_their_first_bytes(tmp_path, capsys):
+    """Zeros after a DICM marker, or after a real file meta, parse as empty elements 8 bytes at a time."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    ct = copy_testdata("CT_small.dcm", folder / "ct.dcm").read_bytes()
+    meta_end = 144 + struct.unpack_from("<I", ct, 140)[0]  # after (0002,0000) File Meta Group Length
+    for name, head in (("zeros.dcm", bytes(128) + b"DICM"), ("meta_then_zeros.dcm", ct[:meta_end])):
+        with open(folder / name, "wb") as fh:
+            fh.write(head)
+            fh.truncate(3 << 30)  # sparse: 3 GiB that cost no disk
+    reasons = {"zeros.dcm": "not a DICOM file (only zero bytes from byte 132)",
+               "meta_then_zeros.dcm": f"not a DICOM file (only zero bytes from byte {meta_end})"}
+
+    started = time.monotonic()
+    assert main(["index", str(folder), "--json", "--no-cache"]) == 1
+    out, err = capsys.readouterr()
+    assert {os.path.basename(e["file"]): e["error"] for e in json.loads(out)["errors"]} == reasons
+    assert main(["render", str(folder / "zeros.dcm"), str(folder / "meta_then_zeros.dcm"), str(folder / "ct.dcm"),
+                 "--out-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line).get("error") for line in out.splitlines()] == [
+        reasons["zeros.dcm"], reasons["meta_then_zeros.dcm"], None]
+    assert time.monotonic() - started < 10  # minutes before: pydicom walked every 8 bytes

@@ -34,6 +34,11 @@ class Fallback(Exception):
     """Not something this walker handles; read the file with pydicom instead."""
 
 
+class NotADataSet(Exception):
+    """Bytes that cannot be a data set (zeros, one element over and over), however long the file: nothing
+    should walk them, pydicom included (it would, 8 bytes at a time, for minutes on a file of gigabytes)."""
+
+
 class CutShort(Exception):
     """An element runs past the end of the file: the file is cut short. Message: where."""
 
@@ -86,6 +91,8 @@ def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int]) -> RawHeade
     first = buf.get(pos, 6)
     if len(first) >= 6 and struct.unpack_from("<H", first)[0] == 0x0002:
         pos = _read_meta(buf, pos, meta)
+    if buf.get(pos, 8) == bytes(8):  # no data set starts with (0000,0000): an unwritten or wiped file
+        raise NotADataSet(f"only zero bytes from byte {pos}")
     tsyntax = meta.get(0x00020010, b"").decode("ascii", "replace").strip("\x00 ")
     if tsyntax:
         if tsyntax in _KNOWN_SYNTAXES:
@@ -162,6 +169,8 @@ def _element(buf: _Buffer, pos: int, implicit: bool, little: bool) -> tuple[int,
         return tag, vr, struct.unpack("<I" if little else ">I", ext)[0], pos + 12
     if vr in SHORT_VRS:
         return tag, vr, struct.unpack_from("<H" if little else ">H", raw, 6)[0], pos + 8
+    if raw == bytes(8):
+        raise NotADataSet(f"only zero bytes from byte {pos}")
     raise Fallback("unknown VR (implicit VR inside explicit data?)")
 
 
@@ -169,15 +178,18 @@ def _walk(buf: _Buffer, pos: int, header: RawHeader, wanted: frozenset[int]) -> 
     implicit, little = header.implicit, header.little
     values = header.values
     size = buf.size
-    last_tag = -1
+    last_tag, last_pos = -1, pos
     while True:
         element = _element(buf, pos, implicit, little)
         if element is None:
             return
         tag, vr, length, start = element
+        if tag == last_tag:
+            raise NotADataSet(f"only zero bytes from byte {last_pos}" if tag == length == 0
+                              else f"the same element over and over from byte {last_pos}")
         if tag < last_tag or tag in (ITEM, ITEM_END, SEQ_END):
             raise Fallback("elements out of order at the top level")
-        last_tag = tag
+        last_tag, last_pos = tag, pos
         if tag in PIXEL_TAGS:
             header.pixel_tag, header.pixel_vr, header.pixel_length, header.pixel_offset = tag, vr, length, start
             return

@@ -122,7 +122,7 @@ def read_dataset(ref, *, stop_before_pixels: bool = False):
         has_preamble = len(head) == 132 and head[128:132] == b"DICM"
         if not looks_like_dicom(head):
             raise DicomReadError(f"{name}: not a DICOM file")
-        fp.seek(0)
+        unusable = _scan_check(ref, fp, name)
         try:
             ds = pydicom.dcmread(fp, force=not has_preamble, stop_before_pixels=stop_before_pixels)
         except (EOFError, struct.error):
@@ -133,23 +133,25 @@ def read_dataset(ref, *, stop_before_pixels: bool = False):
             raise DicomReadError(f"{name}: broken DICOM header (an element declares an absurd length)") from None
         except Exception as exc:  # pydicom raises many types on broken headers; the user needs one reason
             raise DicomReadError(f"{name}: broken DICOM header ({exc})") from None
+        if unusable is not None and not stop_before_pixels and not any(k in ds for k in _PIXEL_KEYWORDS):
+            # pydicom stops quietly where a file is cut short: the scan's reason says where
+            raise DicomReadError(f"{name}: {unusable}")
         if len(ds) == 0:
             if has_preamble:
                 raise DicomReadError(f"{name}: broken DICOM file (no data elements after the file meta; cut short?)")
             raise DicomReadError(f"{name}: not a DICOM file (no data elements could be read)")
-        if not stop_before_pixels and not any(k in ds for k in _PIXEL_KEYWORDS):
-            _why_no_pixels(ref, fp, name)
     _ensure_transfer_syntax(ds)
     if not isinstance(getattr(ds, "filename", None), str):
         ds.filename = name  # zip members: error messages name "archive.zip!member"
     return ds
 
 
-def _why_no_pixels(ref, fp, name: str) -> None:
-    """A file read whole without pixel data: raise the scan's reason when it is unusable (cut short...).
+def _scan_check(ref, fp, name: str) -> Exception | None:
+    """The scan's header check (`scan.read_header`, what `index` runs), before pydicom reads a file.
 
-    pydicom stops quietly where a file is cut short; the scan's header check (`scan.read_header`, the same
-    one `index` uses) says where. A file that is fine without pixels (a report) passes.
+    Bytes that are no data set at all (gigabytes of zeros after a DICM marker) raise DicomReadError at once
+    instead of being parsed for minutes. Returns the scan's reason why the file is unusable, or None, for
+    the caller to use where pydicom gives none; leaves `fp` at the start.
     """
     from medview.core.dicom.scan import NotDicom, Unusable, read_header
 
@@ -157,8 +159,15 @@ def _why_no_pixels(ref, fp, name: str) -> None:
     fp.seek(0)
     try:
         read_header(ref, fp, size)
-    except (Unusable, NotDicom) as exc:
+    except NotDicom as exc:
         raise DicomReadError(f"{name}: {exc}") from None
+    except Unusable as exc:
+        return exc
+    except Exception:  # the scan's own failure: pydicom, reading next, says what is wrong if anything is
+        log.debug("header check failed for %s", name, exc_info=True)
+    finally:
+        fp.seek(0)
+    return None
 
 
 # --------------------------------------------------------------------------------------------- stored values

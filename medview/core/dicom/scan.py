@@ -20,7 +20,15 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Sequence
 
-from medview.core.dicom.header import LONG_VRS, PIXEL_TAGS, VRS, CutShort, Fallback, read_raw_header
+from medview.core.dicom.header import (
+    LONG_VRS,
+    PIXEL_TAGS,
+    VRS,
+    CutShort,
+    Fallback,
+    NotADataSet,
+    read_raw_header,
+)
 from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
 from medview.core.dicom.source import RefusedSource, SourceRef, not_a_file
 
@@ -181,6 +189,8 @@ def read_header(ref: SourceRef, fp: BinaryIO, size: int) -> InstanceInfo | None:
         raw = read_raw_header(fp, size, _WANTED)
     except CutShort as exc:
         raise Unusable(f"file is cut short ({exc}; {size} bytes)") from None
+    except NotADataSet as exc:
+        raise NotDicom(f"not a DICOM file ({exc})") from None
     except (Fallback, struct.error, UnicodeError):
         with quiet_pydicom():
             return read_header_pydicom(ref, fp, size)
