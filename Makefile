@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MEDVIEW_HOME ?= $(CURDIR)/.medview-home
 
-.PHONY: setup run test bench package lint clean system-deps
+.PHONY: setup run test test-fast bench package lint clean system-deps
 
 # Qt needs a few system libraries even offscreen (EGL, fontconfig, xkbcommon, dbus); installed when missing.
 system-deps:
@@ -28,6 +28,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# the tests without those marked slow (model training and AUC, large corpora): for the edit-test loop
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	@QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks
