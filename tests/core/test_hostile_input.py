@@ -144,3 +144,18 @@ def test_gigabytes_of_zeros_are_refused_from_their_first_bytes(tmp_path, capsys)
     assert [json.loads(line).get("error") for line in out.splitlines()] == [
         reasons["zeros.dcm"], reasons["meta_then_zeros.dcm"], None]
     assert time.monotonic() - started < 10  # minutes before: pydicom walked every 8 bytes
+
+
+def test_frames_beyond_the_compressed_data_make_the_file_an_error(tmp_path, capsys):
+    """NumberOfFrames 2147483647 over 10 frames of JPEG 2000 would be a job per frame for `infer`."""
+    folder = tmp_path / "mr"
+    liar = copy_testdata("emri_small_jpeg_2k_lossless.dcm", folder / "liar.dcm", NumberOfFrames=2147483647)
+    copy_testdata("emri_small_jpeg_2k_lossless.dcm", folder / "honest.dcm", SOPInstanceUID="1.2.3.4")
+    reason = "declares 2147483647 frames, but its compressed pixel data holds only 10 fragments"
+
+    assert main(["index", str(folder), "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["errors"] == [{"file": str(liar), "error": reason}]
+    assert doc["studies"][0]["series"][0]["frames"] == 10
+    assert err == f"{liar}: {reason}\n"

@@ -428,6 +428,9 @@ def _check_pixels(info: InstanceInfo, fp: BinaryIO, size: int, tag: int, vr: byt
         fragments = _check_fragments(fp, offset, size, little)
         if fragments == 0:
             raise Unusable("compressed pixel data holds no image fragments")
+        if info.frames > fragments:  # every frame has a fragment of its own (PS3.5 A.4)
+            raise Unusable(f"declares {info.frames} frames, but its compressed pixel data holds only "
+                           f"{fragments} fragment{'s' if fragments != 1 else ''}")
         return
     present = min(length, max(0, size - offset))
     if info.transfer_syntax not in _ENCAPSULATED_FREE:
