@@ -6,6 +6,7 @@ still processed (exit 1).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import struct
@@ -15,8 +16,10 @@ import time
 import zipfile
 import zlib
 
+import pydicom
+
 from medview.cli import main
-from tests.factories import copy_testdata
+from tests.factories import copy_testdata, write_dicomdir
 
 
 def _medview(*argv, env=None) -> subprocess.CompletedProcess:
@@ -159,3 +162,34 @@ def test_frames_beyond_the_compressed_data_make_the_file_an_error(tmp_path, caps
     assert doc["errors"] == [{"file": str(liar), "error": reason}]
     assert doc["studies"][0]["series"][0]["frames"] == 10
     assert err == f"{liar}: {reason}\n"
+
+
+def test_dicomdir_references_and_links_never_leave_the_opened_folder(tmp_path, capsys):
+    outside = copy_testdata("CT_small.dcm", tmp_path / "outside.dcm", SOPInstanceUID="1.2.3.5")
+    media = tmp_path / "media"
+    dicomdir = write_dicomdir(media, [copy_testdata("CT_small.dcm", tmp_path / "src" / "ct.dcm")])
+    ds = pydicom.dcmread(dicomdir)
+    image = next(r for r in ds.DirectoryRecordSequence if "ReferencedFileID" in r)
+    for path in (["..", "outside.dcm"], [".."] * 40 + ["etc", "passwd"]):
+        escape = copy.deepcopy(image)
+        escape.ReferencedFileID = path
+        ds.DirectoryRecordSequence.append(escape)
+    ds.save_as(dicomdir)
+    reason = "listed in the DICOMDIR but outside its folder; not read"
+
+    assert main(["index", str(dicomdir), "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert [s["series"][0]["instances"] for s in doc["studies"]] == [1]
+    assert doc["errors"] == [{"file": os.path.join(media, "..", "outside.dcm"), "error": reason},
+                             {"file": os.path.join(media, *[".."] * 40, "etc", "passwd"), "error": reason}]
+
+    folder = tmp_path / "folder"
+    copy_testdata("CT_small.dcm", folder / "ct.dcm")
+    os.symlink("..", folder / "up")  # to tmp_path, which holds outside.dcm and more
+    os.symlink(".", folder / "here")  # stays inside: no loop, no error
+    assert main(["index", str(folder), "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["files"] == 1 and [s["series"][0]["instances"] for s in doc["studies"]] == [1]
+    assert doc["errors"] == [{"file": str(folder / "up"), "error": f"a link leading out of {folder}; not followed"}]

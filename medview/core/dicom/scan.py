@@ -464,11 +464,21 @@ def _claims(name: str) -> bool:
     return name.lower().endswith(DICOM_SUFFIXES)
 
 
+def _inside(path: str, root: str) -> bool:
+    """Whether `path` (resolved: links followed, no "..") lies in the folder `root` (resolved too)."""
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive
+        return False
+
+
 def _walk_folder(folder: str, entries: list[_Entry], errors: list[FileError]) -> None:
     """Every file below `folder`, depth first, sorted by name so results are reproducible.
 
-    Symbolic links to folders are followed once: a link back up the tree (seen on mounted media) is no loop.
+    Symbolic links are followed while they stay in `folder`; one leading out of it (`up -> ..`) is an
+    error, not a walk through the rest of the disk. A link back up the tree (seen on mounted media) is no loop.
     """
+    root = os.path.realpath(folder)
     stack = [folder]
     visited: set[tuple[int, int]] = set()
     while stack:
@@ -486,6 +496,9 @@ def _walk_folder(folder: str, entries: list[_Entry], errors: list[FileError]) ->
         subdirs = []
         for item in items:
             try:
+                if item.is_symlink() and not _inside(os.path.realpath(item.path), root):
+                    errors.append(FileError(item.path, f"a link leading out of {folder}; not followed"))
+                    continue
                 if item.is_dir(follow_symlinks=True):
                     subdirs.append(item.path)
                     continue
@@ -550,6 +563,7 @@ def _dicomdir_entries(path: str, entries: list[_Entry], errors: list[FileError])
         log.warning("DICOMDIR %s cannot be read (%s); scanning its folder instead", path, type(exc).__name__)
         return False
     base = os.path.dirname(path)
+    real_base = os.path.realpath(base)
     seen: set[str] = set()
     for record in records:
         file_id = record.get(0x00041500)  # Referenced File ID: path components below the DICOMDIR's folder
@@ -561,6 +575,9 @@ def _dicomdir_entries(path: str, entries: list[_Entry], errors: list[FileError])
         shown = os.path.join(base, *parts)
         if target is None:
             errors.append(FileError(shown, "listed in the DICOMDIR but missing"))
+            continue
+        if not _inside(os.path.realpath(target), real_base):  # "../../etc/passwd": never read off the media
+            errors.append(FileError(shown, "listed in the DICOMDIR but outside its folder; not read"))
             continue
         if target in seen:
             continue
