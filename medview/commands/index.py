@@ -43,19 +43,27 @@ def study_json(study: Study) -> dict[str, Any]:
 
 def index_document(result: ScanResult, studies: list[Study]) -> dict[str, Any]:
     """The `index --json` document of SPEC section 2."""
+    from medview.core.dicom.series import split_duplicates
+
     return {
         "root": result.root,
         "files": result.files,
         "skipped_non_dicom": result.skipped_non_dicom,
         "studies": [study_json(s) for s in studies],
         "errors": [{"file": e.file, "error": e.error} for e in result.errors],
+        "duplicates": [{"file": inst.ref.display(), "same_as": first.ref.display()}
+                       for inst, first in split_duplicates(result.instances)[1]],
     }
 
 
 def _summary(result: ScanResult, studies: list[Study]) -> str:
+    from medview.core.dicom.series import split_duplicates
+
     objects = sum(len(st.objects) for st in studies)
+    duplicates = len(split_duplicates(result.instances)[1])
     images = sum(len(stack.instances) for st in studies for stack in st.stacks)
     also = f" (and {objects} objects without pixel data)" if objects else ""
+    also += f", {duplicates} duplicates" if duplicates else ""
     lines = [
         f"{result.root}: {result.files} files, {len(studies)} studies, {images} images{also}, "
         f"{result.skipped_non_dicom} not DICOM, {len(result.errors)} errors"

@@ -193,3 +193,19 @@ def test_dicomdir_references_and_links_never_leave_the_opened_folder(tmp_path, c
     doc = json.loads(out)
     assert doc["files"] == 1 and [s["series"][0]["instances"] for s in doc["studies"]] == [1]
     assert doc["errors"] == [{"file": str(folder / "up"), "error": f"a link leading out of {folder}; not followed"}]
+
+
+def test_files_sharing_a_sop_instance_uid_are_listed_as_duplicates(tmp_path, capsys):
+    folder = tmp_path / "export"
+    first = copy_testdata("CT_small.dcm", folder / "a" / "ct.dcm")
+    again = copy_testdata("CT_small.dcm", folder / "b" / "ct.dcm")
+    renumbered = copy_testdata("CT_small.dcm", folder / "c" / "ct.dcm", InstanceNumber=7)  # same UID, other file
+
+    assert main(["index", str(folder), "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["studies"][0]["series"][0]["instances"] == 1 and err == ""
+    assert doc["duplicates"] == [{"file": str(again), "same_as": str(first)},
+                                 {"file": str(renumbered), "same_as": str(first)}]
+    assert main(["index", str(folder)]) == 0
+    assert "2 duplicates" in capsys.readouterr().out

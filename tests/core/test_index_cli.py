@@ -41,7 +41,7 @@ def test_json_document(export, capsys):
     code, out, err = _run(["index", str(export), "--json"], capsys)
     assert code == 0 and err == ""
     doc = json.loads(out)
-    assert set(doc) == {"root", "files", "skipped_non_dicom", "studies", "errors"}
+    assert set(doc) == {"root", "files", "skipped_non_dicom", "studies", "errors", "duplicates"}
     assert doc["root"] == str(export) and doc["files"] == 10 and doc["skipped_non_dicom"] == 4
     assert doc["errors"] == []
     assert len(doc["studies"]) == 2

@@ -93,20 +93,35 @@ def _series_of(series_uid: str, members: list[InstanceInfo]) -> Series:
     return Series(series_uid, first.modality, first.series_description, first.series_number, stacks, objects)
 
 
+def split_duplicates(instances: Sequence[InstanceInfo]) -> tuple[list[InstanceInfo],
+                                                                  list[tuple[InstanceInfo, InstanceInfo]]]:
+    """(the first instance of each SOP Instance UID, [(a later one, the first one it repeats)]).
+
+    The same SOP Instance UID met twice is one instance (a study copied into two folders of one export):
+    the first found is used, and `index` lists the others as duplicates.
+    """
+    first: dict[str, InstanceInfo] = {}
+    unique: list[InstanceInfo] = []
+    duplicates: list[tuple[InstanceInfo, InstanceInfo]] = []
+    for inst in instances:
+        if inst.sop_instance_uid:
+            seen = first.setdefault(inst.sop_instance_uid, inst)
+            if seen is not inst:
+                duplicates.append((inst, seen))
+                continue
+        unique.append(inst)
+    return unique, duplicates
+
+
 def build_studies(instances: Sequence[InstanceInfo]) -> list[Study]:
     """Studies with their series and orientation stacks, slices ordered by position (then InstanceNumber).
 
-    The same SOP Instance UID met twice (a study copied into two folders of one export) is kept once, the
-    first seen. Studies are ordered by patient, then date and time; series by Series Number.
+    The same SOP Instance UID met twice is kept once, the first seen (`split_duplicates`). Studies are
+    ordered by patient, then date and time; series by Series Number.
     """
     studies: dict[str, dict[str, list[InstanceInfo]]] = {}
     study_first: dict[str, InstanceInfo] = {}
-    seen_sops: set[str] = set()
-    for inst in instances:
-        if inst.sop_instance_uid:
-            if inst.sop_instance_uid in seen_sops:
-                continue
-            seen_sops.add(inst.sop_instance_uid)
+    for inst in split_duplicates(instances)[0]:
         study_key = inst.study_uid
         series_map = studies.setdefault(study_key, {})
         study_first.setdefault(study_key, inst)
