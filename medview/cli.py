@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"))
     group.add_argument("--preset", metavar="NAME", help="a window preset, e.g. lung, bone, soft-tissue")
+    p.add_argument("--plane", choices=("axial", "coronal", "sagittal"),
+                   help="one reformatted plane of one series (PATH: its folder or files)")
+    p.add_argument("--at", nargs=3, type=float, metavar=("X", "Y", "Z"),
+                   help="with --plane: the patient point (mm, DICOM patient coordinates) it goes through")
+    p.add_argument("--slab", type=float, metavar="MM", help="with --plane: a slab this thick (mm)")
+    p.add_argument("--mode", choices=("mip", "minip", "avg"),
+                   help="with --slab: maximum (default), minimum or mean intensity")
 
     p = sub.add_parser("infer", help="run the model; --json prints one JSON line per image")
     p.add_argument("paths", nargs="+", metavar="PATH")

@@ -1,5 +1,8 @@
 """`medview render PATH... --out-dir DIR [--frame N] [--window CENTER WIDTH | --preset NAME]` (SPEC section 1).
 
+With `--plane axial|coronal|sagittal --at X Y Z [--slab MM --mode M]`, PATH is one series and the output one
+reformatted plane (`medview.commands._render_plane`).
+
 Each image as the viewer shows it (the display pipeline of SPEC section 3, `medview.core.dicom.pixels`) to a
 PNG of its native matrix size: 8-bit grey for monochrome, RGB for colour. One JSON line per image on stdout,
 one line per failure on stderr; exit 0 when every input rendered, 1 when some failed (the others are still
@@ -19,6 +22,7 @@ import os
 import zipfile
 
 from medview.commands._output import print_json_line, report_failure
+from medview.commands._render_plane import plane_options, render_plane
 from medview.core.dicom.source import SourceRef, printable
 from medview.core.errors import MedviewError, UsageError
 from medview.core.output_folder import check_output_folder, make_output_folder
@@ -145,7 +149,10 @@ def run(args) -> int:
     if frame < 0:
         raise UsageError(f"--frame must be 0 or more, not {frame}")
     window = _window_arg(args)
+    plane = plane_options(args)
     out_dir = _check_out_dir(args.out_dir, list(args.paths))
+    if plane is not None:  # one reformatted plane of one series
+        return render_plane(list(args.paths), out_dir, plane, window, debug)
     failures = _render_all(args, out_dir, frame, window, debug)  # a closed pipe: handled in cli.main
     return 1 if failures else 0
 

@@ -1,0 +1,357 @@
+"""Multiplanar reformatting: axial, coronal and sagittal planes, and slabs, through a patient point.
+
+The geometry is each slice's own Image Position (Patient) with the stack's Image Orientation (Patient) and
+Pixel Spacing (PS3.3 C.7.6.2.1.1), so uneven spacing, gantry tilt and oblique acquisitions come out exact.
+Every output pixel's patient position is mapped back into the stack: along the slice normal it lies between
+the two slices whose planes bracket it (linear weight by distance along the normal), and within each of those
+two slices it is read at its own in-plane position (bilinear). A tilted stack, whose slices are shifted
+in-plane one against the next, is so read where the point really is. A spacing more than `GAP_FACTOR` times
+the median (a missing slice) stays a gap: NaN, shown as background, never stretched.
+
+The sampler reads the loaded stack array of stored values as it is (no second copy of the volume) and returns
+modality values (each slice's Modality LUT applied); `display_plane` sends them through the one display
+pipeline (`pixels.display_stored`). Output pixels are square, at the series' finest spacing.
+
+Orientation of the planes, as radiologists read them: axial seen from the feet (patient's right on the image
+left, anterior at the top), coronal seen from the front (right on the left, head at the top), sagittal seen
+from the patient's left (anterior on the left, head at the top).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from medview.core.dicom import pixels
+from medview.core.dicom.model import Stack
+from medview.core.errors import MedviewError
+
+PLANES = ("axial", "coronal", "sagittal")
+SLAB_MODES = ("mip", "minip", "avg")
+
+#: A spacing between neighbouring slices larger than this times the median spacing is a gap.
+GAP_FACTOR = 1.5
+
+# (row direction, column direction) of each plane in DICOM patient coordinates (LPS): a row runs to
+# increasing column index, a column to increasing row index.
+PLANE_AXES = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+
+_SAME_POSITION_MM = 1e-3
+
+
+class ReformatError(MedviewError):
+    """A stack that cannot be reformatted (no geometry, colour, one slice) or a point outside it."""
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeGeometry:
+    """Where each slice of a loaded stack lies in the patient: the inverse map of the reformatter.
+
+    Slices are those of the stack array used (`frame_index`), ordered by `offsets`, their positions along
+    `normal` (row cosines x column cosines), strictly increasing.
+    """
+
+    frame_index: np.ndarray  # (K,) index into the stack array of each slice used
+    positions: np.ndarray  # (K, 3) Image Position (Patient): centre of the slice's top-left pixel
+    row_cosines: np.ndarray  # (3,) along a row (increasing column)
+    column_cosines: np.ndarray  # (3,) along a column (increasing row)
+    normal: np.ndarray  # (3,)
+    row_spacing: float  # between rows, mm
+    column_spacing: float  # between columns, mm
+    rows: int
+    columns: int
+    offsets: np.ndarray  # (K,) positions . normal, mm
+    slice_spacing: float  # median spacing between neighbouring slices, mm
+
+    @property
+    def finest_spacing(self) -> float:
+        return float(min(self.row_spacing, self.column_spacing, self.slice_spacing))
+
+    def corners(self) -> np.ndarray:
+        """(4K, 3) patient positions of the corner pixel centres of every slice."""
+        dr = self.column_cosines * self.row_spacing * (self.rows - 1)
+        dc = self.row_cosines * self.column_spacing * (self.columns - 1)
+        p = self.positions
+        return np.concatenate([p, p + dc, p + dr, p + dr + dc])
+
+    def center(self) -> np.ndarray:
+        """The patient point in the middle of the volume: where a reformatted view starts."""
+        c = self.corners()
+        return (c.min(axis=0) + c.max(axis=0)) / 2
+
+    def contains(self, point: Sequence[float]) -> bool:
+        """True when `point` (mm) is inside the volume's extent (a gap between slices counts as inside)."""
+        p = np.asarray(point, dtype=np.float64)
+        s = float(p @ self.normal)
+        half = self.slice_spacing / 2
+        if not self.offsets[0] - half <= s <= self.offsets[-1] + half:
+            return False
+        k = int(np.argmin(np.abs(self.offsets - s)))  # the nearest slice's in-plane extent
+        d = p - self.positions[k]
+        col = d @ self.row_cosines / self.column_spacing
+        row = d @ self.column_cosines / self.row_spacing
+        return bool(-0.5 <= col <= self.columns - 0.5 and -0.5 <= row <= self.rows - 0.5)
+
+
+def volume_geometry(stack: Stack, loaded: np.ndarray | None = None) -> VolumeGeometry:
+    """The geometry of `stack` from its headers; frames not `loaded` (still loading, or unreadable) are left
+    out and so are gaps. Raises ReformatError when the stack has no usable geometry."""
+    frames = stack.frames
+    if not frames:
+        raise ReformatError("the series has no images")
+    first = stack.instances[0]
+    if any(inst.samples_per_pixel != 1 for inst in stack.instances):
+        raise ReformatError("colour images cannot be reformatted")
+    if any(inst.frames > 1 for inst in stack.instances):
+        raise ReformatError("multi-frame images cannot be reformatted yet (per-frame geometry is not read)")
+    missing = [inst for inst in stack.instances
+               if inst.image_position is None or inst.image_orientation is None or inst.pixel_spacing is None]
+    if missing:
+        raise ReformatError(f"{missing[0].ref.display()}: no patient geometry (Image Position (Patient), "
+                            "Image Orientation (Patient) or Pixel Spacing missing)")
+    orient = np.asarray(first.image_orientation, dtype=np.float64)
+    row, col = orient[:3], orient[3:]
+    if not (np.linalg.norm(row) > 0.5 and np.linalg.norm(col) > 0.5):
+        raise ReformatError("Image Orientation (Patient) is not a pair of direction cosines")
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    if abs(row @ col) > 1e-3:
+        raise ReformatError("Image Orientation (Patient): row and column directions are not perpendicular")
+    col = col - (row @ col) * row
+    col /= np.linalg.norm(col)
+    normal = np.cross(row, col)
+    row_spacing, column_spacing = (float(v) for v in first.pixel_spacing)
+    if not (row_spacing > 0 and column_spacing > 0):
+        raise ReformatError(f"Pixel Spacing must be greater than 0, not {list(first.pixel_spacing)}")
+    if any(tuple(inst.pixel_spacing) != tuple(first.pixel_spacing) for inst in stack.instances):
+        raise ReformatError("Pixel Spacing differs between the slices")
+
+    used = [k for k in range(len(frames)) if loaded is None or bool(loaded[k])]
+    positions = np.array([stack.instances[frames[k][0]].image_position for k in used], dtype=np.float64)
+    positions = positions.reshape(-1, 3)
+    offsets = positions @ normal
+    order = np.argsort(offsets, kind="stable")
+    keep = order[np.concatenate([[True], np.diff(offsets[order]) > _SAME_POSITION_MM])] if len(order) else order
+    frame_index = np.asarray(used, dtype=np.intp)[keep]
+    positions, offsets = positions[keep], offsets[keep]
+    if len(frame_index) < 2:
+        raise ReformatError("a volume needs at least two slices at different positions")
+    if first.rows < 2 or first.columns < 2:
+        raise ReformatError("images of one row or column cannot be reformatted")
+    return VolumeGeometry(frame_index, positions, row, col, normal, row_spacing, column_spacing,
+                          int(first.rows), int(first.columns), offsets, float(np.median(np.diff(offsets))))
+
+
+@dataclass(frozen=True, eq=False)
+class PlaneGeometry:
+    """One output plane: pixel (row, col) lies at origin + row * spacing * column_direction
+    + col * spacing * row_direction (mm, patient coordinates)."""
+
+    plane: str
+    origin: np.ndarray  # centre of the top-left pixel
+    row_direction: np.ndarray  # along a row: increasing column index
+    column_direction: np.ndarray  # along a column: increasing row index
+    spacing: float  # square pixels, mm
+    shape: tuple[int, int]  # rows, columns
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_direction, self.column_direction)
+
+    def patient_position(self, row: float, col: float) -> np.ndarray:
+        """The patient point (mm) of a (fractional) pixel position: a click in the view."""
+        return self.origin + (row * self.column_direction + col * self.row_direction) * self.spacing
+
+    def pixel_of(self, point: Sequence[float]) -> tuple[float, float]:
+        """(row, col) of a patient point projected onto the plane: where a crosshair is drawn."""
+        d = np.asarray(point, dtype=np.float64) - self.origin
+        return float(d @ self.column_direction / self.spacing), float(d @ self.row_direction / self.spacing)
+
+    def to_json(self) -> dict:
+        """The geometry part of `render --plane`'s JSON line (SPEC section 1)."""
+        def vec(v: np.ndarray) -> list[float]:
+            return [round(float(x), 6) + 0.0 for x in v]  # + 0.0: no -0.0 in the JSON
+
+        return {"plane": self.plane, "origin": vec(self.origin), "row_direction": vec(self.row_direction),
+                "column_direction": vec(self.column_direction), "spacing": [self.spacing, self.spacing]}
+
+
+def plane_through(geometry: VolumeGeometry, plane: str, point: Sequence[float],
+                  spacing: float | None = None) -> PlaneGeometry:
+    """The `plane` ("axial", "coronal", "sagittal") through `point`, covering the whole volume, at the
+    series' finest spacing (or `spacing`). Its pixel grid starts at the volume's first pixel centres, so an
+    axial plane of an axial stack falls on the acquired pixels."""
+    if plane not in PLANE_AXES:
+        raise ValueError(f"unknown plane {plane!r} (known: {', '.join(PLANES)})")
+    row_dir, col_dir = (np.array(v, dtype=np.float64) for v in PLANE_AXES[plane])
+    sp = float(spacing or geometry.finest_spacing)
+    p = np.asarray(point, dtype=np.float64)
+    corners = geometry.corners()
+    along_row, along_col = corners @ row_dir, corners @ col_dir
+    origin = p + (along_row.min() - p @ row_dir) * row_dir + (along_col.min() - p @ col_dir) * col_dir
+    cols = int(np.floor((along_row.max() - along_row.min()) / sp + 1e-6)) + 1
+    rows = int(np.floor((along_col.max() - along_col.min()) / sp + 1e-6)) + 1
+    return PlaneGeometry(plane, origin, row_dir, col_dir, sp, (rows, cols))
+
+
+def _affine(plane: PlaneGeometry, origin: np.ndarray, vec: np.ndarray):
+    """origin . vec + row * step_r + col * step_c over the plane's pixels, kept 1-D (broadcastable) where one
+    of the steps is zero: an axial stack's coronal plane has one slice position per row, not per pixel."""
+    rows, cols = plane.shape
+    value = float(origin @ vec)
+    step_r = float(plane.column_direction @ vec) * plane.spacing
+    step_c = float(plane.row_direction @ vec) * plane.spacing
+    result = np.full((1, 1), value)
+    if abs(step_r) > 1e-12:
+        result = result + np.arange(rows, dtype=np.float64)[:, None] * step_r
+    if abs(step_c) > 1e-12:
+        result = result + np.arange(cols, dtype=np.float64)[None, :] * step_c
+    return result
+
+
+def _slice_pairs(geometry: VolumeGeometry, s: np.ndarray):
+    """For positions `s` along the normal: the lower slice k of the bracketing pair and the weight f of
+    slice k + 1 (NaN where outside the volume or inside a gap)."""
+    off = geometry.offsets
+    half = geometry.slice_spacing / 2
+    k = np.clip(np.searchsorted(off, s, side="right") - 1, 0, len(off) - 2)
+    lo, hi = off[k], off[k + 1]
+    with np.errstate(invalid="ignore"):
+        f = (s - lo) / (hi - lo)
+        gap = (hi - lo) > GAP_FACTOR * geometry.slice_spacing
+        if gap.any():  # each slice keeps half a spacing on either side; the rest of the gap is missing
+            f = np.where(gap, np.where(s - lo <= half, 0.0, np.where(hi - s <= half, 1.0, np.nan)), f)
+        f = np.clip(f, 0.0, 1.0)
+        f[(s < off[0] - half) | (s > off[-1] + half)] = np.nan
+    return k, f
+
+
+def _bilinear(array: np.ndarray, frames: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Stored values at fractional (row, col) of each pixel's frame, float32; NaN beyond half a pixel outside
+    the image (within it the edge pixel extends, as ITK's linear interpolator does)."""
+    _, rows, cols = array.shape
+    with np.errstate(invalid="ignore"):
+        outside = (row < -0.5) | (row > rows - 0.5) | (col < -0.5) | (col > cols - 0.5)
+    row = np.clip(row, 0, rows - 1)
+    col = np.clip(col, 0, cols - 1)
+    r0 = np.minimum(row.astype(np.intp), rows - 2)
+    c0 = np.minimum(col.astype(np.intp), cols - 2)
+    fr = (row - r0).astype(np.float32)
+    fc = (col - c0).astype(np.float32)
+    if array.flags.c_contiguous:
+        flat = array.reshape(-1)
+        base = (frames * rows + r0) * cols + c0
+
+        def at(dr: int, dc: int) -> np.ndarray:
+            return np.take(flat, base + (dr * cols + dc))
+    else:
+        def at(dr: int, dc: int) -> np.ndarray:
+            return array[frames, r0 + dr, c0 + dc]
+
+    top = at(0, 0).astype(np.float32)
+    top += fc * (at(0, 1) - top)
+    bottom = at(1, 0).astype(np.float32)
+    bottom += fc * (at(1, 1) - bottom)
+    top += fr * (bottom - top)
+    top[outside] = np.nan
+    return top
+
+
+def _modality(values: np.ndarray, frames: np.ndarray, transforms) -> np.ndarray:
+    """Stored to modality values with each pixel's frame's transform (one transform, or one per frame);
+    NaN (no value) stays NaN, also through a Modality LUT."""
+    if transforms is None:
+        return values
+    if isinstance(transforms, pixels.ModalityTransform):
+        transforms = [transforms]
+    groups: dict[tuple, int] = {}
+    group_of_frame = np.array([groups.setdefault(t.key, len(groups)) for t in transforms])
+    if len(groups) == 1:
+        if transforms[0].is_identity:
+            return values
+        out = transforms[0].apply(values)
+    else:
+        group = group_of_frame[frames]
+        out = np.empty(values.shape, np.float32)
+        for g in np.unique(group):
+            mask = group == g
+            out[mask] = transforms[int(frames[mask].flat[0])].apply(values[mask])
+    if any(t.lut is not None for t in transforms):  # a table lookup turns NaN into a value
+        out[np.isnan(values)] = np.nan
+    return out
+
+
+def sample_plane(array: np.ndarray, geometry: VolumeGeometry, plane: PlaneGeometry, transforms=None,
+                 offset_mm: float = 0.0) -> np.ndarray:
+    """Modality values of `plane` (float32, its shape; NaN outside the volume and in gaps), moved `offset_mm`
+    along its normal. `array` is the loaded stack (N, H, W) of stored values; `transforms` one
+    `pixels.ModalityTransform` for all frames, one per frame of `array`, or None (values as stored)."""
+    if array.ndim != 3:
+        raise ReformatError("colour images cannot be reformatted")
+    origin = plane.origin + offset_mm * plane.normal
+    s = _affine(plane, origin, geometry.normal)
+    k, f = _slice_pairs(geometry, s)
+    along_row = _affine(plane, origin, geometry.row_cosines)
+    along_col = _affine(plane, origin, geometry.column_cosines)
+    pos_row = geometry.positions @ geometry.row_cosines
+    pos_col = geometry.positions @ geometry.column_cosines
+    shape = plane.shape
+    sides = []
+    for side in (k, k + 1):
+        frames = np.broadcast_to(geometry.frame_index[side], shape)
+        col = np.broadcast_to((along_row - pos_row[side]) / geometry.column_spacing, shape)
+        row = np.broadcast_to((along_col - pos_col[side]) / geometry.row_spacing, shape)
+        sides.append(_modality(_bilinear(array, frames, row, col), frames, transforms))
+    lower, upper = sides
+    weight = np.broadcast_to(f, shape).astype(np.float32)
+    result = lower + weight * (upper - lower)  # NaN where the weight is (outside, in a gap)
+    # a weight of 0 or 1 (next to a gap, at the ends): the other slice's NaN must not leak in
+    return np.where(weight == 0, lower, np.where(weight == 1, upper, result))
+
+
+def reformat(array: np.ndarray, geometry: VolumeGeometry, plane: PlaneGeometry, transforms=None,
+             slab_mm: float = 0.0, mode: str = "mip") -> np.ndarray:
+    """The plane's modality values, or a slab of `slab_mm` millimetres across it: the maximum ("mip"),
+    minimum ("minip") or mean ("avg") of parallel planes one `plane.spacing` apart. NaN where no plane of the
+    slab has a value."""
+    if mode not in SLAB_MODES:
+        raise ValueError(f"unknown slab mode {mode!r} (known: {', '.join(SLAB_MODES)})")
+    if not slab_mm or slab_mm <= plane.spacing:
+        return sample_plane(array, geometry, plane, transforms)
+    count = int(np.floor(slab_mm / plane.spacing + 1e-6)) + 1
+    offsets = (np.arange(count) - (count - 1) / 2) * plane.spacing
+    result = total = seen = None
+    for offset in offsets:
+        values = sample_plane(array, geometry, plane, transforms, float(offset))
+        if mode == "avg":
+            finite = ~np.isnan(values)
+            total = np.where(finite, values, 0) if total is None else total + np.where(finite, values, 0)
+            seen = finite.astype(np.int32) if seen is None else seen + finite
+        elif result is None:
+            result = values
+        else:  # fmax/fmin pass over NaN: a plane outside the volume does not blank the slab
+            result = (np.fmax if mode == "mip" else np.fmin)(result, values)
+    if mode == "avg":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(seen > 0, total / np.maximum(seen, 1), np.nan).astype(np.float32)
+    return result
+
+
+def display_plane(values: np.ndarray, voi: pixels.Window | pixels.VoiLut, invert: bool = False) -> np.ndarray:
+    """Modality values of a plane to the uint8 grey levels shown, through the display pipeline (VOI, then
+    inversion); pixels without a value (outside the volume, gaps) are black background."""
+    missing = np.isnan(values)
+    image = pixels.display_stored(np.where(missing, np.float32(0), values), pixels.ModalityTransform(), voi,
+                                  invert)
+    image[missing] = 0
+    return image
+
+
+def stack_transforms(headers: Sequence) -> list[pixels.ModalityTransform]:
+    """One modality transform per frame of a single-frame stack, from its header datasets (None: identity)."""
+    return [pixels.modality_transform(ds) if ds is not None else pixels.ModalityTransform() for ds in headers]
