@@ -12,7 +12,7 @@ import logging
 import os
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -41,7 +41,7 @@ from medview.qt.worklist import WorklistPanel
 log = logging.getLogger(__name__)
 RECENT_KEY = "recent"
 RECENT_MAX = 10
-SMALL_SCREEN_WIDTH = 1500  # below this the first window is maximised
+SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
 APP_NAME = "medview"  # ends every window title (X11 and Wayland then add no second " — medview" of their own)
 
@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         self._worklist_width = 0  # its width before Ctrl+L folded it away
         self._default_split = True  # until a saved layout is restored: shares of the width on first show
         self._saved_split: QByteArray | None = None  # a restored splitter state, applied again on first show
+        self._fill_area = None  # the screen area a first window fills, frame included, once it is shown
         self.splitter.setChildrenCollapsible(True)
         self.setCentralWidget(self.splitter)
 
@@ -702,9 +703,9 @@ class MainWindow(QMainWindow):
         s = QSettings()
         geometry = s.value("window/geometry")
         if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry) and not self._on_a_screen():
-            self._centre_on_primary()
+            self._fill_primary_screen()
         elif not isinstance(geometry, QByteArray):
-            self._centre_on_primary()
+            self._fill_primary_screen()
         state = s.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -750,22 +751,34 @@ class MainWindow(QMainWindow):
         centre = self.frameGeometry().center()
         return any(screen.availableGeometry().contains(centre) for screen in QGuiApplication.screens())
 
-    def _centre_on_primary(self) -> None:
+    def _fill_primary_screen(self) -> None:
+        """First start (or a saved place on a screen that is gone): the window fills the screen's free area, as
+        worklist, image and findings side by side need every pixel. A normal window, not a maximised one, so the
+        reader can make it smaller; `save_layout` keeps their size from then on. A small screen (a laptop) is
+        maximised as well."""
         screen = QGuiApplication.primaryScreen()
         if screen is None:
             return
         area = screen.availableGeometry()
+        self.setGeometry(area)
+        self._fill_area = area
         if area.width() < SMALL_SCREEN_WIDTH:
-            # a laptop: worklist, image and findings side by side need every pixel, so the window fills the screen
-            self.setGeometry(area)
             self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+
+    def _fit_frame_in_area(self) -> None:
+        """The window manager's frame (title bar, borders) goes inside the free area too, not past its edges."""
+        area, self._fill_area = self._fill_area, None
+        if area is None or self.isMaximized() or self.isFullScreen():
             return
-        w, h = min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92))
-        self.resize(w, h)
-        self.move(area.center().x() - w // 2, area.center().y() - h // 2)
+        frame, inner = self.frameGeometry(), self.geometry()
+        if inner.size() == area.size() and frame != inner:  # not resized meanwhile (by the reader or a script)
+            self.setGeometry(area.adjusted(inner.left() - frame.left(), inner.top() - frame.top(),
+                                           inner.right() - frame.right(), inner.bottom() - frame.bottom()))
 
     def showEvent(self, event):  # noqa: N802 - Qt API
         super().showEvent(event)
+        if self._fill_area is not None:
+            QTimer.singleShot(0, self._fit_frame_in_area)  # the frame is known once the window manager has it
         saved, self._saved_split = self._saved_split, None
         if saved is not None:
             self.splitter.restoreState(saved)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRect, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QProgressBar, QTableView, QWidget
@@ -115,24 +115,18 @@ def test_create_app_spec_section_7(window, medview_home):
     assert (Path(medview_home) / "logs" / "medview.log").is_file()
 
 
-def test_window_shown_within_a_second_without_torch(tmp_path):
+def test_window_shown_without_torch(tmp_path):
+    """The window shows before anything imports torch (its start-up time is the benchmark `viewer_startup`)."""
     code = (
-        "import time, sys; t = time.perf_counter()\n"
+        "import sys\n"
         "from medview.app import create_app\n"
         "app, w = create_app(['medview'])\n"
         "app.processEvents()\n"
-        "print(w.isVisible(), time.perf_counter() - t, 'torch' in sys.modules)\n"
+        "print(w.isVisible(), 'torch' in sys.modules)\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MEDVIEW_HOME=str(tmp_path))
-    runs = []
-    for _ in range(2):  # best of two: the first run also writes byte-code caches and settings
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-        visible, seconds, torch = out.stdout.split()
-        assert visible == "True" and torch == "False"
-        runs.append(float(seconds))
-        if runs[-1] < 1.0:
-            break
-    assert min(runs) < 1.0, f"window shown after {runs} s"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.split() == ["True", "False"], out.stderr
 
 
 # --------------------------------------------------------------------------------------------- keyboard
@@ -657,6 +651,31 @@ def test_geometry_restored_and_checked_against_the_screens(qtbot):
     assert any(g.contains(third.frameGeometry().center()) for g in screens)
     for m in (other, third):
         m.shutdown()
+
+
+def test_first_window_fills_a_large_screen_and_then_keeps_the_readers_size(qtbot, monkeypatch):
+    """1920×1080 less a task bar: the first window takes all of it, frame included, as a normal (not maximised)
+    window; the size the reader gives it is the size of the next start."""
+    from medview.app import create_app
+    from medview.qt import main_window
+
+    area = QRect(0, 0, 1920, 1040)
+    screen = type("Screen", (), {"availableGeometry": lambda self: QRect(area)})()
+    monkeypatch.setattr(main_window.QGuiApplication, "primaryScreen", staticmethod(lambda: screen))
+    _, first = create_app(["medview"])  # settings in this test's MEDVIEW_HOME: none saved yet
+    qtbot.addWidget(first)
+    qtbot.waitExposed(first)
+    qtbot.waitUntil(lambda: first.frameGeometry() == area, timeout=2000)
+    assert not first.isMaximized()
+    first.setGeometry(40, 30, 700, 500)  # within the offscreen screen, that restoreGeometry checks against
+    first.close()
+    second = main_window.MainWindow()
+    qtbot.addWidget(second)
+    second.show()
+    qtbot.waitExposed(second)
+    assert (second.width(), second.height()) == (700, 500) and not second.isMaximized()
+    for w in (first, second):
+        w.shutdown()
 
 
 def test_show_instance_opens_case_series_and_image(window, qtbot):
