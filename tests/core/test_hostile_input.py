@@ -17,6 +17,8 @@ import zipfile
 import zlib
 
 import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medview.cli import main
 from tests.factories import copy_testdata, write_dicomdir
@@ -209,3 +211,30 @@ def test_files_sharing_a_sop_instance_uid_are_listed_as_duplicates(tmp_path, cap
                                  {"file": str(renumbered), "same_as": str(first)}]
     assert main(["index", str(folder)]) == 0
     assert "2 duplicates" in capsys.readouterr().out
+
+
+def _presentation_lut(path) -> None:
+    """A standalone Presentation LUT (print management, PS3.4 H.4.3): its SOP class only in the file meta."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.1.23"  # Presentation LUT SOP Class
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_valid_objects_without_an_image_say_what_they_are(tmp_path, capsys):
+    folder = tmp_path / "objects"
+    folder.mkdir()
+    _presentation_lut(folder / "plut.dcm")
+    copy_testdata("CT_small.dcm", folder / "ct.dcm")
+
+    assert main(["index", str(folder), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["errors"] == [] and sum(s["instances"] for st in doc["studies"] for s in st["series"]) == 2
+
+    assert main(["render", str(folder / "plut.dcm"), "--out-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["error"] == "no image: a Presentation LUT object"
+    assert err == f"{folder / 'plut.dcm'}: no image: a Presentation LUT object\n"

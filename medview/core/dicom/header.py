@@ -56,6 +56,7 @@ class RawHeader:
     pixel_vr: bytes = b""
     pixel_offset: int = 0      # where the pixel data value starts
     pixel_length: int = 0      # as declared; 0xFFFFFFFF for encapsulated
+    elements: int = 0          # top-level data set elements walked, wanted or not
 
 
 class _Buffer:
@@ -190,6 +191,7 @@ def _walk(buf: _Buffer, pos: int, header: RawHeader, wanted: frozenset[int]) -> 
         if tag < last_tag or tag in (ITEM, ITEM_END, SEQ_END):
             raise Fallback("elements out of order at the top level")
         last_tag, last_pos = tag, pos
+        header.elements += 1
         if tag in PIXEL_TAGS:
             header.pixel_tag, header.pixel_vr, header.pixel_length, header.pixel_offset = tag, vr, length, start
             return

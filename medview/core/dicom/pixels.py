@@ -292,7 +292,11 @@ def stored_frame(ds, frame: int = 0) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
     if not any(k in ds for k in _PIXEL_KEYWORDS):
-        raise DicomReadError(f"{_ds_name(ds)}: no image in this file (no Pixel Data)")
+        from medview.core.dicom.scan import sop_class_name
+
+        what = sop_class_name(str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", "")))
+        raise DicomReadError(f"{_ds_name(ds)}: " + (f"no image: a {what} object" if what
+                                                     else "no image in this file (no Pixel Data)"))
     n = _check_frame(ds, frame)
     _check_size(ds)
     try:

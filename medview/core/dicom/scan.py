@@ -274,7 +274,7 @@ def _info_from_raw(ref: SourceRef, raw) -> InstanceInfo | None:
         return None
     sop_uid = ascii_(0x00080018) or ascii_(0x00020003, raw.meta)
     return _make_info(ref, sop_class, sop_uid, raw.transfer_syntax, text, ascii_, us, number, floats,
-                      data_set_read=bool(values), has_meta=bool(raw.meta))
+                      data_set_read=raw.elements > 0, has_meta=bool(raw.meta))
 
 
 def _make_info(ref: SourceRef, sop_class: str, sop_uid: str, tsyntax: str, text, ascii_, us, number,
@@ -405,6 +405,16 @@ def _no_pixels(info: InstanceInfo, size: int) -> None:
                        f"(file cut short at {size} bytes?)")
     if is_image_sop_class(info.sop_class_uid):
         raise Unusable(f"an image without pixel data ({size} bytes: file cut short?)")
+
+
+def sop_class_name(uid: str) -> str:
+    """The SOP class in words ("Presentation LUT", "RT Plan"), or "" when unknown."""
+    from pydicom._uid_dict import UID_dictionary
+
+    entry = UID_dictionary.get(uid)
+    if entry is None or entry[1] != "SOP Class":
+        return ""
+    return entry[0].removesuffix(" SOP Class").removesuffix(" Storage")
 
 
 def is_image_sop_class(uid: str) -> bool:
