@@ -1,0 +1,8 @@
+"""Reading in context without Qt: the session (studies, open case, layout of viewports), hanging protocols,
+priors and linked scrolling. The window draws `ReadingSession`'s state and sends it intents."""
+
+from medview.core.reading.protocols import ProtocolSet, load_protocols
+from medview.core.reading.session import LAYOUT_KEYS, NO_PRIOR, PAGE, PLANES, ReadingSession, Viewport
+
+__all__ = ["LAYOUT_KEYS", "NO_PRIOR", "PAGE", "PLANES", "ProtocolSet", "ReadingSession", "Viewport",
+           "load_protocols"]

@@ -1,0 +1,384 @@
+"""The state of a reading session without Qt: the studies opened, the open case, the layout of viewports and
+what each shows, and the intents (keys of SPEC section 6) that change it.
+
+The window draws this state and sends intents; every rule (what a layout keeps, what P shows and restores,
+how linked viewports follow) lives here and is tested without a display. `reading_state()` is the plain data
+of SPEC section 7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from medview.core.dicom.model import Stack, Study
+from medview.core.dicom.pixels import Window
+from medview.core.reading.facts import FactsCache, FactsReader, read_series_facts
+from medview.core.reading.linking import image_centre, linked_index
+from medview.core.reading.priors import StudyKey, find_prior, same_patient_studies, study_key
+from medview.core.reading.protocols import ProtocolSet, hang, load_protocols
+from medview.core.viewing.state import ViewState
+
+PLANES = ("acquired", "axial", "coronal", "sagittal")
+PAGE = 10  # Shift+Down / Shift+Up
+LAYOUT_KEYS = {1: (1, 1), 2: (1, 2), 3: (2, 1), 4: (2, 2)}  # Ctrl+1..4
+NO_PRIOR = "No earlier study of this patient with the same modality and body part"
+
+
+@dataclass
+class Viewport:
+    """One cell of the layout: the stack it shows (or none), and how (the view state, plane, pan)."""
+
+    study: Study | None = None
+    stack: Stack | None = None
+    view: ViewState = field(default_factory=ViewState)
+    plane: str = "acquired"
+    pan: tuple[float, float] = (0.0, 0.0)  # image pixels the centre is moved by
+    prior: bool = False
+    loaded: int = 0  # images decoded so far: the window sets it as the loader reports
+    _frames: list[tuple[int, int]] | None = field(default=None, repr=False)
+
+    def show(self, study: Study | None, stack: Stack | None, prior: bool = False, index: int = 0) -> None:
+        """Put a stack here, opening at `index` with the view of a freshly opened image."""
+        self.study, self.stack, self.prior = study, stack, prior
+        self.view = ViewState(count=stack.frame_count if stack is not None else 0)
+        self.view.go(index)
+        self.plane, self.pan, self.loaded, self._frames = "acquired", (0.0, 0.0), 0, None
+
+    @property
+    def empty(self) -> bool:
+        return self.stack is None
+
+    @property
+    def frames(self) -> list[tuple[int, int]]:
+        """(instance, frame) per image of the stack, walked once."""
+        if self._frames is None:
+            self._frames = self.stack.frames if self.stack is not None else []
+        return self._frames
+
+    def reset(self) -> None:
+        """Esc: the view as the image opened (the index stays)."""
+        self.view.reset()
+        self.pan = (0.0, 0.0)
+
+    def state(self) -> dict:
+        """This viewport as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7)."""
+        frames = self.frames
+        shown = frames[self.view.index] if 0 <= self.view.index < len(frames) else None
+        inst = self.stack.instances[shown[0]] if self.stack is not None and shown is not None else None
+        window = self.view.window
+        centre = image_centre(inst) if inst is not None and self.plane == "acquired" else None
+        return {
+            "study_uid": self.study.study_uid if self.study is not None else None,
+            "series_uid": self.stack.series_uid if self.stack is not None else None,
+            "sop_instance_uid": inst.sop_instance_uid if inst is not None else None,
+            "frame": shown[1] if shown is not None else 0,
+            "frames": self.view.count,
+            "loaded": self.loaded,
+            "plane": self.plane,
+            "position": [float(v) for v in centre] if centre is not None else None,
+            "window": [float(window.center), float(window.width)] if isinstance(window, Window) else None,
+            "invert": bool(self.view.invert),
+            "zoom": float(self.view.zoom),
+            "rotation": 90 * self.view.rotation,
+            "flip": bool(self.view.flip_h),
+            "prior": self.prior,
+        }
+
+
+@dataclass
+class _Saved:
+    """The layout P replaced, restored by P again (the same viewports, scrolled where they were)."""
+
+    layout: tuple[int, int]
+    viewports: list[Viewport]
+    active: int
+    linked: bool
+
+
+class ReadingSession:
+    """The studies opened (from any number of scans), the open case and its viewports.
+
+    Intent methods return True when something changed (False: nothing to do, the window may say so), except
+    `compare_with_prior`, which returns a message when there is no prior.
+    """
+
+    def __init__(self, studies: Iterable[Study] = (), *, protocols: ProtocolSet | None = None,
+                 read_facts: FactsReader = read_series_facts):
+        self.studies: dict[str, Study] = {}
+        self.order: list[str] = []  # the reading order (worklist order) of study UIDs
+        self.protocols = protocols if protocols is not None else load_protocols()
+        self.facts = FactsCache(read_facts)
+        self._keys: dict[str, StudyKey] = {}
+        self.case: Study | None = None
+        self.layout: tuple[int, int] = (1, 1)
+        self.viewports: list[Viewport] = [Viewport()]
+        self.active = 0
+        self.linked = False
+        self.link_window = True   # while linked: a window set in one viewport goes to those of the same modality
+        self.link_zoom = False    # while linked: zoom and pan follow too
+        self._saved: _Saved | None = None
+        self.add_studies(studies)
+
+    # --- studies, priors and the reading order -----------------------------------------------------------
+    def add_studies(self, studies: Iterable[Study]) -> None:
+        """Studies of another scan join the session (a study already here is kept as it was)."""
+        for study in studies:
+            if study.study_uid not in self.studies:
+                self.studies[study.study_uid] = study
+                self.order.append(study.study_uid)
+
+    def set_order(self, study_uids: Sequence[str]) -> None:
+        """The worklist's order (sorting, filtering): Page Down / Page Up follow it."""
+        self.order = [uid for uid in study_uids if uid in self.studies]
+
+    def key(self, study: Study) -> StudyKey:
+        if study.study_uid not in self._keys:
+            self._keys[study.study_uid] = study_key(study, self.facts)
+        return self._keys[study.study_uid]
+
+    def prior_of(self, study: Study) -> Study | None:
+        """The most recent earlier study of the same patient, modality and body part among all opened."""
+        found = find_prior(self.key(study), (self.key(s) for s in self.studies.values()))
+        return self.studies[found.study_uid] if found is not None else None
+
+    def patient_studies(self, study: Study) -> list[Study]:
+        """The patient's other studies among all opened, most recent first (patients told apart as priors are)."""
+        keys = same_patient_studies(self.key(study), (self.key(s) for s in self.studies.values()))
+        return [self.studies[k.study_uid] for k in keys]
+
+    # --- cases ---------------------------------------------------------------------------------------------
+    def open_case(self, study_uid: str) -> bool:
+        """Open a study in the layout its hanging protocol gives (comparison and links start off)."""
+        study = self.studies.get(study_uid)
+        if study is None:
+            return False
+        self.case = study
+        self._saved = None
+        protocol = self._protocol(study)
+        self._hang(protocol.hanging, study, None)
+        return True
+
+    def step_case(self, delta: int) -> bool:
+        """Page Down / Page Up: the next / previous case in the reading order."""
+        if not self.order:
+            return False
+        if self.case is None or self.case.study_uid not in self.order:
+            k = 0 if delta > 0 else len(self.order) - 1
+        else:
+            k = self.order.index(self.case.study_uid) + delta
+        if not 0 <= k < len(self.order):
+            return False
+        return self.open_case(self.order[k])
+
+    def _protocol(self, study: Study):
+        modalities = {stack.modality for stack in study.stacks}
+        return self.protocols.choose(modalities, self.key(study).body_part)
+
+    def _hang(self, hanging, study: Study, prior: Study | None) -> None:
+        cells = hang(hanging, study, prior)
+        self.layout = hanging.layout
+        self.viewports = []
+        for cell in cells:
+            viewport = Viewport()
+            if cell is not None:
+                viewport.show(*cell)
+            self.viewports.append(viewport)
+        self.active = 0
+        self.linked = hanging.linked
+        if self.linked:
+            self._follow(self.viewports[0])
+
+    # --- the active viewport -------------------------------------------------------------------------------
+    @property
+    def viewport(self) -> Viewport:
+        return self.viewports[self.active]
+
+    def step_viewport(self, delta: int) -> bool:
+        """Tab / Shift+Tab: the next / previous viewport becomes active (round the layout)."""
+        if len(self.viewports) < 2:
+            return False
+        self.active = (self.active + delta) % len(self.viewports)
+        return True
+
+    def activate(self, index: int) -> bool:
+        """A click in a viewport makes it the active one."""
+        if not 0 <= index < len(self.viewports) or index == self.active:
+            return False
+        self.active = index
+        return True
+
+    # --- images and series ---------------------------------------------------------------------------------
+    def go_to(self, index: int) -> bool:
+        """Show image `index` of the active viewport (clamped); linked viewports follow."""
+        viewport = self.viewport
+        if viewport.empty or not viewport.view.go(index):
+            return False
+        if self.linked:
+            self._follow(viewport)
+        return True
+
+    def scroll(self, delta: int) -> bool:
+        """↓ / ↑ (1), Shift+↓ / Shift+↑ (PAGE), the mouse wheel."""
+        return self.go_to(self.viewport.view.index + delta)
+
+    def next_image(self) -> bool:
+        return self.scroll(1)
+
+    def previous_image(self) -> bool:
+        return self.scroll(-1)
+
+    def first_image(self) -> bool:
+        return self.go_to(0)
+
+    def last_image(self) -> bool:
+        return self.go_to(self.viewport.view.count - 1)
+
+    def step_series(self, delta: int) -> bool:
+        """→ / ←: the next / previous stack of the active viewport's study (no wrapping)."""
+        viewport = self.viewport
+        if viewport.study is None or viewport.stack is None:
+            return False
+        stacks = viewport.study.stacks
+        k = next(i for i, s in enumerate(stacks) if s is viewport.stack) + delta
+        if not 0 <= k < len(stacks):
+            return False
+        viewport.show(viewport.study, stacks[k], viewport.prior)
+        if self.linked:
+            self._follow(viewport)
+        return True
+
+    def next_series(self) -> bool:
+        return self.step_series(1)
+
+    def previous_series(self) -> bool:
+        return self.step_series(-1)
+
+    def set_plane(self, plane: str) -> bool:
+        """The plane the active viewport shows (MPR: axial, coronal, sagittal of its stack)."""
+        if plane not in PLANES:
+            raise ValueError(f"plane must be one of {', '.join(PLANES)}, not {plane!r}")
+        changed = plane != self.viewport.plane
+        self.viewport.plane = plane
+        return changed
+
+    # --- window and zoom -----------------------------------------------------------------------------------
+    def set_window(self, center: float, width: float) -> bool:
+        """The active viewport's window; while linked (and `link_window`), also that of every viewport of the
+        same modality."""
+        viewport = self.viewport
+        if viewport.empty:
+            return False
+        window = Window(float(center), max(1.0, float(width)))
+        viewport.view.window = window
+        if self.linked and self.link_window:
+            for other in self._others(viewport):
+                if other.stack.modality == viewport.stack.modality:
+                    other.view.window = window
+        return True
+
+    def zoom_by(self, factor: float) -> bool:
+        self.viewport.view.zoom_by(factor)
+        self._share_zoom()
+        return True
+
+    def pan_by(self, dx: float, dy: float) -> bool:
+        viewport = self.viewport
+        viewport.pan = (viewport.pan[0] + dx, viewport.pan[1] + dy)
+        self._share_zoom()
+        return True
+
+    def reset_view(self) -> bool:
+        """Esc on the active viewport (and, while zoom is linked, on the others' zoom and pan too)."""
+        self.viewport.reset()
+        self._share_zoom()
+        return True
+
+    def _share_zoom(self) -> None:
+        if self.linked and self.link_zoom:
+            for other in self._others(self.viewport):
+                other.view.zoom, other.pan = self.viewport.view.zoom, self.viewport.pan
+
+    # --- layout, comparison, links -------------------------------------------------------------------------
+    def set_layout(self, rows: int, columns: int) -> bool:
+        """A layout of rows × columns: the viewports kept in order, new ones filled with the case's stacks not
+        shown yet (series order), the rest empty."""
+        if not (1 <= rows <= 4 and 1 <= columns <= 4):
+            raise ValueError(f"layout must be 1 to 4 rows and columns, not {rows}×{columns}")
+        if (rows, columns) == self.layout:
+            return False
+        n = rows * columns
+        kept = self.viewports[:n]
+        shown = {id(v.stack) for v in kept if v.stack is not None}
+        spare = [s for s in (self.case.stacks if self.case is not None else []) if id(s) not in shown]
+        while len(kept) < n:
+            viewport = Viewport()
+            if spare:
+                viewport.show(self.case, spare.pop(0))
+            kept.append(viewport)
+        self.layout, self.viewports = (rows, columns), kept
+        self.active = min(self.active, n - 1)
+        return True
+
+    def choose_layout(self, number: int) -> bool:
+        """Ctrl+1..Ctrl+4: 1×1, 1×2, 2×1, 2×2."""
+        return self.set_layout(*LAYOUT_KEYS[number])
+
+    @property
+    def comparing(self) -> bool:
+        return self._saved is not None
+
+    def compare_with_prior(self) -> str | None:
+        """P: the case beside its prior as its hanging protocol says; again: back to what was shown before.
+
+        Returns None when done, or the reason nothing changed (no open case, no prior).
+        """
+        if self._saved is not None:
+            saved, self._saved = self._saved, None
+            self.layout, self.viewports, self.active, self.linked = (saved.layout, saved.viewports, saved.active,
+                                                                     saved.linked)
+            return None
+        if self.case is None:
+            return "No case is open"
+        prior = self.prior_of(self.case)
+        if prior is None:
+            return NO_PRIOR
+        saved = _Saved(self.layout, self.viewports, self.active, self.linked)
+        current = self.viewport
+        self._hang(self._protocol(self.case).compare, self.case, prior)
+        self._saved = saved
+        for i, viewport in enumerate(self.viewports):  # the stack being read stays where the reader was
+            if not viewport.prior and viewport.stack is current.stack and current.stack is not None:
+                viewport.view.go(current.view.index)
+                self.active = i
+                if self.linked:
+                    self._follow(viewport)
+                break
+        return None
+
+    def toggle_link(self) -> bool:
+        """S: link / unlink scrolling (and window, zoom as set) of the viewports; linking aligns them at once."""
+        self.linked = not self.linked
+        if self.linked:
+            self._follow(self.viewport)
+        return self.linked
+
+    def _others(self, viewport: Viewport) -> list[Viewport]:
+        return [v for v in self.viewports if v is not viewport and not v.empty]
+
+    def _follow(self, source: Viewport) -> None:
+        """The other viewports show the image that goes with the source's (see `linking`)."""
+        if source.empty:
+            return
+        frame = self.facts.of_stack(source.stack).frame_of_reference_uid
+        for other in self._others(source):
+            same_frame = bool(frame) and self.facts.of_stack(other.stack).frame_of_reference_uid == frame
+            other.view.go(linked_index(source.stack, source.view.index, other.stack, same_frame))
+
+    # --- for the window, tests and scripts -----------------------------------------------------------------
+    def reading_state(self) -> dict:
+        """What the reader has on screen as plain JSON-able data (SPEC section 7)."""
+        case = ({"study_uid": self.case.study_uid, "patient_id": self.case.patient_id}
+                if self.case is not None else None)
+        return {"case": case, "layout": list(self.layout), "active": self.active, "linked": self.linked,
+                "viewports": [v.state() for v in self.viewports]}
