@@ -119,12 +119,21 @@ def _expand(given: str):
         yield given, None, "no DICOM images found"
 
 
-def _render_one(ref: SourceRef, out_path: str, frame: int, window) -> list[float] | None:
-    """Render one image to `out_path`; the window used as [center, width] (None: colour or VOI LUT)."""
-    from medview.core.dicom.pixels import Window, display_frame_voi, read_dataset
+def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str | None = None) -> list[float] | None:
+    """Render one image to `out_path`; the window used as [center, width] (None: colour or VOI LUT).
+
+    `preset`: a window preset's name, looked up in the presets of the image's modality only.
+    """
+    from medview.core.dicom.pixels import Window, display_frame_voi, preset_window, read_dataset
     from medview.core.png import write_png
 
     ds = read_dataset(ref)
+    if preset:
+        modality = str(ds.get("Modality", "") or "")
+        try:
+            window = preset_window(preset, modality, only_modality=True)
+        except KeyError as exc:
+            raise MedviewError(exc.args[0]) from None
     image, voi = display_frame_voi(ds, frame, window)
     write_png(out_path, image)
     if isinstance(voi, Window):
@@ -170,7 +179,7 @@ def _render_all(args, out_dir: str, frame: int, window, debug: bool) -> int:
                 if error is None:
                     try:
                         out_path = os.path.join(out_dir, names.next(ref, frame))
-                        used = _render_one(ref, out_path, frame, window)
+                        used = _render_one(ref, out_path, frame, window, getattr(args, "preset", None))
                     except MedviewError as exc:
                         error = _reason(exc, ref)
                     except OSError as exc:

@@ -238,3 +238,14 @@ def test_valid_objects_without_an_image_say_what_they_are(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["error"] == "no image: a Presentation LUT object"
     assert err == f"{folder / 'plut.dcm'}: no image: a Presentation LUT object\n"
+
+
+def test_a_preset_the_images_modality_lacks_is_an_error_for_that_image(tmp_path, capsys):
+    ct = copy_testdata("CT_small.dcm", tmp_path / "ct.dcm")
+    mr = copy_testdata("MR_small.dcm", tmp_path / "mr.dcm")
+    assert main(["render", str(ct), str(mr), "--preset", "lung", "--out-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    ct_line, mr_line = (json.loads(line) for line in out.splitlines())
+    assert ct_line["status"] == "ok" and ct_line["window"] == [-600.0, 1500.0]
+    assert mr_line == {"input": str(mr), "status": "error", "error": "no window preset 'lung' for MR (it has no presets)"}
+    assert err == f"{mr}: no window preset 'lung' for MR (it has no presets)\n"

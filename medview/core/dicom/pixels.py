@@ -846,14 +846,23 @@ def preset_names(modality: str | None = None) -> list[str]:
     return [name for group in groups for name, _ in group]
 
 
-def preset_window(name: str, modality: str | None = None) -> Window:
+def preset_window(name: str, modality: str | None = None, *, only_modality: bool = False) -> Window:
     """The preset window called `name` ("lung", "soft-tissue", "Soft tissue"...), in `modality`'s presets
-    first (SPEC section 6). Raises KeyError naming the known presets."""
+    first (SPEC section 6). Raises KeyError naming the known presets.
+
+    `only_modality`: in `modality`'s presets only, as `render` needs: a lung window on an MR would be a
+    guess in units the preset was not made for (SPEC section 1); the KeyError then names the modality's.
+    """
     wanted = _norm_preset(name)
     wanted = _PRESET_ALIASES.get(wanted.replace(" ", ""), _PRESET_ALIASES.get(wanted, wanted))
-    order = ([modality.upper()] if modality and modality.upper() in PRESETS else []) + list(PRESETS)
+    own = [modality.upper()] if modality and modality.upper() in PRESETS else []
+    order = own if only_modality else own + list(PRESETS)
     for mod in order:
         for preset, window in PRESETS[mod]:
             if _norm_preset(preset) == wanted:
                 return window
+    if only_modality:
+        known = preset_names(modality) if own else []
+        raise KeyError(f"no window preset {name!r} for {modality or 'an image without a modality'} "
+                       + (f"(its presets: {', '.join(known)})" if known else "(it has no presets)"))
     raise KeyError(f"unknown window preset {name!r} (known: {', '.join(preset_names())})")
