@@ -38,9 +38,11 @@ def _radiograph(path: Path, study: str, sop: str, patient_id: str, patient_name:
 
 def make_reviewed_source(root: Path, reviewer: str = "Dr Ada") -> ReviewedSource:
     a = {"study": "1.2.826.0.1.3680043.8.498.100", "sop": "1.2.826.0.1.3680043.8.498.100.1.1",
-         "patient_id": "PAT-4711", "patient_name": "Doe^Jane", "date": "20240310"}
+         "patient_id": "PAT-4711", "patient_name": "Doe^Jane", "date": "20240310",
+         "files": "Doe_Jane_2024-03-10_ACC-PAT-4711"}  # what its exported files are named by
     b = {"study": "1.2.826.0.1.3680043.8.498.200", "sop": "1.2.826.0.1.3680043.8.498.200.1.1",
-         "patient_id": "PAT-0815", "patient_name": "Roe^Richard", "date": "20240311"}
+         "patient_id": "PAT-0815", "patient_name": "Roe^Richard", "date": "20240311",
+         "files": "Roe_Richard_2024-03-11_ACC-PAT-0815"}
     for c in (a, b):
         _radiograph(root / c["patient_id"] / "cxr.dcm", c["study"], c["sop"], c["patient_id"], c["patient_name"],
                     c["date"])

@@ -16,7 +16,7 @@ from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
 from medview.core.errors import UsageError
 from medview.core.review.anonymize import Pseudonymizer
-from medview.core.review.export import COLUMNS, collect_cases, export_cases, parse_formats
+from medview.core.review.export import COLUMNS, case_file_stems, collect_cases, export_cases, parse_formats, safe_file_stem
 from medview.core.review.sr import FLAGGED, VERDICT, NothingToReport, build_sr, finding_code
 from medview.core.review.store import ReviewStore
 from tests.review_data import MODEL, make_reviewed_source
@@ -43,6 +43,26 @@ def test_parse_formats():
     assert parse_formats("csv, JSON,csv") == ["csv", "json"]
     with pytest.raises(UsageError, match="xls"):
         parse_formats("csv,xls")
+
+
+def test_case_files_are_named_for_a_person_and_safe_on_every_file_system(reviewed):
+    from dataclasses import replace
+
+    src, records, _ = reviewed
+    a = next(r for r in records if r.study_uid == src.case_a["study"])
+    assert case_file_stems([a], None) == {a.study_uid: "Doe_Jane_2024-03-10_ACC-PAT-4711"}
+    anon = Pseudonymizer()
+    [pseudonymous] = case_file_stems([a], anon).values()
+    assert pseudonymous.startswith(anon.patient("PAT-4711") + "_") and "Doe" not in pseudonymous
+    assert "2024-03-10" not in pseudonymous and a.study_uid not in pseudonymous
+    odd = replace(a, patient_name="O'Brien/Müller^Anne Marie", accession_number="A:1?*")
+    assert case_file_stems([odd], None)[a.study_uid] == "O_Brien_Müller_Anne_Marie_2024-03-10_A_1"
+    assert safe_file_stem("con") == "_con" and safe_file_stem("..", "/") == ""  # Windows device names, nothing
+    assert len(safe_file_stem("x" * 500)) <= 80
+    # two studies of the patient on one day without accession numbers: two names
+    twin = replace(a, study_uid=a.study_uid + ".2", accession_number="")
+    stems = case_file_stems([replace(a, accession_number=""), twin], None)
+    assert len(set(stems.values())) == 2 and all(v.startswith("Doe_Jane_2024-03-10_") for v in stems.values())
 
 
 def test_only_cases_with_review_data_are_exported(reviewed):
@@ -124,8 +144,8 @@ def _groups(ds):
 def test_sr_read_back(reviewed, tmp_path):
     src, records, signed_at = reviewed
     export_cases(records, tmp_path / "sr", ["sr"])
-    a = pydicom.dcmread(tmp_path / "sr" / f"case_{src.case_a['study']}_SR.dcm")
-    b = pydicom.dcmread(tmp_path / "sr" / f"case_{src.case_b['study']}_SR.dcm")
+    a = pydicom.dcmread(tmp_path / "sr" / f"{src.case_a['files']}_SR.dcm")
+    b = pydicom.dcmread(tmp_path / "sr" / f"{src.case_b['files']}_SR.dcm")
 
     assert a.SOPClassUID == Comprehensive3DSRStorage
     assert a.StudyInstanceUID == src.case_a["study"] and a.PatientID == "PAT-4711" and a.PatientName == "Doe^Jane"
@@ -174,7 +194,8 @@ def test_sr_anonymized_basic_profile(reviewed, tmp_path):
     export_cases(records, tmp_path / "s1", ["sr"], anonymize=True)
     export_cases(records, tmp_path / "s2", ["sr"], anonymize=True)
     anon = Pseudonymizer()
-    name = f"case_{anon.uid(src.case_a['study'])}_SR.dcm"
+    shifted = anon.date("20240310", "PAT-4711")
+    name = f"{anon.patient('PAT-4711')}_{shifted[:4]}-{shifted[4:6]}-{shifted[6:]}_{anon.accession('ACC-PAT-4711')}_SR.dcm"
     raw = (tmp_path / "s1" / name).read_bytes()
     for identity in (b"Doe", b"PAT-4711", b"ACC-PAT", b"19600203", b"Dr Ada", src.case_a["study"].encode(),
                      src.case_a["sop"].encode(), b"20240310"):

@@ -47,7 +47,7 @@ def test_full_session_then_export_leaves_the_source_untouched(tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir())
     # "sr" is the case's DICOM results: the SR and the KOS of its key images (no masks cached: no SEG)
     assert names == sorted(["review_findings.csv", "review_findings.json"] + [
-        f"case_{c['study']}_{kind}.dcm" for c in (src.case_a, src.case_b) for kind in ("SR", "KOS")])
+        f"{c['files']}_{kind}.dcm" for c in (src.case_a, src.case_b) for kind in ("SR", "KOS")])
     assert sorted(printed.out.split()) == sorted(str(out / n) for n in names)
     with open(out / "review_findings.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -55,7 +55,7 @@ def test_full_session_then_export_leaves_the_source_untouched(tmp_path, capsys):
     b_effusion = next(r for r in rows if r["study_uid"] == src.case_b["study"] and r["finding"] == "effusion")
     assert (b_effusion["verdict"], b_effusion["verdict_by"], b_effusion["case_status"]) == (
         "agree", "Dr Bea", "reviewed")
-    assert pydicom.dcmread(out / f"case_{src.case_b['study']}_SR.dcm").VerificationFlag == "VERIFIED"
+    assert pydicom.dcmread(out / f"{src.case_b['files']}_SR.dcm").VerificationFlag == "VERIFIED"
 
 
 def test_anonymized_export_via_cli(tmp_path, capsys):
@@ -65,7 +65,7 @@ def test_anonymized_export_via_cli(tmp_path, capsys):
     for path in out.iterdir():
         data = path.read_bytes()
         assert b"Doe" not in data and b"PAT-4711" not in data and src.case_a["study"].encode() not in data
-        assert src.case_a["study"] not in path.name
+        assert src.case_a["study"] not in path.name and "Doe" not in path.name and "2024-03-10" not in path.name
 
 
 def test_out_inside_the_source_folder_is_refused(tmp_path, capsys):

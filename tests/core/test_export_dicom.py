@@ -51,7 +51,7 @@ def test_sr_kos_seg_formats():
 def test_sr_carries_model_and_corrected_ctr_with_lines(measured, tmp_path):
     src, records, predictions = measured
     export_cases([records[src.case_a["study"]]], tmp_path / "o", ["sr"], predictions=predictions)
-    ds = pydicom.dcmread(tmp_path / "o" / f"case_{src.case_a['study']}_SR.dcm")
+    ds = pydicom.dcmread(tmp_path / "o" / f"{src.case_a['files']}_SR.dcm")
     sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
     groups = {g.finding_type.value: g for g in sr.content.get_image_measurement_groups()}
     cardiomegaly = groups["8186001"]
@@ -79,20 +79,20 @@ def test_sr_carries_model_and_corrected_ctr_with_lines(measured, tmp_path):
 def test_kos_references_the_key_images(measured, tmp_path):
     src, records, predictions = measured
     export_cases(list(records.values()), tmp_path / "o", ["kos"], predictions=predictions)
-    ds = pydicom.dcmread(tmp_path / "o" / f"case_{src.case_a['study']}_KOS.dcm")
+    ds = pydicom.dcmread(tmp_path / "o" / f"{src.case_a['files']}_KOS.dcm")
     assert ds.SOPClassUID == pydicom.uid.KeyObjectSelectionDocumentStorage
     title = ds.ConceptNameCodeSequence[0]
     assert (title.CodeValue, title.CodingSchemeDesignator) == ("113000", "DCM")
     images = [i for i in ds.ContentSequence if i.ValueType == "IMAGE"]
     assert [i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in images] == [src.case_a["sop"]]
     assert ds.PatientID == "PAT-4711" and ds.StudyInstanceUID == src.case_a["study"]
-    assert not (tmp_path / "o" / f"case_{src.case_b['study']}_KOS.dcm").exists()  # B has no key images
+    assert not (tmp_path / "o" / f"{src.case_b['files']}_KOS.dcm").exists()  # B has no key images
 
 
 def test_seg_has_one_segment_per_mask_in_the_image_matrix(measured, tmp_path):
     src, records, predictions = measured
     written = export_cases(list(records.values()), tmp_path / "o", ["seg"], predictions=predictions)
-    assert [p.name for p in written] == [f"case_{src.case_a['study']}_SEG.dcm"]  # B has no masks
+    assert [p.name for p in written] == [f"{src.case_a['files']}_SEG.dcm"]  # B has no masks
     seg = hd.seg.segread(written[0])
     assert seg.SegmentationType == "BINARY" and (seg.Rows, seg.Columns) == (64, 64)
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["heart", "lungs", "thorax"]

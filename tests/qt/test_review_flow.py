@@ -454,10 +454,15 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
     QTest.mouseClick(dialog.findChild(QObject, "export_browse"), Qt.MouseButton.LeftButton)
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     p1 = _uid(w, "PAT0001")
+    study = next(s for s in w.studies if s.study_uid == p1)
+    family, given = study.patient_name.split("^")[:2]
+    day, accession = study.study_date, study.series[0].instances[0].accession_number
+    stem = f"{family}_{given}_{day[:4]}-{day[4:6]}-{day[6:]}_{accession}"  # what a person looks for
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["review_findings.csv", "review_findings.json", f"case_{p1}.pdf", f"case_{p1}_SR.dcm"])
+    assert names == sorted(["review_findings.csv", "review_findings.json", f"{stem}.pdf", f"{stem}_SR.dcm",
+                            f"{stem}_KOS.dcm"])  # the KOS of the key image beside the SR
     report = dialog.result.toPlainText()
-    assert report.startswith("4 files written for 1 case into") and "could not" not in report
+    assert report.startswith("5 files written for 1 case into") and "could not" not in report
 
     rows = list(csv.DictReader(open(out / "review_findings.csv", encoding="utf-8")))
     with ReviewStore() as disk:
@@ -466,9 +471,9 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
         (p1, FINDING, "agree", "reviewed", "true")]
     doc = json.loads((out / "review_findings.json").read_text(encoding="utf-8"))
     assert doc["findings"][0]["verdict_by"] == f.verdict_by
-    sr = pydicom.dcmread(out / f"case_{p1}_SR.dcm")
+    sr = pydicom.dcmread(out / f"{stem}_SR.dcm")
     assert sr.Modality == "SR" and sr.VerificationFlag == "VERIFIED"
-    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out / f"case_{p1}.pdf").pages).split())
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out / f"{stem}.pdf").pages).split())
     compact = "".join(text.split()).lower()  # table cells wrap words ("cardiomega ly")
     assert f"cardiomegaly0.9100.5yesagree{f.verdict_by}" in compact and "research use only" in text.lower(), text
     dialog.close()

@@ -13,11 +13,14 @@ interrupted export never leaves a half file under the final name.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -199,9 +202,43 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
+# anything but letters (of any script), digits and "-" becomes "_": no path separators, no characters Windows
+# refuses (<>:"/\\|?*), no spaces or dots a shell or a mail client trips over
+_NOT_IN_FILE_NAMES = re.compile(r"[^\w-]+")
+_WINDOWS_DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+FILE_STEM_MAX = 80  # characters: the whole path stays well inside Windows' 260
+
+
+def safe_file_stem(*parts: str) -> str:
+    """The parts joined by "_" in characters every file system takes ("" when none has any)."""
+    words = [_NOT_IN_FILE_NAMES.sub("_", unicodedata.normalize("NFC", p)).strip("_") for p in parts if p]
+    stem = re.sub("_{2,}", "_", "_".join(w for w in words if w))[:FILE_STEM_MAX].strip("_-")
+    return f"_{stem}" if stem.upper() in _WINDOWS_DEVICE_NAMES else stem
+
+
 def case_file_stem(record: CaseRecord, anon: Pseudonymizer | None) -> str:
-    """Per-case file names carry the (possibly pseudonymised) Study UID, never a patient name."""
-    return f"case_{record.study_uid if anon is None else anon.uid(record.study_uid)}"
+    """Per-case files are named so that a person finds them: "Doe_Jane_2024-03-10_ACC-123" (family and given
+    name, study date, accession), or the pseudonym, shifted date and accession pseudonym when anonymised."""
+    identity = case_identity(record, anon)
+    date = identity["study_date"]
+    if len(date) == 8 and date.isdigit():
+        date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    stem = safe_file_stem(*identity["patient_name"].split("^"), date, identity["accession_number"])
+    return stem or safe_file_stem("case", identity["study_uid"])
+
+
+def case_file_stems(records: Sequence[CaseRecord], anon: Pseudonymizer | None) -> dict[str, str]:
+    """{Study UID: file stem}, one stem per case: two studies of a patient on one day without accession numbers
+    are told apart by a short digest of their (possibly pseudonymised) Study UID."""
+    stems = {r.study_uid: case_file_stem(r, anon) for r in records}
+    counts: dict[str, int] = {}
+    for stem in stems.values():
+        counts[stem] = counts.get(stem, 0) + 1
+    for record in records:
+        if counts[stems[record.study_uid]] > 1:
+            uid = case_identity(record, anon)["study_uid"]
+            stems[record.study_uid] += "_" + hashlib.sha256(uid.encode()).hexdigest()[:6]
+    return stems
 
 
 def export_cases(
@@ -234,6 +271,7 @@ def export_cases(
         wanted |= set(DICOM_PARTS)
     if wanted & {"sr", "seg", "pdf"}:
         records = [replace(r, ai=_predictions_of(r, predictions or cached_predictions)) for r in records]
+    stems = case_file_stems(records, anon)
     if "csv" in wanted:
         written.append(write_atomic(out / "review_findings.csv", csv_text(finding_rows(records, anon)).encode("utf-8")))
     if "json" in wanted:
@@ -253,12 +291,12 @@ def export_cases(
                 datasets = [] if built is None else built if isinstance(built, list) else [built]
                 for n, dataset in enumerate(datasets, 1):
                     number = f"_{n}" if len(datasets) > 1 else ""  # a SEG per masked image
-                    written.append(write_atomic(out / f"{case_file_stem(record, anon)}_{fmt.upper()}{number}.dcm",
+                    written.append(write_atomic(out / f"{stems[record.study_uid]}_{fmt.upper()}{number}.dcm",
                                                 dicom_bytes(dataset)))
             except NothingToReport as exc:
                 log.info("no %s: %s", fmt.upper(), exc)
             except Exception as exc:  # one bad case must not stop the others (exit code 1 in the CLI)
-                log.debug("%s failed", suffix, exc_info=True)
+                log.debug("%s failed", fmt.upper(), exc_info=True)
                 if on_error is None:
                     raise
                 on_error(record, fmt, str(exc))
@@ -267,7 +305,7 @@ def export_cases(
             raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
         for record in records:
             try:
-                path = out / f"{case_file_stem(record, anon)}.pdf"
+                path = out / f"{stems[record.study_uid]}.pdf"
                 pdf_writer(record, path, anon=anon, heatmaps=heatmaps(record) if heatmaps else None)
                 written.append(path)
             except Exception as exc:
