@@ -249,3 +249,16 @@ def test_a_preset_the_images_modality_lacks_is_an_error_for_that_image(tmp_path,
     assert ct_line["status"] == "ok" and ct_line["window"] == [-600.0, 1500.0]
     assert mr_line == {"input": str(mr), "status": "error", "error": "no window preset 'lung' for MR (it has no presets)"}
     assert err == f"{mr}: no window preset 'lung' for MR (it has no presets)\n"
+
+
+def test_big_endian_palette_colour_renders_as_its_little_endian_twin(tmp_path, capsys):
+    """pydicom's OBXXXX1A_expb.dcm is OBXXXX1A.dcm in explicit VR big endian, palette data included."""
+    from medview.core.png import read_png
+
+    little = copy_testdata("OBXXXX1A.dcm", tmp_path / "little.dcm")
+    big = copy_testdata("OBXXXX1A_expb.dcm", tmp_path / "big.dcm")
+    assert main(["render", str(little), str(big), "--out-dir", str(tmp_path / "out")]) == 0
+    outputs = [json.loads(line)["output"] for line in capsys.readouterr().out.splitlines()]
+    shown_little, shown_big = (read_png(path) for path in outputs)
+    assert shown_little.shape == (600, 800, 3) and shown_little.mean() > 10
+    assert (shown_big == shown_little).all()

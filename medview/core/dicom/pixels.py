@@ -266,7 +266,7 @@ def _palette_to_rgb(arr: np.ndarray, ds) -> np.ndarray:
     """PALETTE COLOR to 8-bit RGB with the palette colour lookup tables (PS3.3 C.7.6.3.1.5-6)."""
     from pydicom.pixels import apply_color_lut
 
-    rgb = apply_color_lut(arr, ds)
+    rgb = apply_color_lut(arr, _palette_in_native_order(ds))
     if rgb.dtype != np.uint8:
         try:
             depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
@@ -274,6 +274,37 @@ def _palette_to_rgb(arr: np.ndarray, ds) -> np.ndarray:
             depth = 16
         rgb = colour_to_uint8(rgb, depth)
     return rgb
+
+
+_PALETTE_DATA = ("RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData",
+                 "BluePaletteColorLookupTableData", "AlphaPaletteColorLookupTableData")
+
+
+def _palette_in_native_order(ds):
+    """`ds`, or a copy of its palette whose 16-bit entries are in this machine's byte order.
+
+    pydicom reads (non-segmented) palette data in the machine's order whatever the file's transfer syntax,
+    so the palette of an explicit big endian file comes out byte-swapped (an image almost black).
+    """
+    import sys
+
+    from pydicom.dataset import Dataset
+
+    little = getattr(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None), "is_little_endian", True)
+    if little == (sys.byteorder == "little") or "RedPaletteColorLookupTableData" not in ds:
+        return ds
+    copy = Dataset()
+    for elem in ds:
+        if elem.keyword.endswith("PaletteColorLookupTableDescriptor") or elem.keyword == "PixelPresentation":
+            copy.add(elem)
+    for keyword in _PALETTE_DATA:
+        data = ds.get(keyword)
+        if data is not None:
+            entries = int(ds.RedPaletteColorLookupTableDescriptor[0]) or 65536
+            swap = len(data) >= 2 * entries  # 16-bit entries; 8-bit ones have no byte order
+            in_file_order = np.frombuffer(data, "<u2" if little else ">u2") if swap else None
+            setattr(copy, keyword, data if in_file_order is None else in_file_order.astype(np.uint16).tobytes())
+    return copy
 
 
 def stored_frame(ds, frame: int = 0) -> np.ndarray:
