@@ -111,6 +111,24 @@ def test_ct_opens_its_main_series_and_compares_with_the_priors_matching_series()
     assert [(v["series_uid"], v["prior"]) for v in state["viewports"]] == [("2.2.2", False), ("2.1.3", True)]
 
 
+def test_p_compares_the_series_being_read_with_the_priors_matching_one():
+    a = Archive()
+    ct_study(a, "2.2", descriptions=("SOFT TISSUE 5MM", "LUNG 1MM"))
+    ct_study(a, "2.1", date="20220301", frame="1.2.3.old", descriptions=("LUNG 1MM", "SOFT TISSUE 5MM"))
+    session = a.session()
+    session.open_case("2.2")
+    session.next_series()
+    session.go_to(12)
+    session.set_window(-600, 1500)
+    assert session.viewport.stack.series_uid == "2.2.3"
+    assert session.compare_with_prior() is None
+    assert [v.stack.series_uid for v in session.viewports] == ["2.2.3", "2.1.2"]  # LUNG beside LUNG
+    assert session.viewports[0].view.index == 12 and session.viewports[1].view.index == 12  # linked by fraction
+    assert [v["window"] for v in session.reading_state()["viewports"]] == [[-600.0, 1500.0]] * 2
+    session.compare_with_prior()
+    assert session.viewport.stack.series_uid == "2.2.3" and session.viewport.view.index == 12
+
+
 def test_mr_hangs_up_to_four_series_in_two_by_two_without_localizers():
     a = Archive()
     mr = dict(modality="MR", patient=ANNA, date="20240301", body_part="BRAIN")
@@ -179,6 +197,18 @@ def test_without_a_birth_date_the_name_tells_patients_apart():
     a.radiograph("7.no_id", ("", "Doe^John", ""), "20231001")  # no ID: never matched
     session = a.session()
     assert session.prior_of(session.studies["7.now"]).study_uid == "7.same"
+
+
+def test_finding_a_prior_reads_headers_of_the_same_patient_id_only():
+    a = Archive()
+    a.radiograph("18.now", ANNA, "20240601")
+    a.radiograph("18.old", ANNA, "20200601")
+    a.radiograph("18.someone", ("PAT9", "Roe^Richard", "19500101"), "20200601")
+    read: list[str] = []
+    session = ReadingSession(a.studies(), protocols=load_protocols(Path("/nowhere/x.json")),
+                             read_facts=lambda inst: read.append(inst.series_uid) or a.facts[inst.series_uid])
+    assert session.prior_of(session.studies["18.now"]).study_uid == "18.old"
+    assert sorted(read) == ["18.now.1", "18.old.1"]
 
 
 def test_studies_opened_later_join_the_priors():

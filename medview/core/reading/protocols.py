@@ -232,16 +232,18 @@ def _parallel(a, b) -> bool:
     return b is not None and abs(sum(x * y for x, y in zip(a, b))) > 0.9
 
 
-def hang(hanging: Hanging, study: Study, prior: Study | None = None) -> list[tuple[Study, Stack, bool] | None]:
+def hang(hanging: Hanging, study: Study, prior: Study | None = None,
+         focus: Stack | None = None) -> list[tuple[Study, Stack, bool] | None]:
     """What each viewport of the layout shows, row by row: (study, stack, is the prior) or None (empty).
 
-    Picks of the prior are left empty when there is no prior; when no pick finds a stack, the study's main
-    stack goes in the first viewport, so a study never opens blank.
+    `focus`: the stack being read, which "main" picks instead of the largest (P compares what the reader is
+    looking at). Picks of the prior are left empty when there is no prior; when no pick finds a stack, the
+    study's main stack goes in the first viewport, so a study never opens blank.
     """
     cells: list[tuple[Study, Stack, bool] | None] = [None] * (hanging.layout[0] * hanging.layout[1])
     used: set[int] = set()
     for i, pick in enumerate(hanging.viewports):
-        stack = _picked(pick, study, used)
+        stack = focus if pick.pick == "main" and focus is not None else _picked(pick, study, used)
         if stack is None:
             continue
         if pick.prior:

@@ -8,7 +8,7 @@ of SPEC section 7.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from medview.core.dicom.model import Stack, Study
@@ -139,17 +139,22 @@ class ReadingSession:
 
     def prior_of(self, study: Study) -> Study | None:
         """The most recent earlier study of the same patient, modality and body part among all opened."""
-        found = find_prior(self.key(study), (self.key(s) for s in self.studies.values()))
+        found = find_prior(self.key(study), self._same_id_keys(study))
         return self.studies[found.study_uid] if found is not None else None
 
     def patient_studies(self, study: Study) -> list[Study]:
         """The patient's other studies among all opened, most recent first (patients told apart as priors are)."""
-        keys = same_patient_studies(self.key(study), (self.key(s) for s in self.studies.values()))
+        keys = same_patient_studies(self.key(study), self._same_id_keys(study))
         return [self.studies[k.study_uid] for k in keys]
+
+    def _same_id_keys(self, study: Study) -> list[StudyKey]:
+        """Keys of the studies with the same Patient ID: only their headers are read for birth dates."""
+        wanted = study.patient_id.strip()
+        return [self.key(s) for s in self.studies.values() if wanted and s.patient_id.strip() == wanted]
 
     # --- cases ---------------------------------------------------------------------------------------------
     def open_case(self, study_uid: str) -> bool:
-        """Open a study in the layout its hanging protocol gives (comparison and links start off)."""
+        """Open a study in the layout its hanging protocol gives (not compared; linked as the protocol says)."""
         study = self.studies.get(study_uid)
         if study is None:
             return False
@@ -175,8 +180,8 @@ class ReadingSession:
         modalities = {stack.modality for stack in study.stacks}
         return self.protocols.choose(modalities, self.key(study).body_part)
 
-    def _hang(self, hanging, study: Study, prior: Study | None) -> None:
-        cells = hang(hanging, study, prior)
+    def _hang(self, hanging, study: Study, prior: Study | None, focus: Stack | None = None) -> None:
+        cells = hang(hanging, study, prior, focus)
         self.layout = hanging.layout
         self.viewports = []
         for cell in cells:
@@ -269,13 +274,15 @@ class ReadingSession:
         viewport = self.viewport
         if viewport.empty:
             return False
-        window = Window(float(center), max(1.0, float(width)))
-        viewport.view.window = window
-        if self.linked and self.link_window:
-            for other in self._others(viewport):
-                if other.stack.modality == viewport.stack.modality:
-                    other.view.window = window
+        viewport.view.window = Window(float(center), max(1.0, float(width)))
+        self._share_window(viewport)
         return True
+
+    def _share_window(self, source: Viewport) -> None:
+        if self.linked and self.link_window and isinstance(source.view.window, Window):
+            for other in self._others(source):
+                if other.stack.modality == source.stack.modality:
+                    other.view.window = source.view.window
 
     def zoom_by(self, factor: float) -> bool:
         self.viewport.view.zoom_by(factor)
@@ -329,7 +336,8 @@ class ReadingSession:
         return self._saved is not None
 
     def compare_with_prior(self) -> str | None:
-        """P: the case beside its prior as its hanging protocol says; again: back to what was shown before.
+        """P: the case beside its prior as its hanging protocol says (the series being read beside the prior's
+        matching one); again: back to what was shown before.
 
         Returns None when done, or the reason nothing changed (no open case, no prior).
         """
@@ -345,14 +353,16 @@ class ReadingSession:
             return NO_PRIOR
         saved = _Saved(self.layout, self.viewports, self.active, self.linked)
         current = self.viewport
-        self._hang(self._protocol(self.case).compare, self.case, prior)
+        focus = current.stack if current.study is self.case else None
+        self._hang(self._protocol(self.case).compare, self.case, prior, focus)
         self._saved = saved
-        for i, viewport in enumerate(self.viewports):  # the stack being read stays where the reader was
+        for i, viewport in enumerate(self.viewports):  # the stack being read stays as the reader had it
             if not viewport.prior and viewport.stack is current.stack and current.stack is not None:
-                viewport.view.go(current.view.index)
+                viewport.view, viewport.pan = replace(current.view), current.pan
                 self.active = i
                 if self.linked:
                     self._follow(viewport)
+                    self._share_window(viewport)
                 break
         return None
 
