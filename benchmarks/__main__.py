@@ -22,6 +22,7 @@ GROUPS = {
     "index": ("index", "run"),
     "load": ("load", "run"),
     "display": ("display", "run"),
+    "mpr": ("mpr", "run"),
     "memory": ("load", "run_memory"),
     "viewer": ("viewer", "run"),
     "ai": ("ai", "run"),
