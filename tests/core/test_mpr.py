@@ -362,3 +362,18 @@ def test_line_by_line_sampling_equals_the_per_pixel_sampling(tmp_path, monkeypat
         want = mpr.sample_plane(volume.array, geometry, plane, transforms)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=0.05)
+
+
+def test_cli_unreadable_slice_is_reported_and_left_as_a_gap(tmp_path, capsys):
+    from tests.factories import truncate
+
+    paths = write_volume(tmp_path / "s", axial_positions(np.arange(12) * 1.0), spheres=[])
+    truncate(paths[6], -200)
+    rc, lines, err = _render(capsys, tmp_path / "s", "--out-dir", tmp_path / "out", "--plane", "coronal",
+                             "--at", 0, 0, 5)
+    assert rc == 1 and [line["status"] for line in lines] == ["error", "ok"]
+    assert lines[0]["input"].endswith("IM0006.dcm") and "Traceback" not in err and len(err.splitlines()) == 1
+    image = read_png(lines[1]["output"])
+    # z = 6 mm is 1 mm from its neighbours: outside their half spacing (0.5 mm) the rows are background
+    z = np.asarray(lines[1]["origin"])[2] - np.arange(image.shape[0]) * lines[1]["spacing"][0]
+    assert (image[(z > 5.5 + 1e-6) & (z < 6.5 - 1e-6)] == 0).all() and (image[np.abs(z - 3) < 1] > 0).all()
