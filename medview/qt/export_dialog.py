@@ -2,8 +2,9 @@
 
 The same core calls as the command (`collect_cases`, `export_cases`, `cached_heatmaps`) and the same guard
 (`medview.core.output_folder.check_output_folder`): a folder inside a folder the studies were read from is
-refused, since medview never writes where it reads studies from. The result is said in words in the dialog
-(files written, cases that failed and why); nothing here raises to the user.
+refused, since medview never writes where it reads studies from. The export runs in an `ExportWorker` thread
+with a progress bar and a Cancel button (a cancelled export leaves nothing in the folder). The result is said
+in words in the dialog (files written, cases that failed and why); nothing here raises to the user.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -22,13 +22,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from medview.core.errors import MedviewError
-from medview.core.review.export import FORMATS, cached_heatmaps, collect_cases, export_cases
+from medview.core.review.export import FORMATS, collect_cases
+from medview.qt.workers.export import ExportWorker
 
 log = logging.getLogger(__name__)
 LAST_FOLDER_KEY = "export/last_folder"
@@ -60,6 +62,8 @@ class ExportDialog(QDialog):
         self.store, self.studies, self.source_paths = store, list(studies), list(source_paths)
         self.written: list = []
         self.failures: list[str] = []
+        self.worker: ExportWorker | None = None
+        self._cases = 0
 
         self.folder = QLineEdit(str(QSettings().value(LAST_FOLDER_KEY, "") or ""))
         self.folder.setObjectName("export_folder")
@@ -90,9 +94,17 @@ class ExportDialog(QDialog):
         self.result.setReadOnly(True)
         self.result.setPlaceholderText("What was written appears here.")
 
+        self.progress = QProgressBar()
+        self.progress.setObjectName("export_progress")
+        self.progress.hide()
+
         buttons = QDialogButtonBox()
         self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.export_button.setObjectName("export_run")
+        self.cancel_button = buttons.addButton("Cancel export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.cancel_button.setObjectName("export_cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
         buttons.addButton(QDialogButtonBox.StandardButton.Close)
         buttons.accepted.connect(self.run)  # the dialog stays open to show what was written
         buttons.rejected.connect(self.reject)
@@ -105,6 +117,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.anonymize)
         layout.addWidget(self.summary)
         layout.addWidget(self.result, 1)
+        layout.addWidget(self.progress)
         layout.addWidget(buttons)
         self.resize(560, 380)
 
@@ -117,8 +130,14 @@ class ExportDialog(QDialog):
     def chosen_formats(self) -> list[str]:
         return [fmt for fmt, box in self.formats.items() if box.isChecked()]
 
+    def busy(self) -> bool:
+        return self.worker is not None
+
     def run(self) -> bool:
-        """Export into the chosen folder; True when every file was written. The outcome is shown in words."""
+        """Start the export into the chosen folder; False (said in words) when it cannot start. The outcome is
+        shown when the worker is done."""
+        if self.busy():
+            return False
         self.written, self.failures = [], []
         out = self.folder.text().strip()
         formats = self.chosen_formats()
@@ -129,41 +148,73 @@ class ExportDialog(QDialog):
         problem = output_folder_problem(out, self.source_paths)
         if problem:
             return self._say(problem)
-        records = collect_cases(self.studies, self.store)
+        records = collect_cases(self.studies, self.store)  # the review database is read in this thread only
         if not records:
             return self._say(f"No reviewed cases among the {len(self.studies)} cases in the worklist; "
                              "nothing written.")
+        self._cases = len(records)
+        self.worker = ExportWorker(records, out, formats, self.anonymize.isChecked(), self)
+        self.worker.progress.connect(self._progress)
+        self.worker.done.connect(self._done)
+        self.worker.failed.connect(self._finish)
+        self.worker.cancelled.connect(self._cancelled)
+        self.progress.setRange(0, 0)  # busy until the first step is counted
+        self.progress.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
+        self.export_button.setEnabled(False)
+        self.result.setPlainText(f"Exporting {self._cases} case{'s' if self._cases != 1 else ''} into {out}…")
+        self.worker.start()
+        return True
 
-        def on_error(record, fmt: str, reason: str) -> None:
-            self.failures.append(f"study {record.study_uid}: the {fmt.upper()} could not be written: {reason}")
+    def cancel(self) -> None:
+        """Cancel export: the worker stops after the file it is writing; nothing is left in the folder."""
+        if self.worker is not None:
+            self.worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.result.setPlainText("Cancelling…")
 
-        pdf_writer = None
-        if "pdf" in formats:
-            from medview.qt.report_pdf import write_case_pdf as pdf_writer
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.written = export_cases(records, out, formats, anonymize=self.anonymize.isChecked(),
-                                        on_error=on_error, heatmaps=cached_heatmaps if "pdf" in formats else None,
-                                        pdf_writer=pdf_writer)
-        except OSError as exc:
-            log.warning("export into %s failed: %s", out, exc)
-            return self._say(f"{out}: cannot be written ({exc.strerror or exc}); nothing more was exported.")
-        except MedviewError as exc:
-            return self._say(str(exc))
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _done(self, written: list, failures: list[str]) -> None:
+        self.written, self.failures = list(written), list(failures)
+        out = self.worker.out if self.worker is not None else ""
         QSettings().setValue(LAST_FOLDER_KEY, out)
         lines = [f"{len(self.written)} file{'s' if len(self.written) != 1 else ''} written for "
-                 f"{len(records)} case{'s' if len(records) != 1 else ''} into {out}"
+                 f"{self._cases} case{'s' if self._cases != 1 else ''} into {out}"
                  + (" (anonymised)" if self.anonymize.isChecked() else "") + ":"]
         lines += [f"  {os.path.basename(str(p))}" for p in self.written]
         if self.failures:
             lines += ["", f"{len(self.failures)} could not be written:"] + [f"  {f}" for f in self.failures]
-        self.result.setPlainText("\n".join(lines))
+        self._finish("\n".join(lines))
         parent = self.parentWidget()
         if parent is not None and hasattr(parent, "statusBar"):
             parent.statusBar().showMessage(lines[0].rstrip(":"), 8000)
-        return not self.failures
+
+    def _cancelled(self) -> None:
+        out = self.worker.out if self.worker is not None else ""
+        self._finish(f"Export cancelled; nothing was written into {out}.")
+
+    def _finish(self, text: str) -> None:
+        if self.worker is not None:
+            self.worker.wait()
+            self.worker.deleteLater()
+            self.worker = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.export_button.setEnabled(True)
+        self._say(text)
+
+    def done(self, result: int) -> None:  # noqa: D102 - closing: no export outlives the dialog
+        if self.worker is not None:
+            for signal in (self.worker.progress, self.worker.done, self.worker.failed, self.worker.cancelled):
+                signal.disconnect()
+            self.worker.cancel()
+            self.worker.wait()
+            self.worker = None
+        super().done(result)
 
     def _say(self, text: str) -> bool:
         self.result.setPlainText(text)

@@ -16,7 +16,15 @@ from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
 from medview.core.errors import UsageError
 from medview.core.review.anonymize import Pseudonymizer
-from medview.core.review.export import COLUMNS, case_file_stems, collect_cases, export_cases, parse_formats, safe_file_stem
+from medview.core.review.export import (
+    COLUMNS,
+    ExportCancelled,
+    case_file_stems,
+    collect_cases,
+    export_cases,
+    parse_formats,
+    safe_file_stem,
+)
 from medview.core.review.sr import FLAGGED, VERDICT, NothingToReport, build_sr, finding_code
 from medview.core.review.store import ReviewStore
 from tests.review_data import MODEL, make_reviewed_source
@@ -63,6 +71,21 @@ def test_case_files_are_named_for_a_person_and_safe_on_every_file_system(reviewe
     twin = replace(a, study_uid=a.study_uid + ".2", accession_number="")
     stems = case_file_stems([replace(a, accession_number=""), twin], None)
     assert len(set(stems.values())) == 2 and all(v.startswith("Doe_Jane_2024-03-10_") for v in stems.values())
+
+
+def test_progress_counts_to_the_end_and_a_cancelled_export_leaves_nothing(reviewed, tmp_path):
+    src, records, _ = reviewed
+    seen = []
+    written = export_cases(records, tmp_path / "all", ["csv", "json", "sr"], progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(p.name for p in written)  # no staging left
+
+    out = tmp_path / "cancelled"
+    steps = []
+    with pytest.raises(ExportCancelled):
+        export_cases(records, out, ["csv", "json", "sr"], progress=lambda d, t: steps.append(d),
+                     cancelled=lambda: len(steps) >= 4)  # after the CSV, the JSON and an SR were made
+    assert list(out.iterdir()) == []  # not the files made before the cancel, no hidden folder either
 
 
 def test_only_cases_with_review_data_are_exported(reviewed):

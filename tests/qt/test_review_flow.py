@@ -453,6 +453,7 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
 
     QTest.mouseClick(dialog.findChild(QObject, "export_browse"), Qt.MouseButton.LeftButton)
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.busy(), timeout=60000)  # written in a worker thread
     p1 = _uid(w, "PAT0001")
     study = next(s for s in w.studies if s.study_uid == p1)
     family, given = study.patient_name.split("^")[:2]

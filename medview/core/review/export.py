@@ -6,8 +6,8 @@ from the caller (`predictions`), per image: {(SOP Instance UID, frame): Predicti
 measurements come from the review database.
 
 Plain Python: the PDF writer needs Qt, so it is imported only when "pdf" is asked for. Everything is
-written into the chosen output folder only, each file written whole then renamed into place, so an
-interrupted export never leaves a half file under the final name.
+written into the chosen output folder only, first under a hidden staging folder there and renamed into place
+when all is done, so an interrupted or cancelled export never leaves a half file or a half export.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -241,6 +242,10 @@ def case_file_stems(records: Sequence[CaseRecord], anon: Pseudonymizer | None) -
     return stems
 
 
+class ExportCancelled(Exception):
+    """The export was cancelled: nothing of it was left in the output folder."""
+
+
 def export_cases(
     records: Sequence[CaseRecord],
     out_dir: str | Path,
@@ -251,6 +256,8 @@ def export_cases(
     heatmaps: Callable[[CaseRecord], dict] | None = None,
     pdf_writer: Callable[..., None] | None = None,
     predictions: Callable[[CaseRecord], dict] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> list[Path]:
     """Write the chosen formats into `out_dir`; returns the files written.
 
@@ -261,59 +268,92 @@ def export_cases(
     the others are still written. `heatmaps(record)` gives {(sop, frame): (label, float array 0..1)} for the
     PDF; `predictions(record)` the model's results per image ({(sop, frame): Prediction}, default: the AI
     results cache) for the measurements and masks.
+
+    Every file is first written into a hidden folder inside `out_dir` and moved to its name only when all are
+    done: an export cancelled (`cancelled()` true: `ExportCancelled`) or failed on the way leaves nothing.
+    `progress(done, total)` counts the steps (a file, or one case's files of a kind).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anon = Pseudonymizer() if anonymize else None
-    written: list[Path] = []
     wanted = set(formats)
     if "sr" in wanted:
         wanted |= set(DICOM_PARTS)
-    if wanted & {"sr", "seg", "pdf"}:
-        records = [replace(r, ai=_predictions_of(r, predictions or cached_predictions)) for r in records]
-    stems = case_file_stems(records, anon)
-    if "csv" in wanted:
-        written.append(write_atomic(out / "review_findings.csv", csv_text(finding_rows(records, anon)).encode("utf-8")))
-    if "json" in wanted:
-        text = json.dumps(json_document(records, anon), indent=2, ensure_ascii=False)
-        written.append(write_atomic(out / "review_findings.json", text.encode("utf-8")))
-    for fmt in ("sr", "kos", "seg"):
-        if fmt not in wanted:
-            continue
-        from medview.core.review.kos import build_kos
-        from medview.core.review.seg import build_seg
-        from medview.core.review.sr import NothingToReport, build_sr, dicom_bytes
+    if "pdf" in wanted and pdf_writer is None:
+        raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
+    per_case = [f for f in ("sr", "kos", "seg", "pdf") if f in wanted]
+    needs_ai = bool(wanted & {"sr", "seg", "pdf"})
+    steps = _Steps(len(records) * (len(per_case) + needs_ai) + len(wanted & {"csv", "json"}), progress, cancelled)
+    staging = Path(tempfile.mkdtemp(prefix=".medview-export-", dir=out))
+    try:
+        if needs_ai:
+            records = [steps.after(replace(r, ai=_predictions_of(r, predictions or cached_predictions)))
+                       for r in records]
+        stems = case_file_stems(records, anon)
+        staged: list[Path] = []
+        if "csv" in wanted:
+            text = csv_text(finding_rows(records, anon))
+            staged.append(steps.after(write_atomic(staging / "review_findings.csv", text.encode("utf-8"))))
+        if "json" in wanted:
+            text = json.dumps(json_document(records, anon), indent=2, ensure_ascii=False)
+            staged.append(steps.after(write_atomic(staging / "review_findings.json", text.encode("utf-8"))))
+        for fmt in per_case:
+            for record in records:
+                try:
+                    staged += _write_case_files(record, fmt, staging / stems[record.study_uid], anon, pdf_writer,
+                                                heatmaps)
+                except Exception as exc:  # one bad case must not stop the others (exit code 1 in the CLI)
+                    log.debug("%s failed", fmt.upper(), exc_info=True)
+                    if on_error is None:
+                        raise
+                    on_error(record, fmt, str(exc))
+                steps.after(None)
+        written = []
+        for path in staged:  # all made: each to its name (a rename within one folder)
+            written.append(out / path.name)
+            os.replace(path, written[-1])
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
-        build = {"sr": build_sr, "kos": build_kos, "seg": build_seg}[fmt]
-        for record in records:
-            try:
-                built = build(record, anon=anon)  # None: nothing of this kind (no key images, no masks)
-                datasets = [] if built is None else built if isinstance(built, list) else [built]
-                for n, dataset in enumerate(datasets, 1):
-                    number = f"_{n}" if len(datasets) > 1 else ""  # a SEG per masked image
-                    written.append(write_atomic(out / f"{stems[record.study_uid]}_{fmt.upper()}{number}.dcm",
-                                                dicom_bytes(dataset)))
-            except NothingToReport as exc:
-                log.info("no %s: %s", fmt.upper(), exc)
-            except Exception as exc:  # one bad case must not stop the others (exit code 1 in the CLI)
-                log.debug("%s failed", fmt.upper(), exc_info=True)
-                if on_error is None:
-                    raise
-                on_error(record, fmt, str(exc))
-    if "pdf" in wanted:
-        if pdf_writer is None:
-            raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
-        for record in records:
-            try:
-                path = out / f"{stems[record.study_uid]}.pdf"
-                pdf_writer(record, path, anon=anon, heatmaps=heatmaps(record) if heatmaps else None)
-                written.append(path)
-            except Exception as exc:
-                log.debug("PDF failed", exc_info=True)
-                if on_error is None:
-                    raise
-                on_error(record, "pdf", str(exc))
-    return written
+
+class _Steps:
+    """Counts the export's steps for `progress` and stops it where `cancelled` says so."""
+
+    def __init__(self, total: int, progress, cancelled):
+        self.done, self.total, self.progress, self.cancelled = 0, max(total, 1), progress, cancelled
+
+    def after(self, value):
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+        if self.cancelled is not None and self.cancelled():
+            raise ExportCancelled("export cancelled")
+        return value
+
+
+def _write_case_files(record: CaseRecord, fmt: str, stem: Path, anon, pdf_writer, heatmaps) -> list[Path]:
+    """One case's files of one kind ("sr", "kos", "seg" or "pdf"), named `stem` + kind; [] when it has none."""
+    if fmt == "pdf":
+        path = stem.with_name(f"{stem.name}.pdf")
+        pdf_writer(record, path, anon=anon, heatmaps=heatmaps(record) if heatmaps else None)
+        return [path]
+    from medview.core.review.kos import build_kos
+    from medview.core.review.seg import build_seg
+    from medview.core.review.sr import NothingToReport, build_sr, dicom_bytes
+
+    build = {"sr": build_sr, "kos": build_kos, "seg": build_seg}[fmt]
+    try:
+        built = build(record, anon=anon)  # None: nothing of this kind (no key images, no masks)
+    except NothingToReport as exc:
+        log.info("no %s: %s", fmt.upper(), exc)
+        return []
+    datasets = [] if built is None else built if isinstance(built, list) else [built]
+    files = []
+    for n, dataset in enumerate(datasets, 1):
+        number = f"_{n}" if len(datasets) > 1 else ""  # a SEG per masked image
+        files.append(write_atomic(stem.with_name(f"{stem.name}_{fmt.upper()}{number}.dcm"), dicom_bytes(dataset)))
+    return files
 
 
 def _predictions_of(record: CaseRecord, predictions: Callable[[CaseRecord], dict]) -> dict:
