@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem
 
 from medview.core.dicom.model import Stack
+from medview.core.viewing.counts import count_images, count_short, count_words
 
 log = logging.getLogger(__name__)
 THUMB = 76
@@ -112,7 +113,7 @@ def stack_label(stack: Stack) -> str:
     desc = (stack.description or "").strip()
     if len(desc) > 18:
         desc = desc[:17] + "…"
-    return f"{number} · {stack.modality}\n{desc}\n{stack.frame_count} im"
+    return f"{number} · {stack.modality}\n{desc}\n{count_short(count_images([stack]))}"
 
 
 class SeriesStrip(QListWidget):
@@ -160,7 +161,7 @@ class SeriesStrip(QListWidget):
         for stack in self.stacks:
             item = QListWidgetItem(stack_label(stack))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            item.setToolTip(f"{stack.description}\n{stack.frame_count} images")
+            item.setToolTip(f"{stack.description}\n{count_words(count_images([stack]))}")
             item.setIcon(pending)
             self.addItem(item)
         if self.stacks:

@@ -24,7 +24,7 @@ from medview.qt.models.worklist_model import (
 
 # (min, max) width in pixels: everything up to the Review column fits in the default panel width
 COLUMN_WIDTHS = {COL_PATIENT: (80, 120), COL_ID: (50, 72), COL_DATE: (86, 86), COL_MODALITY: (36, 44),
-                 COL_IMAGES: (34, 40), COL_AI: (44, 64), COL_REVIEW: (56, 64)}
+                 COL_IMAGES: (34, 48), COL_AI: (44, 64), COL_REVIEW: (56, 64)}
 # the columns that give up width in a narrow panel once the description is hidden (down to their minimum above)
 SHRINKABLE = (COL_PATIENT, COL_ID)
 # narrower than this the description reads "X…" under a clipped header: the column is hidden until there is room

@@ -161,3 +161,21 @@ def test_bilinear_resize_keeps_corners_and_centres():
     assert out.shape == (4, 4) and out[0, 0] == 0.0 and out[-1, -1] == 3.0
     assert out[1:3, 1:3].mean() == pytest.approx(1.5)  # the centre is the mean of the four
     assert resize_bilinear(np.ones((1, 1), np.float32), (3, 5)).shape == (3, 5)
+
+
+def test_image_counts_in_words_tell_images_from_frames():
+    from medview.core.dicom.model import InstanceInfo, Stack
+    from medview.core.dicom.source import SourceRef
+    from medview.core.viewing.counts import count_images, count_short, count_words
+
+    def stack(modality: str, frames: list[int]) -> Stack:
+        return Stack("1.2", modality, "", 1, [InstanceInfo(SourceRef(f"/d/{i}"), f"1.2.{i}", "1.2.3", "1", "1.2",
+                                                           modality=modality, frames=n) for i, n in enumerate(frames)])
+
+    words = {k: (count_short(count_images([s])), count_words(count_images([s]))) for k, s in {
+        "stills": stack("CR", [1]), "cine": stack("US", [30]), "two cines": stack("XA", [10, 20]),
+        "enhanced CT": stack("CT", [120])}.items()}
+    assert words == {"stills": ("1 im", "1 image"), "cine": ("30 fr", "1 cine, 30 frames"),
+                     "two cines": ("30 fr", "2 cines, 30 frames"),
+                     "enhanced CT": ("120 fr", "1 multi-frame image, 120 frames")}
+    assert count_images([stack("US", [30, 1, 1])]).frames == 32

@@ -163,3 +163,30 @@ def test_the_open_case_stays_in_view_while_scores_re_sort_the_worklist(qtbot):
     rect = view.visualRect(index())
     assert view.viewport().rect().contains(rect)  # in view, whole
     assert rect.top() >= top  # not scrolled past it: the list moved, the case stayed (as far as the end allows)
+
+
+def test_a_cine_counts_as_frames_not_images():
+    """A 30-frame ultrasound loop is one image of 30 frames in the worklist, the series strip and their tips."""
+    from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
+    from medview.core.dicom.source import SourceRef
+    from medview.qt.models.worklist_model import WorklistModel
+    from medview.qt.series_strip import stack_label
+
+    def stack(uid: str, modality: str, frames: list[int]) -> Stack:
+        instances = [InstanceInfo(SourceRef(f"/data/{uid}.{i}.dcm"), f"{uid}.{i}", "1.2.840.10008.5.1.4.1.1.3.1",
+                                  "1.2.9", uid, modality=modality, frames=n) for i, n in enumerate(frames)]
+        return Stack(uid, modality, "Heart", 1, instances)
+
+    cine, stills = stack("1.2.9.1", "US", [30]), stack("1.2.9.2", "US", [1, 1])
+    assert stack_label(cine).endswith("\n30 fr") and stack_label(stills).endswith("\n2 im")
+    model = WorklistModel()
+    model.set_studies([
+        Study("1.2.9", "P1", "Echo^Eve", "20240101", "Echo", [Series("1.2.9.1", "US", "", 1, [cine])]),
+        Study("1.2.8", "P2", "Echo^Max", "20240101", "Echo", [Series("1.2.9.1", "US", "", 1, [cine, stills])]),
+        Study("1.2.7", "P3", "Ct^Carl", "20240101", "CT", [Series("1.2.7.1", "CT", "", 1, [stack("1.2.7.1", "CT", [1] * 12)])]),
+    ])
+    cells = [(model.index(r, COL_IMAGES).data(), model.index(r, COL_IMAGES).data(Qt.ItemDataRole.ToolTipRole))
+             for r in range(3)]
+    assert cells == [("30 fr", "1 cine, 30 frames"), ("2 im, 30 fr", "2 images and 1 cine, 30 frames"),
+                     ("12", "12 images")]
+    assert [model.index(r, COL_IMAGES).data(SortRole) for r in range(3)] == [30, 32, 12]  # what one scrolls through

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 
 from medview.core.dicom.model import Study
 from medview.core.review.store import CaseStatus
+from medview.core.viewing.counts import count_images, count_short, count_words
 
 COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI, COL_REVIEW = range(8)
 HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review")
@@ -35,7 +36,16 @@ NO_IMAGES = "none"  # the Im. column of a case with objects only (an RT Plan, a 
 
 
 def image_count(study: Study) -> int:
-    return sum(stack.frame_count for stack in study.stacks)
+    """What the reader scrolls through: each single-frame image and each frame of a cine."""
+    return count_images(study.stacks).frames
+
+
+def images_text(study: Study) -> str:
+    """The Im. cell: "12" images, "30 fr" for a cine (one image of 30 frames), NO_IMAGES for none."""
+    count = count_images(study.stacks)
+    if not count.frames:
+        return NO_IMAGES
+    return str(count.images) if not count.multiframe else count_short(count)
 
 
 def objects_text(study: Study) -> str:
@@ -48,11 +58,11 @@ def objects_text(study: Study) -> str:
 
 def images_tip(study: Study) -> str:
     """The Im. column's tooltip: the images, and the objects without pixels that are not shown as images."""
-    n = image_count(study)
+    count = count_images(study.stacks)
     objects = objects_text(study)
-    if not n:
+    if not count.frames:
         return f"No images: {objects or 'nothing'} without pixel data (listed, not shown as images)"
-    text = f"{n} image{'s' if n != 1 else ''}"
+    text = count_words(count)
     return f"{text}; also {objects} without pixel data (not shown as images)" if objects else text
 
 
@@ -109,7 +119,7 @@ class WorklistModel(QStandardItemModel):
             COL_DATE: (_date(s.study_date), s.study_date or ""),
             COL_MODALITY: ("/".join(s.modalities), "/".join(s.modalities)),
             COL_DESCRIPTION: (s.description, s.description.lower()),
-            COL_IMAGES: (str(n) if n else NO_IMAGES, n),
+            COL_IMAGES: (images_text(s), n),
             COL_AI: ("", NO_STATUS),
             COL_REVIEW: review_cell(CaseStatus.UNREAD, None),
         }
