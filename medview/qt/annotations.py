@@ -1,17 +1,47 @@
 """Corner annotations over the image: four labels in the corners, three states (full, minimal, off).
 
 Labels are children of the view, transparent to the mouse, and capped at a fraction of its width and height,
-so they never cover the centre of the image where the reading happens.
+so they never cover the centre of the image where the reading happens. Their text is light with a dark outline
+and has no box behind it: it reads on black, on a bright zoomed image and on anything between, and hides no
+pixels beyond its letters.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPointF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QWidget
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 MARGIN = 8
 MAX_FRACTION = 0.42  # of the view's width; height is limited to a few lines
+
+
+OUTLINE = QColor(0, 0, 0, 230)
+OUTLINE_WIDTH = 3.0  # the pen is centred on the glyph edge: 1.5 px of dark around each letter
+
+
+class OutlinedLabel(QLabel):
+    """A plain-text label painted as outlined glyphs (the text colour from the style, a dark outline round it)."""
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
+        lines = self.text().split("\n") if self.text() else []
+        if not lines:
+            return
+        metrics, rect, align = self.fontMetrics(), self.contentsRect(), self.alignment()
+        height = metrics.lineSpacing() * (len(lines) - 1) + metrics.height()
+        top = rect.bottom() - height if align & Qt.AlignmentFlag.AlignBottom else rect.top()
+        path = QPainterPath()
+        for n, line in enumerate(lines):
+            width = metrics.horizontalAdvance(line)
+            x = rect.right() - width if align & Qt.AlignmentFlag.AlignRight else rect.left()
+            path.addText(QPointF(x, top + metrics.ascent() + n * metrics.lineSpacing()), self.font(), line)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.strokePath(path, QPen(OUTLINE, OUTLINE_WIDTH, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                                      Qt.PenJoinStyle.RoundJoin))
+        painter.fillPath(path, self.palette().color(self.foregroundRole()))
+        painter.end()
 
 
 class CornerText:
@@ -25,7 +55,7 @@ class CornerText:
         self._minimal: dict[str, list[str]] = {}
         self._lines: dict[str, list[str]] = {c: [] for c in CORNERS}
         for corner in CORNERS:
-            label = QLabel(parent)
+            label = OutlinedLabel(parent)
             label.setObjectName(f"corner_{corner}")
             label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             label.setTextFormat(Qt.TextFormat.PlainText)
