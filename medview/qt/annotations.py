@@ -17,8 +17,9 @@ MARGIN = 8
 MAX_FRACTION = 0.42  # of the view's width; height is limited to a few lines
 
 
-OUTLINE = QColor(0, 0, 0, 230)
-OUTLINE_WIDTH = 3.0  # the pen is centred on the glyph edge: 1.5 px of dark around each letter
+# (colour, pen width): a soft dark halo, then a crisp outline; the pen is centred on the glyph edge, so each
+# letter gets half its width of dark around it
+OUTLINES = ((QColor(0, 0, 0, 110), 5.0), (QColor(0, 0, 0, 235), 2.6))
 
 
 class OutlinedLabel(QLabel):
@@ -38,8 +39,9 @@ class OutlinedLabel(QLabel):
             path.addText(QPointF(x, top + metrics.ascent() + n * metrics.lineSpacing()), self.font(), line)
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.strokePath(path, QPen(OUTLINE, OUTLINE_WIDTH, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                                      Qt.PenJoinStyle.RoundJoin))
+        for colour, width in OUTLINES:
+            painter.strokePath(path, QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                                          Qt.PenJoinStyle.RoundJoin))
         painter.fillPath(path, self.palette().color(self.foregroundRole()))
         painter.end()
 
