@@ -86,6 +86,24 @@ def test_cache_hit_runs_no_model(tmp_path, study, capsys, monkeypatch):
 
 
 
+def test_a_file_whose_pixels_changed_under_the_same_uid_scores_again(tmp_path, study, capsys):
+    """The cache answers only for the same pixels: a file rewritten with other pixels (same SOP Instance UID)
+    is scored anew, not answered from the cache."""
+    import os
+
+    model = make_bundle(tmp_path / "model")
+    target = study / "bright_dx.dcm"
+    main(["infer", str(target), "--model", str(model), "--json"])
+    [first] = _lines(capsys.readouterr().out)
+    stored = np.full((40, 36), 400, np.uint16)
+    write_image(target, modality="DX", pixels=stored, bits_stored=12, window=(2048, 4096), sop_uid="1.2.3.0")
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))  # even a clock that did not move: the size or mtime differs
+    main(["infer", str(target), "--model", str(model), "--json"])
+    [second] = _lines(capsys.readouterr().out)
+    assert second["sop_instance_uid"] == first["sop_instance_uid"] == "1.2.3.0"
+    assert second["flagged"] == [] and first["flagged"] == ["cardiomegaly"]
+
+
 def test_edited_metadata_scores_again_and_is_checked_again(tmp_path, study, capsys):
     """Same weights, other metadata: a cached result is not reused, so the new window scores the images anew
     and a metadata that no longer fits the network is refused instead of answered from the cache."""
@@ -145,6 +163,7 @@ def test_missing_input_is_exit_2(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
     """The bundled model on `demo-data` output (a seed training never used), checked against ground_truth.csv."""
     import csv
@@ -160,7 +179,20 @@ def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
              for row in csv.DictReader((out / "ground_truth.csv").open(encoding="utf-8"))}
     ok = [line for line in lines if line["status"] == "ok"]
     assert {line["sop_instance_uid"] for line in ok} == set(truth)
-    assert all(line["model"] == "medview-cardiomegaly-phantom@1.0.0" for line in ok)
+    assert all(line["model"] == "medview-cardiomegaly-phantom@2.0.0" for line in ok)
+    true_ctr = {row["sop_instance_uid"]: float(row["ctr"])
+                for row in csv.DictReader((out / "ground_truth.csv").open(encoding="utf-8"))}
+    errors = []
+    for line in ok:
+        ctr = line["measurements"]["cardiothoracic_ratio"]
+        assert ctr["unit"] == "1" and ctr["threshold"] == 0.5
+        for name in ("heart", "thorax"):
+            (c0, r0), (c1, r1) = ctr[name]
+            assert r0 == r1 and c0 < c1  # a horizontal line, left to right, in image pixels
+        assert ctr["heart"][1][0] - ctr["heart"][0][0] < ctr["thorax"][1][0] - ctr["thorax"][0][0]
+        assert ("cardiomegaly" in line["flagged"]) == (ctr["value"] >= 0.5)
+        errors.append(abs(ctr["value"] - true_ctr[line["sop_instance_uid"]]))
+    assert np.mean(errors) <= 0.025
     skipped = [line for line in lines if line["status"] == "skipped"]
     assert len(skipped) >= 2 and {line["modality"] for line in skipped} == {"CT"}
     scores = [line["scores"]["cardiomegaly"] for line in ok]
@@ -168,6 +200,33 @@ def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
     assert metrics.roc_auc(scores, labels) >= 0.9
     agree = sum(("cardiomegaly" in line["flagged"]) == bool(truth[line["sop_instance_uid"]]) for line in ok)
     assert agree >= 13  # of 16, at the shipped threshold
+
+
+def test_images_outside_the_intended_use_are_skipped_with_the_reason(tmp_path, capsys):
+    """A lateral view, another body part and a 16x16 radiograph are skipped, each with its reason in words,
+    never answered; the frontal chest beside them is measured."""
+    import pydicom
+
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--cases", "1", "--seed", "5006", "--ct-slices", "0"]) == 0
+    capsys.readouterr()
+    [frontal] = sorted(p for p in out.rglob("*.dcm"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, tags in (("frontal", {}), ("lateral", {"ViewPosition": "LL"}),
+                       ("abdomen", {"BodyPartExamined": "ABDOMEN"})):
+        ds = pydicom.dcmread(frontal)
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{len(name)}"
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        ds.save_as(folder / f"{name}.dcm")
+    write_image(folder / "tiny.dcm", modality="DX", rows=16, cols=16, pixels=np.arange(256, dtype=np.uint16).reshape(16, 16))
+    assert main(["infer", str(folder), "--json"]) == 0
+    by_file = {line["file"].rsplit("/", 1)[-1]: line for line in _lines(capsys.readouterr().out)}
+    assert by_file["frontal.dcm"]["status"] == "ok"
+    assert by_file["lateral.dcm"]["status"] == "skipped" and by_file["lateral.dcm"]["reason"] == "lateral view"
+    assert by_file["abdomen.dcm"]["reason"] == "other body part (abdomen)"
+    assert by_file["tiny.dcm"]["status"] == "skipped" and by_file["tiny.dcm"]["reason"].startswith("too small")
 
 
 def test_multi_frame_file_is_read_once_and_scored_per_frame(tmp_path, capsys, monkeypatch):

@@ -49,6 +49,41 @@ def _write(folder: Path, name: str, pixels: np.ndarray, spacing: float, modality
     return ds
 
 
+ELLIPSES = "ellipses"  # a third family, for validation only: no model is ever trained on it
+
+
+def ellipse_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np.ndarray, float, float]:
+    """A textbook-simple frontal chest drawn unlike both training families: elliptic lungs and heart on a
+    flat body, a spine band, smooth noise; (uint16 pixels in MONOCHROME2 sense, true CTR, pixel spacing).
+    The lungs' ellipses share a centre row, so the thorax is widest there; the heart is whole above the
+    lungs' lower edge."""
+    from medview.core.viewing.heatmap import resize_bilinear
+
+    cols = cols or int(rng.integers(300, 900))
+    rows = int(cols * rng.uniform(1.0, 1.25))
+    spacing = float(rng.uniform(340, 440) / cols)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32) * np.float32(spacing)
+    cx, cy = cols * spacing / 2 + rng.uniform(-15, 15), rows * spacing * rng.uniform(0.42, 0.5)
+    lung_a, lung_b = rng.uniform(50, 70), rng.uniform(95, 130)
+    gap = rng.uniform(20, 45)  # half the mediastinum between the lungs' inner edges
+    thorax = 2 * (gap + 2 * lung_a)
+    ctr = float(rng.uniform(0.38, 0.65))
+    heart_a = ctr * thorax / 2
+    heart_b = heart_a * rng.uniform(0.6, 0.85)
+    hcx = cx + rng.uniform(0.05, 0.2) * heart_a
+    hcy = cy + lung_b - heart_b * rng.uniform(1.05, 1.3)
+    inside = lambda ex, ey, a, b: ((x - ex) / a) ** 2 + ((y - ey) / b) ** 2 <= 1  # noqa: E731
+    body = inside(cx, cy + 40, thorax / 2 + rng.uniform(25, 60), rows * spacing * 0.7)
+    lungs = inside(cx - gap - lung_a, cy, lung_a, lung_b) | inside(cx + gap + lung_a, cy, lung_a, lung_b)
+    heart = inside(hcx, hcy, heart_a, heart_b)
+    spine = (np.abs(x - cx) < rng.uniform(12, 20)) & body
+    img = 0.6 * body + 0.25 * spine - 0.45 * (lungs & ~heart) + 0.15 * heart
+    smooth = resize_bilinear(rng.standard_normal((rows // 16 + 2, cols // 16 + 2)).astype(np.float32), (rows, cols))
+    img = img + 0.03 * smooth + rng.uniform(0.005, 0.02) * rng.standard_normal(img.shape)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 3800 + 100).astype(np.uint16), ctr, round(spacing, 5)
+
+
 def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None) -> list[Case]:
     """n frontal chests of a family (fresh for any seed training did not use), as read-back files."""
     from medview.core.inference.ctr_training import phantom
@@ -57,7 +92,10 @@ def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None) -> l
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
             rng = np.random.default_rng([seed, i, 9])
-            pixels, _masks, ctr, spacing = phantom(family, seed, i, cols=cols)
+            if family == ELLIPSES:
+                pixels, ctr, spacing = ellipse_chest(np.random.default_rng([seed, i, 11]), cols)
+            else:
+                pixels, _masks, ctr, spacing = phantom(family, seed, i, cols=cols)
             modality = "CR" if rng.random() < 0.5 else "DX"
             ds = _write(Path(tmp), f"{family}_{seed}_{i}", pixels, spacing, modality, silent=False)
             cases.append(Case(ds, int(ctr >= 0.5), float(ctr), family))
