@@ -199,6 +199,7 @@ def test_logits_declared_as_sigmoid(tmp_path):
     assert pred.scores["cardiomegaly"] == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_optimised_torchscript_and_onnxruntime_agree(tmp_path):
     pytest.importorskip("onnxruntime")
     torch.manual_seed(3)
@@ -261,6 +262,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 80)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not engine_module.keep_freed_memory_for_reuse(), reason="glibc malloc only")
 def test_network_calls_reuse_freed_memory_instead_of_faulting_it_in_again():
     """In a fresh process, steady-state calls of the bundled network page-fault (almost) no memory back in.

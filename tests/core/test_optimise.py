@@ -70,6 +70,7 @@ def test_split_column_phases_leaves_other_graphs_alone(net, size):
     assert str(module.graph) == before
 
 
+@pytest.mark.slow
 def test_engine_runs_the_rewritten_bundled_network_like_the_plain_one(tmp_path):
     torch.manual_seed(5)
     bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1), size=(256, 256)))

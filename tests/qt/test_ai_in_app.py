@@ -431,6 +431,7 @@ def test_image_does_not_move_when_the_model_loads_and_scores(qtbot, demo, open_a
     assert window.viewer.size() == before
 
 
+@pytest.mark.slow
 def test_a_folder_without_radiographs_never_starts_the_model(qtbot, tmp_path, demo):
     """A CT-only folder: every case "not applicable", no worker and no torch in the process (checked in a fresh
     one); opening radiographs afterwards starts the worker and scores them."""
@@ -559,6 +560,7 @@ def test_h_where_there_is_no_heatmap_changes_nothing(qtbot, demo, open_app):
     assert ai.heatmap_visible() and action.isChecked() and box.isChecked()
 
 
+@pytest.mark.slow
 def test_cached_results_are_taken_in_the_gui_thread_before_the_first_case(qtbot, demo):
     """The cache is read in the GUI thread before the first case opens: 200 cached images among 1,000 other
     rows, each found under the file's pixel key (its speed is measured in benchmarks, not asserted here)."""
