@@ -7,6 +7,7 @@ of the image's transform group, so they follow zoom, pan, rotation and flip) and
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from pyqtgraph import Point
 from PySide6.QtCore import QPointF, Qt
@@ -108,6 +109,7 @@ RATIO_HOVER_PEN = pg.mkPen("#ffffff", width=2.5)
 TICK_PX = 9  # half the length of an end tick, in screen pixels whatever the zoom
 ENLARGED_COLOUR, NORMAL_COLOUR = "#ffab40", "#e8e8e8"
 BACKDROP = pg.mkBrush(0, 0, 0, 190)  # the label stays legible over lung, bone and the black border alike
+PIXEL_CENTRE = 0.5  # lines come as pixel indices; in the image item pixel i spans i..i+1, its centre i + 0.5
 
 
 class _HorizontalLine(pg.LineSegmentROI):
@@ -117,9 +119,8 @@ class _HorizontalLine(pg.LineSegmentROI):
     """
 
     def __init__(self, line, pen):
-        (c0, r0), (c1, _r1) = line
-        super().__init__([(float(c0), float(r0)), (float(c1), float(r0))], pen=pen, hoverPen=RATIO_HOVER_PEN,
-                         movable=False)
+        (c0, r0), (c1, _r1) = (np.asarray(line, dtype=float) + PIXEL_CENTRE).tolist()
+        super().__init__([(c0, r0), (c1, r0)], pen=pen, hoverPen=RATIO_HOVER_PEN, movable=False)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
 
     def movePoint(self, handle, pos, modifiers=None, finish=True, coords="parent"):  # noqa: N802 - pyqtgraph API
@@ -129,9 +130,9 @@ class _HorizontalLine(pg.LineSegmentROI):
         super().movePoint(handle, p, modifiers, finish=finish)
 
     def line(self) -> list[list[float]]:
-        """[[c0, r], [c1, r]] in image pixels, left end first."""
+        """[[c0, r], [c1, r]] in pixel indices, left end first."""
         ends = sorted((self.mapToParent(h.pos()) for h in self.getHandles()), key=lambda q: q.x())
-        return [[float(q.x()), float(q.y())] for q in ends]
+        return [[float(q.x()) - PIXEL_CENTRE, float(q.y()) - PIXEL_CENTRE] for q in ends]
 
     def _tick(self) -> Point | None:
         a, b = (h.pos() for h in self.endpoints)

@@ -62,8 +62,10 @@ def test_sr_carries_model_and_corrected_ctr_with_lines(measured, tmp_path):
     assert corrected.method == codes.SCT.Manual
     lines = model.referenced_coordinates
     assert [c.GraphicType for c in lines] == ["POLYLINE", "POLYLINE"]
-    assert np.allclose(lines[0].value, CTR_HEART) and np.allclose(lines[1].value, CTR_THORAX)
-    assert np.allclose(corrected.referenced_coordinates[0].value, CORRECTED_HEART)
+    # pixel indices become DICOM image coordinates: (0, 0) is the top left corner, a pixel's centre i + 0.5
+    centre = np.array(CTR_HEART) + 0.5
+    assert np.allclose(lines[0].value, centre) and np.allclose(lines[1].value, np.array(CTR_THORAX) + 0.5)
+    assert np.allclose(corrected.referenced_coordinates[0].value, np.array(CORRECTED_HEART) + 0.5)
     image = lines[0].ContentSequence[0].ReferencedSOPSequence[0]
     assert image.ReferencedSOPInstanceUID == src.case_a["sop"]
     # the model's value names the model (TID 4019); the reader's does not
