@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medview.core.inference import ctr, metrics
+from medview.core.inference import ctr
 from medview.core.inference import ctr_training as ct
 from medview.core.inference import ctr_validation as cv
 from medview.core.inference.bundle import RESEARCH_USE_ONLY, load_bundle

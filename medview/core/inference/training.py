@@ -1,8 +1,8 @@
-"""Training and exporting a model bundle (used by scripts/train_model.py and by the tests' tiny bundles).
+"""Training and exporting a model bundle (used by scripts/train_ctr_model.py and by the tests' tiny bundles).
 
-`write_bundle` lays out the folder of SPEC section 4 and fills in the checksums; `train` fits a network on
-images already pre-processed by `engine.to_batch`, the very function inference uses. Seeds are fixed and
-torch runs deterministically, so the same data gives the same weights.
+`write_bundle` lays out the folder of SPEC section 4 and fills in the checksums; `seed_everything` fixes the
+seeds and makes torch deterministic, so the same data gives the same weights (scripts/train_ctr_model.py
+trains the bundled model with `ctr_training`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,97 +136,3 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
-
-
-def train(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int = 12,
-    batch_size: int = 32,
-    lr: float = 3e-3,
-    seed: int = 0,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> nn.Module:
-    """Fit `model` ([N, C, H, W] float inputs, [N, K] 0/1 targets) with AdamW, BCE and a cosine schedule."""
-    gen = seed_everything(seed)
-    model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
-    loss_fn = nn.BCELoss()
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            xb, yb = x[idx], y[idx]
-            if augment is not None:
-                xb = augment(xb, gen)
-            scores, _cam = model(xb)
-            loss = loss_fn(scores.clamp(1e-6, 1 - 1e-6), yb)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-        if progress:
-            progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f} "
-                     f"({time.perf_counter() - started:.0f} s)")
-    return model.eval()
-
-
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Scores [N, K] of an eval-mode network."""
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            out.append(model(x[start:start + batch_size])[0].numpy())
-    return np.concatenate(out)
-
-
-# ------------------------------------------------------------------------------------------------ data
-
-SYNTHETIC_PATIENT = {"name": "PHANTOM^TRAINING", "id": "PHANTOM", "birth_date": "19700101", "sex": "O",
-                     "age": "050Y", "kvp": 120, "exposure_ms": 10, "ma": 200}
-
-
-def synthetic_radiographs(
-    n: int,
-    seed: int,
-    folder: str | Path,
-    *,
-    window: Any = "dicom",
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Cases 0..n-1 of `medview demo-data --seed seed` (same labels, CTRs, CR/DX mix and pixels), each written
-    as its Part-10 file into `folder`, read back and rendered through the display pipeline exactly as
-    inference does: (uint8 images, labels, measured CTRs).
-
-    Training, validation and the tests use different seeds, so no validation image was seen in training.
-    """
-    from medview.core.demo import case_spec, radiograph_for_case
-    from medview.core.demo.writer import demo_uid, write_radiograph
-    from medview.core.dicom import pixels
-    from medview.core.inference.engine import frame_for_model
-
-    folder = Path(folder)
-    images, labels, ctrs = [], [], []
-    for i in range(n):
-        spec = case_spec(seed, i)
-        arr, params = radiograph_for_case(seed, i)
-        study = {"uid": demo_uid("train", seed, i), "date": "20240101", "time": "120000", "id": str(i),
-                 "accession": f"T{i}", "description": "CHEST PA"}
-        path = write_radiograph(
-            folder / f"{seed}_{i}.dcm", arr, modality=spec.modality, pixel_spacing=params["pixel_spacing"],
-            patient=SYNTHETIC_PATIENT, study=study, series_uid=demo_uid("train", seed, i, "series"),
-            sop_uid=demo_uid("train", seed, i, "sop"),
-        )
-        images.append(frame_for_model(window, pixels.read_dataset(path)))
-        labels.append(params["label"])
-        ctrs.append(params["ctr"])
-        path.unlink()
-    return images, np.asarray(labels, dtype=np.int64), np.asarray(ctrs, dtype=np.float64)
