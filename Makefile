@@ -11,7 +11,7 @@ export MEDVIEW_HOME ?= $(CURDIR)/.medview-home
 system-deps:
 	@bash scripts/system-deps.sh
 
-$(STAMP): pyproject.toml medview/core/inference/_native_cnn.cpp
+$(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -171,7 +171,7 @@ def test_warm_up_gives_the_module_in_use_its_passes_and_no_more(tmp_path, monkey
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # two images per fused call: the plain module's 1-image check is told apart
     try:
-        engine = Engine(bundle, device="cpu", optimize=case != "not optimised", own_kernels=False)
+        engine = Engine(bundle, device="cpu", optimize=case != "not optimised")
         optimised, shape = engine._module, (engine._chunk() or 1, 1, 32, 32)
         runs = []
         real = engine_module._run

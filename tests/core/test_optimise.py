@@ -74,7 +74,7 @@ def test_split_column_phases_leaves_other_graphs_alone(net, size):
 def test_engine_runs_the_rewritten_bundled_network_like_the_plain_one(tmp_path):
     torch.manual_seed(5)
     bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1), size=(256, 256)))
-    optimised = Engine(bundle, device="cpu", own_kernels=False)
+    optimised = Engine(bundle, device="cpu")
     assert "aten::permute" in str(optimised._module.graph)  # the stem was rewritten
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (300, 260), dtype=np.uint8) for _ in range(5)]
@@ -95,7 +95,7 @@ def test_an_optimised_graph_that_fails_falls_back_to_the_plain_module(tmp_path, 
         return True
 
     monkeypatch.setattr("medview.core.inference.engine.split_column_phases", break_it)
-    engine = Engine(bundle, device="cpu", own_kernels=False)
+    engine = Engine(bundle, device="cpu")
     (pred,) = engine.predict_images([np.full((64, 64), 128, np.uint8)])
     assert 0.0 <= pred.scores["cardiomegaly"] <= 1.0
     assert not engine._fused and "running it unoptimised" in caplog.text

@@ -5,10 +5,7 @@ Threads: `torch.set_num_threads` and `torch.inference_mode()` apply to the threa
 So whoever runs the engine in a thread calls `Engine.configure_thread()` and enters `inference_mode`
 *inside that thread*: the Qt worker does both at the top of its `run()`, and every network call enters
 `inference_mode` again in the thread that makes it. `warm_up()` runs once, in the thread that will infer.
-On the CPU a network of the bundled model's shape (conv-ReLU-pool stack, CAM head) runs on the engine's own
-kernels (`native_cnn.py`: Winograd convolutions, about 1.3x ONNX Runtime), its layers read from the frozen
-graph and its answer checked against the plain module at warm-up. Any other network, or a machine without the
-compiled kernels, runs the frozen, oneDNN-fused TorchScript (with the exact rewrites of `optimise.py`), called
+On the CPU the network runs as frozen, oneDNN-fused TorchScript (with the exact rewrites of `optimise.py`), called
 on as many images at once as the calling thread has intra-op threads, so oneDNN gives each thread whole
 images: measured faster than one image per call on a pool of single-threaded Python threads (about 10 %), than
 whole batches of 8 (cache), and about 2x `optimize_for_inference`.
@@ -22,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from typing import Iterable, NamedTuple, Sequence
@@ -34,7 +30,6 @@ import torch.nn.functional as F
 from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
 from medview.core.inference.bundle import ModelBundle, load_torchscript, verified_onnx_bytes
-from medview.core.inference.native_cnn import NativeCnn
 from medview.core.inference.optimise import split_column_phases
 from medview.core.inference import ctr
 from medview.core.inference.results import NotApplicable, Prediction, short_reason
@@ -193,10 +188,8 @@ class Engine:
         backend: str = "torchscript",
         batch_size: int = 8,
         optimize: bool = True,
-        own_kernels: bool = True,
     ) -> None:
-        """`optimize=False` runs the TorchScript module as loaded; `own_kernels=False` keeps the engine's own
-        CPU kernels out (TorchScript, frozen and fused, only)."""
+        """`optimize=False` runs the TorchScript module as loaded."""
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         self.bundle = bundle
@@ -208,18 +201,16 @@ class Engine:
         self._session = None
         # oneDNN Graph fusion, and with it one network call per intra-op thread's worth of images (see _chunk)
         self._fused = False
-        self._native: NativeCnn | None = None  # the engine's own kernels for this network, where they apply
-        self._plain = None  # while they run: the plain module to fall back to if they fail
         self._reference = None  # the unoptimised module, until warm_up() has compared the two
         if backend == "onnxruntime":
             self._session = self._load_onnx()
         else:
             if self.device == "cpu":
                 keep_freed_memory_for_reuse()
-            self._module = self._load_torchscript(optimize, own_kernels)
+            self._module = self._load_torchscript(optimize)
 
     # -- loading -------------------------------------------------------------------------------------------
-    def _load_torchscript(self, optimize: bool, own_kernels: bool):
+    def _load_torchscript(self, optimize: bool):
         module = load_torchscript(self.bundle, self.device)
         if not optimize:
             return module
@@ -236,11 +227,6 @@ class Engine:
             # The fuser is a process-wide switch, so it is turned on only around this module's calls, and
             # warm_up() checks the optimised graph against the plain one before trusting it.
             self._fused = True
-            self._native, why_not = NativeCnn.from_frozen(
-                frozen, (self.bundle.num_channels, *self.bundle.resize), max_threads=max(1, os.cpu_count() or 1)
-            ) if own_kernels else (None, "not asked for")
-            log.info("model %s: %s", self.bundle.ident,
-                     "runs on the engine's own CPU kernels" if self._native else f"runs on TorchScript: {why_not}")
             if split_column_phases(frozen, self.bundle.resize):
                 log.info("model %s: first convolution reads the image as two column phases", self.bundle.ident)
         self._reference = module
@@ -270,8 +256,6 @@ class Engine:
         """What runs the network, in words (after warm-up: what the checks kept)."""
         if self._session is not None:
             return "ONNX Runtime"
-        if self._native is not None:
-            return "the engine's own CPU kernels"
         return "TorchScript (oneDNN fused)" if self._fused else "TorchScript"
 
     @staticmethod
@@ -327,9 +311,8 @@ class Engine:
         return max(1, torch.get_num_threads()) if self._fused else None
 
     def _check_optimised(self, like: torch.Tensor) -> None:
-        """Optimisation must not change the answer: the engine's own kernels, else the frozen (fused,
-        rewritten) graph, are compared with the plain module on a fixed random batch; whichever differs or
-        fails is dropped (the kernels for the graph, the graph for the plain module)."""
+        """Optimisation must not change the answer: the frozen (fused, rewritten) graph is compared with the
+        plain module on a fixed random batch, and dropped for it where it differs or fails."""
         reference, self._reference = self._reference, None
         if reference is None:
             return
@@ -337,14 +320,6 @@ class Engine:
         gen = torch.Generator().manual_seed(0)
         x = (torch.rand(like.shape, generator=gen) * (hi - lo) + lo).to(self.device)
         expected = _run(reference, x, fused=False)
-        if self._native is not None:
-            problem = _disagreement(lambda: self._native(x.numpy(), torch.get_num_threads()), expected)
-            if problem is None:
-                self._plain = reference
-                return
-            log.warning("model %s: the engine's own kernels are not used (%s); running TorchScript",
-                        self.bundle.ident, problem)
-            self._native = None
 
         def optimised() -> list:
             for _ in range(WARM_UP_PASSES):
@@ -361,14 +336,6 @@ class Engine:
         """The network on a prepared batch: its checked output as float32."""
         if self._session is not None:
             outputs = self._session.run(None, {self._session.get_inputs()[0].name: x.cpu().numpy()})
-        elif self._native is not None:
-            try:
-                outputs = self._native(x.numpy(), torch.get_num_threads())
-            except RuntimeError as exc:  # e.g. out of memory for another thread's buffers
-                log.warning("model %s: the engine's own kernels failed (%s); running TorchScript from now on",
-                            self.bundle.ident, exc)
-                self._native, self._module, self._fused, self._plain = None, self._plain or self._module, False, None
-                outputs = _run(self._module, x, fused=False)
         else:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
