@@ -17,6 +17,7 @@ def series_json(series: Series) -> dict[str, Any]:
     """One series as SPEC section 2 lists it; rows/columns are those of its main stack."""
     instances = series.instances
     main = series.stacks[0].instances[0] if series.stacks and series.stacks[0].instances else None
+    main = main or next((inst for inst in series.objects if inst.has_pixels), None)  # a segmentation's matrix
     return {
         "series_uid": series.series_uid,
         "modality": series.modality,

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from medview.core.dicom.source import SourceRef, printable
 
+# Segmentation Storage and Label Map Segmentation Storage: pixel data, but masks over other images, not images
+SEGMENTATION_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
+
 
 @dataclass
 class InstanceInfo:
@@ -60,6 +63,11 @@ class InstanceInfo:
         image without pixel data). False for objects without pixels: RT Plan/Struct, SR, presentation states,
         key object selections, an RT Dose that holds only DVHs."""
         return self.rows > 0 and self.columns > 0
+
+    @property
+    def is_image(self) -> bool:
+        """Pixels to scroll through: a segmentation's frames are masks drawn over its source images instead."""
+        return self.has_pixels and self.sop_class_uid not in SEGMENTATION_CLASSES
 
 
 @dataclass

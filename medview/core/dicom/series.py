@@ -82,8 +82,8 @@ def split_stacks(instances: Sequence[InstanceInfo]) -> list[list[InstanceInfo]]:
 def _series_of(series_uid: str, members: list[InstanceInfo]) -> Series:
     """A series: its images in stacks; its instances without pixels (a plan, a report) kept beside them."""
     first = members[0]
-    images = [inst for inst in members if inst.has_pixels]
-    objects = [inst for inst in members if not inst.has_pixels]
+    images = [inst for inst in members if inst.is_image]
+    objects = [inst for inst in members if not inst.is_image]  # a segmentation too: drawn over its images
     stacks = []
     for group in split_stacks(images):
         ordered, positions = order_stack(group)
