@@ -13,7 +13,7 @@ import sys
 
 from medview import __version__
 
-COMMANDS = ("gui", "demo", "demo-data", "index", "render", "infer", "export", "self-test")
+COMMANDS = ("gui", "demo", "demo-data", "index", "render", "infer", "export", "pacs", "listen", "self-test")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -75,6 +75,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--format", default="csv,json", help="comma-separated: csv,json,pdf,sr")
     p.add_argument("--anonymize", action="store_true")
+
+    p = sub.add_parser("pacs", help="PACS query/retrieve and sending (DIMSE or DICOMweb)")
+    pacs = p.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
+    server_help = "a name from MEDVIEW_HOME/servers.toml, dicom://CALLED_AE@host:port or http(s)://host/path"
+    q = pacs.add_parser("echo", help="C-ECHO or a QIDO-RS probe; exit 0 when the server answers")
+    q.add_argument("server", metavar="SERVER", help=server_help)
+    q = pacs.add_parser("find", help="study-level query")
+    q.add_argument("server", metavar="SERVER", help=server_help)
+    q.add_argument("--patient-id", default="", metavar="ID")
+    q.add_argument("--patient-name", default="", metavar="N", help="wildcards * and ? allowed")
+    q.add_argument("--study-date", default="", metavar="RANGE", help="YYYYMMDD or YYYYMMDD-YYYYMMDD")
+    q.add_argument("--modality", default="", metavar="M")
+    q.add_argument("--accession", default="", metavar="A")
+    q.add_argument("--json", action="store_true", help="one JSON line per study")
+    q = pacs.add_parser("get", help="retrieve studies into medview's cache (resumes, never duplicates)")
+    q.add_argument("server", metavar="SERVER", help=server_help)
+    q.add_argument("study_uids", nargs="+", metavar="STUDY_UID")
+    q.add_argument("--json", action="store_true", help="one JSON line per study")
+    q = pacs.add_parser("send", help="send DICOM files (C-STORE or STOW-RS)")
+    q.add_argument("server", metavar="SERVER", help=server_help)
+    q.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = sub.add_parser("listen", help="receive studies pushed by a PACS or modality (C-STORE)")
+    p.add_argument("--ae", help="medview's AE title (default: servers.toml, else MEDVIEW)")
+    p.add_argument("--port", type=int, help="port to listen on (default: servers.toml, else 11112)")
 
     p = sub.add_parser("self-test", help="health check of the (packaged) app; exit 0 when healthy")
     p.add_argument("--model", help="model bundle to check (default: the bundled model)")
