@@ -141,6 +141,9 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.ai_controller import AiController
 
     window.ai = AiController(window, model=model, device=device)
+    from medview.qt.incoming import IncomingController
+
+    window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
     # window, nor for a CT-only folder, and never before the first paint
     if todo:

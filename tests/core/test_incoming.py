@@ -99,6 +99,7 @@ def test_sr_findings_with_measurements_and_coordinates(case_with_objects):
     assert [g.kind for g in model.graphics] == ["POLYLINE", "POLYLINE"]
     assert np.allclose(model.graphics[0].points, CTR_HEART) and np.allclose(model.graphics[1].points, CTR_THORAX)
     assert np.allclose(corrected.graphics[0].points, CORRECTED_HEART)
+    assert model.algorithm == ALGORITHM and corrected.algorithm == "" and cardiomegaly.origin.person == "Demo Ines"
     assert {(g.sop_instance_uid, g.frame) for g in model.graphics} == {(case["sop"], 0)}
     probability = next(m for m in cardiomegaly.measurements if m.name == "Probability")
     assert probability.value == pytest.approx(0.81) and not probability.graphics

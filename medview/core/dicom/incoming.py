@@ -63,7 +63,8 @@ class Origin:
     file: str
     algorithm: str = ""      # "name version" of the producing algorithm(s)
     manufacturer: str = ""
-    observer: str = ""       # the device or person observer of a report
+    observer: str = ""       # the device observer of a report, else its person observer
+    person: str = ""         # the person observer of a report (who made its manual measurements)
     date: str = ""           # content date, YYYYMMDD
     description: str = ""    # series description
 
@@ -361,13 +362,14 @@ def _read_report(ds, name: str, findings: list[ReportedFinding]) -> Origin:
             return ""
         return _text(item, "TextValue") or _text(item, "PersonName") or _text(item, "UID")
 
+    person = context_text(PERSON_OBSERVER_NAME).replace("^", " ").strip()
     device = " ".join(dict.fromkeys(t for t in (context_text(DEVICE_OBSERVER_NAME),
                                                 context_text(DEVICE_OBSERVER_MODEL)) if t))
     groups = list(_groups(_children(ds)))
     algorithms = [a for a in dict.fromkeys(_algorithm(_children(g)) for g in groups) if a]
     origin = Origin("SR", name, algorithm=", ".join(algorithms),
                     manufacturer=context_text(DEVICE_OBSERVER_MANUFACTURER) or _text(ds, "Manufacturer"),
-                    observer=device or context_text(PERSON_OBSERVER_NAME).replace("^", " ").strip(),
+                    observer=device or person, person=person,
                     date=_text(ds, "ContentDate") or _text(ds, "SeriesDate"),
                     description=_text(ds, "SeriesDescription"))
     if not groups:
@@ -426,9 +428,10 @@ def _measurement(item, group_algorithm: str) -> ReportedMeasurement:
     method = next((_meaning(c.get("ConceptCodeSequence")) for c in children
                    if _text(c, "ValueType") == "CODE" and _concept(c) == MEASUREMENT_METHOD), "")
     graphics = [g for c in children if _text(c, "ValueType") == "SCOORD" for g in _graphics(c)]
+    # a manual measurement without an algorithm of its own is a person's, not the group's algorithm's
+    algorithm = _algorithm(children) or ("" if method.lower() == "manual" else group_algorithm)
     return ReportedMeasurement(name=_meaning(item.get("ConceptNameCodeSequence")) or "measurement", value=value,
-                               unit=unit_value or unit_meaning, method=method,
-                               algorithm=_algorithm(children) or group_algorithm, graphics=graphics)
+                               unit=unit_value or unit_meaning, method=method, algorithm=algorithm, graphics=graphics)
 
 
 def _graphics(item) -> list[Graphic]:
