@@ -147,8 +147,11 @@ class IncomingOverlay:
         if not self.legend.isVisible():
             return
         graphics = self.legend.parentWidget()
-        width = max(120, int(graphics.width() * 0.4))
-        self.legend.setFixedWidth(min(width, self.legend.sizeHint().width() + 4))
+        room = max(160, int(graphics.width() * 0.6))  # one line where it fits; wrapped only when it does not
+        self.legend.setWordWrap(False)
+        natural = self.legend.sizeHint().width()
+        self.legend.setWordWrap(natural > room)
+        self.legend.setFixedWidth(min(room, natural))
         self.legend.adjustSize()
         self.legend.move((graphics.width() - self.legend.width()) // 2,
                          graphics.height() - self.legend.height() - LEGEND_MARGIN)
@@ -196,6 +199,8 @@ class IncomingList(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setIndentation(14)
         self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.tree.setMaximumHeight(320)
         layout = QVBoxLayout(self)
@@ -207,7 +212,9 @@ class IncomingList(QWidget):
     def show_objects(self, objects: IncomingObjects, colours: dict) -> None:
         self.tree.clear()
         for origin in objects.origins:
-            top = QTreeWidgetItem([f"{origin.kind}: {origin.text()}"])
+            # the producer on its own line and its maker and date below: a long model name never hides the date
+            rest = origin.text()[len(origin.source) + 2:]
+            top = QTreeWidgetItem([f"{origin.kind}: {origin.source}" + (f"\n{rest}" if rest else "")])
             top.setToolTip(0, "\n".join(t for t in (origin.description, origin.file) if t))
             font = top.font(0)
             font.setBold(True)
@@ -237,7 +244,7 @@ class IncomingList(QWidget):
         out: list[str] = []
 
         def walk(item: QTreeWidgetItem, depth: int) -> None:
-            out.append("  " * depth + item.text(0))
+            out.extend("  " * depth + line for line in item.text(0).split("\n"))
             for i in range(item.childCount()):
                 walk(item.child(i), depth + 1)
 

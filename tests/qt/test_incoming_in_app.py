@@ -43,7 +43,9 @@ def test_incoming_sr_and_seg_are_listed_with_their_origin_and_drawn(qtbot, tmp_p
     lines = w.incoming.listed()
     sr = next(line for line in lines if line.startswith("SR: "))
     seg = next(line for line in lines if line.startswith("SEG: "))
-    assert ALGORITHM in sr and "medview" in sr and ALGORITHM in seg
+    assert sr == f"SR: {ALGORITHM}" and ALGORITHM in seg
+    date = lines[lines.index(sr) + 1]  # the maker and the object's date on the line below
+    assert date.startswith("medview, 20")
     assert "  Cardiomegaly" in lines and "    Cardiothoracic ratio 0.417 (automated)" in lines
     assert "    Cardiothoracic ratio 0.5 (manual)" in lines
     assert {"  \u25a0 heart", "  \u25a0 lungs", "  \u25a0 thorax"} <= set(lines)
