@@ -41,22 +41,43 @@ class CtrMeasurement:
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:
-    """Boolean masks of the 4-connected components of `mask`, largest first (label propagation)."""
-    h, w = mask.shape
-    big = h * w
-    labels = np.where(mask, np.arange(big).reshape(h, w), big)
-    while True:
-        nxt = labels.copy()
-        nxt[1:] = np.minimum(nxt[1:], labels[:-1])
-        nxt[:-1] = np.minimum(nxt[:-1], labels[1:])
-        nxt[:, 1:] = np.minimum(nxt[:, 1:], labels[:, :-1])
-        nxt[:, :-1] = np.minimum(nxt[:, :-1], labels[:, 1:])
-        nxt = np.where(mask, nxt, big)
-        if np.array_equal(nxt, labels):
-            break
-        labels = nxt
-    ids, counts = np.unique(labels[mask], return_counts=True)
-    return [labels == i for i in ids[np.argsort(-counts)]]
+    """Boolean masks of the 4-connected components of `mask`, largest first.
+
+    Run-based labelling: each row's runs of True, runs that overlap in adjacent rows joined (union-find);
+    a few hundred runs on the network's grid, so plain Python is fast enough."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    runs: list[tuple[int, int, int]] = []  # (row, start, stop)
+    row_runs: list[list[int]] = []
+    for r in range(mask.shape[0]):
+        starts, stops = np.flatnonzero(edges[r] == 1), np.flatnonzero(edges[r] == -1)
+        row_runs.append(list(range(len(runs), len(runs) + len(starts))))
+        runs.extend((r, int(a), int(b)) for a, b in zip(starts, stops))
+    parent = list(range(len(runs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for r in range(1, mask.shape[0]):
+        for i in row_runs[r]:
+            for j in row_runs[r - 1]:
+                if runs[i][1] < runs[j][2] and runs[j][1] < runs[i][2]:
+                    parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(runs)):
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for members in sorted(groups.values(), key=lambda m: -sum(runs[i][2] - runs[i][1] for i in m)):
+        part = np.zeros(mask.shape, bool)
+        for i in members:
+            r, a, b = runs[i]
+            part[r, a:b] = True
+        out.append(part)
+    return out
 
 
 def widest_row(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] | None:
@@ -135,12 +156,6 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
         return [[round((row[1] + 0.5) * fx - 0.5, 2), round(r, 2)], [round((row[2] + 0.5) * fx - 0.5, 2), round(r, 2)]]
 
     return CtrMeasurement(float(value), line(h_row), line(t_row), unsure)
-
-
-def ratio_of_lines(heart: list[list[float]], thorax: list[list[float]]) -> float:
-    """The CTR of two (possibly corrected) lines: horizontal heart extent over horizontal thorax extent."""
-    thorax_w = abs(thorax[1][0] - thorax[0][0])
-    return abs(heart[1][0] - heart[0][0]) / thorax_w if thorax_w > 0 else float("nan")
 
 
 def score(value: float, unsure: float, threshold: float, scale: float, unsure_gain: float) -> float:
