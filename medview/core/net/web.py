@@ -67,6 +67,22 @@ def _call(server: Server, fn, *args, **kwargs):
         raise _failure(server, exc) from None
 
 
+def _search_all(server: Server, search, **kwargs) -> list[dict]:
+    """Every page of a QIDO-RS answer. Pages until one brings nothing new: some servers ignore `offset` for
+    some filters (Orthanc with ModalitiesInStudy) and would repeat the first page for ever."""
+    import json
+
+    found, seen, offset = [], set(), 0
+    while True:
+        page = _call(server, search, offset=offset, **kwargs) if offset else _call(server, search, **kwargs)
+        fresh = [item for item in page if json.dumps(item, sort_keys=True) not in seen]
+        if not fresh:
+            return found
+        seen.update(json.dumps(item, sort_keys=True) for item in fresh)
+        found.extend(fresh)
+        offset += len(page)
+
+
 def echo(server: Server) -> None:
     client = _client(server)
     _call(server, client.search_for_studies, limit=1)
@@ -77,20 +93,19 @@ def find_studies(server: Server, filters: dict[str, str]) -> list[dict]:
     client = _client(server)
     fields = ["StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "StudyDescription",
               "ModalitiesInStudy", "AccessionNumber", "NumberOfStudyRelatedInstances"]
-    return _call(server, client.search_for_studies, search_filters={k: v for k, v in filters.items() if v},
-                 fields=fields, get_remaining=True)
+    return _search_all(server, client.search_for_studies,
+                       search_filters={k: v for k, v in filters.items() if v}, fields=fields)
 
 
 def find_series(server: Server, study_uid: str) -> list[dict]:
     client = _client(server)
-    return _call(server, client.search_for_series, study_instance_uid=study_uid,
-                 fields=["SeriesDescription", "SeriesNumber", "NumberOfSeriesRelatedInstances"],
-                 get_remaining=True)
+    return _search_all(server, client.search_for_series, study_instance_uid=study_uid,
+                       fields=["SeriesDescription", "SeriesNumber", "NumberOfSeriesRelatedInstances"])
 
 
 def list_instances(server: Server, study_uid: str) -> set[InstanceKey]:
     client = _client(server)
-    answers = _call(server, client.search_for_instances, study_instance_uid=study_uid, get_remaining=True)
+    answers = _search_all(server, client.search_for_instances, study_instance_uid=study_uid)
     keys = set()
     for answer in answers:
         series, sop = json_value(answer, "0020000E"), json_value(answer, "00080018")
@@ -130,6 +145,8 @@ def retrieve(server: Server, cache: PacsCache, study_uid: str, wanted: set[Insta
         return "the connection was lost during the transfer"
     except (requests.exceptions.RequestException, ValueError) as exc:
         return str(_failure(server, exc)).split(": ", 1)[-1]
+    if done < total:  # the multipart stream just ended: the server went away (or sent less than it listed)
+        return "the transfer stopped early: the connection was lost or the server sent less than it listed"
     return ""
 
 
