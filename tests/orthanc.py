@@ -38,7 +38,7 @@ def free_port() -> int:
 
 class OrthancServer:
     def __init__(self, root: Path, *, medview_port: int = 0, users: dict[str, str] | None = None,
-                 medview_ae: str = "MEDVIEW"):
+                 medview_ae: str = "MEDVIEW", tls: tuple[Path, Path] | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dicom_port = free_port()
@@ -68,6 +68,11 @@ class OrthancServer:
             "Plugins": [p for p in [dicomweb_plugin()] if p],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }
+        if tls:  # (certificate, key) PEM files: DICOM TLS (Debian's Orthanc 1.10 crashes serving HTTPS)
+            cert, key = tls
+            config.update(DicomTlsEnabled=True,
+                          DicomTlsCertificate=str(cert), DicomTlsPrivateKey=str(key),
+                          DicomTlsTrustedCertificates=str(cert), DicomTlsRemoteCertificateRequired=False)
         self.config_path = self.root / "orthanc.json"
         self.config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
 
@@ -94,10 +99,9 @@ class OrthancServer:
         raise RuntimeError(f"Orthanc did not answer within {START_TIMEOUT_S} s")
 
     def _answers(self) -> bool:
+        # HTTP only: Orthanc opens its DICOM port first, and a bare connect to its DICOM TLS port ends it
         try:
-            with socket.create_connection(("127.0.0.1", self.dicom_port), timeout=0.5):
-                pass
-            urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/dicom-web/studies", timeout=1).close()
+            urllib.request.urlopen(f"{self.web_url}/studies", timeout=1).close()
         except urllib.error.HTTPError as exc:
             return exc.code == 401  # up, and asking for credentials
         except OSError:

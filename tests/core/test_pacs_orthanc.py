@@ -4,6 +4,7 @@ the PACS going away mid-retrieve, authentication, and two MEDVIEW_HOMEs sharing 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pydicom
 import pytest
@@ -199,7 +200,8 @@ url = "{orthanc.web_url}"
 username = "reader"
 password_file = "{tmp_path / 'wrong'}"
 """)
-        assert run_cli(capsys, "pacs", "echo", "web")[0] == 0
+        rc, _, err = run_cli(capsys, "pacs", "echo", "web")
+        assert rc == 0, err
         rc, _, err = run_cli(capsys, "pacs", "echo", "wrong")
         assert rc == 2 and "access refused (HTTP 401" in err and "nope" not in err
         rc, _, err = run_cli(capsys, "pacs", "echo", orthanc.web_url)
@@ -230,3 +232,72 @@ def test_two_homes_share_an_sr_through_the_pacs(orthanc, tmp_path, monkeypatch, 
     got = {pydicom.dcmread(p).SOPInstanceUID: p for p in (home_b / "pacs").rglob("*.dcm")}
     assert got[sr.SOPInstanceUID].read_bytes().count(b"Nodule") == sr_file.read_bytes().count(b"Nodule")
     assert not (home_a / "pacs").exists() or not list((home_a / "pacs").rglob("*.dcm"))
+
+
+def self_signed_certificate(folder) -> tuple:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command."""
+    import subprocess
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_tls_verifies_the_servers_certificate(tmp_path, medview_home, capsys, two_studies):
+    """DIMSE over TLS against Orthanc; HTTPS against a small local DICOMweb stand-in (Debian's Orthanc 1.10
+    crashes serving HTTPS), both verified against the certificate named in servers.toml, refused without it."""
+    import http.server
+    import ssl
+    import threading
+
+    cert, key = self_signed_certificate(tmp_path)
+    orthanc = OrthancServer(tmp_path / "orthanc", tls=(cert, key)).start()
+
+    class EmptyQido(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    https = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EmptyQido)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    https.socket = context.wrap_socket(https.socket, server_side=True)
+    threading.Thread(target=https.serve_forever, daemon=True).start()
+    web_url = f"https://127.0.0.1:{https.server_address[1]}/dicom-web"
+    try:
+        write_settings(medview_home, f"""
+[servers.web]
+url = "{web_url}"
+ca_file = "{cert}"
+
+[servers.dimse]
+url = "{orthanc.dimse_url}"
+tls = true
+ca_file = "{cert}"
+
+[servers.untrusted]
+url = "{orthanc.dimse_url}"
+tls = true
+""")
+        rc, _, err = run_cli(capsys, "pacs", "echo", web_url)  # the system's CAs do not know it
+        assert rc == 2 and "certificate cannot be verified" in err
+        rc, _, err = run_cli(capsys, "pacs", "echo", "web")
+        assert rc == 0, err
+        assert run_cli(capsys, "pacs", "echo", "untrusted")[0] == 2
+        assert run_cli(capsys, "pacs", "echo", "dimse")[0] == 0
+        root, ct, _ = two_studies
+        assert run_cli(capsys, "pacs", "send", "dimse", str(root / "ct1"))[0] == 0
+        (result,) = lines(run_cli(capsys, "pacs", "get", "dimse", ct, "--json")[1])
+        assert result["status"] == "ok" and result["fetched"] == 5
+    finally:
+        https.shutdown()
+        orthanc.kill()

@@ -25,7 +25,16 @@ def _client(server: Server):
 
     for name in ("dicomweb_client", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    session = requests.Session()
+    class PinnedSession(requests.Session):
+        """Keeps the server's own CA file: requests otherwise lets REQUESTS_CA_BUNDLE override it."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if server.ca_file:
+                settings["verify"] = server.ca_file
+            return settings
+
+    session = PinnedSession()
     session.verify = server.ca_file or True
     if server.cert_file:
         session.cert = (server.cert_file, server.key_file) if server.key_file else server.cert_file
