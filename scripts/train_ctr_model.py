@@ -78,7 +78,7 @@ def metadata(score_scale: float, unsure_gain: float) -> dict:
         "dtype": "float32", "value_range": [0, 1], "is_onehot": False, "channel_def": {"0": "heart", "1": "lungs"}}
     meta["medview"]["measurement"] = {"name": ctr.NAME, "finding": LABEL, "threshold": THRESHOLD,
                                       "masks": ["heart", "lungs"], "score_scale": round(score_scale, 5),
-                                      "unsure_gain": round(unsure_gain, 3)}
+                                      "unsure_gain": round(unsure_gain, 3), "mirror_average": True}
     meta["medview"]["intended_use"] = INTENDED_USE
     return meta
 
@@ -197,7 +197,8 @@ outer margins) and flags `{LABEL}` when the CTR is at or above {THRESHOLD}.
 - Network: a small U-Net (four conv-pool levels, bilinear upsampling with skips; {shipped['parameters'] / 1000:.0f} k
   parameters). Output: probabilities `[N, 2, {ct.SIZE}, {ct.SIZE}]` of the heart and the lungs
   (`network_data_format.outputs.masks`).
-- medview measures on the masks (`medview/core/inference/ctr.py`): on the row where each is widest, the heart's
+- medview averages the masks with those of the mirrored image (`mirror_average`) and measures on them
+  (`medview/core/inference/ctr.py`): on the row where each is widest, the heart's
   and the lungs' outer edges, with sub-pixel edges where the probability crosses 0.5; the two lines are
   mapped back to the image's pixels and reported as `measurements.cardiothoracic_ratio` (`value`, `unit` "1",
   `threshold`, `heart` and `thorax` as `[[column, row], [column, row]]`, and `unsure`, the share of unsure

@@ -147,6 +147,8 @@ class MeasurementSpec:
     masks: tuple[str, ...]      # names of the mask channels, e.g. ("heart", "lungs")
     score_scale: float          # calibration of the score: logistic slope 1/scale around the threshold
     unsure_gain: float = 0.0    # and how much flatter it gets where the outlines are unsure
+    mirror_average: bool = False  # masks averaged with those of the mirrored image (a measurement of widths
+    #                               is mirror-symmetric; averaging halves what is left of the network's noise)
 
 
 def flagged_labels(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
@@ -388,7 +390,8 @@ def _measurement(raw: Any, labels: list[str], problems: list[str]) -> Measuremen
         spec = MeasurementSpec(
             name=str(raw["name"]), finding=str(raw.get("finding") or (labels[0] if labels else "")),
             threshold=float(raw["threshold"]), masks=tuple(str(m) for m in raw["masks"]),
-            score_scale=float(raw.get("score_scale", 0.02)), unsure_gain=float(raw.get("unsure_gain", 0.0)))
+            score_scale=float(raw.get("score_scale", 0.02)), unsure_gain=float(raw.get("unsure_gain", 0.0)),
+            mirror_average=bool(raw.get("mirror_average", False)))
     except (KeyError, TypeError, ValueError) as exc:
         problems.append(f"medview.measurement needs name, threshold and masks ({short_reason(exc)})")
         return None

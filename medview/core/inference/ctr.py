@@ -19,8 +19,8 @@ import numpy as np
 
 NAME = "cardiothoracic_ratio"
 HEART, LUNGS = 0, 1
-MIN_LUNG_SHARE = 0.02      # each lung covers at least this share of the image
-MIN_LUNG_BALANCE = 0.3     # the smaller lung at least this share of the larger
+MIN_LUNG_SHARE = 0.01      # each lung covers at least this share of the image
+MIN_LUNG_BALANCE = 0.15    # the smaller lung (a large heart hides much of one) at least this share of the larger
 MIN_THORAX_SHARE = 0.3     # thoracic width at least this share of the image width
 MAX_UNSURE = 0.35          # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
 
@@ -106,16 +106,31 @@ def _edge(p: np.ndarray, i: int, step: int) -> float:
     return i + step * min(max(t, 0.0), 1.0)
 
 
+def _lung_pair(mask: np.ndarray, heart: np.ndarray | None, min_size: float) -> list[np.ndarray] | None:
+    """The two lungs, left one first: the two largest parts of the lung mask; where the lungs touch above the
+    heart (one part), that part split at the heart's centre column. None when there is no such pair."""
+    parts = [c for c in components(mask) if c.sum() >= min_size]
+    if len(parts) < 2 and parts and heart is not None:
+        split = int(round(np.flatnonzero(heart.any(axis=0)).mean()))
+        left, right = parts[0].copy(), parts[0].copy()
+        left[:, split:] = False
+        right[:, :split] = False
+        parts = [side[0] for side in (components(left), components(right)) if side and side[0].sum() >= min_size]
+    if len(parts) < 2:
+        return None
+    return sorted(parts[:2], key=lambda m: np.flatnonzero(m.any(axis=0)).mean())
+
+
 def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement | str:
     """The CTR from [2, S, S] probabilities (heart, lungs) of an image of `image_shape` (rows, columns), or
     the reason, in words, why this image is not one the model reads."""
     heart_p, lung_p = probs[HEART].astype(np.float32), probs[LUNGS].astype(np.float32)
     sh, sw = heart_p.shape
     area = sh * sw
-    lung_parts = [c for c in components(lung_p >= 0.5) if c.sum() >= MIN_LUNG_SHARE * area]
-    if len(lung_parts) < 2:
+    hearts = components(heart_p >= 0.5)
+    lungs = _lung_pair(lung_p >= 0.5, hearts[0] if hearts else None, MIN_LUNG_SHARE * area)
+    if lungs is None:
         return "not a frontal chest radiograph by its pixels (two lungs not found)"
-    lungs = sorted(lung_parts[:2], key=lambda m: np.flatnonzero(m.any(axis=0)).mean())
     sizes = [float(m.sum()) for m in lungs]
     if min(sizes) < MIN_LUNG_BALANCE * max(sizes):
         return "not a frontal chest radiograph by its pixels (the lungs are not a pair)"
@@ -123,7 +138,6 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
     overlap = min(rows[0][-1], rows[1][-1]) - max(rows[0][0], rows[1][0])
     if overlap < 0.5 * min(len(rows[0]), len(rows[1])):
         return "not a frontal chest radiograph by its pixels (the lungs are not side by side)"
-    hearts = components(heart_p >= 0.5)
     if not hearts or hearts[0].sum() < 0.01 * area:
         return "not a frontal chest radiograph by its pixels (no heart between the lungs)"
     heart = hearts[0]

@@ -328,8 +328,11 @@ class Engine:
 
         problem = _disagreement(optimised, expected)
         if problem:
-            log.warning("model %s: the optimised graph is not used (%s); running it unoptimised",
-                        self.bundle.ident, problem)
+            # a graph the optimiser cannot run is routine (the plain module is as right); one that answers
+            # differently is worth a warning
+            level = logging.INFO if problem.startswith("it fails") else logging.WARNING
+            log.log(level, "model %s: the optimised graph is not used (%s); running it unoptimised",
+                    self.bundle.ident, problem)
             self._module, self._fused = reference, False
 
     def _raw_forward(self, x: torch.Tensor) -> NetOutput:
@@ -394,7 +397,12 @@ class Engine:
         results: list[Prediction | NotApplicable | str] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
-            out = self.forward(self.prepare(chunk))
+            x = self.prepare(chunk)
+            out = self.forward(x)
+            spec = self.bundle.measurement
+            if spec is not None and spec.mirror_average:
+                mirrored = self.forward(torch.flip(x, dims=[3])).masks[..., ::-1]
+                out = NetOutput(None, None, (out.masks + mirrored) / 2)
             for i, image in enumerate(chunk):
                 if out.masks is not None:
                     results.append(self._measured(out.masks[i], image.shape[:2]))

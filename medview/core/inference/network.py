@@ -70,7 +70,8 @@ class CtrSegNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
-        for block, skip in zip(self.dec, skips[::-1]):
+        for i, block in enumerate(self.dec):
+            skip = skips[len(skips) - 1 - i]
             x = torch.nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return torch.sigmoid(self.head(x))
