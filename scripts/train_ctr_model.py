@@ -40,7 +40,7 @@ DESCRIPTION = ("Measures the cardiothoracic ratio on frontal (PA/AP) chest radio
                "and the lungs, and flags an enlarged cardiac silhouette (CTR at or above 0.5). Trained on "
                "synthetic phantoms; research use only, not for diagnosis.")
 INTENDED_USE = {"body_parts": ["CHEST", "THORAX", "LUNG"], "views": ["PA", "AP"], "min_matrix": 128,
-                "pixel_spacing_mm": [0.02, 2.0]}
+                "pixel_spacing_mm": [0.02, 5.0]}
 
 
 def train_main(args) -> int:
@@ -94,12 +94,13 @@ def export(model: CtrSegNet, folder: Path, score_scale: float, unsure_gain: floa
                  readme=readme or "(validation pending)\n")
 
 
-def calibrate(engine: Engine, families: tuple[str, ...], n: int, say) -> tuple[float, float, dict]:
+def calibrate(engine: Engine, families: tuple[str, ...], n: int, say, keep: Path | None = None
+              ) -> tuple[float, float, dict]:
     """The score's slope and its flattening by unsureness, fitted (maximum likelihood) on fresh phantoms of
     the training families: measured CTR and unsureness against the true label."""
     values, unsure, labels = [], [], []
     for family in families:
-        cases = cv.chest_cases(family, CAL_SEED, n, cols=512)
+        cases = cv.chest_cases(family, CAL_SEED, n, cols=512, keep_in=keep)
         for case, outcome in zip(cases, cv.run(engine, cases)):
             if hasattr(outcome, "measurements"):
                 m = outcome.measurements[ctr.NAME]
@@ -109,7 +110,7 @@ def calibrate(engine: Engine, families: tuple[str, ...], n: int, say) -> tuple[f
     v, u, y = map(np.asarray, (values, unsure, labels))
     best = (math.inf, 0.02, 0.0)
     for scale in np.geomspace(0.002, 0.2, 80):
-        for gain in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0):
+        for gain in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
             p = np.array([ctr.score(a, b, THRESHOLD, scale, gain) for a, b in zip(v, u)]).clip(1e-6, 1 - 1e-6)
             nll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
             if nll < best[0]:
@@ -124,8 +125,11 @@ def bundle_main(args) -> int:
     out = Path(args.out)
     validation: dict = {"threshold": THRESHOLD, "seed": VAL_SEED}
     say(f"validation sets: {args.val} frontal chests per family, {args.negatives_per_kind} of each out-of-scope kind")
-    sets = {family: cv.chest_cases(family, VAL_SEED, args.val) for family in (*ct.FAMILIES, cv.ELLIPSES)}
-    refusals = cv.out_of_scope_cases(VAL_SEED, args.negatives_per_kind)
+    keep = Path(args.cases_dir) if args.cases_dir else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    sets = {family: cv.chest_cases(family, VAL_SEED, args.val, keep_in=keep) for family in (*ct.FAMILIES, cv.ELLIPSES)}
+    refusals = cv.out_of_scope_cases(VAL_SEED, args.negatives_per_kind, keep_in=keep)
     models = {"shipped": (args.weights, ct.FAMILIES)}
     for item in filter(None, args.cross.split(",")):
         family, path = item.split(":")
@@ -135,7 +139,8 @@ def bundle_main(args) -> int:
             model = load_weights(path)
             folder = out if key == "shipped" else Path(tmp) / key
             export(model, folder, 0.02, 0.0)
-            scale, gain, cal = calibrate(Engine(load_bundle(folder), device="cpu"), families, args.calibration, say)
+            scale, gain, cal = calibrate(Engine(load_bundle(folder), device="cpu"), families, args.calibration, say,
+                                         keep)
             export(model, folder, scale, gain)
             engine = Engine(load_bundle(folder), device="cpu", batch_size=16)
             entry = {"trained_on": list(families), "calibration": cal, "families": {}}
@@ -235,13 +240,15 @@ CTR {THRESHOLD}.
 The rows marked "never seen" are the figures that matter for images a model never saw: a model trained on
 one family only, measured on the other family, drawn differently; and every model on the **ellipses**
 family (`ctr_validation.ellipse_chest`: elliptic lungs and heart on a flat body), which no model is ever
-trained on. Goal: AUC ≥ 0.95 and CTR MAE ≤ 0.02.
+trained on. Goal: AUC ≥ 0.95 and CTR MAE ≤ 0.02. **{goal_text(v)}**
 
 Out-of-scope images (silent header: DX, no body part, no view; only the pixels can refuse them): answered
 {oos['answered']} of {oos['n']} ({kinds}).
 
 `docs/validation.json` keeps every case's truth, measurement and score; `tests/core/test_bundled_model.py`
-re-checks the goals on other fresh seeds on every test run.
+re-checks these figures against the per-case values and, on other fresh seeds of all three families, floors a
+little under what was measured (AUC 0.9, CTR MAE 0.035, at most 15 % of frontal chests refused; no
+out-of-scope image answered).
 
 ## Limits
 - Synthetic phantoms only: real anatomy, devices, lines and tubes, effusions, consolidation, scoliosis,
@@ -250,6 +257,20 @@ re-checks the goals on other fresh seeds on every test run.
 - Cases with a CTR within about 0.02 of {THRESHOLD} are inherently uncertain: read the lines, correct them if needed.
 - Not a medical device. {RESEARCH_USE_ONLY}.
 """
+
+
+def goal_text(v: dict) -> str:
+    """Which never-seen rows meet the goal, in words: the honest summary above the table's reader."""
+    rows = [(key, fam, f) for key, e in v.items() if key.startswith(("shipped", "trained_on"))
+            for fam, f in e["families"].items() if f["never_seen_in_training"]]
+    met = [f"{key} on {fam}" for key, fam, f in rows if f["auc"] >= 0.95 and f["ctr_mae"] <= 0.02]
+    missed = [f"{key.replace('_', ' ')} on {fam} (AUC {f['auc']:.2f}, MAE {f['ctr_mae']:.3f}, {f['refused']} refused)"
+              for key, fam, f in rows if not (f["auc"] >= 0.95 and f["ctr_mae"] <= 0.02)]
+    if not missed:
+        return "Every never-seen row meets it."
+    return ("Not met: " + "; ".join(missed) + ". " + (f"Met: {', '.join(met)}. " if met else "") +
+            "A model trained on one family mostly refuses the other (its masks are not those of a frontal chest "
+            "to it); trained on both, it measures a third family it never saw, less exactly.")
 
 
 def args_train_text() -> str:
@@ -276,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--val", type=int, default=200)
     b.add_argument("--negatives-per-kind", type=int, default=20)
     b.add_argument("--calibration", type=int, default=150)
+    b.add_argument("--cases-dir", default="", help="keep the validation files here and reuse them next time")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     code = train_main(args) if args.command == "train" else bundle_main(args)

@@ -22,7 +22,7 @@ HEART, LUNGS = 0, 1
 MIN_LUNG_SHARE = 0.01      # each lung covers at least this share of the image
 MIN_LUNG_BALANCE = 0.15    # the smaller lung (a large heart hides much of one) at least this share of the larger
 MIN_THORAX_SHARE = 0.3     # thoracic width at least this share of the image width
-MAX_UNSURE = 0.35          # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
+MAX_UNSURE = 0.6           # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
 
 
 @dataclass

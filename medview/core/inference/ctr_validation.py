@@ -8,6 +8,7 @@ for the bundle's validation.json and by the tests on fresh seeds.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,8 @@ class Case:
     kind: str           # family, or the out-of-scope kind
 
 
-def _write(folder: Path, name: str, pixels: np.ndarray, spacing: float, modality: str, *, silent: bool
-           ) -> pydicom.Dataset:
+def _write(folder: Path, name: str, pixels: np.ndarray, spacing: float, modality: str, *, silent: bool,
+           keep: bool = False) -> pydicom.Dataset:
     from medview.core.demo.writer import demo_uid, write_radiograph
 
     study = {"uid": demo_uid("val", name), "date": "20240101", "time": "120000", "id": "1", "accession": "V1",
@@ -40,13 +41,30 @@ def _write(folder: Path, name: str, pixels: np.ndarray, spacing: float, modality
                             patient=PATIENT, study=study, series_uid=demo_uid("val", name, "series"),
                             sop_uid=demo_uid("val", name, "sop"))
     ds = pydicom.dcmread(path)
-    path.unlink()
     if silent:
         for keyword in ("BodyPartExamined", "ViewPosition", "SeriesDescription", "StudyDescription",
                         "AnatomicRegionSequence", "PatientOrientation"):
             if keyword in ds:
                 delattr(ds, keyword)
+    if keep:
+        ds.save_as(path)
+    else:
+        path.unlink()
     return ds
+
+
+def _kept(folder: Path | None, name: str) -> tuple[pydicom.Dataset, dict] | None:
+    """A case written earlier into `folder` with its truth beside it (the script re-validates on the same
+    files without drawing them again)."""
+    if folder is None or not (folder / f"{name}.dcm").exists():
+        return None
+    truth = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+    return pydicom.dcmread(folder / f"{name}.dcm"), truth
+
+
+def _keep_truth(folder: Path | None, name: str, truth: dict) -> None:
+    if folder is not None:
+        (folder / f"{name}.json").write_text(json.dumps(truth), encoding="utf-8")
 
 
 ELLIPSES = "ellipses"  # a third family, for validation only: no model is ever trained on it
@@ -84,25 +102,34 @@ def ellipse_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     return (img * 3800 + 100).astype(np.uint16), ctr, round(spacing, 5)
 
 
-def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None) -> list[Case]:
-    """n frontal chests of a family (fresh for any seed training did not use), as read-back files."""
+def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None, keep_in: Path | None = None
+                ) -> list[Case]:
+    """n frontal chests of a family (fresh for any seed training did not use), as read-back files; with
+    `keep_in` the files and their truth stay in that folder and are read from it next time."""
     from medview.core.inference.ctr_training import phantom
 
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
+            name = f"{family}_{seed}_{i}_{cols or 0}"
+            kept = _kept(keep_in, name)
+            if kept is not None:
+                cases.append(Case(kept[0], int(kept[1]["label"]), float(kept[1]["ctr"]), family))
+                continue
             rng = np.random.default_rng([seed, i, 9])
             if family == ELLIPSES:
                 pixels, ctr, spacing = ellipse_chest(np.random.default_rng([seed, i, 11]), cols)
             else:
                 pixels, _masks, ctr, spacing = phantom(family, seed, i, cols=cols)
             modality = "CR" if rng.random() < 0.5 else "DX"
-            ds = _write(Path(tmp), f"{family}_{seed}_{i}", pixels, spacing, modality, silent=False)
+            ds = _write(keep_in or Path(tmp), name, pixels, spacing, modality, silent=False, keep=keep_in is not None)
+            _keep_truth(keep_in, name, {"label": int(ctr >= 0.5), "ctr": float(ctr)})
             cases.append(Case(ds, int(ctr >= 0.5), float(ctr), family))
     return cases
 
 
-def out_of_scope_cases(seed: int, per_kind: int, *, cols: int | None = None) -> list[Case]:
+def out_of_scope_cases(seed: int, per_kind: int, *, cols: int | None = None, keep_in: Path | None = None
+                       ) -> list[Case]:
     """Images of every out-of-scope kind with a silent header (DX, no body part or view)."""
     from medview.core.demo.outline_phantoms import OUT_OF_SCOPE_KINDS, out_of_scope
 
@@ -110,10 +137,16 @@ def out_of_scope_cases(seed: int, per_kind: int, *, cols: int | None = None) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for kind in OUT_OF_SCOPE_KINDS:
             for i in range(per_kind):
+                name = f"{kind}_{seed}_{i}_{cols or 0}"
+                kept = _kept(keep_in, name)
+                if kept is not None:
+                    cases.append(Case(kept[0], -1, float("nan"), kind))
+                    continue
                 rng = np.random.default_rng([seed, i, OUT_OF_SCOPE_KINDS.index(kind), 10])
                 pixels = out_of_scope(rng, kind, cols=cols or int(rng.integers(256, 900)))
                 spacing = float(rng.uniform(0.15, 0.5))
-                ds = _write(Path(tmp), f"{kind}_{seed}_{i}", pixels, spacing, "DX", silent=True)
+                ds = _write(keep_in or Path(tmp), name, pixels, spacing, "DX", silent=True, keep=keep_in is not None)
+                _keep_truth(keep_in, name, {"kind": kind})
                 cases.append(Case(ds, -1, float("nan"), kind))
     return cases
 
