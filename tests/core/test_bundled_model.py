@@ -120,7 +120,7 @@ def _demo_dataset(tmp_path):
 @pytest.mark.parametrize("tags, reason", [
     ({"ViewPosition": "LL"}, "lateral view"),
     ({"BodyPartExamined": "ABDOMEN"}, "other body part (abdomen)"),
-    ({"PixelSpacing": [5.0, 5.0]}, "implausible pixel spacing"),
+    ({"PixelSpacing": [9.0, 9.0]}, "implausible pixel spacing"),
 ])
 def test_a_header_outside_the_intended_use_is_refused_in_words(engine, tmp_path, tags, reason):
     ds = _demo_dataset(tmp_path)[0]

@@ -252,7 +252,7 @@ from medview.core.inference.engine import Engine
 from medview.resources import bundled_model_path
 torch.set_num_threads(1)
 engine = Engine(load_bundle(bundled_model_path()), device="cpu", batch_size=8)
-x = torch.rand(8, 1, 256, 256)
+x = torch.rand(8, 1, *engine.bundle.resize)
 for _ in range(12):  # the heap reaches its steady size
     engine.forward(x)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -210,7 +210,7 @@ def test_images_outside_the_intended_use_are_skipped_with_the_reason(tmp_path, c
     out = tmp_path / "demo"
     assert main(["demo-data", str(out), "--cases", "1", "--seed", "5006", "--ct-slices", "0"]) == 0
     capsys.readouterr()
-    [frontal] = sorted(p for p in out.rglob("*.dcm"))
+    frontal = sorted(out.rglob("*.dcm"))[0]
     folder = tmp_path / "in"
     folder.mkdir()
     for name, tags in (("frontal", {}), ("lateral", {"ViewPosition": "LL"}),
