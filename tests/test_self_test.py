@@ -53,3 +53,24 @@ def test_missing_model_folder_is_one_clear_line(medview_home, tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "model failed" in lines[0], proc.stderr
+
+
+def test_the_platform_the_app_will_use_is_checked(monkeypatch):
+    """On an X11 desktop the xcb plugin's libraries must load, or the app would abort at start while the
+    offscreen checks pass; the check names the packages to install."""
+    import ctypes
+
+    from medview.commands import self_test
+
+    assert "offscreen" in self_test.check_display("offscreen", ":0")
+    assert "no display" in self_test.check_display(None, None)
+    real = ctypes.CDLL
+
+    def without_cursor(name, *args, **kwargs):
+        if name == "libxcb-cursor.so.0":
+            raise OSError(f"{name}: cannot open shared object file")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", without_cursor)
+    with pytest.raises(self_test.CheckFailed, match="libxcb-cursor0"):
+        self_test.check_display(None, ":0")

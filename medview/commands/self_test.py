@@ -127,8 +127,37 @@ def check_window() -> str:
     return f"{title!r} {size.width()}x{size.height()} on the {app.platformName()} platform"
 
 
+# what Qt's xcb platform plugin loads beyond Qt itself (Debian package names), absent on a fresh desktop install
+XCB_LIBRARIES = {"libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+                 "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0"}
+
+
+def check_display(platform: str | None, display: str | None) -> str:
+    """The platform the app itself will use: where it is X11 (xcb), the libraries the xcb plugin needs must
+    load, or the app aborts at start although the offscreen checks pass."""
+    import ctypes
+
+    if platform and platform not in ("xcb",):
+        return f"the app uses the {platform} platform (QT_QPA_PLATFORM)"
+    if not sys.platform.startswith("linux"):
+        return "the system's own platform plugin"
+    if not platform and not display:
+        return "no display here (no DISPLAY): the app's X11 libraries are not needed to check"
+    missing = []
+    for library, package in XCB_LIBRARIES.items():
+        try:
+            ctypes.CDLL(library)
+        except OSError:
+            missing.append(package)
+    if missing:
+        raise CheckFailed("Qt's xcb platform plugin cannot start without " + ", ".join(missing) +
+                          f" (install: apt-get install {' '.join(missing)}, or scripts/system-deps.sh)")
+    return f"X11 (xcb) on {display or 'the default display'}: its libraries load"
+
+
 def run(args) -> int:
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a health check needs no display, on a desktop or in CI
+    app_platform, display = os.environ.get("QT_QPA_PLATFORM"), os.environ.get("DISPLAY")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # the checks below need no display, on a desktop or in CI
     from medview import __version__
     from medview.core.errors import MedviewError
     from medview.core.home import home_dir
@@ -149,6 +178,7 @@ def run(args) -> int:
             ("JPEG 2000 sample", check_jpeg2000),
             ("model", lambda: check_model(model, Path(tmp))),
             ("main window", check_window),
+            ("display platform", lambda: check_display(app_platform, display)),
         ]
         for name, check in checks:
             t0 = time.perf_counter()
