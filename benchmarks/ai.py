@@ -1,8 +1,7 @@
-"""The AI figures (issue 4).
+"""The AI figures.
 
-- throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: its own Winograd kernels where
-  they apply, as for the bundled model, else TorchScript frozen and fused; `runs_on` says which; torch's
-  default thread count: all physical cores) against ONNX Runtime (a plain
+- throughput: images/s on CPU of the engine (`Engine(bundle, device="cpu")`: TorchScript, frozen and fused
+  where the graph allows; `runs_on` says what ran; torch's default thread count: all physical cores) against ONNX Runtime (a plain
   `InferenceSession` on the bundle's `models/model.onnx`, default options, CPU provider) running the same
   network on the same prepared batches of 8 (display pipeline + resize done once beforehand, saved, shared
   by both). Each runtime runs alone in a fresh process (`benchmarks/_ai_child.py`), the two alternating over
