@@ -25,9 +25,13 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/medview demo
 
+# A native crash of the test process (exit above 128: a signal) is said loudly and the suite runs once more:
+# one was seen once in a full run (a segfault in Qt's event loop while a case opened), not yet reproduced.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q || { code=$$?; [ $$code -gt 128 ] || exit $$code; \
+	  echo "make test: pytest died of signal $$((code - 128)) (a native crash, see above); running every test once more" >&2; \
+	  QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q; }
 
 # the tests without those marked slow (model training and AUC, large corpora): for the edit-test loop
 test-fast: $(STAMP)
