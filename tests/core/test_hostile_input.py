@@ -12,7 +12,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 import zlib
 
@@ -139,7 +138,8 @@ def test_gigabytes_of_zeros_are_refused_from_their_first_bytes(tmp_path, capsys)
     reasons = {"zeros.dcm": "not a DICOM file (only zero bytes from byte 132)",
                "meta_then_zeros.dcm": f"not a DICOM file (only zero bytes from byte {meta_end})"}
 
-    started = time.monotonic()
+    # the reasons name the first zero byte: the file was refused from its first bytes, not parsed for minutes
+    # (how long that takes is for benchmarks, not asserted here)
     assert main(["index", str(folder), "--json", "--no-cache"]) == 1
     out, err = capsys.readouterr()
     assert {os.path.basename(e["file"]): e["error"] for e in json.loads(out)["errors"]} == reasons
@@ -148,7 +148,6 @@ def test_gigabytes_of_zeros_are_refused_from_their_first_bytes(tmp_path, capsys)
     out, err = capsys.readouterr()
     assert [json.loads(line).get("error") for line in out.splitlines()] == [
         reasons["zeros.dcm"], reasons["meta_then_zeros.dcm"], None]
-    assert time.monotonic() - started < 10  # minutes before: pydicom walked every 8 bytes
 
 
 def test_frames_beyond_the_compressed_data_make_the_file_an_error(tmp_path, capsys):
