@@ -19,7 +19,6 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.dicom.incoming import (
-    PIXEL_CENTRE,
     IncomingObjects,
     Origin,
     ReportedFinding,
@@ -27,6 +26,7 @@ from medview.core.dicom.incoming import (
     read_incoming,
 )
 from medview.core.viewing.mask_overlay import overlay_rgba, segment_colour
+from medview.core.viewing.measure import PIXEL_CENTRE
 from medview.qt.measurements import BACKDROP, HEART_PEN, NORMAL_COLOUR, THORAX_PEN
 
 HEADING = "From other sources"

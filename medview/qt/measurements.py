@@ -16,7 +16,7 @@ from PySide6.QtGui import QPainterPath, QPolygonF
 from medview.core.errors import MedviewError
 from medview.core.review.measurements import cardiothoracic_ratio
 from medview.core.viewing.findings_text import ratio_label
-from medview.core.viewing.measure import Measurement
+from medview.core.viewing.measure import PIXEL_CENTRE, Measurement
 
 PEN = pg.mkPen("#ffd54f", width=1.5)
 SELECTED_PEN = pg.mkPen("#4fc3f7", width=2)
@@ -109,7 +109,6 @@ RATIO_HOVER_PEN = pg.mkPen("#ffffff", width=2.5)
 TICK_PX = 9  # half the length of an end tick, in screen pixels whatever the zoom
 ENLARGED_COLOUR, NORMAL_COLOUR = "#ffab40", "#e8e8e8"
 BACKDROP = pg.mkBrush(0, 0, 0, 190)  # the label stays legible over lung, bone and the black border alike
-PIXEL_CENTRE = 0.5  # lines come as pixel indices; in the image item pixel i spans i..i+1, its centre i + 0.5
 
 
 class _HorizontalLine(pg.LineSegmentROI):

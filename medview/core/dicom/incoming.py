@@ -19,8 +19,8 @@ from typing import Iterable
 import numpy as np
 
 from medview.core.dicom.model import SEGMENTATION_CLASSES, FileError, InstanceInfo
+from medview.core.viewing.measure import PIXEL_CENTRE
 
-PIXEL_CENTRE = 0.5  # a pixel index's position in DICOM image coordinates
 # structured reports that may carry measurements (TID 1500 is allowed in Enhanced, Comprehensive, 3D, Extensible)
 REPORT_CLASSES = frozenset({
     "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR: never TID 1500, said so when met

@@ -46,6 +46,7 @@ from pydicom.uid import generate_uid
 from medview.core.review.anonymize import Pseudonymizer
 from medview.core.review.measurements import CTR, LINES, ImageMeasurement
 from medview.core.review.store import CaseStatus, Finding, Verdict
+from medview.core.viewing.measure import PIXEL_CENTRE
 
 SCHEME = "99MEDVIEW"
 FLAGGED = hd.sr.CodedConcept("flagged", SCHEME, "AI flagged at operating point")
@@ -58,7 +59,6 @@ VERDICT_CODES = {
 STANDARD_FINDINGS = {"cardiomegaly": hd.sr.CodedConcept("8186001", "SCT", "Cardiomegaly")}
 MEASUREMENT_CODES = {CTR: hd.sr.CodedConcept("CTR", SCHEME, "Cardiothoracic ratio")}
 SR_SERIES_NUMBER = 9901
-PIXEL_CENTRE = 0.5  # a pixel index's position in DICOM image coordinates (PS3.3 C.18.6.1.2)
 ORGANIZATION = "medview"
 
 # the patient/study attributes copied into the SR from the images (read from one file of the case)

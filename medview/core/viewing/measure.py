@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Points are given as pixel indices (0 the centre of the first pixel); DICOM image coordinates (PS3.3
+# C.18.6.1.2) and the viewer's image item both put a pixel's centre at index + 0.5.
+PIXEL_CENTRE = 0.5
 PROJECTION_MODALITIES = {"CR", "DX", "MG", "RF", "XA", "IO", "PX", "RG", "DF"}
 
 
