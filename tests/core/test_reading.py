@@ -10,7 +10,7 @@ import pytest
 from medview.core.dicom.model import InstanceInfo, Study
 from medview.core.dicom.series import build_studies
 from medview.core.dicom.source import SourceRef
-from medview.core.reading import NO_PRIOR, PAGE, ReadingSession, load_protocols
+from medview.core.reading import NO_PRIOR, PAGE, ReadingSession, Viewport, load_protocols
 from medview.core.reading.facts import SeriesFacts
 from medview.core.reading.linking import linked_index, nearest_slice, relative_index
 from medview.core.reading.protocols import USER_FILE
@@ -325,6 +325,25 @@ def test_image_series_and_viewport_intents():
     assert session.set_plane("coronal") and session.reading_state()["viewports"][3]["plane"] == "coronal"
     with pytest.raises(ValueError):
         session.set_plane("oblique")
+
+
+def test_a_series_picked_goes_in_the_active_viewport_and_closing_the_case_empties_the_layout():
+    a = Archive()
+    ct_study(a, "16.1", descriptions=("A", "B"))
+    ct_study(a, "16.0", date="20200101", descriptions=("A",))
+    session = a.session()
+    session.open_case("16.1")
+    session.choose_layout(2)
+    session.toggle_link()
+    topogram, first, second = session.case.stacks
+    assert session.show_stack(second, 4)
+    assert [v.stack for v in session.viewports] == [second, topogram] and session.viewport.view.index == 4
+    assert session.show_stack(second, 6) and session.viewport.view.index == 6  # the same series: only the image
+    assert not session.show_stack(session.studies["16.0"].stacks[1])  # not a series of the case
+    session.close_case()
+    assert session.reading_state() == {"case": None, "layout": [1, 1], "active": 0, "linked": False,
+                                       "viewports": [Viewport().state()]}
+    assert not session.comparing and not session.show_stack(first)
 
 
 def test_layouts_keep_their_viewports_and_fill_new_ones_with_unshown_series():

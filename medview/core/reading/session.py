@@ -164,6 +164,12 @@ class ReadingSession:
         self._hang(protocol.hanging, study, None)
         return True
 
+    def close_case(self) -> None:
+        """No case open (an empty worklist): one empty viewport, nothing compared or linked."""
+        self.case = None
+        self._saved = None
+        self.layout, self.viewports, self.active, self.linked = (1, 1), [Viewport()], 0, False
+
     def step_case(self, delta: int) -> bool:
         """Page Down / Page Up: the next / previous case in the reading order."""
         if not self.order:
@@ -249,6 +255,19 @@ class ReadingSession:
         if not 0 <= k < len(stacks):
             return False
         viewport.show(viewport.study, stacks[k], viewport.prior)
+        if self.linked:
+            self._follow(viewport)
+        return True
+
+    def show_stack(self, stack: Stack, index: int = 0) -> bool:
+        """The reader picks a series of the case (the series strip, a finding, a key image): the active viewport
+        shows it from image `index`; linked viewports follow. False when the stack is not the case's."""
+        if self.case is None or not any(s is stack for s in self.case.stacks):
+            return False
+        viewport = self.viewport
+        if viewport.stack is stack and viewport.study is self.case:
+            return self.go_to(index)
+        viewport.show(self.case, stack, index=index)
         if self.linked:
             self._follow(viewport)
         return True
