@@ -13,6 +13,7 @@ from medview.core.dicom.source import SourceRef
 from medview.core.reading import NO_PRIOR, PAGE, ReadingSession, Viewport, load_protocols
 from medview.core.reading.facts import SeriesFacts
 from medview.core.reading.linking import linked_index, nearest_slice, relative_index
+from medview.core.reading.priors import time_before
 from medview.core.reading.protocols import USER_FILE
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -197,6 +198,17 @@ def test_without_a_birth_date_the_name_tells_patients_apart():
     a.radiograph("7.no_id", ("", "Doe^John", ""), "20231001")  # no ID: never matched
     session = a.session()
     assert session.prior_of(session.studies["7.now"]).study_uid == "7.same"
+
+
+def test_how_long_before_the_current_study_the_prior_was_taken():
+    assert time_before("20230110", "20240601") == "1 year 4 months"
+    assert time_before("20220601", "20240601") == "2 years"
+    assert time_before("20240301", "20240601") == "3 months" and time_before("20240302", "20240601") == "2 months"
+    assert time_before("20240506", "20240601") == "3 weeks" and time_before("20240501", "20240601") == "1 month"
+    assert time_before("20240529", "20240601") == "3 days"
+    assert time_before("20240531", "20240601") == "1 day"
+    for earlier, later in (("", "20240601"), ("20240601", "20240601"), ("20250101", "20240601"), ("2024", "x")):
+        assert time_before(earlier, later) == ""
 
 
 def test_finding_a_prior_reads_headers_of_the_same_patient_id_only():

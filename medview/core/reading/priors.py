@@ -9,6 +9,7 @@ same body part (a missing body part does not rule a study out).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Iterable
 
 from medview.core.dicom.model import Study
@@ -75,3 +76,29 @@ def find_prior(current: StudyKey, keys: Iterable[StudyKey]) -> StudyKey | None:
     earlier = [k for k in same_patient_studies(current, keys) if k.when and k.when < current.when
                and current.comparable(k)]
     return earlier[0] if earlier else None
+
+
+def time_before(earlier: str, later: str) -> str:
+    """How long before `later` a study was taken, as a reader says it ("3 weeks", "8 months", "2 years 5
+    months"); "" when a date is missing or `earlier` is not earlier. Dates are DICOM "YYYYMMDD"."""
+    a, b = _day(earlier), _day(later)
+    if a is None or b is None or b <= a:
+        return ""
+    months = (b.year - a.year) * 12 + b.month - a.month - (b.day < a.day)
+    if months < 1:
+        days = (b - a).days
+        return f"{days // 7} week{'s' * (days // 7 != 1)}" if days >= 14 else f"{days} day{'s' * (days != 1)}"
+    years, months = divmod(months, 12)
+    parts = [f"{years} year{'s' * (years != 1)}" if years else "", f"{months} month{'s' * (months != 1)}" if months
+             else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _day(value: str) -> date | None:
+    v = (value or "").strip()
+    if len(v) < 8 or not v[:8].isdigit():
+        return None
+    try:
+        return date(int(v[:4]), int(v[4:6]), int(v[6:8]))
+    except ValueError:
+        return None
