@@ -235,6 +235,9 @@ def test_studies_opened_later_join_the_priors():
     session.add_studies(b.studies())
     assert session.compare_with_prior() is None
     assert [v["study_uid"] for v in session.reading_state()["viewports"]] == ["8.now", "8.old"]
+    rescanned = b.studies()  # the same folder scanned again: its new objects are the ones opened
+    session.add_studies(rescanned)
+    assert session.studies["8.old"] is rescanned[0] and session.order == ["8.now", "8.old"]
 
 
 # ------------------------------------------------------------------------------------------- linking

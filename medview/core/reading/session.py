@@ -122,11 +122,13 @@ class ReadingSession:
 
     # --- studies, priors and the reading order -----------------------------------------------------------
     def add_studies(self, studies: Iterable[Study]) -> None:
-        """Studies of another scan join the session (a study already here is kept as it was)."""
+        """Studies of another scan join the session; a study scanned again replaces the one here (its files as
+        they are now: the window opens the objects of its latest scan)."""
         for study in studies:
             if study.study_uid not in self.studies:
-                self.studies[study.study_uid] = study
                 self.order.append(study.study_uid)
+            self.studies[study.study_uid] = study
+            self._keys.pop(study.study_uid, None)
 
     def set_order(self, study_uids: Sequence[str]) -> None:
         """The worklist's order (sorting, filtering): Page Down / Page Up follow it."""
