@@ -1,4 +1,5 @@
-"""Corner annotations over the image: four labels in the corners, three states (full, minimal, off).
+"""Corner annotations over the image: four labels in the corners, three states (full, minimal, off); the
+orientation markers at the edges and the scale bar.
 
 Labels are children of the view, transparent to the mouse, and capped at a fraction of its width and height,
 so they never cover the centre of the image where the reading happens. Their text is light with a dark outline
@@ -11,6 +12,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QWidget
+
+from medview.core.viewing.orientation import length_text, scale_bar
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 MARGIN = 8
@@ -111,3 +114,138 @@ class CornerText:
             y = MARGIN if corner.startswith("top") else h - size.height() - MARGIN
             label.setGeometry(x, y, size.width(), size.height())
             label.raise_()
+
+
+EDGES = ("left", "right", "top", "bottom")
+MARKER_STYLE = "background: transparent; padding: 0px 2px; font-size: 13pt; font-weight: bold; color: #f4f4f4;"
+SCALE_GAP = 12  # pixels kept free between the scale bar and the corner text beside it
+SCALE_SHARE = 0.3  # of the view's width: the longest scale bar
+
+
+class EdgeMarkers:
+    """The patient directions at the middle of each edge ("R" left, "L" right...) and a scale bar at the bottom,
+    over one view: shown in the full and minimal corner-text modes (the bar in full only), never in the corners
+    where the corner text is.
+    """
+
+    def __init__(self, parent: QWidget, corners: CornerText):
+        self.parent = parent
+        self.corners = corners
+        self.labels: dict[str, QLabel] = {}
+        for edge in EDGES:
+            label = OutlinedLabel(parent)
+            label.setObjectName(f"marker_{edge}")
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setProperty("annotation", True)
+            label.setStyleSheet(MARKER_STYLE)
+            label.hide()
+            self.labels[edge] = label
+        self.bar = ScaleBar(parent)
+        self._markers: dict[str, str] = {}
+        self._mm_per_pixel: float | None = None
+
+    def set_markers(self, markers: dict[str, str] | None) -> None:
+        self._markers = dict(markers or {})
+        for edge, label in self.labels.items():
+            label.setText(self._markers.get(edge, ""))
+        self.place()
+
+    def set_scale(self, mm_per_pixel: float | None) -> None:
+        """Millimetres per screen pixel (None: not calibrated, no bar)."""
+        self._mm_per_pixel = mm_per_pixel
+        self.place()
+
+    def text(self, edge: str) -> str:
+        label = self.labels[edge]
+        return label.text() if label.isVisible() else ""
+
+    def place(self) -> None:
+        w, h = self.parent.width(), self.parent.height()
+        mode = self.corners.mode
+        for edge, label in self.labels.items():
+            shown = mode != "off" and bool(label.text())
+            label.setVisible(shown)
+            if not shown:
+                continue
+            size = label.sizeHint()
+            x = {"left": MARGIN, "right": w - size.width() - MARGIN}.get(edge, (w - size.width()) // 2)
+            y = {"top": MARGIN, "bottom": h - size.height() - MARGIN}.get(edge, (h - size.height()) // 2)
+            label.setGeometry(x, y, size.width(), size.height())
+            label.raise_()
+        left, right = self._free_bottom_band(w)
+        bottom_marker = self.labels["bottom"].sizeHint().height() if self.labels["bottom"].isVisible() else 0
+        found = scale_bar(self._mm_per_pixel or 0.0, min(w * SCALE_SHARE, right - left - 2 * ScaleBar.PAD))
+        if mode != "full" or found is None:
+            self.bar.hide()
+            return
+        mm, pixels = found
+        self.bar.set_bar(pixels, length_text(mm))
+        size = self.bar.sizeHint()
+        x = min(max(left, (w - size.width()) // 2), right - size.width())
+        self.bar.setGeometry(x, h - MARGIN - bottom_marker - size.height(), size.width(), size.height())
+        self.bar.show()
+        self.bar.raise_()
+
+    def _free_bottom_band(self, w: int) -> tuple[int, int]:
+        """The x range between the bottom corner texts, where the bar cannot cover them."""
+        left, right = MARGIN, w - MARGIN
+        bottom_left, bottom_right = self.corners.labels["bottom_left"], self.corners.labels["bottom_right"]
+        if bottom_left.isVisible():
+            left = bottom_left.geometry().right() + SCALE_GAP
+        if bottom_right.isVisible():
+            right = bottom_right.geometry().left() - SCALE_GAP
+        return left, right
+
+
+class ScaleBar(QWidget):
+    """A horizontal bar with end ticks and its length above it ("5 cm"), outlined like the corner text."""
+
+    PAD = 6
+    TICK = 6
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("scale_bar")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.hide()
+        self._pixels = 0.0
+        self._text = ""
+
+    def set_bar(self, pixels: float, text: str) -> None:
+        if (pixels, text) != (self._pixels, self._text):
+            self._pixels, self._text = pixels, text
+            self.updateGeometry()
+            self.update()
+
+    def text(self) -> str:
+        return self._text if self.isVisible() else ""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        metrics = self.fontMetrics()
+        width = max(round(self._pixels), metrics.horizontalAdvance(self._text)) + 2 * self.PAD
+        return QSize(width, metrics.height() + self.TICK + 2 * self.PAD)
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
+        metrics = self.fontMetrics()
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        x0 = (self.width() - self._pixels) / 2
+        x1 = x0 + self._pixels
+        y = self.height() - self.PAD - 1
+        path = QPainterPath()
+        path.moveTo(x0, y - self.TICK)
+        path.lineTo(x0, y)
+        path.lineTo(x1, y)
+        path.lineTo(x1, y - self.TICK)
+        text = QPainterPath()
+        text.addText(QPointF((self.width() - metrics.horizontalAdvance(self._text)) / 2, y - self.TICK - 2
+                             - metrics.descent()), self.font(), self._text)
+        for colour, width in OUTLINES:
+            pen = QPen(colour, width + 1.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+            painter.strokePath(path, pen)
+            painter.strokePath(text, QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                                          Qt.PenJoinStyle.RoundJoin))
+        painter.strokePath(path, QPen(QColor("#f0f0f0"), 1.6))
+        painter.fillPath(text, QColor("#f0f0f0"))
+        painter.end()

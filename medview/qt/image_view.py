@@ -31,8 +31,14 @@ from medview.core.viewing.measure import (
     format_distance,
     format_stats,
 )
-from medview.core.viewing.state import ZOOM_STEP, ViewState, drag_window, preset_window
-from medview.qt.annotations import CornerText
+from medview.core.viewing.orientation import (
+    age_sex_text,
+    edge_markers,
+    image_orientation_vectors,
+    patient_orientation_vectors,
+)
+from medview.core.viewing.state import ANNOTATION_MODES, ZOOM_STEP, ViewState, drag_window, preset_window
+from medview.qt.annotations import CornerText, EdgeMarkers
 from medview.qt.measurements import MeasureItem
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,12 @@ def person_name(name: str) -> str:
 def dicom_date(value: str) -> str:
     v = (value or "").strip()
     return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
+
+
+def _text(header, keyword: str) -> str:
+    """A header attribute as text ("" where the header or the attribute is missing)."""
+    value = header.get(keyword, "") if header is not None else ""
+    return str(value or "").strip()
 
 
 class _ViewBox(pg.ViewBox):
@@ -102,6 +114,8 @@ class ImageView(QWidget):
     cine_changed = Signal(bool)
     resized = Signal()  # for what the window lays over the view (an event filter would call Python per event)
     invert_changed = Signal(bool)  # the view's invert, after every change (I, Esc, a new stack): the button follows
+    window_changed = Signal()  # the reader changed the window (preset, 0, drag, Esc): linked views follow
+    clicked = Signal()  # the reader clicked or scrolled in this view (it becomes the active viewport)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -109,7 +123,7 @@ class ImageView(QWidget):
         # mouse stopped at. Qt already compresses moves when the loop is busy, so no limit is needed.
         pg.setConfigOptions(mouseRateLimit=0)
         self.setObjectName("viewer")
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFocusPolicy(Qt.FocusPolicy.WheelFocus)
         self.setAcceptDrops(False)  # drops go to the main window
         self.graphics = pg.GraphicsView(self, background="#000000")
         self.graphics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -124,6 +138,7 @@ class ImageView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
         self.corners = CornerText(self.graphics)
+        self.markers = EdgeMarkers(self.graphics, self.corners)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.vb.sigRangeChanged.connect(lambda *_: self._update_annotations())
         self.vb.sigResized.connect(self._resized)
@@ -149,6 +164,11 @@ class ImageView(QWidget):
         self._load_finished = False
         self._size = (1, 1)
         self._grey: np.ndarray | None = None  # grey levels shown, reused frame after frame
+        self._drawn: tuple = ()  # (index, window, invert) last drawn: what `follow_state` compares with
+        self._turned: tuple = ()  # (rotation, flip) the image group is turned by
+        # where image changes go instead of this view alone (the reading session: linked viewports follow);
+        # called with the image index asked for, it ends by calling `follow_state`
+        self.navigate = None
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
         self.cine_fps = int(QSettings().value("viewer/cine_fps", DEFAULT_CINE_FPS))
@@ -156,8 +176,12 @@ class ImageView(QWidget):
 
     # --- opening --------------------------------------------------------------------------------------------
     def set_stack(self, stack: Stack, display: StackDisplay, loaded: np.ndarray, case_info: dict | None = None,
-                  index: int = 0) -> None:
-        """Show `stack`; frames appear as `loaded` fills (call `frame_loaded` when one arrives)."""
+                  index: int = 0, state: ViewState | None = None) -> None:
+        """Show `stack`; frames appear as `loaded` fills (call `frame_loaded` when one arrives).
+
+        `state`: the view state to draw and change (a viewport's, kept by the reading session), at its own image,
+        window, zoom, rotation and flip; without one, a fresh state at image `index`.
+        """
         self.stop_cine()
         self._clear_items()
         self.stack, self.display, self.loaded = stack, display, loaded
@@ -170,9 +194,17 @@ class ImageView(QWidget):
         )
         row, col = self.calibration.spacing or (1.0, 1.0)
         self.scale = (col, row)
-        self.state = ViewState(count=display.array.shape[0], annotations=self.state.annotations)
+        zoom = 1.0
+        if state is None:
+            state = ViewState(count=display.array.shape[0])
+            state.go(index)
+        else:
+            state.count = display.array.shape[0]
+            state.go(state.index)
+            zoom = state.zoom
+        state.annotations = self.state.annotations
+        self.state = state
         self.invert_changed.emit(self.state.invert)
-        self.state.go(index)
         # image pixels -> mm (independent of the data, unlike ImageItem.setRect)
         self.image.setTransform(QTransform.fromScale(col, row))
         self._size = display.array.shape[1:3]
@@ -180,6 +212,8 @@ class ImageView(QWidget):
         self._shown = None
         self._show()
         self.fit()
+        if zoom != 1.0:
+            self.zoom_by(zoom)
 
     def frame_loaded(self, i: int) -> None:
         """A frame arrived from the loader: draw it if it is the one wanted."""
@@ -205,7 +239,10 @@ class ImageView(QWidget):
     def _blank(self) -> None:
         self.image.clear()
         self._shown = None
+        self._drawn = ()
         self.corners.set_text({}, {})
+        self.markers.set_markers(None)
+        self.markers.set_scale(None)
 
     @property
     def modality(self) -> str:
@@ -224,21 +261,6 @@ class ImageView(QWidget):
         if frames is None:
             frames = self.stack.frames
         return frames[i] if 0 <= i < len(frames) else None
-
-    def viewport_state(self) -> dict:
-        """This view as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7)."""
-        stack, shown = self.stack, self.shown_frame()
-        inst = stack.instances[shown[0]] if stack is not None and shown is not None else None
-        win = self.state.window
-        return {
-            "study_uid": inst.study_uid if inst else None, "series_uid": stack.series_uid if stack else None,
-            "sop_instance_uid": inst.sop_instance_uid if inst else None, "frame": shown[1] if shown else 0,
-            "frames": self.state.count, "loaded": int(np.count_nonzero(self.loaded)) if self.loaded is not None else 0,
-            "plane": "acquired", "position": None,
-            "window": [float(win.center), float(win.width)] if isinstance(win, Window) else None,
-            "invert": self.state.invert, "zoom": self.state.zoom, "rotation": 90 * self.state.rotation,
-            "flip": self.state.flip_h, "prior": False,
-        }
 
     def is_loaded(self, i: int) -> bool:
         return self.loaded is not None and 0 <= i < len(self.loaded) and bool(self.loaded[i])
@@ -259,6 +281,7 @@ class ImageView(QWidget):
                 self._span = self.display.value_span(i)
             self._draw(self.display.item_image(i, self.state.window, self._inverted(i)))
             self._shown = i
+        self._drawn = (i, self.state.window, self.state.invert)
         self._show_measurements()
         self._update_annotations()
         self.index_changed.emit(i, self.state.count)
@@ -274,6 +297,7 @@ class ImageView(QWidget):
             return
         self._draw(self.display.item_image(i, self.state.window, self._inverted(i)))
         self._shown = i
+        self._drawn = (i, self.state.window, self.state.invert)
         self._update_annotations()
 
     def _draw(self, item) -> None:
@@ -309,14 +333,28 @@ class ImageView(QWidget):
 
     # --- navigation -----------------------------------------------------------------------------------------
     def step(self, delta: int) -> None:
-        if self.state.step(delta):
+        self.go(self.state.index + delta)
+
+    def go(self, index: int) -> None:
+        if self.navigate is not None:
+            self.navigate(index)
+        elif self.state.go(index):
             self._cancel_drawing()
             self._show()
 
-    def go(self, index: int) -> None:
-        if self.state.go(index):
+    def follow_state(self) -> None:
+        """Draw what the state says after someone else changed it (the reading session moved this viewport with
+        a linked one, or shared a window): the image, the window, rotation and flip."""
+        if self.display is None:
+            return
+        if (self.state.rotation, self.state.flip_h) != self._turned:
+            self._apply_transform()
+            self.fit()
+        if self._drawn[:1] != (self.state.index,):
             self._cancel_drawing()
             self._show()
+        elif self._drawn != (self.state.index, self.state.window, self.state.invert):
+            self._apply_window()
 
     def first(self) -> None:
         self.go(0)
@@ -330,6 +368,7 @@ class ImageView(QWidget):
             return
         self.state.window = window if window is not None else self.state.initial_window
         self._apply_window()
+        self.window_changed.emit()
 
     def window_from_file(self) -> None:
         """Key 0: the file's window (or the one the pipeline chose from the values)."""
@@ -337,6 +376,7 @@ class ImageView(QWidget):
             return
         self.state.window = self.state.initial_window = self.display.initial_voi(self.state.index)
         self._apply_window()
+        self.window_changed.emit()
         self.message.emit("Window from the file")
 
     def preset(self, number: int) -> None:
@@ -414,6 +454,7 @@ class ImageView(QWidget):
         t.rotate(90 * self.state.rotation)
         t.translate(-c.x(), -c.y())
         self.image_group.setTransform(t)
+        self._turned = (self.state.rotation, self.state.flip_h)
 
     def reset(self) -> None:
         """Esc: cancel a measurement being drawn; otherwise zoom, pan, window, rotation, flip, invert."""
@@ -426,6 +467,7 @@ class ImageView(QWidget):
         self._apply_transform()
         self._apply_window()
         self.fit()
+        self.window_changed.emit()
 
     def zoom_percent(self) -> float:
         px = self.vb.viewPixelSize()[0]
@@ -434,17 +476,25 @@ class ImageView(QWidget):
     # --- annotations ----------------------------------------------------------------------------------------
     def cycle_annotations(self) -> str:
         mode = self.state.cycle_annotations()
-        self.corners.set_mode(mode)
+        self.set_annotation_mode(mode)
         self.message.emit(f"Corner text: {mode}")
         return mode
+
+    def set_annotation_mode(self, mode: str) -> None:
+        """Corner text, markers and scale bar: full, minimal or off (every viewport shows the same)."""
+        self.state.annotations = ANNOTATION_MODES.index(mode)
+        self.corners.set_mode(mode)
+        self.markers.place()
 
     def _update_annotations(self) -> None:
         if self.stack is None or self.display is None:
             self.corners.set_text({}, {})
+            self.markers.set_markers(None)
             return
         i, n = self.state.index, self.state.count
         inst_index = (self.shown_frame() or (0, 0))[0]
         inst = self.stack.instances[min(inst_index, len(self.stack.instances) - 1)]
+        header = self.display.header(i) if 0 <= i < len(self.display.frames) else None
         info = self.case_info
         image_line = f"Im {i + 1}/{n}"
         loading = [] if self.is_loaded(i) else ["not loaded" if self._load_finished else "loading…"]
@@ -472,6 +522,8 @@ class ImageView(QWidget):
             "top_left": [x for x in (
                 person_name(inst.patient_name or info.get("patient_name", "")),
                 f"ID {inst.patient_id}" if inst.patient_id else "",
+                age_sex_text(_text(header, "PatientAge"), _text(header, "PatientSex"),
+                             _text(header, "PatientBirthDate"), inst.study_date),
                 " ".join(x for x in (dicom_date(inst.study_date), inst.study_description) if x),
             ) if x],
             "top_right": [x for x in (
@@ -488,11 +540,28 @@ class ImageView(QWidget):
         }
         minimal = {"bottom_left": [image_line, *loading], "bottom_right": [win_line, *extras]}
         self.corners.set_text(full, minimal)
+        self.markers.set_markers(self.orientation_markers(inst.image_orientation, header))
+        self.markers.set_scale(self.vb.viewPixelSize()[0] if cal.spacing else None)
+
+    def orientation_markers(self, image_orientation, header) -> dict[str, str] | None:
+        """The patient direction at each edge, from Image Orientation (Patient), else Patient Orientation."""
+        vectors = image_orientation_vectors(image_orientation)
+        if vectors is None and header is not None:
+            vectors = patient_orientation_vectors(header.get("PatientOrientation"))
+        if vectors is None:
+            return None
+        return edge_markers(*vectors, rotation=self.state.rotation, flip=self.state.flip_h)
 
     def resizeEvent(self, event):  # noqa: N802 - Qt API
         super().resizeEvent(event)
         self.corners.place()
+        self.markers.place()
         self.resized.emit()
+
+    def focusInEvent(self, event):  # noqa: N802 - Qt API
+        super().focusInEvent(event)
+        if event.reason() == Qt.FocusReason.MouseFocusReason:
+            self.clicked.emit()
 
     # --- cine -----------------------------------------------------------------------------------------------
     def toggle_cine(self) -> bool:
@@ -562,6 +631,7 @@ class ImageView(QWidget):
             d = ev.scenePos() - ev.buttonDownScenePos()
             self.state.window = drag_window(self._drag_window, d.x(), d.y(), self._span)
             self._apply_window()
+            self.window_changed.emit()
             if ev.isFinish():
                 self._drag_window = None
         elif self.tool == "zoom":
