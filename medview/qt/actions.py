@@ -90,6 +90,15 @@ SPECS: list[ActionSpec] = [
     ActionSpec("view.fullscreen", "Full screen", ("F11",), "View", checkable=True),
     ActionSpec("view.worklist", "Worklist shown / folded away (the image takes its width)", ("Ctrl+L",), "View",
                checkable=True),
+    # Viewports (the reading session)
+    ActionSpec("viewport.next", "Next viewport (it receives the keys)", ("Tab",), "View"),
+    ActionSpec("viewport.prev", "Previous viewport", ("Shift+Tab",), "View"),
+    ActionSpec("layout.1", "Layout 1×1", ("Ctrl+1",), "View"),
+    ActionSpec("layout.2", "Layout 1×2 (side by side)", ("Ctrl+2",), "View"),
+    ActionSpec("layout.3", "Layout 2×1 (one above the other)", ("Ctrl+3",), "View"),
+    ActionSpec("layout.4", "Layout 2×2", ("Ctrl+4",), "View"),
+    ActionSpec("reading.prior", "Compare with the previous study (again: back)", ("P",), "View"),
+    ActionSpec("reading.link", "Link / unlink scrolling and window of the viewports", ("S",), "View"),
     # Tools (left mouse button)
     ActionSpec("tool.window", "Window/level tool", ("W",), "Tools", checkable=True),
     ActionSpec("tool.pan", "Pan tool", ("T",), "Tools", checkable=True),
@@ -241,7 +250,7 @@ class ActionRegistry(QObject):
         return rows
 
 
-def _is_text_entry(widget: QObject | None) -> bool:
+def is_text_entry(widget: QObject | None) -> bool:
     """A widget in which keys type text: there the registry's shortcuts step aside."""
     if isinstance(widget, QLineEdit):
         return not widget.isReadOnly()
@@ -273,9 +282,11 @@ class KeyRouter(QObject):
             return False
         if obj.window() is not self.registry.window:
             return False
-        if _is_text_entry(obj):
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                event.accept()  # Enter belongs to the field being edited (filter, note), not to "sign off"
+        if is_text_entry(obj):
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+                # Enter belongs to the field being edited (filter, note), not to "sign off"; Tab moves on from
+                # it, as in any form, instead of moving the active viewport
+                event.accept()
                 return True
             return False
         combo = event.keyCombination()

@@ -193,7 +193,8 @@ class AiController(QObject):
         window.studies_loaded.connect(self._studies_loaded)
         window.case_opened.connect(self._case_opened)
         window.stack_shown.connect(lambda _stack: self._refresh_view())
-        window.viewer.index_changed.connect(lambda _i, _n: self._refresh_view())
+        window.viewports.index_changed.connect(lambda _i, _n: self._refresh_view())
+        window.viewports.active_changed.connect(self._follow_active_view)
         if hasattr(window, "shutting_down"):
             window.shutting_down.connect(self.shutdown)
         header = window.worklist.view.horizontalHeader()
@@ -207,6 +208,13 @@ class AiController(QObject):
         if prefs is not None:
             prefs.triggered.connect(self.show_preferences)
             prefs.setEnabled(True)
+
+    def _follow_active_view(self, view) -> None:
+        """The heatmap and the ratio lines are drawn in the active viewport: they move with it."""
+        self.overlay.attach(view.image)
+        self.ratio_lines.attach(view.image)
+        self._overlay_key = None
+        self._refresh_view()
 
     # --- the review session's API ---------------------------------------------------------------------------
     def results_for(self, study_uid: str) -> list[InferenceResult]:

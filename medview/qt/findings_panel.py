@@ -239,6 +239,10 @@ class HeatmapOverlay:
         self._strength = 1.0
 
     def attach(self, target) -> None:
+        scene = self.item.scene()
+        if scene is not None and scene is not target.scene():  # another view's: out of that scene first
+            self.item.setParentItem(None)
+            scene.removeItem(self.item)
         if isinstance(target, pg.ViewBox):
             target.addItem(self.item)
         else:

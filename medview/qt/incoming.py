@@ -263,7 +263,8 @@ class IncomingController(QObject):
         self.objects = IncomingObjects()
         self._colours: dict = {}
         self._by_study: dict[str, IncomingObjects] = {}
-        self.overlay = IncomingOverlay(window.viewer)
+        self._overlays = {id(window.viewer): IncomingOverlay(window.viewer)}  # one per viewport, made when active
+        self.overlay = self._overlays[id(window.viewer)]
         self.panel = IncomingList()
         findings = window.findings
         layout = findings.layout()
@@ -273,7 +274,16 @@ class IncomingController(QObject):
         window.studies_loaded.connect(self._studies_loaded)
         window.case_opened.connect(self._case_opened)
         window.stack_shown.connect(lambda _stack: self.refresh())
-        window.viewer.index_changed.connect(lambda _i, _n: self.refresh())
+        window.viewports.index_changed.connect(lambda _i, _n: self.refresh())
+        window.viewports.active_changed.connect(self._follow_active_view)
+
+    def _follow_active_view(self, view) -> None:
+        """What arrived is drawn in the active viewport: the overlay moves with it."""
+        self.overlay.clear()
+        if id(view) not in self._overlays:
+            self._overlays[id(view)] = IncomingOverlay(view)
+        self.overlay = self._overlays[id(view)]
+        self.refresh()
 
     def _studies_loaded(self, _studies) -> None:
         self._by_study.clear()

@@ -1,9 +1,10 @@
-"""The main window: worklist | series strip + image view | findings, wired to the action registry.
+"""The main window: worklist | series strip + viewports | findings, wired to the action registry.
 
-Layout (splitters saved and restored): the worklist on the left, the series strip above the image view in
-the centre, the findings panel on the right (a placeholder named `findings` until the AI issue's panel is
-set with `set_findings_panel`). The status bar holds the pixel value, the progress bar (`progress`) with its
-cancel button, and the failed-files count that opens the failed-files dock.
+Layout (splitters saved and restored): the worklist on the left, the series strip above the viewports in
+the centre (`ViewportGrid`, drawing the reading session), the findings panel on the right (a placeholder named
+`findings` until the AI issue's panel is set with `set_findings_panel`). The status bar holds the pixel value,
+the progress bar (`progress`) with its cancel button, and the failed-files count that opens the failed-files
+dock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import (
@@ -27,14 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medview.core.dicom.model import FileError, ScanResult, Stack, Study
-from medview.core.viewing.display import StackDisplay
+from medview.core.dicom.model import FileError, ScanResult, Study
+from medview.core.reading import ReadingSession
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.image_view import ImageView, dicom_date, person_name
 from medview.qt.models.worklist_model import objects_text
 from medview.qt.series_strip import SeriesStrip
-from medview.qt.workers.load import LoadWorker
+from medview.qt.viewports import LoadedStack, StackLoads, ViewportGrid
 from medview.qt.workers.scan import ScanWorker
 from medview.qt.worklist import WorklistPanel
 
@@ -44,25 +44,6 @@ RECENT_MAX = 10
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
 APP_NAME = "medview"  # ends every window title (X11 and Wayland then add no second " — medview" of their own)
-
-
-class _LoadedStack:
-    """A stack of the open case with its pixels (filled in place while loading) and display mapping."""
-
-    def __init__(self, stack: Stack):
-        self.stack = stack
-        self.volume = None
-        self.display: StackDisplay | None = None
-        self.headers: dict[int, object] = {}
-        self.done = False
-        self.pending_index = 0  # the image to show once the first frame is there
-        self.worker = None
-
-
-def main_stack(stacks: list[Stack]) -> int:
-    """The stack a case opens on: the one with most images (the axial CT, not its topogram), first on ties."""
-    counts = [s.frame_count for s in stacks]
-    return counts.index(max(counts)) if counts else 0
 
 
 def window_title(case: Study | None, paths: list[str]) -> str:
@@ -125,23 +106,26 @@ class MainWindow(QMainWindow):
 
         self.worklist = WorklistPanel(self)
         self.strip = SeriesStrip(self)
-        self.viewer = ImageView(self)
-        self.viewer.setMinimumWidth(280)
+        self.reading = ReadingSession()
+        self.loads = StackLoads(self)
+        self.viewports = ViewportGrid(self.reading, self.loads, self)
+        self.viewports.setMinimumWidth(280)
         self.findings: QWidget = findings_widget(self)
         centre = QWidget(self)
         cl = QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(2)
         cl.addWidget(self.strip)
-        cl.addWidget(self.viewer, 1)
-        # over the viewer for a case without images (e.g. only an RT Plan): words instead of a blank black view
-        self.no_images = QLabel(self.viewer)
+        cl.addWidget(self.viewports, 1)
+        # over the first view for a case without images (e.g. only an RT Plan): words instead of a blank view
+        first_view = self.viewports.cells[0].view
+        self.no_images = QLabel(first_view)
         self.no_images.setObjectName("no_images")
         self.no_images.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_images.setWordWrap(True)
         self.no_images.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.no_images.hide()
-        self.viewer.resized.connect(lambda: self.no_images.setGeometry(self.viewer.rect()))
+        first_view.resized.connect(lambda: self.no_images.setGeometry(first_view.rect()))
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("main_splitter")
         self.splitter.addWidget(self.worklist)
@@ -170,11 +154,15 @@ class MainWindow(QMainWindow):
 
         self.worklist.case_chosen.connect(self._case_chosen)
         self.strip.stack_chosen.connect(self.open_stack)
-        self.viewer.cursor_text.connect(self.cursor_label.setText)
-        self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
-        self.viewer.tool_changed.connect(self._tool_changed)
-        self.viewer.cine_changed.connect(self.registry.action("view.cine").setChecked)
-        self.viewer.invert_changed.connect(self.registry.action("view.invert").setChecked)
+        self.viewports.cursor_text.connect(self.cursor_label.setText)
+        self.viewports.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
+        self.viewports.cine_changed.connect(self.registry.action("view.cine").setChecked)
+        self.viewports.invert_changed.connect(self.registry.action("view.invert").setChecked)
+        self.viewports.active_changed.connect(self._active_changed)
+        self.loads.progress.connect(lambda done, total: self._busy(f"Loading {done}/{total} images", done, total))
+        self.loads.stopped.connect(self._update_busy)
+        self.loads.errors.connect(self.failed.add)
+        self.loads.note.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.failed.changed.connect(self._failed_changed)
 
         self.studies: list[Study] = []
@@ -182,15 +170,26 @@ class MainWindow(QMainWindow):
         # the case the window opened by itself when the folder loaded (`first_case`), until another is opened or
         # the reader picks it in the worklist: N and Enter go on from the top of the worklist, not from its row
         self.start_case_uid: str | None = None
-        self.stacks: list[_LoadedStack] = []
-        self.stack_index = -1
+        self.stacks: list[LoadedStack] = []  # the open case's stacks, in series order
         self.scan_worker: ScanWorker | None = None
-        self.load_worker: LoadWorker | None = None
         self._old_workers: list = []
         self.opened_paths: list[str] = []
         self.restore_layout()
         self.setFocusProxy(self.viewer)  # keys start on the image, not in the filter field
         self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @property
+    def viewer(self) -> ImageView:
+        """The active viewport's view (object name `viewer`): every key acts on it."""
+        return self.viewports.active_view
+
+    @property
+    def stack_index(self) -> int:
+        """Which of the case's stacks the active viewport shows (-1: none of them, e.g. the prior's)."""
+        viewport = self.reading.viewport
+        if viewport.study is not self.case:
+            return -1
+        return next((k for k, ls in enumerate(self.stacks) if ls.stack is viewport.stack), -1)
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -257,7 +256,7 @@ class MainWindow(QMainWindow):
         self.fps.setValue(self.viewer.cine_fps)
         self.fps.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.fps.setToolTip("Cine frame rate")
-        self.fps.valueChanged.connect(self.viewer.set_cine_fps)
+        self.fps.valueChanged.connect(self.viewports.set_cine_fps)
         self.fps.editingFinished.connect(lambda: self.viewer.setFocus())
         tb.addWidget(self.fps)
         tb.addSeparator()
@@ -265,16 +264,21 @@ class MainWindow(QMainWindow):
         a("help.shortcuts").setIconText("Keys")
 
     def _wire_actions(self) -> None:
-        r, v = self.registry, self.viewer
+        r, session = self.registry, self.reading
         r.connect("file.open", self.open_folder_dialog)
         r.connect("file.open_files", self.open_files_dialog)
         r.connect("app.quit", self.close)
-        r.connect("image.next", lambda: v.step(1))
-        r.connect("image.prev", lambda: v.step(-1))
-        r.connect("image.next10", lambda: v.step(10))
-        r.connect("image.prev10", lambda: v.step(-10))
-        r.connect("image.first", v.first)
-        r.connect("image.last", v.last)
+        for action_id, intent in (("image.next", lambda: session.scroll(1)), ("image.prev", lambda: session.scroll(-1)),
+                                  ("image.next10", lambda: session.scroll(10)),
+                                  ("image.prev10", lambda: session.scroll(-10)),
+                                  ("image.first", session.first_image), ("image.last", session.last_image),
+                                  ("viewport.next", lambda: session.step_viewport(1)),
+                                  ("viewport.prev", lambda: session.step_viewport(-1))):
+            r.connect(action_id, lambda intent=intent: intent() and self.draw_session())
+        for n in range(1, 5):
+            r.connect(f"layout.{n}", lambda n=n: self.choose_layout(n))
+        r.connect("reading.prior", self.compare_with_prior)
+        r.connect("reading.link", self.toggle_link)
         r.connect("series.next", lambda: self.step_stack(1))
         r.connect("series.prev", lambda: self.step_stack(-1))
         r.connect("case.next", lambda: self.step_case(1))
@@ -282,31 +286,71 @@ class MainWindow(QMainWindow):
         r.connect("worklist.filter", self.filter_worklist)
         r.connect("view.worklist", lambda _checked=False: self.show_worklist(not self.worklist_shown()))
         self.splitter.splitterMoved.connect(lambda *_: r.action("view.worklist").setChecked(self.worklist_shown()))
-        r.connect("window.file", v.window_from_file)
+        r.connect("window.file", lambda: self.viewer.window_from_file())
         for n in range(1, 10):
-            r.connect(f"window.preset{n}", lambda n=n: v.preset(n))
-        r.connect("view.invert", lambda _checked=False: v.toggle_invert())
-        r.connect("view.annotations", v.cycle_annotations)
+            r.connect(f"window.preset{n}", lambda n=n: self.viewer.preset(n))
+        r.connect("view.invert", lambda _checked=False: self.viewer.toggle_invert())
+        r.connect("view.annotations", self.viewports.cycle_annotations)
         r.connect("view.reset", self.reset_view)
-        r.connect("view.fit", v.fit)
-        r.connect("view.zoom_in", v.zoom_in)
-        r.connect("view.zoom_out", v.zoom_out)
-        r.connect("view.rotate", v.rotate)
-        r.connect("view.flip", v.flip)
-        r.connect("view.cine", lambda _checked=False: r.action("view.cine").setChecked(v.toggle_cine()))
+        r.connect("view.fit", lambda: self.viewer.fit())
+        r.connect("view.zoom_in", lambda: self.viewer.zoom_in())
+        r.connect("view.zoom_out", lambda: self.viewer.zoom_out())
+        r.connect("view.rotate", lambda: self.viewer.rotate())
+        r.connect("view.flip", lambda: self.viewer.flip())
+        r.connect("view.cine", lambda _checked=False: r.action("view.cine").setChecked(self.viewer.toggle_cine()))
         r.connect("view.fullscreen", lambda checked=False: self.showFullScreen() if checked else self.showNormal())
         for t in ("window", "pan", "zoom", "distance", "ellipse"):
-            r.connect(f"tool.{t}", lambda _checked=False, t=t: v.set_tool(t))
-        r.connect("measure.delete", v.delete_selected)
+            r.connect(f"tool.{t}", lambda _checked=False, t=t: self.set_tool(t))
+        r.connect("measure.delete", lambda: self.viewer.delete_selected())
         r.connect("help.shortcuts", self.show_shortcuts)
         r.connect("help.keymap", self.show_keymap)
         r.connect("help.about", self.show_about)
 
     def reading_state(self) -> dict:
         """What the reader has on screen as plain JSON-able data, for tests and scripts (SPEC section 7)."""
-        case = {"study_uid": self.case.study_uid, "patient_id": self.case.patient_id} if self.case else None
-        return {"case": case, "layout": [1, 1], "active": 0, "linked": False,
-                "viewports": [self.viewer.viewport_state()]}
+        for viewport in self.reading.viewports:
+            viewport.loaded = self.loads.entry(viewport.stack).loaded if viewport.stack is not None else 0
+        return self.reading.reading_state()
+
+    # --- the reading session: viewports, layouts, the prior, links --------------------------------------------
+    def draw_session(self) -> None:
+        """Draw the reading session after an intent changed it."""
+        self.viewports.sync()
+        self.strip.mark(self.stack_index)
+
+    def choose_layout(self, number: int) -> None:
+        """Ctrl+1..Ctrl+4: 1×1, 1×2, 2×1, 2×2."""
+        if self.reading.choose_layout(number):
+            self.draw_session()
+
+    def compare_with_prior(self) -> None:
+        """P: the case beside the patient's previous study; again: back."""
+        comparing = self.reading.comparing
+        reason = self.reading.compare_with_prior()
+        if reason is not None:
+            self.statusBar().showMessage(reason, 4000)
+            return
+        self.draw_session()
+        prior = next((v.study for v in self.reading.viewports if v.prior and v.study is not None), None)
+        if comparing:
+            self.statusBar().showMessage("Back from the comparison", 3000)
+        elif prior is not None:
+            self.statusBar().showMessage(f"Compared with the prior of {dicom_date(prior.study_date)}", 4000)
+
+    def toggle_link(self) -> None:
+        """S: link / unlink scrolling and window of the viewports."""
+        linked = self.reading.toggle_link()
+        self.draw_session()
+        self.statusBar().showMessage("Viewports linked: scrolling and window follow the active one" if linked
+                                     else "Viewports unlinked", 3000)
+
+    def set_tool(self, tool: str) -> None:
+        self.viewports.set_tool(tool)
+        self._tool_changed(tool)
+
+    def _active_changed(self, view: ImageView) -> None:
+        self.setFocusProxy(view)
+        self.strip.mark(self.stack_index)
 
     # --- extension points for the AI and review issues --------------------------------------------------------
     def set_findings_panel(self, widget: QWidget) -> None:
@@ -389,6 +433,7 @@ class MainWindow(QMainWindow):
 
     def set_studies(self, studies: list[Study]) -> None:
         self.studies = list(studies)
+        self.reading.add_studies(self.studies)  # priors are found among everything opened
         self.worklist.set_studies(self.studies)
         # the review and AI issues fill their columns here (the AI from its results cache) and the worklist takes
         # its order: the first case is chosen from that order, not from the scan's
@@ -417,33 +462,36 @@ class MainWindow(QMainWindow):
 
     # --- cases and stacks -------------------------------------------------------------------------------------
     def close_case(self) -> None:
-        self._stop_load()
+        self.loads.clear()
         self.case = None
         self.stacks = []
-        self.stack_index = -1
+        self.reading.close_case()
         self.strip.set_stacks([])
-        self.viewer.measurements.clear()
-        self.viewer.clear()
+        self.viewports.clear()
         self._show_no_images(None)
         self._update_title()
 
     def open_case(self, study: Study | None) -> None:
+        """Open a case in the layout its hanging protocol gives; its first images load first."""
         if study is None:
             return
         if self.case is not None and self.case.study_uid == study.study_uid and self.stacks:
             self.worklist.select_study(study.study_uid)
             return
         self.close_case()
+        self.reading.add_studies([study])
+        self.reading.open_case(study.study_uid)
         self.case = study
         self._update_title()
         self.start_case_uid = None
         self.worklist.select_study(study.study_uid)
         # image stacks only: objects without pixels (RT Plan, SR, presentation states) are never offered to scroll
-        self.stacks = [_LoadedStack(stack) for stack in study.stacks]
+        self.stacks = [self.loads.entry(stack) for stack in study.stacks]
         self.strip.set_stacks([ls.stack for ls in self.stacks])
         self.case_opened.emit(study)
+        self.draw_session()
         if self.stacks:
-            self.open_stack(main_stack([ls.stack for ls in self.stacks]))
+            self.stack_shown.emit(self.reading.viewport.stack)
         else:
             self._show_no_images(study)
 
@@ -453,7 +501,7 @@ class MainWindow(QMainWindow):
             self.no_images.hide()
             return
         self.no_images.setText(no_images_text(study))
-        self.no_images.setGeometry(self.viewer.rect())
+        self.no_images.setGeometry(self.no_images.parentWidget().rect())
         self.no_images.show()
         self.no_images.raise_()
 
@@ -468,26 +516,20 @@ class MainWindow(QMainWindow):
         self.open_case(study)
 
     def step_stack(self, delta: int) -> None:
-        k = self.stack_index + delta
-        if 0 <= k < len(self.stacks):
-            self.open_stack(k)
+        """→ / ←: the next / previous series of the study in the active viewport (the prior's, in the prior)."""
+        if self.reading.step_series(delta):
+            self.draw_session()
+            self.stack_shown.emit(self.reading.viewport.stack)
         else:
             self.statusBar().showMessage("No more series in this case", 2000)
 
     def open_stack(self, k: int, index: int = 0) -> None:
-        """Show stack k of the open case at image `index` (loading it first where needed, that image first)."""
+        """Show stack k of the open case at image `index` in the active viewport (loading it, that image first)."""
         if not (0 <= k < len(self.stacks)):
             return
-        self.stack_index = k
-        self.strip.mark(k)
-        ls = self.stacks[k]
-        ls.pending_index = index
-        if ls.display is not None and ls.done:
-            self._show_stack(ls, index)
-        else:
-            self.viewer.clear()
-            self._start_load(ls, first=index)
-        self.stack_shown.emit(ls.stack)
+        self.reading.show_stack(self.stacks[k].stack, index)
+        self.draw_session()
+        self.stack_shown.emit(self.stacks[k].stack)
 
     def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:
         """Open the case, series and image of one SOP instance (the AI issue's "F", the review's key images)."""
@@ -501,10 +543,7 @@ class MainWindow(QMainWindow):
             if found is None:
                 continue
             target = ls.stack.frames.index((found, min(max(0, frame), max(1, instances[found].frames) - 1)))
-            if k == self.stack_index and ls.display is not None:
-                self.viewer.go(target)  # drawn now, or as soon as the loader reaches it
-            else:
-                self.open_stack(k, target)
+            self.open_stack(k, target)  # drawn now, or as soon as the loader reaches it
             return True
         return False
 
@@ -512,96 +551,12 @@ class MainWindow(QMainWindow):
         """The study of the open folder with this UID (None: not in the worklist)."""
         return next((s for s in self.studies if s.study_uid == study_uid), None)
 
-    def _is_current(self, ls: _LoadedStack) -> bool:
-        return 0 <= self.stack_index < len(self.stacks) and self.stacks[self.stack_index] is ls
-
-    def _show_stack(self, ls: _LoadedStack, index: int = 0) -> None:
-        self.viewer.set_stack(ls.stack, ls.display, ls.volume.loaded, self._case_info(), index=index)
-        if ls.done:
-            self.viewer.loading_finished(ls.display)
-        if not self._text_focus():
-            self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
-
-    def _text_focus(self) -> bool:
-        w = QGuiApplication.focusObject()
-        return w is self.worklist.filter
-
-    def _case_info(self) -> dict:
-        c = self.case
-        return {"patient_name": c.patient_name, "patient_id": c.patient_id} if c else {}
-
-    def _start_load(self, ls: _LoadedStack, first: int = 0) -> None:
-        """Load (or, after a cancel, load again) a stack, beginning with the image the reader wants."""
-        self._stop_load()
-        ls.display = None
-        ls.volume = None
-        worker = LoadWorker(ls.stack, first=first, parent=self)
-        ls.worker = worker  # signals of an earlier, cancelled load of this stack are ignored
-        worker.volume_ready.connect(lambda vol, ls=ls, w=worker: self._volume_ready(ls, w, vol))
-        worker.header_read.connect(lambda i, ds, ls=ls: self._header_read(ls, i, ds))
-        worker.frame_loaded.connect(lambda i, ls=ls: self._frame_loaded(ls, i))
-        worker.progress.connect(lambda d, t, w=worker: self._load_progress(w, d, t))
-        worker.done.connect(lambda vol, ls=ls, w=worker: self._load_done(ls, w, vol))
-        worker.failed.connect(lambda reason, ls=ls: self._load_failed(ls, reason))
-        worker.finished.connect(self._update_busy)
-        self.load_worker = worker
-        n = ls.stack.frame_count
-        self._busy(f"Loading {n} images", 0, n)
-        worker.start()
-
-    def _volume_ready(self, ls: _LoadedStack, worker: LoadWorker, volume) -> None:
-        if worker is not ls.worker:
-            return
-        self._set_volume(ls, volume)
-
-    def _set_volume(self, ls: _LoadedStack, volume) -> None:
-        """Give the stack its pixels and display mapping (with the headers read so far); shown if on screen."""
-        ls.volume = volume
-        headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
-        ls.display = StackDisplay(volume.array, volume.frames, headers)
-        if self._is_current(ls):
-            self._show_stack(ls, ls.pending_index)
-
-    def _header_read(self, ls: _LoadedStack, index: int, ds) -> None:
-        ls.headers[index] = ds
-        if ls.display is not None:
-            ls.display.set_header(index, ds)
-
-    def _frame_loaded(self, ls: _LoadedStack, i: int) -> None:
-        if self.viewer.display is ls.display and ls.display is not None:
-            self.viewer.frame_loaded(i)
-
-    def _load_progress(self, worker: LoadWorker, done: int, total: int) -> None:
-        if worker is self.load_worker:
-            self._busy(f"Loading {done}/{total} images", done, total)
-
-    def _load_done(self, ls: _LoadedStack, worker: LoadWorker, volume) -> None:
-        self.failed.add(volume.errors)
-        if worker is not ls.worker:
-            return
-        ls.done = not volume.cancelled
-        if ls.volume is None:  # nothing was read, or the loader gave the volume only at the end
-            self._set_volume(ls, volume)
-        if volume.cancelled:
-            self.statusBar().showMessage(
-                f"Loading cancelled: {int(np.count_nonzero(volume.loaded))} of {len(volume.loaded)} images read",
-                5000)
-        self.viewer.loading_finished(ls.display)
-
-    def _load_failed(self, ls: _LoadedStack, reason: str) -> None:
-        self.failed.add([FileError(ls.stack.instances[0].ref.display() if ls.stack.instances else "?", reason)])
-
     def cancel(self) -> None:
-        """The progress bar's Cancel: stops the scan and the load; what is read stays usable."""
+        """The progress bar's Cancel: stops the scan and the loads; what is read stays usable."""
         if self.scan_worker is not None and self.scan_worker.isRunning():
             self.scan_worker.cancel()
-        if self.load_worker is not None and self.load_worker.isRunning():
-            self.load_worker.cancel()
+        self.loads.cancel()
         self.statusBar().showMessage("Cancelling…", 2000)
-
-    def _stop_load(self) -> None:
-        self._retire(self.load_worker)
-        self.load_worker = None
 
     def _stop_scan(self) -> None:
         self._retire(self.scan_worker)
@@ -619,7 +574,7 @@ class MainWindow(QMainWindow):
             self._old_workers.remove(worker)
 
     def busy(self) -> bool:
-        return any(w is not None and w.isRunning() for w in (self.scan_worker, self.load_worker))
+        return (self.scan_worker is not None and self.scan_worker.isRunning()) or self.loads.busy()
 
     def _busy(self, text: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(0, total))
@@ -800,9 +755,9 @@ class MainWindow(QMainWindow):
         app = QGuiApplication.instance()
         if app is not None:
             app.removeEventFilter(self.router)
-        self.viewer.stop_cine()
+        self.viewports.stop()
         self.strip.stop()
         self._stop_scan()
-        self._stop_load()
+        self.loads.shutdown()
         for w in list(self._old_workers):
             w.wait(5000)

@@ -182,6 +182,18 @@ class RatioLines:
         self._text = ""
         self._key = None
 
+    def attach(self, parent) -> None:
+        """Draw from now on over another image item (the active viewport's)."""
+        if parent is self.parent:
+            return
+        self.clear()
+        self.parent = parent
+        scene = self.label.scene()
+        if scene is not None:
+            self.label.setParentItem(None)
+            scene.removeItem(self.label)
+        self.label.setParentItem(parent)
+
     def show(self, key, value: float, heart, thorax, threshold: float, model_value: float,
              corrected: bool) -> None:
         """Draw a ratio (`key` names what is drawn: the same key again changes nothing, even mid-drag)."""

@@ -148,7 +148,7 @@ class ReviewController(QObject):
                 r.attach(action_id, handler)
         window.case_opened.connect(self.case_opened)
         window.studies_loaded.connect(self.studies_loaded)
-        window.viewer.index_changed.connect(lambda *_: self._show_current_image())
+        window.viewports.index_changed.connect(lambda *_: self._show_current_image())
         window.stack_shown.connect(lambda *_: self._show_current_image())
         if self.store is not None:
             self.panel.set_reviewer(self.store.reviewer)

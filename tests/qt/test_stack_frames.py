@@ -42,14 +42,15 @@ def test_the_ai_and_the_review_name_the_image_shown_the_same_way():
 
 def test_show_instance_goes_to_the_frame_of_a_multiframe_image(qtbot, monkeypatch):
     from medview.app import configure_settings
-    from medview.qt.main_window import MainWindow, _LoadedStack
+    from medview.qt.main_window import MainWindow
+    from medview.qt.viewports import LoadedStack
 
     configure_settings()  # the window's layout is saved in this test's MEDVIEW_HOME
     w = MainWindow()
     qtbot.addWidget(w)
     stack = _stack()
     study = Study(STUDY, "P1", "Test^Patient", "20240101", "", [Series(SERIES, "XA", "", 1, [stack])])
-    w.studies, w.case, w.stacks = [study], study, [_LoadedStack(stack)]
+    w.studies, w.case, w.stacks = [study], study, [LoadedStack(stack)]
     opened = []
     monkeypatch.setattr(w, "open_stack", lambda k, index=0: opened.append((k, index)))
     assert w.find_study(STUDY) is study and w.find_study("9.9") is None

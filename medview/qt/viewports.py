@@ -1,0 +1,439 @@
+"""The viewports of the reading session on screen, and the pixels of the stacks they show.
+
+`ViewportGrid` lays out one image view per viewport of the session's layout and draws what the core
+`ReadingSession` says each one shows: its stack, image, window, zoom, rotation and flip. Keys and the mouse
+are intents sent to the session (scroll, Tab, a layout, P, S); the grid then draws the session again. Each
+view's `ViewState` is its viewport's own object, so what the reader changes in a view (a window drag, a zoom)
+is the session's state, never the widget's alone.
+
+The active viewport has a bright frame and the object name `viewer` (SPEC section 7), the others `viewport`.
+With more than one viewport each has a title bar over the image: the study date and series, and for a prior,
+on amber, "PRIOR" with its date and how long before the current study it was taken.
+
+`StackLoads` reads the pixels of the stacks on screen in the background (one loader per stack, the image shown
+first), keeps them while the case is open, and stops loading a stack no viewport shows any more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from medview.core.dicom.model import FileError, Stack
+from medview.core.dicom.pixels import Window
+from medview.core.reading import ReadingSession, Viewport
+from medview.core.reading.priors import time_before
+from medview.core.viewing.display import StackDisplay
+from medview.core.viewing.measure import MeasurementStore
+from medview.qt.actions import is_text_entry
+from medview.qt.image_view import ImageView, dicom_date
+from medview.qt.workers.load import LoadWorker
+
+FRAME = 2  # pixels of the frame round each viewport when there are several
+ACTIVE_FRAME = "#4fc3f7"
+IDLE_FRAME = "#242424"
+TITLE_STYLE = "QLabel { background: #1e1e1e; color: #d8d8d8; padding: 2px 8px; font-size: 10pt; }"
+PRIOR_TITLE_STYLE = ("QLabel { background: #ffb300; color: #000000; padding: 2px 8px; font-size: 10pt;"
+                     " font-weight: bold; }")
+
+
+class LoadedStack:
+    """A stack with its pixels (filled in place while loading) and its display mapping."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.volume = None
+        self.display: StackDisplay | None = None
+        self.headers: dict[int, object] = {}
+        self.done = False
+        self.worker: LoadWorker | None = None
+
+    @property
+    def loaded(self) -> int:
+        """Images decoded so far."""
+        return int(np.count_nonzero(self.volume.loaded)) if self.volume is not None else 0
+
+
+class StackLoads(QObject):
+    """The stacks of the open case (and its prior) with their pixels, loaded in the background."""
+
+    ready = Signal(object)  # LoadedStack: its first image is there; draw it wherever it is shown
+    frame_loaded = Signal(object, int)  # LoadedStack, image index
+    finished = Signal(object)  # LoadedStack: its loader stopped (all read, or cancelled)
+    progress = Signal(int, int)  # images read, images to read, over the loads running
+    stopped = Signal()  # a loader's thread ended
+    errors = Signal(list)  # FileError, for the failed-files panel
+    note = Signal(str)  # for the status bar
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._entries: dict[int, LoadedStack] = {}
+        self._retired: list[LoadWorker] = []
+
+    def entry(self, stack: Stack) -> LoadedStack:
+        found = self._entries.get(id(stack))
+        if found is None or found.stack is not stack:
+            found = self._entries[id(stack)] = LoadedStack(stack)
+        return found
+
+    def loading(self, ls: LoadedStack) -> bool:
+        return ls.worker is not None and ls.worker.isRunning()
+
+    def busy(self) -> bool:
+        return any(self.loading(ls) for ls in self._entries.values())
+
+    def start(self, ls: LoadedStack, first: int = 0) -> None:
+        """Load (or, after a cancel, load again) a stack, beginning with image `first`."""
+        self._retire(ls.worker)
+        ls.display = ls.volume = None
+        ls.done = False
+        worker = LoadWorker(ls.stack, first=first, parent=self)
+        ls.worker = worker  # signals of an earlier, cancelled load of this stack are ignored
+        worker.volume_ready.connect(lambda vol, ls=ls, w=worker: w is ls.worker and self._set_volume(ls, vol))
+        worker.header_read.connect(lambda i, ds, ls=ls: self._header_read(ls, i, ds))
+        worker.frame_loaded.connect(lambda i, ls=ls, w=worker: w is ls.worker and self.frame_loaded.emit(ls, i))
+        worker.progress.connect(lambda *_: self._report())
+        worker.done.connect(lambda vol, ls=ls, w=worker: self._done(ls, w, vol))
+        worker.failed.connect(lambda reason, ls=ls: self._failed(ls, reason))
+        worker.finished.connect(self.stopped)
+        worker.start()
+        self._report()
+
+    def keep_only(self, stacks: list[Stack]) -> None:
+        """Stop loading the stacks not in `stacks` (no viewport shows them): shown again, they load again."""
+        shown = {id(s) for s in stacks}
+        for ls in self._entries.values():
+            if id(ls.stack) not in shown and self.loading(ls):
+                self._retire(ls.worker)
+                ls.worker, ls.display, ls.volume, ls.done = None, None, None, False
+
+    def cancel(self) -> None:
+        """The progress bar's Cancel: every load stops; what is read stays usable."""
+        for ls in self._entries.values():
+            if self.loading(ls):
+                ls.worker.cancel()
+
+    def clear(self) -> None:
+        """Another case: every load stops and the pixels of the old one go."""
+        for ls in self._entries.values():
+            self._retire(ls.worker)
+        self._entries = {}
+
+    def shutdown(self) -> None:
+        """Stop every loader and wait for it: no thread outlives the window."""
+        self.clear()
+        for worker in list(self._retired):
+            worker.wait(5000)
+
+    def _retire(self, worker: LoadWorker | None) -> None:
+        if worker is not None and worker.isRunning():
+            worker.cancel()
+            self._retired.append(worker)
+            worker.finished.connect(lambda w=worker: w in self._retired and self._retired.remove(w))
+
+    def _set_volume(self, ls: LoadedStack, volume) -> None:
+        """Give the stack its pixels and display mapping (with the headers read so far)."""
+        ls.volume = volume
+        headers = [ls.headers.get(i) for i in range(len(ls.stack.instances))]
+        ls.display = StackDisplay(volume.array, volume.frames, headers)
+        self.ready.emit(ls)
+
+    def _header_read(self, ls: LoadedStack, index: int, ds) -> None:
+        ls.headers[index] = ds
+        if ls.display is not None:
+            ls.display.set_header(index, ds)
+
+    def _done(self, ls: LoadedStack, worker: LoadWorker, volume) -> None:
+        self.errors.emit(list(volume.errors))
+        if worker is not ls.worker:
+            return
+        ls.done = not volume.cancelled
+        if ls.volume is None:  # nothing was read, or the loader gave the volume only at the end
+            self._set_volume(ls, volume)
+        if volume.cancelled:
+            self.note.emit(f"Loading cancelled: {int(np.count_nonzero(volume.loaded))} of {len(volume.loaded)} "
+                           "images read")
+        self.finished.emit(ls)
+        self._report()
+
+    def _failed(self, ls: LoadedStack, reason: str) -> None:
+        self.errors.emit([FileError(ls.stack.instances[0].ref.display() if ls.stack.instances else "?", reason)])
+
+    def _report(self) -> None:
+        running = [ls for ls in self._entries.values() if self.loading(ls)]
+        if running:
+            self.progress.emit(sum(ls.loaded for ls in running), sum(ls.stack.frame_count for ls in running))
+
+
+def viewport_title(viewport: Viewport, comparing: bool, current_date: str, linked: bool) -> str:
+    """The title bar of a viewport: "PRIOR 2023-01-10 · 1 year 4 months before · Se 1 CHEST PA"."""
+    if viewport.stack is None or viewport.study is None:
+        return "No series here: click this viewport, then a series in the strip above"
+    series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
+                                  viewport.stack.description) if x)
+    date = dicom_date(viewport.study.study_date) or "no date"
+    if viewport.prior:
+        before = time_before(viewport.study.study_date, current_date)
+        parts = [f"PRIOR  {date}", f"{before} before" if before else "", series]
+    else:
+        parts = [f"CURRENT  {date}" if comparing else date, series]
+    if linked:
+        parts.append("linked")
+    return "  ·  ".join(p for p in parts if p)
+
+
+class ViewportCell(QFrame):
+    """One viewport on screen: a title bar (shown with more than one viewport) over its image view, in a frame
+    that is bright while it is the active one."""
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("viewport_cell")
+        self.title = QLabel(self)
+        self.title.setObjectName("viewport_title")
+        self.title.setStyleSheet(TITLE_STYLE)
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        self.title.hide()
+        self.view = ImageView(self)
+        self.view.setMinimumSize(120, 120)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.view, 1)
+        self._look: tuple = ()
+
+    def set_look(self, active: bool, several: bool, title: str, prior: bool) -> None:
+        """Frame and title: only where there are several viewports (one needs neither)."""
+        look = (active, several, title, prior)
+        if look == self._look:
+            return
+        self._look = look
+        margin = FRAME if several else 0
+        self.layout().setContentsMargins(margin, margin, margin, margin)
+        frame = ACTIVE_FRAME if active and several else IDLE_FRAME
+        self.setStyleSheet(f"QFrame#viewport_cell {{ background: {frame}; }}")
+        self.title.setText(title)
+        self.title.setStyleSheet(PRIOR_TITLE_STYLE if prior else TITLE_STYLE)
+        self.title.setVisible(several)
+
+
+class ViewportGrid(QWidget):
+    """The session's layout of viewports, drawn; the active view is `active_view` (object name `viewer`)."""
+
+    index_changed = Signal(int, int)  # the active view's image (index, count)
+    active_changed = Signal(object)  # the ImageView that became active
+    cursor_text = Signal(str)
+    message = Signal(str)
+    cine_changed = Signal(bool)  # of the active view
+    invert_changed = Signal(bool)  # of the active view
+
+    def __init__(self, session: ReadingSession, loads: StackLoads, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("viewports")
+        self.session = session
+        self.loads = loads
+        self.measurements = MeasurementStore()  # one store: a measurement stays with its image in any viewport
+        self.tool = "window"
+        self.cells: list[ViewportCell] = []
+        self._bound: list[tuple | None] = []  # per cell: (stack, view state) it draws, None when empty
+        self._placed: tuple = ()
+        self._syncing = False
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self._add_cell()
+        self.active_view: ImageView = self.cells[0].view
+        self._place()
+        loads.ready.connect(self._stack_ready)
+        loads.frame_loaded.connect(self._frame_loaded)
+        loads.finished.connect(self._load_finished)
+
+    @property
+    def views(self) -> list[ImageView]:
+        """The views of the layout on screen, viewport by viewport."""
+        return [cell.view for cell in self.cells[:len(self.session.viewports)]]
+
+    # --- drawing the session ----------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Draw the session as it is now (after any intent): layout, what each viewport shows, the active one."""
+        self._syncing = True
+        try:
+            viewports = self.session.viewports
+            while len(self.cells) < len(viewports):
+                self._add_cell()
+            if self._placed != (self.session.layout, len(viewports)):
+                self._place()
+            for k, viewport in enumerate(viewports):
+                self._draw(k, viewport)
+            for k in range(len(viewports), len(self.cells)):
+                self._unbind(k)
+            self.loads.keep_only([v.stack for v in viewports if v.stack is not None])
+            self._mark_active()
+        finally:
+            self._syncing = False
+
+    def _add_cell(self) -> None:
+        cell = ViewportCell(self)
+        view = cell.view
+        view.measurements = self.measurements
+        view.tool = self.tool
+        view.navigate = lambda index, view=view: self._navigate(view, index)
+        view.clicked.connect(lambda view=view: self._clicked(view))
+        view.window_changed.connect(lambda view=view: self._window_changed(view))
+        view.index_changed.connect(lambda i, n, view=view: view is self.active_view and self.index_changed.emit(i, n))
+        view.cine_changed.connect(lambda on, view=view: view is self.active_view and self.cine_changed.emit(on))
+        view.invert_changed.connect(lambda on, view=view: view is self.active_view and self.invert_changed.emit(on))
+        view.cursor_text.connect(self.cursor_text)
+        view.message.connect(self.message)
+        self.cells.append(cell)
+        self._bound.append(None)
+        cell.hide()
+
+    def _place(self) -> None:
+        """Cells into the grid, row by row; those beyond the layout hidden."""
+        rows, columns = self.session.layout
+        n = len(self.session.viewports)
+        for cell in self.cells:
+            self._grid.removeWidget(cell)
+        for k, cell in enumerate(self.cells):
+            if k < n:
+                self._grid.addWidget(cell, k // columns, k % columns)
+            cell.setVisible(k < n)
+        for r in range(4):
+            self._grid.setRowStretch(r, 1 if r < rows else 0)
+        for c in range(4):
+            self._grid.setColumnStretch(c, 1 if c < columns else 0)
+        self._placed = (self.session.layout, n)
+
+    def _draw(self, k: int, viewport: Viewport) -> None:
+        cell, session = self.cells[k], self.session
+        current_date = session.case.study_date if session.case is not None else ""
+        cell.set_look(k == session.active, len(session.viewports) > 1,
+                      viewport_title(viewport, session.comparing, current_date, session.linked), viewport.prior)
+        view = cell.view
+        if viewport.stack is None:
+            self._unbind(k)
+            return
+        binding = self._bound[k]
+        if binding is not None and binding[0] is viewport.stack and binding[1] is viewport.view:
+            view.follow_state()
+            return
+        self._bound[k] = (viewport.stack, viewport.view)
+        view.stop_cine()
+        ls = self.loads.entry(viewport.stack)
+        if not ls.done and not self.loads.loading(ls):
+            self.loads.start(ls, first=viewport.view.index)
+        if ls.display is not None:
+            self._show_loaded(k, ls)
+        else:
+            view.clear()
+
+    def _unbind(self, k: int) -> None:
+        view = self.cells[k].view
+        if self._bound[k] is not None or view.stack is not None:
+            view.stop_cine()
+            view.clear()
+        self._bound[k] = None
+
+    def _show_loaded(self, k: int, ls: LoadedStack) -> None:
+        viewport, view = self.session.viewports[k], self.cells[k].view
+        study = viewport.study
+        info = {"patient_name": study.patient_name, "patient_id": study.patient_id} if study is not None else {}
+        view.set_stack(ls.stack, ls.display, ls.volume.loaded, info, state=viewport.view)
+        if ls.done:
+            view.loading_finished(ls.display)
+        if view is self.active_view and not is_text_entry(QApplication.focusWidget()):
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _mark_active(self) -> None:
+        active = self.cells[self.session.active].view
+        for cell in self.cells:
+            cell.view.setObjectName("viewer" if cell.view is active else "viewport")
+        if active is self.active_view:
+            return
+        before, self.active_view = self.active_view, active
+        focus = QApplication.focusWidget()
+        if focus is None or focus is before or self.isAncestorOf(focus):
+            active.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.active_changed.emit(active)
+        self.invert_changed.emit(active.state.invert)
+        self.cine_changed.emit(active.cine_timer.isActive())
+        self.index_changed.emit(active.state.index, active.state.count)
+
+    # --- what the loaders report --------------------------------------------------------------------------------
+    def _showing(self, ls: LoadedStack) -> list[int]:
+        return [k for k, binding in enumerate(self._bound) if binding is not None and binding[0] is ls.stack]
+
+    def _stack_ready(self, ls: LoadedStack) -> None:
+        for k in self._showing(ls):
+            self._show_loaded(k, ls)
+
+    def _frame_loaded(self, ls: LoadedStack, i: int) -> None:
+        for k in self._showing(ls):
+            view = self.cells[k].view
+            if view.display is ls.display:
+                view.frame_loaded(i)
+
+    def _load_finished(self, ls: LoadedStack) -> None:
+        for k in self._showing(ls):
+            self.cells[k].view.loading_finished(ls.display)
+
+    # --- intents from the views ---------------------------------------------------------------------------------
+    def _index(self, view: ImageView) -> int | None:
+        k = next((k for k, cell in enumerate(self.cells) if cell.view is view), None)
+        return k if k is not None and k < len(self.session.viewports) else None
+
+    def _navigate(self, view: ImageView, index: int) -> None:
+        """A view asks for image `index` (the wheel, a finding): through the session, so linked ones follow."""
+        k = self._index(view)
+        if k is None:
+            return
+        self.session.activate(k)
+        self.session.go_to(index)
+        self.sync()
+
+    def _clicked(self, view: ImageView) -> None:
+        k = self._index(view)
+        if k is not None and not self._syncing and self.session.activate(k):
+            self.sync()
+
+    def _window_changed(self, view: ImageView) -> None:
+        """The reader set a window in the active view: while linked, the session gives it to the others."""
+        window = view.state.window
+        if self._syncing or view is not self.active_view or not self.session.linked or not isinstance(window, Window):
+            return
+        self.session.set_window(window.center, window.width)
+        self.sync()
+
+    # --- for the window's actions -------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        """The left mouse button's tool, in every viewport."""
+        self.tool = tool
+        for cell in self.cells:
+            cell.view._cancel_drawing()
+            cell.view.tool = tool
+
+    def set_cine_fps(self, fps: int) -> None:
+        for cell in self.cells:
+            cell.view.set_cine_fps(fps)
+
+    def cycle_annotations(self) -> str:
+        """Space: corner text, markers and scale bar full, minimal or off, in every viewport alike."""
+        mode = self.active_view.cycle_annotations()
+        for cell in self.cells:
+            if cell.view is not self.active_view:
+                cell.view.set_annotation_mode(mode)
+        return mode
+
+    def clear(self) -> None:
+        """No case: every view empty, the measurements of the case gone."""
+        self.measurements.clear()
+        for k in range(len(self.cells)):
+            self._unbind(k)
+        self.sync()
+
+    def stop(self) -> None:
+        for cell in self.cells:
+            cell.view.stop_cine()
