@@ -96,3 +96,44 @@ def test_score_is_one_half_at_the_threshold_and_flatter_where_unsure():
     assert ctr.score(0.5, 0.0, 0.5, 0.02, 1.0) == pytest.approx(0.5)
     assert ctr.score(0.54, 0.0, 0.5, 0.02, 1.0) > ctr.score(0.54, 0.3, 0.5, 0.02, 1.0) > 0.5
     assert ctr.score(0.46, 0.0, 0.5, 0.02, 1.0) < 0.5
+
+
+def test_the_heart_is_measured_border_to_border_across_levels():
+    """The transverse cardiac diameter: the right border's and the left border's greatest reach, at different
+    levels (a tilted heart), not the widest single row."""
+    probs = _chest(heart=False)
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    upper_right = np.sqrt((x - 56) ** 2 + (y - 70) ** 2) <= 12   # the right atrium, higher, to the image left
+    lower_left = np.sqrt((x - 72) ** 2 + (y - 86) ** 2) <= 14    # the ventricle, lower, to the image right
+    probs[0] = (upper_right | lower_left).astype(np.float32)
+    found = ctr.measure(probs, (S, S))
+    left = np.flatnonzero((upper_right | lower_left).any(axis=0))
+    assert found.value == pytest.approx((left[-1] - left[0] + 1) / 100.0, abs=0.01)
+    single_rows = max(np.ptp(np.flatnonzero(r)) + 1 for r in (upper_right | lower_left) if r.any())
+    assert found.value > single_rows / 100.0 + 0.02
+    (h0, row), (h1, row2) = found.heart
+    assert row == row2 and 70 <= row <= 86  # drawn between the two borders' levels
+
+
+@pytest.mark.parametrize("family", ["demo", "outline", "shapes"])
+def test_the_true_masks_of_every_family_measure_their_true_ctr(family):
+    """The measurement agrees with how each phantom family defines its truth: on the exact masks, at the
+    network's grid, it is within a fraction of a pixel of the generator's CTR."""
+    import torch
+    import torch.nn.functional as F
+
+    from medview.core.inference.ctr_training import phantom
+
+    errors = []
+    for i in range(12):
+        pixels, masks, truth, _ = phantom(family, 31337, i, cols=400)
+        grid = F.interpolate(torch.from_numpy(masks)[None], size=(S, S), mode="bilinear", align_corners=False,
+                             antialias=True)[0].numpy()
+        found = ctr.measure(grid, pixels.shape)
+        if found == "the thorax is cut off at the image edge":  # a generator's chest may touch the border
+            continue
+        assert isinstance(found, ctr.CtrMeasurement), found
+        errors.append(found.value - truth)
+    assert len(errors) >= 9
+    assert np.mean(np.abs(errors)) < 0.008
+    assert abs(np.mean(errors)) < 0.005

@@ -1,8 +1,9 @@
 """The cardiothoracic ratio measured from a segmentation, and the check that the image is a frontal chest.
 
-CTR = widest horizontal extent of the heart / widest inner extent of the thorax (the lungs' outer margins),
-each taken on the row where it is widest, with sub-pixel edges (where the probability crosses 0.5 between two
-pixels). The network's grid is the image resized to a square, so rows and columns scale independently; a
+CTR = widest horizontal extent of the heart / widest inner extent of the thorax (the lungs' outer margins).
+The heart's extent is the transverse cardiac diameter: from its rightmost to its leftmost border, wherever
+each lies (the two usually lie at different levels); the thorax is taken on the row where it is widest.
+Edges are sub-pixel (where the probability crosses 0.5 between two pixels). The network's grid is the image resized to a square, so rows and columns scale independently; a
 ratio of two horizontal widths is unchanged by that, and the lines are mapped back to the image's own pixels.
 
 The plausibility check decides from the masks alone whether this is an image the model reads: two lungs
@@ -96,6 +97,20 @@ def widest_row(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] |
     return best
 
 
+def widest_extent(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] | None:
+    """(row, left edge, right edge): the region's whole horizontal extent, its leftmost and rightmost borders
+    wherever they lie (the transverse cardiac diameter is the right and the left heart border's greatest
+    distances from the midline, usually at different levels); the row is midway between the two borders'."""
+    inside = keep & (prob >= 0.5)
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        return None
+    lefts = [(_edge(prob[r], int(np.flatnonzero(inside[r])[0]), -1), int(r)) for r in rows]
+    rights = [(_edge(prob[r], int(np.flatnonzero(inside[r])[-1]), +1), int(r)) for r in rows]
+    (left, left_row), (right, right_row) = min(lefts), max(rights)
+    return int(round((left_row + right_row) / 2)), left, right
+
+
 def _edge(p: np.ndarray, i: int, step: int) -> float:
     """Sub-pixel position of the 0.5 crossing next to pixel i (inside) toward i + step (outside)."""
     j = i + step
@@ -150,7 +165,7 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
         return "the thorax is cut off at the image edge"
     if np.flatnonzero(both.any(axis=1))[0] == 0:
         return "the thorax is cut off at the image edge"
-    h_row = widest_row(heart_p, heart)
+    h_row = widest_extent(heart_p, heart)
     t_row = widest_row(lung_p, both)
     if h_row is None or t_row is None:
         return "not a frontal chest radiograph by its pixels (no outline to measure)"

@@ -1,6 +1,6 @@
 """Training data and training loop of the cardiothoracic-ratio segmentation model (scripts/train_ctr_model.py).
 
-Two phantom families with exact masks, each image shown to the network as the display pipeline would show
+Three phantom families with exact masks, each image shown to the network as the display pipeline would show
 it (a window from the image's own values, as a file's default window is set), plus images the model must
 find nothing in. During training every batch is randomised far beyond what either generator draws
 (SynthSeg's lesson): geometry (scale per axis, rotation, shift, mirror), resolution, blur, tone curve,
@@ -23,7 +23,7 @@ from torch import nn
 from medview.core.inference.engine import to_batch
 from medview.core.inference.training import seed_everything
 
-FAMILIES = ("demo", "outline")
+FAMILIES = ("demo", "outline", "shapes")
 SIZE = 128
 
 
@@ -39,13 +39,14 @@ def phantom(family: str, seed: int, index: int, *, ctr: float | None = None, col
             ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """One frontal chest of a family: (uint16 pixels in MONOCHROME2 sense, masks float32 [2, rows, cols]
     (heart, lungs), true CTR, pixel spacing). Pixels depend only on (family, seed, index)."""
-    rng = np.random.default_rng([seed, index, 77 if family == "outline" else 78])
+    rng = np.random.default_rng([seed, index, {"outline": 77, "shapes": 79}.get(family, 78)])
     if ctr is None:
         ctr = float(rng.uniform(0.47, 0.53) if rng.random() < 0.3 else rng.uniform(0.36, 0.68))
-    if family == "outline":
-        from medview.core.demo import outline_phantoms
+    if family in ("outline", "shapes"):
+        from medview.core.demo import outline_phantoms, shape_phantoms
 
-        pixels, p = outline_phantoms.frontal_chest(rng, ctr, cols=cols)
+        draw = outline_phantoms.frontal_chest if family == "outline" else shape_phantoms.frontal_chest
+        pixels, p = draw(rng, ctr, cols=cols)
         masks = np.stack([p["heart"], p["lungs"]]).astype(np.float32)
         return pixels, masks, p["ctr"], p["pixel_spacing"]
     from medview.core.demo.phantoms import make_chest_radiograph

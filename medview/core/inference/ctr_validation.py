@@ -102,6 +102,84 @@ def ellipse_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     return (img * 3800 + 100).astype(np.uint16), ctr, round(spacing, 5)
 
 
+POLYGONS = "polygons"  # a fourth family, for validation only: straight-edged drawing no model is trained on
+
+
+def _inside_polygon(x: np.ndarray, y: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
+    """Even-odd test of the pixel centres (x [1, W], y [H, 1]) against a closed polygon."""
+    inside = np.zeros(np.broadcast_shapes(x.shape, y.shape), bool)
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        if y0 == y1:
+            continue
+        crosses = (y0 > y) != (y1 > y)
+        at = (x1 - x0) * (y - y0) / (y1 - y0) + x0
+        inside ^= crosses & (x < at)
+    return inside
+
+
+def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np.ndarray, float, float]:
+    """A frontal chest drawn with straight edges, unlike every training family: lungs as jittered pentagons
+    (apex, shoulder, costophrenic angle, inner base, hilum), the heart as a jittered polygon painted half
+    transparently over them, a flat body, quantised grey values and salt noise; (uint16 pixels in
+    MONOCHROME2 sense, true CTR, pixel spacing). Truth on the drawing at four times the resolution across."""
+    cols = cols or int(rng.integers(280, 860))
+    rows = int(cols * rng.uniform(1.0, 1.3))
+    spacing = float(rng.uniform(330, 450) / cols)
+    over = 4
+    xs = (np.arange(cols * over, dtype=np.float32) + 0.5)[None, :] * np.float32(spacing / over)
+    ys = (np.arange(rows, dtype=np.float32) + 0.5)[:, None] * np.float32(spacing)
+    width, height = cols * spacing, rows * spacing
+    cx = width * rng.uniform(0.45, 0.55)
+    half = width * rng.uniform(0.28, 0.42)         # the thorax's outer half-width
+    top, base = height * rng.uniform(0.1, 0.22), height * rng.uniform(0.6, 0.78)
+    lungs = np.zeros((rows, cols * over), bool)
+    for side in (-1, 1):
+        j = lambda s: rng.uniform(-s, s)  # noqa: E731
+        inner = rng.uniform(0.08, 0.2) * half
+        pts = [(cx + side * (inner + j(5)), top + j(8)),                      # apex
+               (cx + side * (half * rng.uniform(0.75, 0.9)), top + rng.uniform(15, 40)),   # shoulder
+               (cx + side * half, base - rng.uniform(0, 30)),                   # lateral, widest
+               (cx + side * (half * rng.uniform(0.7, 0.95)), base + rng.uniform(0, 25)),   # costophrenic angle
+               (cx + side * (inner + j(6)), base - rng.uniform(0, 40))]          # inner base
+        lungs |= _inside_polygon(xs, ys, pts)
+    thorax = _widest_row_cols(lungs)
+    ctr = float(rng.uniform(0.36, 0.66))
+    n = int(rng.integers(7, 13))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = rng.uniform(0.8, 1.15, n)
+    hx, hy = cx + rng.uniform(0.02, 0.12) * half, base - rng.uniform(0.12, 0.25) * (base - top)
+    shape = [(float(np.cos(a) * r), float(np.sin(a) * r * rng.uniform(0.6, 0.85))) for a, r in zip(angles, radii)]
+    span = max(p[0] for p in shape) - min(p[0] for p in shape)
+    scale = ctr * thorax * spacing / over / span
+    heart = _inside_polygon(xs, ys, [(hx + px * scale, hy + py * scale) for px, py in shape])
+    lungs &= ~heart
+    cols_h = np.flatnonzero(heart.any(axis=0))
+    true = float(cols_h[-1] - cols_h[0] + 1) / _widest_row_cols(lungs)
+
+    def down(mask):
+        return mask.reshape(rows, cols, over).mean(axis=2, dtype=np.float32)
+
+    xg, yg = (np.arange(cols, dtype=np.float32)[None, :] + 0.5) * np.float32(spacing), ys
+    body = ((np.abs(xg - np.float32(cx)) < np.float32(half + rng.uniform(10, 60))) & (yg > np.float32(top - 30))
+            ).astype(np.float32)
+    lung_level, heart_level = rng.uniform(0.1, 0.35), rng.uniform(0.55, 0.9)
+    img = np.float32(rng.uniform(0.0, 0.1)) + body * np.float32(rng.uniform(0.55, 0.8))
+    lf, hf = down(lungs), down(heart)
+    img = img * (1 - lf) + lf * np.float32(lung_level)
+    alpha = np.float32(rng.uniform(0.5, 0.9))
+    img = img * (1 - hf * alpha) + hf * alpha * np.float32(heart_level)
+    levels = int(rng.integers(24, 200))
+    img = np.round(img * levels) / levels   # coarse grey levels
+    salt = rng.random(img.shape) < rng.uniform(0.0, 0.01)
+    img = np.where(salt, rng.random(img.shape), img) + rng.uniform(0.0, 0.03) * rng.standard_normal(img.shape)
+    img = np.clip(img, 0, 1.2) / 1.2
+    return (img * rng.uniform(1000, 4000) + rng.uniform(0, 200)).astype(np.uint16), true, round(spacing, 5)
+
+
+def _widest_row_cols(mask: np.ndarray) -> float:
+    return max(float(np.flatnonzero(r)[-1] - np.flatnonzero(r)[0] + 1) for r in mask[mask.any(axis=1)])
+
+
 def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None, keep_in: Path | None = None
                 ) -> list[Case]:
     """n frontal chests of a family (fresh for any seed training did not use), as read-back files; with
@@ -119,6 +197,8 @@ def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None, keep
             rng = np.random.default_rng([seed, i, 9])
             if family == ELLIPSES:
                 pixels, ctr, spacing = ellipse_chest(np.random.default_rng([seed, i, 11]), cols)
+            elif family == POLYGONS:
+                pixels, ctr, spacing = polygon_chest(np.random.default_rng([seed, i, 12]), cols)
             else:
                 pixels, _masks, ctr, spacing = phantom(family, seed, i, cols=cols)
             modality = "CR" if rng.random() < 0.5 else "DX"
