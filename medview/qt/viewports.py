@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import FileError, Stack
 from medview.core.dicom.pixels import Window
@@ -169,7 +169,7 @@ class StackLoads(QObject):
 def viewport_title(viewport: Viewport, comparing: bool, current_date: str, linked: bool) -> str:
     """The title bar of a viewport: "PRIOR 2023-01-10 · 1 year 4 months before · Se 1 CHEST PA"."""
     if viewport.stack is None or viewport.study is None:
-        return "No series here: click this viewport, then a series in the strip above"
+        return "Empty: click here, then a series in the strip"
     series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
                                   viewport.stack.description) if x)
     date = dicom_date(viewport.study.study_date) or "no date"
@@ -194,6 +194,8 @@ class ViewportCell(QFrame):
         self.title.setObjectName("viewport_title")
         self.title.setStyleSheet(TITLE_STYLE)
         self.title.setTextFormat(Qt.TextFormat.PlainText)
+        # a long title never widens its column: the layout's columns stay equal, the text is cut at the end
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.title.hide()
         self.view = ImageView(self)
         self.view.setMinimumSize(120, 120)
