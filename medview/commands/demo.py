@@ -9,12 +9,17 @@ from medview.core.home import home_dir
 
 
 def demo_folder() -> Path:
-    """MEDVIEW_HOME/demo with the demo studies, written once (a marker file says they are complete)."""
+    """MEDVIEW_HOME/demo with the demo studies, written once (a marker file says they are complete).
+
+    Demo studies written before they had priors (no patient has a second study, ST02) are written again, so
+    that P has a prior to show."""
     from medview.core.demo import MARKER, generate_demo
 
     out = home_dir("demo")
-    if not (out / MARKER).is_file():
-        print(f"Writing the demo studies to {out} (first use only)…", file=sys.stderr)
+    complete = (out / MARKER).is_file()
+    if not complete or not any(out.glob("PAT*/ST02")):
+        print(f"Writing the demo studies to {out} ({'first use only' if not complete else 'now with priors'})…",
+              file=sys.stderr)
         generate_demo(out, priors=True)
     return out
 
