@@ -356,6 +356,10 @@ class ReviewController(QObject):
         if image is None:
             self.say("No image shown to mark as key image")
             return None
+        stack = self.window.viewer.stack
+        if stack.instances[0].study_uid != s.study_uid:
+            self.say("This viewport shows another study (the prior): key images are marked on the case being read")
+            return None
         sop, frame, series = image
         on = s.toggle_key_image(sop, frame, series)
         name = self._names.get((sop, frame), "image")

@@ -203,6 +203,8 @@ def test_p_shows_the_prior_beside_the_current_study_labelled_with_its_date_and_a
     press(qtbot, w, Qt.Key.Key_Tab)
     press(qtbot, w, Qt.Key.Key_I)  # a key in the prior: only the prior changes
     assert [v["invert"] for v in w.reading_state()["viewports"]] == [False, True]
+    press(qtbot, w, Qt.Key.Key_K)  # key images belong to the case being read, not to its prior
+    assert "another study (the prior)" in w.statusBar().currentMessage()
     press(qtbot, w, Qt.Key.Key_P, focus=w.viewer)
     state = w.reading_state()
     assert state["layout"] == [1, 1] and [v["prior"] for v in state["viewports"]] == [False]
