@@ -307,10 +307,11 @@ class ImageView(QWidget):
         if item.lut is None:
             self.image.setImage(item.data, autoLevels=False, levels=item.levels, lut=None)
             return
+        shape = item.data.shape + item.lut.shape[1:]  # (H, W, 3) where a supplemental palette colours it
         buf = self._grey
-        if buf is None or buf.shape != item.data.shape:
-            buf = self._grey = np.empty(item.data.shape, np.uint8)
-        np.take(item.lut, item.data, out=buf)
+        if buf is None or buf.shape != shape:
+            buf = self._grey = np.empty(shape, np.uint8)
+        np.take(item.lut, item.data, axis=0, out=buf)
         self.image.setImage(buf, autoLevels=False, levels=None, lut=None)
 
     def shown_pixels(self) -> np.ndarray | None:

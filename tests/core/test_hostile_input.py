@@ -261,3 +261,30 @@ def test_big_endian_palette_colour_renders_as_its_little_endian_twin(tmp_path, c
     shown_little, shown_big = (read_png(path) for path in outputs)
     assert shown_little.shape == (600, 800, 3) and shown_little.mean() > 10
     assert (shown_big == shown_little).all()
+
+
+def test_a_supplemental_palette_shows_its_range_in_colour_and_the_rest_in_grey(tmp_path, capsys):
+    """Enhanced CT with Pixel Presentation COLOR (pydicom-data's eCT_Supplemental.dcm): stored values from the
+    palette's first mapped value on are shown in its colours, the others in grey, in `render` and the viewer."""
+    import numpy as np
+    import pydicom
+
+    from medview.core.dicom import pixels
+    from medview.core.png import read_png
+    from medview.core.viewing.display import StackDisplay
+
+    path = copy_testdata("eCT_Supplemental.dcm", tmp_path / "ect.dcm")
+    assert main(["render", str(path), "--out-dir", str(tmp_path / "out")]) == 0
+    shown = read_png(json.loads(capsys.readouterr().out)["output"])
+    ds = pydicom.dcmread(path)
+    stored = ds.pixel_array[0]
+    first = int(ds.RedPaletteColorLookupTableDescriptor[1])
+    coloured = stored >= first
+    assert shown.shape == (512, 512, 3) and 0.1 < coloured.mean() < 0.9
+    grey = shown[~coloured]
+    assert (grey[:, 0] == grey[:, 1]).all() and (grey[:, 1] == grey[:, 2]).all()
+    chroma = shown[coloured].max(axis=1).astype(int) - shown[coloured].min(axis=1)
+    assert (chroma > 30).mean() > 0.5  # most mapped pixels really are in colour
+    # the viewer's lookup-table path shows the same pixels
+    display = StackDisplay(stored[None], [(0, 0)], [pixels.read_dataset(str(path), stop_before_pixels=True)])
+    assert np.array_equal(display.display_values(0, None, False), shown)

@@ -276,6 +276,56 @@ def _palette_to_rgb(arr: np.ndarray, ds) -> np.ndarray:
     return rgb
 
 
+def supplemental_palette(ds) -> tuple[int, np.ndarray] | None:
+    """A monochrome image's Supplemental Palette Color LUT (PS3.3 C.7.6.3.1.5, e.g. enhanced CT/MR with Pixel
+    Presentation COLOR or MIXED): (first mapped stored value, uint8 RGB [n, 3]), or None. Stored values in the
+    palette's range are shown in its colours, the others in grey through the usual pipeline."""
+    if not _photometric(ds).startswith("MONOCHROME") or "RedPaletteColorLookupTableData" not in ds:
+        return None
+    if str(ds.get("PixelPresentation", "") or "").upper() not in ("COLOR", "MIXED"):
+        return None
+    try:
+        entries, first = int(ds.RedPaletteColorLookupTableDescriptor[0]) or 65536, \
+            int(ds.RedPaletteColorLookupTableDescriptor[1])
+        from pydicom.dataset import Dataset
+
+        native = _palette_in_native_order(ds)
+        probe = Dataset()
+        for elem in native:
+            if "PaletteColorLookupTable" in elem.keyword:
+                probe.add(elem)
+        probe.PhotometricInterpretation, probe.BitsStored = "PALETTE COLOR", 16
+        rgb = _palette_to_rgb(np.arange(first, first + entries, dtype=np.int64).clip(0, 65535).astype(np.uint16),
+                              probe)
+    except Exception:  # noqa: BLE001 - a malformed palette leaves the image in grey, as without one
+        return None
+    return first, np.ascontiguousarray(rgb.reshape(-1, 3).astype(np.uint8))
+
+
+def with_supplemental(grey: np.ndarray, stored: np.ndarray, palette: tuple[int, np.ndarray]) -> np.ndarray:
+    """Grey levels (H, W) to RGB (H, W, 3), stored values in the palette's range in its colours."""
+    first, rgb = palette
+    out = np.repeat(grey[..., None], 3, axis=-1)
+    index = stored.astype(np.int64) - first
+    mapped = (index >= 0) & (index < len(rgb))
+    out[mapped] = rgb[index[mapped]]
+    return out
+
+
+def supplemental_lut(grey_lut: np.ndarray, dtype, palette: tuple[int, np.ndarray]) -> np.ndarray:
+    """An RGB lookup table [2**bits, 3] from a grey one indexed by the stored value viewed as unsigned, with
+    the palette's stored values in colour (the viewer's fast path for such images)."""
+    first, rgb = palette
+    dtype = np.dtype(dtype)
+    lut = np.repeat(grey_lut[:, None], 3, axis=1)
+    values = np.arange(first, first + len(rgb), dtype=np.int64)
+    info = np.iinfo(dtype)
+    inside = (values >= info.min) & (values <= info.max)
+    index = values[inside].astype(dtype).view(f"u{dtype.itemsize}")
+    lut[index] = rgb[inside]
+    return lut
+
+
 _PALETTE_DATA = ("RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData",
                  "BluePaletteColorLookupTableData", "AlphaPaletteColorLookupTableData")
 
@@ -821,21 +871,24 @@ def display_stored(
 
 
 def display_frame(
-    ds, frame: int = 0, window: Window | VoiLut | None = None, invert: bool | None = None
+    ds, frame: int = 0, window: Window | VoiLut | None = None, invert: bool | None = None,
+    *, stored: np.ndarray | None = None,
 ) -> np.ndarray:
     """A frame exactly as the viewer shows it: uint8 (H, W) for monochrome, uint8 (H, W, 3) for colour.
 
     window None: the file's window (or VOI LUT Sequence), else default_window. invert None: is_inverted(ds).
-    Colour images are not windowed (`window` is ignored); `invert` True inverts them.
+    Colour images are not windowed (`window` is ignored); `invert` True inverts them. `stored`: the frame's
+    stored values (`stored_frame`) when already decoded, e.g. by the decoder pool; `ds` then needs no pixels.
     """
-    return display_frame_voi(ds, frame, window, invert)[0]
+    return display_frame_voi(ds, frame, window, invert, stored=stored)[0]
 
 
 def display_frame_voi(
-    ds, frame: int = 0, window: Window | VoiLut | None = None, invert: bool | None = None
+    ds, frame: int = 0, window: Window | VoiLut | None = None, invert: bool | None = None,
+    *, stored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Window | VoiLut | None]:
     """`display_frame` and the VOI it applied (None for colour), e.g. for `render` to report the window."""
-    arr = stored_frame(ds, frame)
+    arr = stored_frame(ds, frame) if stored is None else stored
     if arr.ndim == 3:
         rgb = colour_to_uint8(arr, int(ds.get("BitsStored", 8) or 8))
         if invert:
@@ -846,7 +899,9 @@ def display_frame_voi(
         window = display_voi(ds, frame, arr)
     if invert is None:
         invert = is_inverted(ds)
-    return display_stored(arr, transform, window, invert), window
+    grey = display_stored(arr, transform, window, invert)
+    palette = supplemental_palette(ds)
+    return (grey if palette is None else with_supplemental(grey, arr, palette)), window
 
 
 # --------------------------------------------------------------------------------------------- presets

@@ -38,6 +38,7 @@ class StackDisplay:
         self.colour = array.ndim == 4
         self.lut_path = not self.colour and array.dtype.kind in "iu" and array.dtype.itemsize <= 2
         self._unsigned = np.dtype(f"u{array.dtype.itemsize}") if self.lut_path else None
+        self._palettes: dict[int, tuple[int, np.ndarray] | None] = {}
 
     # --- headers ----------------------------------------------------------------------------------------
     def header(self, i: int) -> Any:
@@ -57,6 +58,16 @@ class StackDisplay:
         if ds is None or self.colour:
             return pixels.ModalityTransform()
         return pixels.modality_transform(ds, self.frames[i][1] if i < len(self.frames) else 0)
+
+    def palette(self, i: int) -> tuple[int, np.ndarray] | None:
+        """The instance's supplemental colour palette (stored values shown in colour), if it has one."""
+        ds = self.header(i)
+        if ds is None or self.colour:
+            return None
+        inst = self.frames[i][0] if 0 <= i < len(self.frames) else 0
+        if inst not in self._palettes:
+            self._palettes[inst] = pixels.supplemental_palette(ds)
+        return self._palettes[inst]
 
     def file_inverted(self, i: int) -> bool:
         ds = self.header(i)
@@ -112,9 +123,15 @@ class StackDisplay:
         if voi is None:
             voi = self.initial_voi(i) or Window(0.5, 1.0)
         transform = self.transform(i)
+        palette = self.palette(i)
         if not self.lut_path:
-            return ItemImage(pixels.display_stored(frame, transform, voi, invert), None, (0, 255))
+            grey = pixels.display_stored(frame, transform, voi, invert)
+            if palette is not None:
+                grey = pixels.with_supplemental(grey, frame, palette)
+            return ItemImage(grey, None, (0, 255))
         lut = pixels.display_lut(self.array.dtype, transform, voi, invert)
+        if palette is not None:
+            lut = pixels.supplemental_lut(lut, self.array.dtype, palette)
         data = frame.view(self._unsigned)
         if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
