@@ -110,6 +110,13 @@ def find_series(server: Server, study_uid: str, local: LocalSettings | None = No
             for j in web.find_series(server, study_uid)]
 
 
+def list_instances(server: Server, study_uid: str, local: LocalSettings | None = None) -> set[InstanceKey]:
+    """Every instance the server holds of a study (instance-level C-FIND or QIDO-RS)."""
+    if server.kind == "dimse":
+        return dimse.list_instances(server, local or local_settings(), study_uid)
+    return web.list_instances(server, study_uid)
+
+
 def retrieve_study(server: Server, study_uid: str, *, local: LocalSettings | None = None,
                    cache: PacsCache | None = None, progress: Progress | None = None,
                    cancel: Cancel | None = None) -> RetrieveResult:
@@ -120,10 +127,7 @@ def retrieve_study(server: Server, study_uid: str, *, local: LocalSettings | Non
     """
     local = local or local_settings()
     cache = cache or PacsCache()
-    if server.kind == "dimse":
-        listing = dimse.list_instances(server, local, study_uid)
-    else:
-        listing = web.list_instances(server, study_uid)
+    listing = list_instances(server, study_uid, local)
     if not listing:
         raise PacsError(f"{server.label()}: has no study {study_uid}")
     wanted = set(cache.record_expected(study_uid, listing, server.label()))
