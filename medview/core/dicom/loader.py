@@ -2,10 +2,12 @@
 
 Uncompressed pixel data (the bulk of CT/MR archives) is read straight from the file into its slot of one
 preallocated array (`readinto` at the offset the scan recorded): no pydicom parsing, no temporary copy, so
-peak memory is the stack's stored bytes. Compressed data goes through the display pipeline's
-`pixels.stored_frame` (pydicom and its decoder plugins), frame by frame. Values are the stored values
-(rescale is applied at display): BitsStored below BitsAllocated is masked, and sign-extended for signed data,
-exactly as pydicom's `pixel_array` does, so both paths give the same numbers.
+peak memory is the stack's stored bytes. Compressed data is decoded frame by frame in the decoder pool's
+worker processes (`decoder_pool`), straight into the stack's array in shared memory: in parallel, the shown
+frame first and then outward from it (`FrameFocus` follows the reader), and a decoder that crashes on a file
+costs that file only. Values are the stored values (rescale is applied at display): BitsStored below
+BitsAllocated is masked, and sign-extended for signed data, exactly as pydicom's `pixel_array` does, so every
+path gives the same numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,36 @@ class StackVolume:
     loaded: np.ndarray  # bool per frame
     errors: list[FileError] = field(default_factory=list)
     cancelled: bool = False
+
+
+class FrameFocus:
+    """The frame the reader is looking at while a stack loads: compressed frames are decoded outward from it.
+
+    Thread-safe: the viewer sets it (`set`) from its thread while the load runs in another.
+    """
+
+    def __init__(self, frame: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._frame = frame
+        self._batch = None
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    def set(self, frame: int) -> None:
+        with self._lock:
+            self._frame = int(frame)
+            batch = self._batch
+        if batch is not None:
+            batch.focus(int(frame))
+
+    def _attach(self, batch) -> None:
+        with self._lock:
+            self._batch = batch
+            frame = self._frame
+        if batch is not None:
+            batch.focus(frame)
 
 
 class _FrameError(Exception):
@@ -188,11 +220,15 @@ def load_stack(
     cancel: threading.Event | None = None,
     first: int = 0,
     on_volume: Callable[[StackVolume], None] | None = None,
+    focus: FrameFocus | None = None,
+    pool=None,
 ) -> StackVolume:
     """Read every frame of `stack`; `first` is read before the others and `on_frame(i)` is called per frame.
 
     `on_volume(volume)` is called once, right after the first frame is read, with the volume whose `array`
     and `loaded` the load goes on filling in place: the viewer shows the first image before the rest is read.
+    Compressed frames are decoded in `pool` (default: the process's `decoder_pool()`), outward from `first`,
+    or from `focus.frame` as the reader moves.
 
     Raises nothing for a bad file: its frames stay unloaded (zeros) and the reason is in `errors`. When
     `cancel` is set the load stops between two frames and returns what it has (`cancelled` set).
@@ -204,6 +240,9 @@ def load_stack(
     if n == 0:
         return StackVolume(stack, np.zeros((0, 0, 0), np.uint16), frames, loaded, errors)
     first = min(max(0, first), n - 1)
+    layout = _pool_layout(stack, frames[first][0])
+    if layout is not None:
+        return _load_with_pool(stack, layout, first, on_frame, cancel, on_volume, focus, pool)
     order = [first] + [k for k in range(n) if k != first]
     failed: set[int] = set()
     files = _Files()
@@ -234,23 +273,8 @@ def load_stack(
                     if values.shape != array.shape[1:]:
                         raise _FrameError(f"image size {values.shape} differs from the stack's {array.shape[1:]}")
                     array[k] = values
-            except _FrameError as exc:
-                _fail(errors, failed, index, inst, str(exc))
-                continue
-            except MemoryError:
-                _fail(errors, failed, index, inst, "not enough memory to load the image")
-                continue
-            except OSError as exc:
-                _fail(errors, failed, index, inst, f"cannot be read ({exc.strerror or exc})")
-                continue
-            except MedviewError as exc:  # the display pipeline's words; the file is named in FileError already
-                reason = str(exc)
-                prefix = inst.ref.display() + ": "
-                _fail(errors, failed, index, inst, reason[len(prefix):] if reason.startswith(prefix) else reason)
-                continue
-            except Exception as exc:  # a decoder's failure: this file is unusable, the others go on
-                log.debug("decoding failed for %s", inst.ref.display(), exc_info=True)
-                _fail(errors, failed, index, inst, f"image cannot be decoded ({type(exc).__name__}: {exc})")
+            except Exception as exc:  # this file is unusable, the others go on
+                _fail(errors, failed, index, inst, _reason(exc, inst))
                 continue
             loaded[k] = True
             if volume is None:
@@ -271,6 +295,154 @@ def load_stack(
     return volume
 
 
+def _reason(exc: Exception, inst: InstanceInfo) -> str:
+    """Why a frame of `inst` could not be read, in words (without the file name, which FileError gives)."""
+    if isinstance(exc, _FrameError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory to load the image"
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or exc})"
+    if isinstance(exc, MedviewError):  # the display pipeline's words
+        reason = str(exc)
+        prefix = inst.ref.display() + ": "
+        return reason[len(prefix):] if reason.startswith(prefix) else reason
+    log.debug("decoding failed for %s", inst.ref.display(), exc_info=True)  # a decoder's failure
+    return f"image cannot be decoded ({type(exc).__name__}: {exc})"
+
+
 def _fail(errors: list[FileError], failed: set[int], index: int, inst: InstanceInfo, reason: str) -> None:
     failed.add(index)
     errors.append(FileError(inst.ref.display(), reason))
+
+
+# --------------------------------------------------------------------------------------------- compressed stacks
+
+
+def _pool_layout(stack: Stack, first_index: int) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The stack array's frame layout when compressed frames are in it, None when there are none.
+
+    The layout the shown instance decodes to (or another compressed one's); where no header tells, a
+    placeholder the workers answer with the reason: compressed data is never decoded in this process.
+    """
+    from medview.core.dicom.decoder_pool import info_layout
+
+    if not any(inst.encapsulated for inst in stack.instances):
+        return None
+    shown = stack.instances[first_index]
+    for inst in [shown] + [i for i in stack.instances if i.encapsulated]:
+        layout = info_layout(inst)
+        if layout is not None:
+            return layout
+    return (max(1, shown.rows), max(1, shown.columns)), np.dtype(np.uint16)
+
+
+def _read_into(array: np.ndarray, k: int, inst: InstanceInfo, frame: int, index: int, files: _Files) -> None:
+    """One uncompressed frame, read in this process, into `array[k]` (a stack that also holds compressed ones)."""
+    if fast_path(inst):
+        if array.shape[1:] != frame_shape(inst):
+            raise _FrameError(f"image size {frame_shape(inst)} differs from the stack's {array.shape[1:]}")
+        _read_fast(inst, frame, files.file(index, inst), array[k])
+        return
+    values = _decode(inst, frame, index, files)
+    if values.shape != array.shape[1:]:
+        raise _FrameError(f"image size {values.shape} differs from the stack's {array.shape[1:]}")
+    array[k] = values
+
+
+def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volume, focus: FrameFocus | None,
+                    pool) -> StackVolume:
+    """`load_stack` of a stack with compressed frames: they are decoded in the decoder pool straight into
+    the stack's shared array, outward from `first` (or `focus`); uncompressed ones are read here meanwhile."""
+    from medview.core.dicom.decoder_pool import INTERACTIVE, SharedFrames, decoder_pool, info_layout
+
+    frames = stack.frames
+    n = len(frames)
+    loaded = np.zeros(n, dtype=bool)
+    errors: list[FileError] = []
+    failed: set[int] = set()
+    shape, dtype = layout
+    try:
+        shared = SharedFrames((n,) + tuple(shape), dtype)
+    except (MemoryError, OSError, ValueError):
+        for index, inst in enumerate(stack.instances):
+            _fail(errors, failed, index, inst, "not enough memory to load the image")
+        return StackVolume(stack, np.zeros((n, 0, 0), dtype), frames, loaded, errors)
+    volume = StackVolume(stack, shared.array, frames, loaded, errors)
+    array = volume.array
+
+    jobs, local = [], []
+    keys_of: dict[int, list[int]] = {}
+    for k in [first] + [k for k in range(n) if k != first]:
+        index, frame = frames[k]
+        inst = stack.instances[index]
+        if not inst.encapsulated:
+            local.append(k)
+            continue
+        own = info_layout(inst)
+        if own is not None and own[0] != tuple(shape):
+            if index not in failed:
+                _fail(errors, failed, index, inst, f"image size {own[0]} differs from the stack's {tuple(shape)}")
+            continue
+        jobs.append((k, inst.ref, frame, shared, k, inst.transfer_syntax, k))
+        keys_of.setdefault(index, []).append(k)
+
+    pool = pool or decoder_pool()
+    batch = pool.batch(priority=INTERACTIVE, centre=first if focus is None else focus.frame)
+    if focus is not None:
+        focus._attach(batch)
+    batch.submit_many(jobs)
+    state = {"outstanding": len(jobs), "announced": False}
+
+    def loaded_now(k: int) -> None:
+        loaded[k] = True
+        if not state["announced"]:
+            state["announced"] = True
+            if on_volume is not None:
+                on_volume(volume)
+        if on_frame is not None:
+            on_frame(k)
+
+    def collect(timeout: float | None) -> None:
+        result = batch.next_result(timeout)
+        while result is not None:
+            state["outstanding"] -= 1
+            index = frames[result.key][0]
+            if result.error is None:
+                loaded_now(result.key)
+            elif index not in failed:  # the file's other frames are not decoded
+                _fail(errors, failed, index, stack.instances[index], result.error)
+                state["outstanding"] -= len(batch.cancel(keys_of.get(index, ())))
+            result = batch.next_result(0)
+
+    files = _Files()
+    cancelled = False
+    try:
+        for k in local:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            index, frame = frames[k]
+            if index in failed:
+                continue
+            inst = stack.instances[index]
+            try:
+                _read_into(array, k, inst, frame, index, files)
+            except Exception as exc:  # this file is unusable, the others go on
+                _fail(errors, failed, index, inst, _reason(exc, inst))
+                continue
+            loaded_now(k)
+            collect(0)
+        while state["outstanding"] > 0 and not cancelled and not pool.closed:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            collect(0.05)
+    finally:
+        files.close()
+        if focus is not None:
+            focus._attach(None)
+        batch.close()
+        shared.unlink()  # the workers are done with it; the memory stays while the volume is used
+    volume.cancelled = cancelled
+    return volume
