@@ -98,10 +98,10 @@ def _shown(given: str, ref: SourceRef) -> str:
 
 
 def _expand(given: str):
-    """(input shown, SourceRef or None, error or None) for each image below one input."""
+    """(input shown, SourceRef or None, error or None, InstanceInfo or None) for each image below one input."""
     path = os.path.expanduser(given)
     if not _is_container(path):
-        yield given, SourceRef(path), None
+        yield given, SourceRef(path), None, None
         return
     from medview.core.dicom.scan import scan
 
@@ -109,21 +109,24 @@ def _expand(given: str):
     found = False
     for err in result.errors:
         found = True
-        yield err.file, None, err.error
+        yield err.file, None, err.error, None
     for inst in result.instances:
         if not inst.has_pixels:
             continue
         found = True
-        yield _shown(given, inst.ref), inst.ref, None
+        yield _shown(given, inst.ref), inst.ref, None, inst
     if not found:
-        yield given, None, "no DICOM images found"
+        yield given, None, "no DICOM images found", None
 
 
-def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str | None = None) -> list[float] | None:
+def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str | None = None,
+                reader=None) -> list[float] | None:
     """Render one image to `out_path`; the window used as [center, width] (None: colour or VOI LUT).
 
-    `preset`: a window preset's name, looked up in the presets of the image's modality only.
+    `preset`: a window preset's name, looked up in the presets of the image's modality only. `reader`: the
+    run's `FrameReader` (compressed frames are decoded in the decoder pool, never in this process).
     """
+    from medview.core.dicom.frame_reader import FrameReader
     from medview.core.dicom.pixels import Window, display_frame_voi, preset_window, read_dataset
     from medview.core.png import write_png
 
@@ -134,7 +137,12 @@ def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str |
             window = preset_window(preset, modality, only_modality=True)
         except KeyError as exc:
             raise MedviewError(exc.args[0]) from None
-    image, voi = display_frame_voi(ds, frame, window)
+    if reader is None:
+        with FrameReader() as own:
+            stored = own.stored_frame(ds, ref, frame)
+    else:
+        stored = reader.stored_frame(ds, ref, frame)
+    image, voi = display_frame_voi(ds, frame, window, stored=stored)
     write_png(out_path, image)
     if isinstance(voi, Window):
         return [float(voi.center), float(voi.width)]
@@ -168,32 +176,35 @@ def run(args) -> int:
 
 def _render_all(args, out_dir: str, frame: int, window, debug: bool) -> int:
     """Render every input, printing its JSON line(s); the number of failures."""
+    from medview.core.dicom.frame_reader import FrameReader
     from medview.core.dicom.scan import quiet_pydicom
 
     names = _Names()
     failures = 0
     # pydicom's warnings about messy values are not failures: each failure is one line of our own (SPEC 1)
-    with contextlib.nullcontext() if debug else quiet_pydicom():
-        for given in args.paths:
-            for shown, ref, error in _expand(given):
-                if error is None:
-                    try:
-                        out_path = os.path.join(out_dir, names.next(ref, frame))
-                        used = _render_one(ref, out_path, frame, window, getattr(args, "preset", None))
-                    except MedviewError as exc:
-                        error = _reason(exc, ref)
-                    except OSError as exc:
-                        error = f"PNG cannot be written ({exc.strerror or exc})"
-                    except Exception as exc:  # one odd file must not stop the others (SPEC section 1)
-                        if debug:
-                            raise
-                        log.debug("render failed for %s", shown, exc_info=True)
-                        error = f"cannot be rendered ({type(exc).__name__}: {exc})"
-                if error is not None:
-                    failures += 1
-                    print_json_line({"input": shown, "status": "error", "error": error})
-                    report_failure(shown, error)
-                    continue
-                print_json_line({"input": shown, "status": "ok", "output": out_path, "frame": frame,
-                                 "window": used})
+    with contextlib.nullcontext() if debug else quiet_pydicom(), FrameReader() as reader:
+        items = [item for given in args.paths for item in _expand(given)]
+        # compressed frames of the next files decode in the pool while this one is written
+        reader.plan((ref, frame, info) for _, ref, error, info in items if error is None)
+        for shown, ref, error, _ in items:
+            if error is None:
+                try:
+                    out_path = os.path.join(out_dir, names.next(ref, frame))
+                    used = _render_one(ref, out_path, frame, window, getattr(args, "preset", None), reader)
+                except MedviewError as exc:
+                    error = _reason(exc, ref)
+                except OSError as exc:
+                    error = f"PNG cannot be written ({exc.strerror or exc})"
+                except Exception as exc:  # one odd file must not stop the others (SPEC section 1)
+                    if debug:
+                        raise
+                    log.debug("render failed for %s", shown, exc_info=True)
+                    error = f"cannot be rendered ({type(exc).__name__}: {exc})"
+            if error is not None:
+                failures += 1
+                print_json_line({"input": shown, "status": "error", "error": error})
+                report_failure(shown, error)
+                continue
+            print_json_line({"input": shown, "status": "ok", "output": out_path, "frame": frame,
+                             "window": used})
     return failures

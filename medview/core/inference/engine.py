@@ -121,22 +121,26 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def frame_for_model(window, ds, frame: int = 0) -> np.ndarray:
+def frame_for_model(window, ds, frame: int = 0, stored: np.ndarray | None = None) -> np.ndarray:
     """One frame as a model with this `window` setting sees it before resizing: uint8 from the shared
     display pipeline (SPEC 3), never a second implementation.
 
     "dicom": exactly the viewer's default rendering (the file's window, MONOCHROME1 inverted), so CR and DX
     look alike; (center, width): that window; "minmax": a window spanning the image's modality values.
+    `stored`: the frame's stored values when already decoded (the decoder pool's, for compressed data).
     """
+    if stored is None:
+        stored = pixels.stored_frame(ds, frame)
     if window == "dicom":
-        return pixels.display_frame(ds, frame)
+        return pixels.display_frame(ds, frame, stored=stored)
     if window == "minmax":
-        values = pixels.modality_lut(pixels.stored_frame(ds, frame), ds, frame)
+        values = pixels.modality_lut(stored, ds, frame)
         lo, hi = float(np.min(values)), float(np.max(values))
         # LINEAR (PS3.3 C.11.2.1.2.1) maps c - 0.5 -/+ (w - 1)/2 to black/white: lo and hi exactly
-        return pixels.display_frame(ds, frame, window=pixels.Window((lo + hi) / 2 + 0.5, hi - lo + 1.0))
+        return pixels.display_frame(ds, frame, window=pixels.Window((lo + hi) / 2 + 0.5, hi - lo + 1.0),
+                                    stored=stored)
     center, width = window
-    return pixels.display_frame(ds, frame, window=pixels.Window(center, width))
+    return pixels.display_frame(ds, frame, window=pixels.Window(center, width), stored=stored)
 
 
 def to_batch(

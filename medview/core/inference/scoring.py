@@ -1,7 +1,8 @@
 """Scoring jobs (one frame of one file each): the one loop behind the app's AI worker and `medview infer`.
 
 Why one loop: both need the same rules, and a multi-frame file must be read once for all its frames, not
-once per frame. Images the model does not apply to are "not_applicable"; results already in the cache
+once per frame. Compressed frames are decoded in the decoder pool's processes (`FrameReader`), the next
+ones while the model runs on the current batch; a decoder that crashes on a file is that file's error. Images the model does not apply to are "not_applicable"; results already in the cache
 (same SOP Instance UID, frame, model checksum and metadata) are reused without running the model; an image that cannot
 be read or scored is an "error" result whose reason names the file, and the other images still run.
 No Qt; torch only through the engine the caller passes in.
@@ -77,6 +78,7 @@ class FrameScorer:
         self.cache = cache
         self.raise_model_failures = raise_model_failures
         self._file = None  # (SourceRef, dataset or the exception reading it raised) of the last file read
+        self._frames = None  # the FrameReader of the current `score` call
         self._more_frames = False  # frames of that file after the last one scored
 
     def score(self, jobs: Iterable[InferenceJob], cancelled: Callable[[], bool] = lambda: False
@@ -102,10 +104,16 @@ class FrameScorer:
 
     def _results(self, ready: list[InferenceResult], todo: list[InferenceJob], cancelled: Callable[[], bool]
                  ) -> Iterator[InferenceResult]:
+        from medview.core.dicom.decoder_pool import BACKGROUND
+        from medview.core.dicom.frame_reader import FrameReader
+
+        self._frames = FrameReader(priority=BACKGROUND)  # after the frames the reader is waiting for
+        self._frames.plan((job.ref, job.frame, None) for job in todo)
         try:
             yield from ready
             yield from self._scored(todo, cancelled)
         finally:
+            self._frames.close()
             if cancelled() or not self._more_frames:
                 self._file = None  # a file's data is held only while more of its frames are to come
 
@@ -143,7 +151,8 @@ class FrameScorer:
         why = self.engine.bundle.out_of_scope(ds)
         if why is not None:
             raise OutOfScope(why)
-        return frame_for_model(self.engine.bundle.window, ds, job.frame)
+        stored = self._frames.stored_frame(ds, job.ref, job.frame)
+        return frame_for_model(self.engine.bundle.window, ds, job.frame, stored)
 
     def _not_applicable(self, job: InferenceJob, reason: str) -> InferenceResult:
         """An image outside the model's use: remembered in the cache like a score, so it is not read again."""

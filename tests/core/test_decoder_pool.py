@@ -1,0 +1,285 @@
+"""The decoder pool: compressed frames decoded in worker processes into shared memory, pydicom's values,
+crashing decoders that cost only their file (real reproducers, `decoder_reproducers`), decode order
+outward from the shown frame, cancel, and `render` / `infer` on folders holding such files."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from medview.cli import main
+from medview.core.dicom import pixels
+from medview.core.dicom.decoder_pool import DecoderPool, SharedFrames, codec_name
+from medview.core.dicom.frame_reader import FrameReader
+from medview.core.dicom.loader import FrameFocus, load_stack
+from medview.core.dicom.scan import scan
+from medview.core.dicom.series import build_studies
+from medview.core.dicom.source import SourceRef
+from medview.core.errors import DicomReadError
+from medview.core.png import read_png
+from tests.core import gated_decoder
+from tests.core.decoder_reproducers import jpeg2000_crash, jpeg_lossless_crash, jpeg_ls_crash, rle_panic
+from tests.factories import copy_testdata, write_image
+
+# pydicom's and pydicom-data's compressed test files: every codec, colour, palette, multi-frame
+CORPUS = [
+    # JPEG-LS
+    "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm", "MR_small_jpeg_ls_lossless.dcm",
+    "SC_rgb_jls_lossy_line.dcm", "emri_small_jpeg_ls_lossless.dcm",
+    # JPEG 2000
+    "JPEG2000.dcm", "MR_small_jp2klossless.dcm", "US1_J2KR.dcm", "US1_J2KI.dcm", "693_J2KI.dcm",
+    "J2K_pixelrep_mismatch.dcm", "GDCMJ2K_TextGBR.dcm", "SC_rgb_gdcm_KY.dcm", "emri_small_jpeg_2k_lossless.dcm",
+    # RLE
+    "MR_small_RLE.dcm", "SC_rgb_rle.dcm", "SC_rgb_rle_16bit_2frame.dcm", "SC_rgb_rle_32bit.dcm",
+    "OBXXXX1A_rle_2frame.dcm", "emri_small_RLE.dcm", "rtdose_rle.dcm",
+    # JPEG baseline, lossless; a 12-bit extended one python-gdcm cannot decode (an error both ways)
+    "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_jpeg_no_color_transform.dcm",
+    "examples_ybr_color.dcm", "SC_rgb_small_odd_jpeg.dcm", "JPEG-LL.dcm", "SC_rgb_jpeg_gdcm.dcm",
+    "JPGExtended.dcm",
+]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = DecoderPool(2)
+    yield pool
+    pool.shutdown()
+
+
+def _stack_of(*paths):
+    found = scan([str(p) for p in paths], use_cache=False)
+    (study,) = build_studies(found.instances)
+    (stack,) = study.stacks
+    return stack
+
+
+def _in_process(path, frame: int = 0) -> np.ndarray:
+    return pixels.stored_frame(pixels.read_dataset(path), frame)
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_stack_decoded_in_the_pool_equals_pydicoms_values(pool, name):
+    path = get_testdata_file(name)
+    stack = _stack_of(path)
+    (inst,) = stack.instances
+    assert inst.encapsulated
+    volume = load_stack(stack, pool=pool)
+    try:
+        expected = np.stack([_in_process(path, f) for f in range(max(1, inst.frames))])
+    except DicomReadError as exc:  # what pydicom cannot decode here is the same reason from the pool
+        assert [e.error for e in volume.errors] == [str(exc).split(": ", 1)[1]]
+        assert not volume.loaded.any()
+        return
+    assert not volume.errors and volume.loaded.all()
+    assert volume.array.dtype == expected.dtype
+    np.testing.assert_array_equal(volume.array, expected)
+
+
+def test_frame_reader_decodes_only_the_frame_asked_for(pool):
+    multi = SourceRef(get_testdata_file("emri_small_jpeg_ls_lossless.dcm"))
+    colour = SourceRef(get_testdata_file("examples_ybr_color.dcm"))
+    with FrameReader(pool) as reader:
+        reader.plan([(multi, 3, None), (colour, 7, None)])
+        for ref, frame in ((multi, 3), (colour, 7)):
+            ds = pixels.read_dataset(ref)
+            np.testing.assert_array_equal(reader.stored_frame(ds, ref, frame), pixels.stored_frame(ds, frame))
+
+
+def test_shared_frames_outlive_their_owner_while_a_view_is_used():
+    frames = SharedFrames((3, 4, 5), np.int16)
+    view = frames.array[1]
+    view[...] = 7
+    frames.unlink()
+    del frames
+    assert view.sum() == 7 * 20  # the memory is still mapped: the view keeps its owner alive
+
+
+def _broken_folder(folder):
+    """The four reproducers beside good compressed and uncompressed files."""
+    broken = {
+        "jls.dcm": (jpeg_ls_crash, "the JPEG-LS decoder crashed on this file"),
+        "j2k.dcm": (jpeg2000_crash, "the JPEG 2000 decoder crashed on this file"),
+        "jll.dcm": (jpeg_lossless_crash, "the JPEG lossless decoder crashed on this file"),
+        "rle.dcm": (rle_panic, "the RLE decoder failed on this file (PanicException: "),
+    }
+    for name, (make, _) in broken.items():
+        make(folder / name)
+    good = [copy_testdata(name, folder / name) for name in
+            ("MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm")]
+    good.append(write_image(folder / "plain.dcm", rows=16, cols=12))
+    return {name: reason for name, (_, reason) in broken.items()}, good
+
+
+def test_a_crashing_decoder_costs_its_file_only_and_the_pool_goes_on(pool, tmp_path):
+    reasons, good = _broken_folder(tmp_path)
+    crashes = pool.crashes
+    refs = [SourceRef(str(tmp_path / name)) for name in sorted(os.listdir(tmp_path))]
+    got, failed = {}, {}
+    with FrameReader(pool) as reader:
+        reader.plan((ref, 0, None) for ref in refs)
+        for ref in refs:
+            ds = pixels.read_dataset(ref)
+            try:
+                got[os.path.basename(ref.path)] = reader.stored_frame(ds, ref, 0)
+            except DicomReadError as exc:
+                failed[os.path.basename(ref.path)] = str(exc)
+    assert set(failed) == set(reasons)
+    for name, reason in reasons.items():
+        assert failed[name].startswith(f"{tmp_path / name}: {reason}")
+    assert pool.crashes == crashes + 3  # the aborts; the PanicException was caught in its worker
+    for path in good:
+        np.testing.assert_array_equal(got[path.name], _in_process(path))
+    # the pool replaced its workers and decodes as before
+    again = get_testdata_file("US1_J2KR.dcm")
+    np.testing.assert_array_equal(load_stack(_stack_of(again), pool=pool).array[0], _in_process(again))
+
+
+def test_a_crashing_file_in_a_stack_is_one_error_and_the_other_slices_load(pool, tmp_path):
+    for i in range(5):
+        tags = dict(SOPInstanceUID=f"1.2.826.0.1.3680043.8.498.{i + 1}", InstanceNumber=i + 1,
+                    ImagePositionPatient=[0, 0, float(i)])
+        make = jpeg_ls_crash if i == 2 else copy_testdata
+        if make is copy_testdata:
+            copy_testdata("MR_small_jpeg_ls_lossless.dcm", tmp_path / f"s{i}.dcm", **tags)
+        else:
+            jpeg_ls_crash(tmp_path / f"s{i}.dcm", **tags)
+    stack = _stack_of(tmp_path)
+    volume = load_stack(stack, pool=pool, first=2)
+    assert [(os.path.basename(e.file), e.error) for e in volume.errors] == [
+        ("s2.dcm", "the JPEG-LS decoder crashed on this file")]
+    assert volume.loaded.tolist() == [True, True, False, True, True]
+    expected = _in_process(tmp_path / "s0.dcm")
+    for k in (0, 1, 3, 4):
+        np.testing.assert_array_equal(volume.array[k], expected)
+
+
+def _wait_for(condition, what: str) -> None:
+    end = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def _gated_jobs(folder, n: int):
+    target = SharedFrames((n, 2, 2), np.int16)
+    ref = SourceRef(str(folder / "frames.dcm"))  # only its folder matters to the gated decoder
+    return target, [(k, ref, k, target, k, "1.2.840.10008.1.2.4.90", None) for k in range(n)]
+
+
+def test_frames_decode_outward_from_the_focus_and_follow_it(tmp_path):
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:decode")
+    try:
+        target, jobs = _gated_jobs(tmp_path, 10)
+        with pool.batch(centre=5) as batch:
+            batch.submit_many(jobs)
+            _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [5], "the first job")
+            batch.focus(8)  # the reader moved while frame 5 was decoding
+            (tmp_path / "gate").touch()
+            results = [batch.next_result(60) for _ in range(10)]
+        assert [r.key for r in results] == [5, 8, 9, 7, 6, 4, 3, 2, 1, 0]
+        assert all(r.error is None for r in results)
+        assert [int(target.array[k, 0, 0]) for k in range(10)] == list(range(10))  # written in place
+    finally:
+        pool.shutdown()
+
+
+def test_cancel_drops_what_is_pending_and_the_running_frame_finishes(tmp_path):
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:decode")
+    try:
+        _, jobs = _gated_jobs(tmp_path, 6)
+        with pool.batch(centre=0) as batch:
+            batch.submit_many(jobs)
+            _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [0], "the first job")
+            assert batch.cancel() == {1, 2, 3, 4, 5}
+            (tmp_path / "gate").touch()
+            assert batch.next_result(60).key == 0
+            assert batch.next_result(0.5) is None
+        assert gated_decoder.lines(tmp_path, "done") == [0]
+    finally:
+        pool.shutdown()
+
+
+def test_frame_focus_reorders_a_load_in_progress(tmp_path):
+    """`load_stack` hands its FrameFocus the batch: setting it re-sorts the frames still to decode."""
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:decode")
+    try:
+        for i in range(6):
+            copy_testdata("MR_small_jpeg_ls_lossless.dcm", tmp_path / f"s{i}.dcm",
+                          SOPInstanceUID=f"1.2.826.0.1.3680043.8.498.{i + 1}", InstanceNumber=i + 1,
+                          ImagePositionPatient=[0, 0, float(i)])
+        stack = _stack_of(tmp_path)
+        focus = FrameFocus(1)
+        loaded = []
+
+        def moved_once_started():
+            _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [1], "the first frame")
+            focus.set(4)
+            (tmp_path / "gate").touch()
+
+        mover = threading.Thread(target=moved_once_started)
+        mover.start()
+        volume = load_stack(stack, pool=pool, first=1, focus=focus, on_frame=loaded.append)
+        mover.join()
+        assert loaded == [1, 4, 5, 3, 2, 0]
+        assert volume.loaded.all() and [int(volume.array[k, 0, 0]) for k in range(6)] == list(range(6))
+    finally:
+        pool.shutdown()
+
+
+def test_codec_names_come_from_the_transfer_syntax():
+    assert codec_name("1.2.840.10008.1.2.4.80") == "JPEG-LS"
+    assert codec_name("1.2.840.10008.1.2.4.201") == "HTJ2K"
+    assert codec_name("1.2.840.10008.1.2.5") == "RLE"
+    assert codec_name("1.2.3") == "image"
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def test_render_reports_the_crashing_files_and_writes_the_others(tmp_path, capsys):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    reasons, good = _broken_folder(folder)
+    out = tmp_path / "out"
+    rc = main(["render", str(folder), "--out-dir", str(out)])
+    stdout, stderr = capsys.readouterr()
+    lines = {os.path.basename(line["input"]): line for line in map(json.loads, stdout.splitlines())}
+    assert rc == 1
+    assert set(lines) == set(reasons) | {p.name for p in good}
+    for name, reason in reasons.items():
+        assert lines[name]["status"] == "error" and lines[name]["error"].startswith(reason)
+    assert sorted(stderr.splitlines()) == sorted(f"{folder / name}: {lines[name]['error']}" for name in reasons)
+    for path in good:
+        line = lines[path.name]
+        assert line["status"] == "ok"
+        expected = pixels.display_frame(pixels.read_dataset(path))
+        np.testing.assert_array_equal(read_png(line["output"]), expected)
+
+
+def test_infer_scores_the_others_and_reports_the_crashing_file(tmp_path, capsys):
+    from tests.inference_factory import make_bundle
+
+    folder = tmp_path / "studies"
+    jpeg_ls_crash(folder / "crash.dcm", Modality="DX", SOPInstanceUID="1.2.826.0.1.3680043.8.498.90")
+    copy_testdata("MR_small_jpeg_ls_lossless.dcm", folder / "jls.dcm", Modality="DX",
+                  SOPInstanceUID="1.2.826.0.1.3680043.8.498.91")
+    copy_testdata("MR_small_jp2klossless.dcm", folder / "j2k.dcm", Modality="DX",
+                  SOPInstanceUID="1.2.826.0.1.3680043.8.498.92")
+    write_image(folder / "plain.dcm", modality="DX", rows=40, cols=36, sop_uid="1.2.826.0.1.3680043.8.498.93")
+    model = make_bundle(tmp_path / "model")
+    rc = main(["infer", str(folder), "--model", str(model), "--json", "--no-cache"])
+    stdout, stderr = capsys.readouterr()
+    lines = {os.path.basename(line["file"]): line for line in map(json.loads, stdout.splitlines())}
+    assert rc == 1
+    crash = lines["crash.dcm"]
+    assert crash["status"] == "error" and crash["error"].endswith("the JPEG-LS decoder crashed on this file")
+    (told,) = stderr.splitlines()
+    assert told.startswith(f"{folder / 'crash.dcm'}: ") and told.endswith(crash["error"])
+    assert {name: line["status"] for name, line in lines.items() if name != "crash.dcm"} == {
+        "jls.dcm": "ok", "j2k.dcm": "ok", "plain.dcm": "ok"}
