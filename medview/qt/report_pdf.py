@@ -65,9 +65,9 @@ def _qimage(arr: np.ndarray):
 
 def render_key_image(info, frame: int, heatmap: np.ndarray | None = None) -> np.ndarray:
     """The key image as the viewer shows it (file window), with the heatmap where one is shown."""
-    from medview.core.dicom.pixels import display_frame, read_dataset
+    from medview.core.dicom.frame_reader import display_frame_of
 
-    image = display_frame(read_dataset(info.ref), frame)
+    image = display_frame_of(info.ref, frame)
     return image if heatmap is None else overlay_heatmap(image, heatmap)
 
 

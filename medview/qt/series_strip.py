@@ -88,7 +88,7 @@ class ThumbnailWorker(QThread):
         self._stop = True
 
     def run(self) -> None:
-        from medview.core.dicom import pixels
+        from medview.core.dicom.frame_reader import display_frame_of
 
         for k, stack in enumerate(self.stacks):
             if self._stop or not stack.instances:
@@ -98,8 +98,8 @@ class ThumbnailWorker(QThread):
                 if self._stop:
                     return
                 try:
-                    ds = pixels.read_dataset(stack.instances[inst_index].ref)
-                    self.ready.emit(k, thumbnail(pixels.display_frame(ds, frame)))
+                    # a compressed frame decodes in the decoder pool: a crashing file costs a thumbnail
+                    self.ready.emit(k, thumbnail(display_frame_of(stack.instances[inst_index].ref, frame)))
                     break
                 except Exception as exc:  # noqa: BLE001 - a missing thumbnail is not an error worth a dialog
                     log.debug("thumbnail of %s: %s", stack.description, exc)

@@ -2,7 +2,8 @@
 
 The loader fills one preallocated array; `volume_ready` hands that array to the GUI after the first frame,
 so the viewer draws it while the rest is read. Headers (rescale, window, photometric) are read per instance
-in this thread too. Only plain data crosses to the GUI thread.
+in this thread too. Only plain data crosses to the GUI thread. Compressed frames are decoded in the decoder
+pool's processes outward from the shown image; `focus(i)` (the viewer moved to image i) re-orders them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 
 from PySide6.QtCore import QThread, Signal
 
+from medview.core.dicom.loader import FrameFocus
 from medview.core.dicom.model import Stack
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,17 @@ class LoadWorker(QThread):
         self.stack = stack
         self.first = first
         self._cancel = threading.Event()
+        self._focus = FrameFocus(first)
         self._headers_done: set[int] = set()
         self._frames: list[tuple[int, int]] = stack.frames
         self._count = 0
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def focus(self, index: int) -> None:
+        """The viewer shows image `index` now: compressed images still to decode go outward from it."""
+        self._focus.set(index)
 
     def _header(self, frame: int) -> None:
         from medview.core.dicom import pixels
@@ -68,7 +75,7 @@ class LoadWorker(QThread):
 
         try:
             volume = load_stack(self.stack, on_frame=self._on_frame, cancel=self._cancel, first=self.first,
-                                on_volume=self._on_volume)
+                                on_volume=self._on_volume, focus=self._focus)
         except Exception as exc:  # noqa: BLE001 - reported in words, logged in full
             log.exception("loading failed")
             self.failed.emit(f"The series could not be loaded ({type(exc).__name__}: {exc})")

@@ -38,6 +38,10 @@ class ScanWorker(QThread):
             result = scan(self.paths, progress=lambda d, t: self.progress.emit(int(d), int(t)),
                           cancel=self._cancel.is_set)
             studies = build_studies(result.instances)
+            if any(inst.encapsulated for inst in result.instances):
+                from medview.core.dicom.decoder_pool import decoder_pool
+
+                decoder_pool().start()  # compressed images: the decoders start now, not at the first image
         except MedviewError as exc:
             self.failed.emit(str(exc))
             return
