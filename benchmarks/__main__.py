@@ -21,6 +21,7 @@ from benchmarks._common import guarded, log, machine
 GROUPS = {
     "index": ("index", "run"),
     "load": ("load", "run"),
+    "decode": ("decode", "run"),
     "display": ("display", "run"),
     "mpr": ("mpr", "run"),
     "memory": ("load", "run_memory"),
