@@ -10,7 +10,7 @@ pixels beyond its letters.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
 
 from medview.core.viewing.orientation import length_text, scale_bar
@@ -20,33 +20,76 @@ MARGIN = 8
 MAX_FRACTION = 0.42  # of the view's width; height is limited to a few lines
 
 
-# (colour, pen width): a soft dark halo, then a crisp outline; the pen is centred on the glyph edge, so each
-# letter gets half its width of dark around it
-OUTLINES = ((QColor(0, 0, 0, 110), 5.0), (QColor(0, 0, 0, 235), 2.6))
+# (opacity, radius in pixels): a soft dark halo, then a crisp outline, each made of the dark letters drawn at
+# eight offsets round them (stroking glyph outlines with a wide pen cost 7 ms for a two-line label, this 0.2 ms)
+OUTLINES = ((0.45, 2.4), (0.92, 1.3))
+_AROUND = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (0.7, 0.7), (-0.7, 0.7), (0.7, -0.7), (-0.7, -0.7))
+
+
+def paint_cached(widget: QWidget, key: tuple, draw) -> None:
+    """Paint `widget` from a pixmap that `draw(painter)` filled the last time `key` (and the widget's size) was the
+    same: the labels over an image are painted again with every image drawn beneath them."""
+    ratio = widget.devicePixelRatioF()
+    key = (key, widget.size(), ratio)
+    if getattr(widget, "_painted_key", None) != key:
+        pixmap = QPixmap(widget.size() * ratio)
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        draw(painter)
+        painter.end()
+        widget._painted, widget._painted_key = pixmap, key
+    painter = QPainter(widget)
+    painter.drawPixmap(0, 0, widget._painted)
+    painter.end()
+
+
+def draw_outlined(painter: QPainter, widget: QWidget, texts: list[tuple[QPointF, str]], colour: QColor) -> None:
+    """Light text with a dark outline and halo: the letters in black on a transparent layer, that layer drawn at
+    offsets round each letter, then the letters in `colour` on top."""
+    ratio = widget.devicePixelRatioF()
+    layer = QPixmap(widget.size() * ratio)
+    layer.setDevicePixelRatio(ratio)
+    layer.fill(Qt.GlobalColor.transparent)
+    dark = QPainter(layer)
+    dark.setFont(widget.font())
+    dark.setPen(QColor(0, 0, 0))
+    for at, text in texts:
+        dark.drawText(at, text)
+    dark.end()
+    for opacity, radius in OUTLINES:
+        painter.setOpacity(opacity)
+        for dx, dy in _AROUND:
+            painter.drawPixmap(QPointF(dx * radius, dy * radius), layer)
+    painter.setOpacity(1.0)
+    painter.setFont(widget.font())
+    painter.setPen(colour)
+    for at, text in texts:
+        painter.drawText(at, text)
 
 
 class OutlinedLabel(QLabel):
     """A plain-text label painted as outlined glyphs (the text colour from the style, a dark outline round it)."""
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
-        lines = self.text().split("\n") if self.text() else []
-        if not lines:
+        if not self.text():
             return
+        colour = self.palette().color(self.foregroundRole())
+        key = (self.text(), int(self.alignment().value), self.font().toString(), colour.rgba(), self.contentsRect())
+        paint_cached(self, key, self._draw)
+
+    def _draw(self, painter: QPainter) -> None:
+        lines = self.text().split("\n")
         metrics, rect, align = self.fontMetrics(), self.contentsRect(), self.alignment()
         height = metrics.lineSpacing() * (len(lines) - 1) + metrics.height()
         top = rect.bottom() - height if align & Qt.AlignmentFlag.AlignBottom else rect.top()
-        path = QPainterPath()
+        texts = []
         for n, line in enumerate(lines):
             width = metrics.horizontalAdvance(line)
             x = rect.right() - width if align & Qt.AlignmentFlag.AlignRight else rect.left()
-            path.addText(QPointF(x, top + metrics.ascent() + n * metrics.lineSpacing()), self.font(), line)
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        for colour, width in OUTLINES:
-            painter.strokePath(path, QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                                          Qt.PenJoinStyle.RoundJoin))
-        painter.fillPath(path, self.palette().color(self.foregroundRole()))
-        painter.end()
+            texts.append((QPointF(x, top + metrics.ascent() + n * metrics.lineSpacing()), line))
+        draw_outlined(painter, self, texts, self.palette().color(self.foregroundRole()))
 
 
 class CornerText:
@@ -146,6 +189,8 @@ class EdgeMarkers:
         self._mm_per_pixel: float | None = None
 
     def set_markers(self, markers: dict[str, str] | None) -> None:
+        if dict(markers or {}) == self._markers:
+            return
         self._markers = dict(markers or {})
         for edge, label in self.labels.items():
             label.setText(self._markers.get(edge, ""))
@@ -153,6 +198,8 @@ class EdgeMarkers:
 
     def set_scale(self, mm_per_pixel: float | None) -> None:
         """Millimetres per screen pixel (None: not calibrated, no bar)."""
+        if mm_per_pixel == self._mm_per_pixel:
+            return
         self._mm_per_pixel = mm_per_pixel
         self.place()
 
@@ -227,9 +274,10 @@ class ScaleBar(QWidget):
         return QSize(width, metrics.height() + self.TICK + 2 * self.PAD)
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
+        paint_cached(self, (self._pixels, self._text, self.font().toString()), self._draw)
+
+    def _draw(self, painter: QPainter) -> None:
         metrics = self.fontMetrics()
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         x0 = (self.width() - self._pixels) / 2
         x1 = x0 + self._pixels
         y = self.height() - self.PAD - 1
@@ -238,14 +286,9 @@ class ScaleBar(QWidget):
         path.lineTo(x0, y)
         path.lineTo(x1, y)
         path.lineTo(x1, y - self.TICK)
-        text = QPainterPath()
-        text.addText(QPointF((self.width() - metrics.horizontalAdvance(self._text)) / 2, y - self.TICK - 2
-                             - metrics.descent()), self.font(), self._text)
-        for colour, width in OUTLINES:
-            pen = QPen(colour, width + 1.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
-            painter.strokePath(path, pen)
-            painter.strokePath(text, QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+        for colour, width in ((QColor(0, 0, 0, 110), 5.5), (QColor(0, 0, 0, 235), 3.6)):
+            painter.strokePath(path, QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
                                           Qt.PenJoinStyle.RoundJoin))
         painter.strokePath(path, QPen(QColor("#f0f0f0"), 1.6))
-        painter.fillPath(text, QColor("#f0f0f0"))
-        painter.end()
+        at = QPointF((self.width() - metrics.horizontalAdvance(self._text)) / 2, y - self.TICK - 2 - metrics.descent())
+        draw_outlined(painter, self, [(at, self._text)], QColor("#f0f0f0"))

@@ -166,6 +166,8 @@ class ImageView(QWidget):
         self._grey: np.ndarray | None = None  # grey levels shown, reused frame after frame
         self._drawn: tuple = ()  # (index, window, invert) last drawn: what `follow_state` compares with
         self._turned: tuple = ()  # (rotation, flip) the image group is turned by
+        self._facts_key: tuple = ()  # the header and instance `_facts` were read from
+        self._facts: tuple = ("", None)
         # where image changes go instead of this view alone (the reading session: linked viewports follow);
         # called with the image index asked for, it ends by calling `follow_state`
         self.navigate = None
@@ -523,8 +525,7 @@ class ImageView(QWidget):
             "top_left": [x for x in (
                 person_name(inst.patient_name or info.get("patient_name", "")),
                 f"ID {inst.patient_id}" if inst.patient_id else "",
-                age_sex_text(_text(header, "PatientAge"), _text(header, "PatientSex"),
-                             _text(header, "PatientBirthDate"), inst.study_date),
+                self._patient_facts(header, inst)[0],
                 " ".join(x for x in (dicom_date(inst.study_date), inst.study_description) if x),
             ) if x],
             "top_right": [x for x in (
@@ -541,17 +542,23 @@ class ImageView(QWidget):
         }
         minimal = {"bottom_left": [image_line, *loading], "bottom_right": [win_line, *extras]}
         self.corners.set_text(full, minimal)
-        self.markers.set_markers(self.orientation_markers(inst.image_orientation, header))
+        vectors = self._patient_facts(header, inst)[1]
+        self.markers.set_markers(edge_markers(*vectors, rotation=self.state.rotation, flip=self.state.flip_h)
+                                 if vectors is not None else None)
         self.markers.set_scale(self.vb.viewPixelSize()[0] if cal.spacing else None)
 
-    def orientation_markers(self, image_orientation, header) -> dict[str, str] | None:
-        """The patient direction at each edge, from Image Orientation (Patient), else Patient Orientation."""
-        vectors = image_orientation_vectors(image_orientation)
-        if vectors is None and header is not None:
-            vectors = patient_orientation_vectors(header.get("PatientOrientation"))
-        if vectors is None:
-            return None
-        return edge_markers(*vectors, rotation=self.state.rotation, flip=self.state.flip_h)
+    def _patient_facts(self, header, inst) -> tuple:
+        """(age and sex in words, row and column directions in the patient) of an image, read once per header:
+        the corner text is redrawn with every image of a scroll."""
+        key = (id(header), id(inst))
+        if self._facts_key != key:
+            vectors = image_orientation_vectors(inst.image_orientation)
+            if vectors is None and header is not None:  # projection radiographs: Patient Orientation
+                vectors = patient_orientation_vectors(header.get("PatientOrientation"))
+            age_sex = age_sex_text(_text(header, "PatientAge"), _text(header, "PatientSex"),
+                                   _text(header, "PatientBirthDate"), inst.study_date)
+            self._facts_key, self._facts = key, (age_sex, vectors)
+        return self._facts
 
     def resizeEvent(self, event):  # noqa: N802 - Qt API
         super().resizeEvent(event)
