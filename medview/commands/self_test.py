@@ -51,13 +51,16 @@ def check_decoders() -> str:
 
 def _render(relative: str, transfer_syntax: str) -> str:
     from medview.core.dicom import pixels
+    from medview.core.dicom.frame_reader import FrameReader
     from medview.core.dicom.source import SourceRef
 
     path = _sample(relative)
-    ds = pixels.read_dataset(SourceRef(str(path)))
+    ref = SourceRef(str(path))
+    ds = pixels.read_dataset(ref)
     if ds.file_meta.TransferSyntaxUID != transfer_syntax:
         raise CheckFailed(f"sample {relative} is not {transfer_syntax} but {ds.file_meta.TransferSyntaxUID}")
-    image = pixels.display_frame(ds, 0)
+    with FrameReader() as reader:  # decoded as the app decodes it: in a decoder process (this checks they start)
+        image = pixels.display_frame(ds, 0, stored=reader.stored_frame(ds, ref, 0))
     if image.dtype.name != "uint8" or image.shape[:2] != (ds.Rows, ds.Columns):
         raise CheckFailed(f"{relative} rendered as {image.dtype} {image.shape}, expected uint8 {ds.Rows}x{ds.Columns}")
     if int(image.max()) == int(image.min()):

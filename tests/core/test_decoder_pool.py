@@ -232,6 +232,33 @@ def test_frame_focus_reorders_a_load_in_progress(tmp_path):
         pool.shutdown()
 
 
+def test_a_decoder_that_never_finishes_is_stopped_at_its_time_limit(tmp_path):
+    """The gate never opens: the worker is killed at the job's limit, the file reported, the next job runs."""
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:decode", time_limit=lambda task: 1.0)
+    try:
+        _, jobs = _gated_jobs(tmp_path, 2)
+        with pool.batch(centre=0) as batch:
+            batch.submit_many(jobs[:1])
+            result = batch.next_result(60)
+            assert result.key == 0 and result.crashed
+            assert result.error == "the JPEG 2000 decoder did not finish within 1 s on this file"
+            (tmp_path / "gate").touch()
+            batch.submit_many(jobs[1:])
+            assert batch.next_result(60).error is None
+    finally:
+        pool.shutdown()
+
+
+def test_without_room_in_dev_shm_the_frames_go_to_a_mapped_file(pool, monkeypatch):
+    from medview.core.dicom import decoder_pool
+
+    monkeypatch.setattr(decoder_pool, "_shm_room", lambda: 0)
+    path = get_testdata_file("emri_small_jpeg_2k_lossless.dcm")
+    volume = load_stack(_stack_of(path), pool=pool)
+    assert volume.array.base.segment[0] == "file" and not os.path.exists(volume.array.base.segment[1])
+    np.testing.assert_array_equal(volume.array, np.stack([_in_process(path, f) for f in range(10)]))
+
+
 def test_codec_names_come_from_the_transfer_syntax():
     assert codec_name("1.2.840.10008.1.2.4.80") == "JPEG-LS"
     assert codec_name("1.2.840.10008.1.2.4.201") == "HTJ2K"

@@ -153,6 +153,8 @@ class SharedFrames:
         nbytes = max(1, self.frame_bytes * self.shape[0])
         self._shm: shared_memory.SharedMemory | None = None
         self._file: np.memmap | None = None
+        self._unlinked = False
+        self.segment = ("", "")
         room = _shm_room()
         if room is None or nbytes + (64 << 20) <= room:
             self._shm = shared_memory.SharedMemory(create=True, size=nbytes)
@@ -168,7 +170,6 @@ class SharedFrames:
             address = self._file.ctypes.data
         self.__array_interface__ = {"shape": self.shape, "typestr": self.dtype.str, "data": (address, False),
                                     "version": 3}
-        self._unlinked = False
 
     @property
     def array(self) -> np.ndarray:
@@ -177,7 +178,7 @@ class SharedFrames:
 
     def unlink(self) -> None:
         """Remove the name: no new process can attach; the memory stays while this process maps it."""
-        if self._unlinked:
+        if self._unlinked or not self.segment[0]:
             return
         self._unlinked = True
         try:
@@ -361,6 +362,7 @@ class DecoderPool:
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # a full buffer means a wake-up is already waiting
         self._closing = False
         self._broken: str | None = None
         self._ctx = None
@@ -497,8 +499,8 @@ class DecoderPool:
                     w.job, w.started, w.limit = job, time.monotonic(), self._time_limit(job.task)
                     handouts.append((w, job))
                 waiting = sum(len(b.pending) for b in self._batches)
-                missing = min(self.max_workers - len(self._workers),
-                              max(waiting, self._want_workers - len(self._workers)))
+                missing = 0 if self._broken else min(self.max_workers - len(self._workers),
+                                                     max(waiting, self._want_workers - len(self._workers)))
             for w, job in handouts:
                 self._send(w, ("decode", job.task))
             for segment in releases:
@@ -525,9 +527,13 @@ class DecoderPool:
                                             name="medview-decoder", daemon=True)
                 process.start()
                 child_conn.close()
-            except Exception as exc:  # noqa: BLE001 - no processes here: every job fails with the reason
+            except Exception as exc:  # noqa: BLE001 - go on with the workers there are, or fail every job
                 log.warning("decoder processes cannot be started: %s", exc)
-                self._fail_everything(f"the decoder processes cannot be started ({exc})")
+                with self._lock:
+                    self.max_workers = max(1, len(self._workers))
+                    alive = bool(self._workers)
+                if not alive:
+                    self._fail_everything(f"the decoder processes cannot be started ({exc})")
                 return
             with self._lock:
                 self._workers.append(_Worker(process, parent_conn))
