@@ -1,14 +1,20 @@
 """Real compressed files that take the process down in the native decoders, made from pydicom's test files.
 
-Found by mutating the codestreams of pydicom's compressed test files and decoding each in a child process;
-each change below is the one byte (or run of bytes) that is enough. Decoded in-process, the first three
-abort the interpreter (SIGABRT: an uncaught C++ exception thrown by python-gdcm's codecs) and the fourth
-raises pyo3's `PanicException`, a BaseException that passes `except Exception`:
+Found by mutating the codestreams and headers of pydicom's compressed test files and decoding each in a
+child process; each change below is the one byte (or run of bytes, or header value) that is enough. Decoded
+in-process, these abort the interpreter (SIGABRT: an uncaught C++ exception thrown inside python-gdcm's
+codecs, CharLS's `std::length_error` among them):
 
 - `jpeg_ls_crash`: MR_small_jpeg_ls_lossless.dcm whose JPEG-LS frame header (SOF-55) declares 32-bit samples;
+- `jpeg_ls_huge`: the same file whose SOF-55 declares 65535 x 65535 samples;
 - `jpeg2000_crash`: examples_jpeg2k.dcm whose SIZ marker declares 69-bit samples for the first component;
+- `ybr_rct_as_monochrome1`: US1_J2KR.dcm (a YBR_RCT JPEG 2000 stream) labelled MONOCHROME1;
 - `jpeg_lossless_crash`: JPEG-LL.dcm whose Huffman table marker (FFC4) lost its 0xFF byte;
-- `rle_panic`: rtdose_rle_1frame.dcm with 64 bytes of its RLE segments zeroed.
+- `jpeg_bits_allocated_64`: SC_rgb_jpeg_dcmtk.dcm (JPEG baseline) declaring Bits Allocated 64.
+
+`rle_panic` (rtdose_rle_1frame.dcm with 64 bytes of its RLE segments zeroed) raises pyo3's `PanicException`
+in pylibjpeg-rle, a BaseException that passes `except Exception`. `jpeg_cut_short` (a JPEG fragment cut to 10
+bytes) only raises: an ordinary decode error.
 """
 
 from __future__ import annotations
@@ -60,3 +66,27 @@ def jpeg_lossless_crash(dest, **tags) -> Path:
 def rle_panic(dest, **tags) -> Path:
     """RLE: bytes 100 to 163 of the frame (inside its segments) zeroed."""
     return _with_frame("rtdose_rle_1frame.dcm", dest, lambda f: f[:100] + bytes(64) + f[164:], **tags)
+
+
+def jpeg_ls_huge(dest, **tags) -> Path:
+    """JPEG-LS: the SOF-55 lines and columns (5 and 7 bytes after its marker) set to 65535."""
+    def huge(f: bytes) -> bytes:
+        at = f.index(b"\xff\xf7")
+        return f[:at + 5] + b"\xff\xff\xff\xff" + f[at + 9:]
+
+    return _with_frame("MR_small_jpeg_ls_lossless.dcm", dest, huge, **tags)
+
+
+def ybr_rct_as_monochrome1(dest, **tags) -> Path:
+    """A colour (YBR_RCT) JPEG 2000 stream whose header says MONOCHROME1."""
+    return copy_testdata("US1_J2KR.dcm", dest, PhotometricInterpretation="MONOCHROME1", **tags)
+
+
+def jpeg_bits_allocated_64(dest, **tags) -> Path:
+    """A JPEG baseline image whose header declares Bits Allocated 64."""
+    return copy_testdata("SC_rgb_jpeg_dcmtk.dcm", dest, BitsAllocated=64, **tags)
+
+
+def jpeg_cut_short(dest, **tags) -> Path:
+    """A JPEG baseline fragment cut to its first 10 bytes."""
+    return _with_frame("SC_rgb_jpeg_dcmtk.dcm", dest, lambda f: f[:10], **tags)

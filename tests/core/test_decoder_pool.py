@@ -24,7 +24,16 @@ from medview.core.dicom.source import SourceRef
 from medview.core.errors import DicomReadError
 from medview.core.png import read_png
 from tests.core import gated_decoder
-from tests.core.decoder_reproducers import jpeg2000_crash, jpeg_lossless_crash, jpeg_ls_crash, rle_panic
+from tests.core.decoder_reproducers import (
+    jpeg2000_crash,
+    jpeg_bits_allocated_64,
+    jpeg_cut_short,
+    jpeg_lossless_crash,
+    jpeg_ls_crash,
+    jpeg_ls_huge,
+    rle_panic,
+    ybr_rct_as_monochrome1,
+)
 from tests.factories import copy_testdata, write_image
 
 # pydicom's and pydicom-data's compressed test files: every codec, colour, palette, multi-frame
@@ -101,12 +110,16 @@ def test_shared_frames_outlive_their_owner_while_a_view_is_used():
 
 
 def _broken_folder(folder):
-    """The four reproducers beside good compressed and uncompressed files."""
+    """The reproducers beside good compressed and uncompressed files."""
     broken = {
         "jls.dcm": (jpeg_ls_crash, "the JPEG-LS decoder crashed on this file"),
+        "jls_huge.dcm": (jpeg_ls_huge, "the JPEG-LS decoder crashed on this file"),
         "j2k.dcm": (jpeg2000_crash, "the JPEG 2000 decoder crashed on this file"),
+        "rct_mono1.dcm": (ybr_rct_as_monochrome1, "the JPEG 2000 decoder crashed on this file"),
         "jll.dcm": (jpeg_lossless_crash, "the JPEG lossless decoder crashed on this file"),
+        "jpeg64.dcm": (jpeg_bits_allocated_64, "the JPEG baseline decoder crashed on this file"),
         "rle.dcm": (rle_panic, "the RLE decoder failed on this file (PanicException: "),
+        "jpeg_cut.dcm": (jpeg_cut_short, "cannot decode the compressed pixel data (JPEG Baseline (Process 1))"),
     }
     for name, (make, _) in broken.items():
         make(folder / name)
@@ -114,6 +127,21 @@ def _broken_folder(folder):
             ("MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm")]
     good.append(write_image(folder / "plain.dcm", rows=16, cols=12))
     return {name: reason for name, (_, reason) in broken.items()}, good
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [jpeg_ls_crash, jpeg_ls_huge, jpeg2000_crash, ybr_rct_as_monochrome1,
+                                  jpeg_lossless_crash, jpeg_bits_allocated_64])
+def test_the_reproducers_abort_a_process_that_decodes_them_itself(tmp_path, make):
+    """What the pool protects from is real: pydicom's decoders, in-process, kill the interpreter."""
+    import signal
+    import subprocess
+    import sys
+
+    path = make(tmp_path / "crash.dcm")
+    code = "import sys; from medview.core.dicom import pixels; pixels.stored_frame(pixels.read_dataset(sys.argv[1]))"
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGABRT, done.stderr[-300:]
 
 
 def test_a_crashing_decoder_costs_its_file_only_and_the_pool_goes_on(pool, tmp_path):
@@ -132,7 +160,7 @@ def test_a_crashing_decoder_costs_its_file_only_and_the_pool_goes_on(pool, tmp_p
     assert set(failed) == set(reasons)
     for name, reason in reasons.items():
         assert failed[name].startswith(f"{tmp_path / name}: {reason}")
-    assert pool.crashes == crashes + 3  # the aborts; the PanicException was caught in its worker
+    assert pool.crashes == crashes + 6  # the aborts; the PanicException was caught in its worker
     for path in good:
         np.testing.assert_array_equal(got[path.name], _in_process(path))
     # the pool replaced its workers and decodes as before
