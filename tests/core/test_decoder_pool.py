@@ -338,3 +338,33 @@ def test_infer_scores_the_others_and_reports_the_crashing_file(tmp_path, capsys)
     assert told.startswith(f"{folder / 'crash.dcm'}: ") and told.endswith(crash["error"])
     assert {name: line["status"] for name, line in lines.items() if name != "crash.dcm"} == {
         "jls.dcm": "ok", "j2k.dcm": "ok", "plain.dcm": "ok"}
+
+
+def test_a_compressed_segmentation_is_decoded_in_the_pool_like_an_uncompressed_one(tmp_path):
+    """An RLE SEG (the usual compressed SEG, whose decoder can panic) gives the masks of the same SEG unpacked."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+    from medview.core.dicom.incoming import read_incoming
+    from tests.core.test_incoming import _highdicom_seg
+
+    image = write_image(tmp_path / "cxr.dcm", modality="CR", rows=16, cols=16, position=None, orientation=None,
+                        slice_thickness=None,
+                        extra={"PatientBirthDate": "19500101", "PatientSex": "M", "ReferringPhysicianName": ""})
+    source = pydicom.dcmread(image)
+    masks = {}
+    for syntax in (ExplicitVRLittleEndian, RLELossless):
+        folder = tmp_path / syntax.name.split()[0]
+        folder.mkdir()
+        (folder / "cxr.dcm").write_bytes(image.read_bytes())
+        seg = _highdicom_seg(source)
+        if syntax == RLELossless:
+            seg.compress(RLELossless, encoding_plugin="pydicom")
+        seg.save_as(folder / "seg.dcm", enforce_file_format=True)
+        assert pydicom.dcmread(folder / "seg.dcm").file_meta.TransferSyntaxUID == syntax
+        found = read_incoming(build_studies(scan([str(folder)], use_cache=False).instances)[0].objects)
+        assert not found.problems
+        masks[syntax] = [m.mask for m in found.masks_on(source.SOPInstanceUID, 0)]
+    assert len(masks[RLELossless]) == 2
+    for plain, packed in zip(masks[ExplicitVRLittleEndian], masks[RLELossless]):
+        np.testing.assert_array_equal(plain, packed)

@@ -203,7 +203,7 @@ def read_incoming(instances: Iterable[InstanceInfo]) -> IncomingObjects:
             with quiet_pydicom():
                 ds = read_dataset(inst.ref)
                 if inst.sop_class_uid in SEGMENTATION_CLASSES:
-                    origin = _read_segmentation(ds, name, result.masks)
+                    origin = _read_segmentation(ds, name, result.masks, inst.ref)
                 else:
                     origin = _read_report(ds, name, result.findings)
         except NotShown as exc:
@@ -216,6 +216,20 @@ def read_incoming(instances: Iterable[InstanceInfo]) -> IncomingObjects:
             continue
         result.origins.append(origin)
     return result
+
+
+def _planes(ds, ref) -> np.ndarray:
+    """The SEG's frames; compressed ones (an RLE SEG) decoded in the decoder pool, never in this process."""
+    from medview.core.dicom.frame_reader import FrameReader, transfer_syntax_of
+    from medview.core.dicom.decoder_pool import is_compressed
+    from medview.core.dicom.pixels import number_of_frames
+
+    if ref is None or not is_compressed(transfer_syntax_of(ds)):
+        return np.asarray(ds.pixel_array)
+    frames = range(number_of_frames(ds))
+    with FrameReader() as reader:
+        reader.plan((ref, f, None) for f in frames)
+        return np.stack([reader.stored_frame(ds, ref, f) for f in frames])
 
 
 def _text(ds, keyword: str) -> str:
@@ -235,7 +249,7 @@ def _segment_algorithms(segments) -> str:
     return ", ".join(names)
 
 
-def _read_segmentation(ds, name: str, masks: dict) -> Origin:
+def _read_segmentation(ds, name: str, masks: dict, ref=None) -> Origin:
     """Add each segment's mask per source image to `masks`; the SEG's origin."""
     segments = list(ds.get("SegmentSequence") or [])
     if not segments:
@@ -246,7 +260,7 @@ def _read_segmentation(ds, name: str, masks: dict) -> Origin:
                     date=_text(ds, "ContentDate") or _text(ds, "SeriesDate"),
                     description=_text(ds, "SeriesDescription"))
     rows, columns = int(ds.Rows), int(ds.Columns)
-    planes = np.asarray(ds.pixel_array).reshape(-1, rows, columns)
+    planes = _planes(ds, ref).reshape(-1, rows, columns)
     kind = _text(ds, "SegmentationType").upper()
     if kind == "FRACTIONAL":
         limit = float(ds.get("MaximumFractionalValue", 255) or 255) / 2
