@@ -43,6 +43,7 @@ RECENT_KEY = "recent"
 RECENT_MAX = 10
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
+ROOM_PER_VIEWPORT = 320  # pixels of width below which side-by-side viewports fold the worklist away
 APP_NAME = "medview"  # ends every window title (X11 and Wayland then add no second " — medview" of their own)
 
 
@@ -135,6 +136,8 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self._worklist_width = 0  # its width before Ctrl+L folded it away
+        self._folded_for_viewports = False  # the worklist was folded to give side-by-side viewports room
+        self._room_columns = 1  # the layout's columns when room was last made
         self._default_split = True  # until a saved layout is restored: shares of the width on first show
         self._saved_split: QByteArray | None = None  # a restored splitter state, applied again on first show
         self._fill_area = None  # the screen area a first window fills, frame included, once it is shown
@@ -313,10 +316,31 @@ class MainWindow(QMainWindow):
         return self.reading.reading_state()
 
     # --- the reading session: viewports, layouts, the prior, links --------------------------------------------
-    def draw_session(self) -> None:
-        """Draw the reading session after an intent changed it."""
+    def draw_session(self) -> str:
+        """Draw the reading session after an intent changed it; returns what the reader should be told about the
+        room made for it ("" for nothing)."""
         self.viewports.sync()
         self.strip.mark(self.stack_index)
+        note = self._make_room_for_viewports()
+        if note:
+            self.statusBar().showMessage(note, 5000)
+        return note
+
+    def _make_room_for_viewports(self) -> str:
+        """A layout of viewports side by side narrower than ROOM_PER_VIEWPORT folds the worklist away (Ctrl+L
+        brings it back, and it stays); back to one column, a worklist folded for them comes back."""
+        columns = self.reading.layout[1]
+        if columns == self._room_columns:
+            return ""
+        self._room_columns = columns
+        if columns > 1 and self.worklist_shown() and self.viewports.width() < columns * ROOM_PER_VIEWPORT:
+            self.show_worklist(False)
+            self._folded_for_viewports = True  # after show_worklist, which takes a fold as the reader's choice
+            return "Worklist folded for room (Ctrl+L brings it back)"
+        if columns == 1 and self._folded_for_viewports:
+            self._folded_for_viewports = False
+            self.show_worklist(True)
+        return ""
 
     def choose_layout(self, number: int) -> None:
         """Ctrl+1..Ctrl+4: 1×1, 1×2, 2×1, 2×2."""
@@ -330,12 +354,13 @@ class MainWindow(QMainWindow):
         if reason is not None:
             self.statusBar().showMessage(reason, 4000)
             return
-        self.draw_session()
+        note = self.draw_session()
         prior = next((v.study for v in self.reading.viewports if v.prior and v.study is not None), None)
         if comparing:
             self.statusBar().showMessage("Back from the comparison", 3000)
         elif prior is not None:
-            self.statusBar().showMessage(f"Compared with the prior of {dicom_date(prior.study_date)}", 4000)
+            self.statusBar().showMessage(f"Prior of {dicom_date(prior.study_date)} beside the current study"
+                                         + (f". {note}" if note else ""), 5000)
 
     def toggle_link(self) -> None:
         """S: link / unlink scrolling and window of the viewports."""
@@ -685,6 +710,7 @@ class MainWindow(QMainWindow):
     def show_worklist(self, shown: bool) -> None:
         """Ctrl+L: the worklist folds away so that the image gets its width (a small screen), and comes back as
         wide as it was. Page Down, N and Enter go on through the worklist's order while it is folded."""
+        self._folded_for_viewports = False  # the reader's own choice from now on
         sizes = self.splitter.sizes()
         if shown and sizes[0] == 0:
             width = self._worklist_width or int(sum(sizes) * WORKLIST_SHARE)

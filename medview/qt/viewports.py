@@ -166,10 +166,12 @@ class StackLoads(QObject):
             self.progress.emit(sum(ls.loaded for ls in running), sum(ls.stack.frame_count for ls in running))
 
 
-def viewport_title(viewport: Viewport, comparing: bool, current_date: str, linked: bool) -> str:
-    """The title bar of a viewport: "PRIOR 2023-01-10 · 1 year 4 months before · Se 1 CHEST PA"."""
+def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, linked: bool) -> list[str]:
+    """The title bar of a viewport, longest first, each shorter one leaving out what matters least: "PRIOR
+    2023-01-10 · 1 year 4 months before · Se 1 CHEST PA · linked" ... "PRIOR 2023-01-10". The window shows the
+    longest that fits: a prior's date is never cut off."""
     if viewport.stack is None or viewport.study is None:
-        return "Empty: click here, then a series in the strip"
+        return ["Empty: click here, then a series in the strip", "Empty"]
     series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
                                   viewport.stack.description) if x)
     date = dicom_date(viewport.study.study_date) or "no date"
@@ -178,9 +180,8 @@ def viewport_title(viewport: Viewport, comparing: bool, current_date: str, linke
         parts = [f"PRIOR  {date}", f"{before} before" if before else "", series]
     else:
         parts = [f"CURRENT  {date}" if comparing else date, series]
-    if linked:
-        parts.append("linked")
-    return "  ·  ".join(p for p in parts if p)
+    parts = [p for p in parts + ["linked" if linked else ""] if p]
+    return ["  ·  ".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
 class ViewportCell(QFrame):
@@ -205,20 +206,36 @@ class ViewportCell(QFrame):
         layout.addWidget(self.title)
         layout.addWidget(self.view, 1)
         self._look: tuple = ()
+        self._titles: list[str] = []
 
-    def set_look(self, active: bool, several: bool, title: str, prior: bool) -> None:
+    def set_look(self, active: bool, several: bool, titles: list[str], prior: bool) -> None:
         """Frame and title: only where there are several viewports (one needs neither)."""
-        look = (active, several, title, prior)
+        look = (active, several, titles, prior)
         if look == self._look:
             return
-        self._look = look
+        self._look, self._titles = look, titles
         margin = FRAME if several else 0
         self.layout().setContentsMargins(margin, margin, margin, margin)
         frame = ACTIVE_FRAME if active and several else IDLE_FRAME
         self.setStyleSheet(f"QFrame#viewport_cell {{ background: {frame}; }}")
-        self.title.setText(title)
         self.title.setStyleSheet(PRIOR_TITLE_STYLE if prior else TITLE_STYLE)
         self.title.setVisible(several)
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        """The longest title that fits the bar (the shortest, cut, where none does)."""
+        if not self._titles:
+            return
+        self.title.ensurePolished()  # the style's font (bold for a prior) is the one measured
+        room = self.title.width() - 18  # the style's padding, and a pixel to spare
+        metrics = self.title.fontMetrics()
+        text = next((t for t in self._titles if metrics.horizontalAdvance(t) <= room), self._titles[-1])
+        if text != self.title.text():
+            self.title.setText(text)
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_title()
 
 
 class ViewportGrid(QWidget):
@@ -313,7 +330,7 @@ class ViewportGrid(QWidget):
         cell, session = self.cells[k], self.session
         current_date = session.case.study_date if session.case is not None else ""
         cell.set_look(k == session.active, len(session.viewports) > 1,
-                      viewport_title(viewport, session.comparing, current_date, session.linked), viewport.prior)
+                      viewport_titles(viewport, session.comparing, current_date, session.linked), viewport.prior)
         view = cell.view
         if viewport.stack is None:
             self._unbind(k)

@@ -290,3 +290,33 @@ def test_a_chest_radiograph_is_oriented_from_patient_orientation(window, qtbot):
     for corner in ("bottom_left", "bottom_right"):
         label = w.viewer.corners.labels[corner]
         assert not bar.geometry().intersects(label.geometry()), corner
+
+
+def test_side_by_side_on_a_narrow_window_folds_the_worklist_away_and_back(qtbot, studies, monkeypatch):
+    monkeypatch.setattr(ai_controller, "AiController",
+                        functools.partial(ai_controller.AiController, worker_factory=IdleWorker))
+    w = open_window(qtbot, studies, size=(1000, 700))
+    try:
+        open_patient(qtbot, w, "PAT0004")
+        assert w.worklist_shown()
+        press(qtbot, w, Qt.Key.Key_P)
+        assert w.reading_state()["layout"] == [1, 2] and not w.worklist_shown()
+        assert "Ctrl+L brings it back" in w.statusBar().currentMessage()
+        prior_title = w.viewports.cells[1].title
+        assert prior_title.text().startswith("PRIOR  ")  # the date stays whole, whatever else is left out
+        press(qtbot, w, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier, focus=w.viewer)
+        press(qtbot, w, Qt.Key.Key_Down, focus=w.viewer)
+        assert w.worklist_shown()  # the reader brought it back: it stays
+        press(qtbot, w, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier, focus=w.viewer)
+        press(qtbot, w, Qt.Key.Key_P, focus=w.viewer)
+        assert w.reading_state()["layout"] == [1, 1] and not w.worklist_shown()  # folded by the reader: kept
+        press(qtbot, w, Qt.Key.Key_P, focus=w.viewer)
+        assert not w.worklist_shown()
+        w.show_worklist(True)
+        press(qtbot, w, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier, focus=w.viewer)
+        press(qtbot, w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier, focus=w.viewer)
+        assert not w.worklist_shown()
+        press(qtbot, w, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier, focus=w.viewer)
+        assert w.worklist_shown()  # folded for the viewports: back with one column
+    finally:
+        w.close()
