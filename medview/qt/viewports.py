@@ -100,6 +100,13 @@ class StackLoads(QObject):
         worker.start()
         self._report()
 
+    def focus(self, stack: Stack, index: int) -> None:
+        """A viewport shows image `index` of `stack`: while it loads, the images still to decode go outward from
+        there."""
+        ls = self._entries.get(id(stack))
+        if ls is not None and ls.stack is stack and self.loading(ls):
+            ls.worker.focus(index)
+
     def keep_only(self, stacks: list[Stack]) -> None:
         """Stop loading the stacks not in `stacks` (no viewport shows them): shown again, they load again."""
         shown = {id(s) for s in stacks}
@@ -286,6 +293,8 @@ class ViewportGrid(QWidget):
                 self._place()
             for k, viewport in enumerate(viewports):
                 self._draw(k, viewport)
+                if viewport.stack is not None:
+                    self.loads.focus(viewport.stack, viewport.view.index)
             for k in range(len(viewports), len(self.cells)):
                 self._unbind(k)
             self.loads.keep_only([v.stack for v in viewports if v.stack is not None])
