@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -180,6 +181,16 @@ class MainWindow(QMainWindow):
         self.restore_layout()
         self.setFocusProxy(self.viewer)  # keys start on the image, not in the filter field
         self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+        if self.reading.protocols.message:  # the reader's hanging-protocol file cannot be used: the defaults are
+            QTimer.singleShot(0, self._protocol_problem)
+
+    def _protocol_problem(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Hanging protocols", self.reading.protocols.message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("protocol_problem")
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
 
     @property
     def viewer(self) -> ImageView:

@@ -320,3 +320,23 @@ def test_side_by_side_on_a_narrow_window_folds_the_worklist_away_and_back(qtbot,
         assert w.worklist_shown()  # folded for the viewports: back with one column
     finally:
         w.close()
+
+
+def test_a_hanging_protocol_file_that_cannot_be_used_is_named_and_the_defaults_hang(qtbot, studies, medview_home,
+                                                                                    monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    (medview_home / "hanging_protocols.json").write_text('{"protocols": [{"name": "CT", "layout": [9, 1]}]}',
+                                                         encoding="utf-8")
+    monkeypatch.setattr(ai_controller, "AiController",
+                        functools.partial(ai_controller.AiController, worker_factory=IdleWorker))
+    w = open_window(qtbot, studies, size=(1400, 900))
+    try:
+        qtbot.waitUntil(lambda: w.findChild(QMessageBox, "protocol_problem") is not None, timeout=5000)
+        text = w.findChild(QMessageBox, "protocol_problem").text()
+        assert "hanging_protocols.json" in text and "layout" in text and "using the default" in text
+        open_patient(qtbot, w, "PAT0001")
+        press(qtbot, w, Qt.Key.Key_P)
+        assert [v["prior"] for v in w.reading_state()["viewports"]] == [False, True]  # the default protocol
+    finally:
+        w.close()
