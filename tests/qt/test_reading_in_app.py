@@ -5,6 +5,7 @@ the focus moved around first; what is on screen is read from `window.reading_sta
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 
 import pydicom
@@ -24,6 +25,8 @@ from tests.factories import write_series
 from tests.qt.helpers import open_window
 
 THIN, THICK = 24, 12  # slices 2 mm and 4 mm apart, one frame of reference
+VIEWPORT_KEYS = {"study_uid", "series_uid", "sop_instance_uid", "frame", "frames", "loaded", "plane", "position",
+                 "window", "invert", "zoom", "rotation", "flip", "prior"}
 
 
 class IdleWorker(QObject):
@@ -228,7 +231,12 @@ def test_s_links_scrolling_by_patient_position_and_the_window(window, qtbot):
     assert [v["frame"] for v in w.reading_state()["viewports"]] == [0, 0]
     assert [view.state.index for view in w.viewports.views] == [1, 0]
     press(qtbot, w, Qt.Key.Key_S)
-    state = w.reading_state()
+    state = json.loads(json.dumps(w.reading_state()))  # plain data, exactly the contract's keys
+    assert set(state) == {"case", "layout", "active", "linked", "viewports"}
+    assert all(set(v) == VIEWPORT_KEYS for v in state["viewports"])
+    assert [(v["plane"], v["zoom"], v["rotation"], v["flip"], v["invert"], v["prior"]) for v in state["viewports"]] == [
+        ("acquired", 1.0, 0, False, False, False)] * 2
+    assert [v["frames"] for v in state["viewports"]] == [THIN, THICK]
     assert state["linked"] and "linked" in w.viewports.cells[1].title.text()
     for key, modifier in ((Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier),
                           (Qt.Key.Key_Down, Qt.KeyboardModifier.NoModifier), (Qt.Key.Key_End, None)):
