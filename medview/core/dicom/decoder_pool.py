@@ -16,8 +16,10 @@ cross the pipe, never a pixel array.
 
 Workers are started lazily (the first compressed frame pays for it, later ones reuse them) from a
 forkserver that has the decoders imported (spawn where there is no forkserver, and in a frozen app), never
-by forking this process, which may run Qt and torch threads. Uncompressed data never comes here: reading it
-cannot crash, so the loader reads it in-process (`loader.fast_path`).
+by forking this process, which may run Qt and torch threads. As with any multiprocessing start method but
+fork, a worker imports the main script again: a script that embeds medview keeps its work under
+`if __name__ == "__main__":` (medview's own entry points do). Uncompressed data never comes here: reading
+it cannot crash, so the loader reads it in-process (`loader.fast_path`).
 """
 
 from __future__ import annotations
