@@ -99,7 +99,7 @@ class FrameReader:
         if started is None:
             started = self._start(key, dataset_layout(ds) or _PLACEHOLDER, ts)
         self._start_ahead()
-        return self._finish(key, started, ds)
+        return self._finish(key, started)
 
     def close(self) -> None:
         if self._batch is not None:
@@ -167,7 +167,7 @@ class FrameReader:
             self._started[key] = self._start(key, info_layout(info) or _PLACEHOLDER, info.transfer_syntax)
         self._considered = max(self._considered, end)
 
-    def _finish(self, key: tuple[SourceRef, int], started: _Started, ds) -> np.ndarray:
+    def _finish(self, key: tuple[SourceRef, int], started: _Started) -> np.ndarray:
         name = key[0].display()
         while True:
             result = self._wait(key)
