@@ -285,9 +285,16 @@ class IncomingController(QObject):
         self.overlay = self._overlays[id(view)]
         self.refresh()
 
-    def _studies_loaded(self, _studies) -> None:
+    def _studies_loaded(self, studies) -> None:
+        """A new worklist: each case's objects are read again when it opens; the case that stays open (studies
+        joining from a PACS) keeps showing its own."""
         self._by_study.clear()
-        self._use(IncomingObjects())
+        case = self.window.case
+        kept = next((s for s in studies if case is not None and s.study_uid == case.study_uid), None)
+        if kept is None:
+            self._use(IncomingObjects())
+        else:
+            self._use(self._by_study.setdefault(kept.study_uid, read_incoming(kept.objects)))
 
     def _case_opened(self, study) -> None:
         found = self._by_study.get(study.study_uid)

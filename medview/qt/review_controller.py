@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from medview.core.dicom.model import Stack, Study
@@ -109,6 +109,8 @@ def _guarded(method):
 
 class ReviewController(QObject):
     """Wires the review keys, the review panel and the worklist's Review column to a `ReviewSession`."""
+
+    signed_off = Signal(str)  # study UID, once its sign-off is stored (the PACS rule sends the review then)
 
     def __init__(self, window, store: ReviewStore | None = None):
         super().__init__(window)
@@ -416,6 +418,7 @@ class ReviewController(QObject):
             result = s.sign_off(confirmed=True, dont_ask_again=dont_ask)
         signed_uid = s.study_uid
         self.update_worklist([signed_uid])
+        self.signed_off.emit(signed_uid)
         nxt = s.next_unreviewed(self.reading_order(), open_it=False)
         if nxt is None or nxt == signed_uid:
             self.say("Signed off — all cases in the worklist are reviewed", 8000)

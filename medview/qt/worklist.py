@@ -18,13 +18,14 @@ from medview.qt.models.worklist_model import (
     COL_MODALITY,
     COL_PATIENT,
     COL_REVIEW,
+    COL_SOURCE,
     WorklistModel,
     WorklistProxy,
 )
 
 # (min, max) width in pixels: everything up to the Review column fits in the default panel width
 COLUMN_WIDTHS = {COL_PATIENT: (80, 120), COL_ID: (50, 72), COL_DATE: (86, 86), COL_MODALITY: (36, 44),
-                 COL_IMAGES: (34, 48), COL_AI: (44, 64), COL_REVIEW: (56, 64)}
+                 COL_IMAGES: (34, 48), COL_AI: (44, 64), COL_REVIEW: (56, 64), COL_SOURCE: (44, 170)}
 # the columns that give up width in a narrow panel once the description is hidden (down to their minimum above)
 SHRINKABLE = (COL_PATIENT, COL_ID)
 # narrower than this the description reads "X…" under a clipped header: the column is hidden until there is room
@@ -73,6 +74,7 @@ class WorklistPanel(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_DESCRIPTION, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(30)
+        self.view.setColumnHidden(COL_SOURCE, True)  # shown once a study came from a PACS (`show_sources`)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.clicked.connect(self._clicked)
@@ -97,12 +99,24 @@ class WorklistPanel(QWidget):
         self._preferred = {col: self.view.columnWidth(col) for col in SHRINKABLE}
         self.fit_columns()
 
+    def show_sources(self, shown: bool) -> None:
+        """The From column: hidden while every case came from a local folder, else as wide as its texts
+        ("pushed by MODALITY1") up to its maximum."""
+        before = (self.view.isColumnHidden(COL_SOURCE), self.view.columnWidth(COL_SOURCE))
+        self.view.setColumnHidden(COL_SOURCE, not shown)
+        if shown:
+            self.view.resizeColumnToContents(COL_SOURCE)
+            lo, hi = COLUMN_WIDTHS[COL_SOURCE]
+            self.view.setColumnWidth(COL_SOURCE, min(max(self.view.columnWidth(COL_SOURCE), lo), hi))
+        if (self.view.isColumnHidden(COL_SOURCE), self.view.columnWidth(COL_SOURCE)) != before:
+            self.fit_columns()
+
     def fit_columns(self) -> None:
         """Every column but the description whole, without scrolling sideways, in whatever width the panel has:
         in a narrow panel (a 1280-pixel screen) the description is hidden first (the viewer's corner text shows
         it), then names and IDs give up their slack; widened again, all come back."""
-        if self._fitting or not self._preferred:
-            return
+        if self._fitting or any(col not in self._preferred for col in SHRINKABLE):
+            return  # before the first `set_studies` has measured them (a resize signal may come first)
         self._fitting = True
         try:
             header = self.view.horizontalHeader()

@@ -2,7 +2,7 @@
 
 Columns are `COL_*` constants; the Study of a row is `WorklistProxy.study_at`, sorting goes through `SortRole`
 (dates and counts sort as values, not text). The AI and review issues fill their columns with `set_cell`,
-which emits `dataChanged` for that one cell.
+which emits `dataChanged` for that one cell; the PACS controller the From column (`set_source`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from medview.core.dicom.model import Study
 from medview.core.review.store import CaseStatus
 from medview.core.viewing.counts import count_images, count_short, count_words
 
-COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI, COL_REVIEW = range(8)
-HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review")
-HEADER_TIPS = ("Patient name", "Patient ID", "Study date", "Modalities", "Study description", "Images", "AI status", "Review status")
+COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_AI, COL_REVIEW, COL_SOURCE = range(9)
+HEADERS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "AI", "Review", "From")
+HEADER_TIPS = ("Patient name", "Patient ID", "Study date", "Modalities", "Study description", "Images", "AI status", "Review status",
+               "Where the study came from: a local folder, the PACS it was retrieved from, or pushed to this station")
+LOCAL_SOURCE = "local"
 NO_IMAGES_COLOUR = "#7a7a7a"
 SortRole = Qt.ItemDataRole.UserRole + 2
 NO_STATUS = float("inf")  # the AI column's sort value before the AI says anything: last
@@ -122,6 +124,7 @@ class WorklistModel(QStandardItemModel):
             COL_IMAGES: (images_text(s), n),
             COL_AI: ("", NO_STATUS),
             COL_REVIEW: review_cell(CaseStatus.UNREAD, None),
+            COL_SOURCE: (LOCAL_SOURCE, LOCAL_SOURCE),
         }
         items = []
         for col in range(len(HEADERS)):
@@ -154,6 +157,13 @@ class WorklistModel(QStandardItemModel):
 
     def set_review_status(self, study_uid: str, text: str, sort_value: str) -> None:
         self.set_cell(study_uid, COL_REVIEW, text, str(sort_value))
+
+    def set_source(self, study_uid: str, text: str, tip: str) -> None:
+        """The From cell: "local", the PACS a study was retrieved from (with its progress), "pushed by X"."""
+        self.set_cell(study_uid, COL_SOURCE, text, text)
+        row = self.row_of(study_uid)
+        if row >= 0:
+            self.setData(self.index(row, COL_SOURCE), tip, Qt.ItemDataRole.ToolTipRole)
 
 
 class WorklistProxy(QSortFilterProxyModel):
