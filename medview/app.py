@@ -144,6 +144,9 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.incoming import IncomingController
 
     window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
+    from medview.qt.pacs_controller import PacsController
+
+    window.pacs = PacsController(window)  # Ctrl+P panel, retrieved and pushed studies, sending the review
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
     # window, nor for a CT-only folder, and never before the first paint
     if todo:

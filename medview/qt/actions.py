@@ -117,13 +117,18 @@ SPECS: list[ActionSpec] = [
     ActionSpec("review.undo", "Undo the last review action", ("Ctrl+Z",), "Review", enabled=False),
     ActionSpec("review.note", "Write the case note (Esc saves and leaves it)", ("Ctrl+N",), "Review",
                enabled=False),
+    # PACS (wired by the PACS controller)
+    ActionSpec("pacs.panel", "PACS: search and retrieve studies…", ("Ctrl+P",), "PACS",
+               "by patient, date, modality or accession; Enter searches, Enter on a study retrieves it", enabled=False),
+    ActionSpec("pacs.send", "Send the case's review to a PACS (SR, key images, segmentations)", ("Ctrl+Shift+S",),
+               "PACS", enabled=False),
     # Help
     ActionSpec("help.shortcuts", "Keyboard shortcuts", ("F1", "?"), "Help"),
     ActionSpec("help.keymap", "Change shortcuts…", (), "Help"),
     ActionSpec("help.about", "About medview (version, licences, research use only)", (), "Help"),
 ]
 
-GROUPS = ("File", "Navigate", "Window", "View", "Tools", "AI", "Review", "Help")
+GROUPS = ("File", "Navigate", "Window", "View", "Tools", "AI", "Review", "PACS", "Help")
 SETTINGS_GROUP = "keymap"
 
 

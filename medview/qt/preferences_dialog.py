@@ -1,4 +1,5 @@
-"""Preferences (File → Preferences…): the AI model folder, the device, and the reader's threshold per finding.
+"""Preferences (File → Preferences…): the AI model folder, the device, the reader's threshold per finding, and
+the PACS controller's part (`PacsPreferences`: the listener, sending the review on sign-off).
 
 Stored in QSettings (organisation and application `medview`, under MEDVIEW_HOME: SPEC section 7) by the
 `AiController`, which applies them: a new threshold re-evaluates flagged state from the results in hand
@@ -104,9 +105,13 @@ class PreferencesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         self.buttons = buttons
+        pacs = getattr(parent, "pacs", None)  # the PACS controller's part: listener, send on sign-off
+        self.pacs_box = pacs.preferences_box(self) if pacs is not None else None
         layout = QVBoxLayout(self)
         layout.addWidget(model_box)
         layout.addWidget(thresholds_box)
+        if self.pacs_box is not None:
+            layout.addWidget(self.pacs_box)
         layout.addWidget(buttons)
         self.resize(680, self.sizeHint().height())
 
@@ -131,6 +136,8 @@ class PreferencesDialog(QDialog):
         return model, self.device_box.currentData(), {label: spin.value() for label, spin in self.spins.items()}
 
     def apply(self) -> None:
+        if self.pacs_box is not None:
+            self.pacs_box.apply()
         self.controller.apply_preferences(*self.values())
 
     def accept(self) -> None:  # noqa: D102
