@@ -25,7 +25,7 @@ def test_self_test_passes_from_source(medview_home):
     proc = _self_test(medview_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
-    for check in ("decoder plugins", "JPEG sample", "JPEG 2000 sample", "model", "main window"):
+    for check in ("decoder plugins", "JPEG sample", "JPEG 2000 sample", "model", "PACS", "main window"):
         assert f"ok    {check}:" in proc.stdout
     assert proc.stderr.strip() == "" or "Traceback" not in proc.stderr
     # it writes only below MEDVIEW_HOME/temp, and cleans up after itself

@@ -109,6 +109,28 @@ def _demo_radiograph(workdir: Path) -> Path:
     return summary.radiographs[0]
 
 
+def check_pacs(workdir: Path) -> str:
+    """The network stack a frozen app most easily loses (pynetdicom's SOP classes and services, the DICOMweb
+    client): C-ECHO and C-STORE of a sample to medview's own listener on 127.0.0.1, nothing beyond it."""
+    import dicomweb_client  # noqa: F401 - imported for the check: DICOMweb servers need it
+
+    from medview.core.net import LocalSettings, PacsCache, StorageListener, echo, resolve_server, send_paths
+
+    local = LocalSettings(listen_port=0)  # a free port; servers.toml is not read
+    cache = PacsCache(workdir / "pacs")
+    with StorageListener(local, cache) as listener:
+        port = listener.port
+        server = resolve_server(f"dicom://{local.ae_title}@127.0.0.1:{port}", {})
+        echo(server, local)
+        (sent,) = send_paths(server, [str(_sample(JPEG_SAMPLE))], local=local)
+    if sent.error:
+        raise CheckFailed(f"C-STORE to its own listener failed: {sent.error}")
+    stored = sum(len(cache.present(uid)) for uid in cache.studies())
+    if stored != 1:
+        raise CheckFailed(f"its own listener stored {stored} instances of the one sent")
+    return f"C-ECHO and C-STORE to its own listener on 127.0.0.1:{port}; DICOMweb client loads"
+
+
 def check_window() -> str:
     """The main window builds offscreen: Qt plugins, styles and icons are all where the app expects them."""
     from PySide6.QtCore import QtMsgType, qInstallMessageHandler
@@ -180,6 +202,7 @@ def run(args) -> int:
             ("JPEG sample", check_jpeg),
             ("JPEG 2000 sample", check_jpeg2000),
             ("model", lambda: check_model(model, Path(tmp))),
+            ("PACS", lambda: check_pacs(Path(tmp))),
             ("main window", check_window),
             ("display platform", lambda: check_display(app_platform, display)),
         ]
