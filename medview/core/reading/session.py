@@ -1,9 +1,13 @@
 """The state of a reading session without Qt: the studies opened, the open case, the layout of viewports and
 what each shows, and the intents (keys of SPEC section 6) that change it.
 
-The window draws this state and sends intents; every rule (what a layout keeps, what P shows and restores,
-how linked viewports follow) lives here and is tested without a display. `reading_state()` is the plain data
-of SPEC section 7.
+The window draws this state and sends intents; every rule (what a layout keeps, what P and M show and restore,
+how linked viewports and the reformatted planes' crosshair follow) lives here and is tested without a display.
+`reading_state()` is the plain data of SPEC section 7.
+
+M shows the axial, coronal and sagittal planes of a stack (`plane_display.PlaneSteps` says where each can be):
+one crosshair point is where the three meet, so scrolling a plane moves the point along its normal and a click
+puts it anywhere; each plane has its own slab (Shift+M, [ ]).
 """
 
 from __future__ import annotations
@@ -11,18 +15,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from medview.core.dicom.model import Stack, Study
 from medview.core.dicom.pixels import Window
+from medview.core.dicom.series import slice_normal
 from medview.core.reading.facts import FactsCache, FactsReader, read_series_facts
-from medview.core.reading.linking import image_centre, linked_index
+from medview.core.reading.linking import has_slice_positions, image_centre, linked_index, nearest_slice
 from medview.core.reading.priors import StudyKey, find_prior, same_patient_studies, study_key
 from medview.core.reading.protocols import ProtocolSet, hang, load_protocols
+from medview.core.viewing import mpr
+from medview.core.viewing.plane_display import (
+    DEFAULT_SLAB_MM,
+    SLAB_MODES,
+    PlaneSteps,
+    next_slab_mm,
+    plane_steps,
+)
 from medview.core.viewing.state import ViewState
 
 PLANES = ("acquired", "axial", "coronal", "sagittal")
 PAGE = 10  # Shift+Down / Shift+Up
 LAYOUT_KEYS = {1: (1, 1), 2: (1, 2), 3: (2, 1), 4: (2, 2)}  # Ctrl+1..4
 NO_PRIOR = "No earlier study of this patient with the same modality and body part"
+MPR_LAYOUT = (1, 3)  # M: axial, coronal and sagittal side by side
 
 
 @dataclass
@@ -36,6 +52,9 @@ class Viewport:
     pan: tuple[float, float] = (0.0, 0.0)  # image pixels the centre is moved by
     prior: bool = False
     loaded: int = 0  # images decoded so far: the window sets it as the loader reports
+    point: tuple[float, float, float] | None = None  # a reformatted plane's crosshair (mm, patient coordinates)
+    slab: str = "off"  # a reformatted plane's slab mode (SLAB_MODES), over `slab_mm` millimetres
+    slab_mm: float = 0.0
     _frames: list[tuple[int, int]] | None = field(default=None, repr=False)
 
     def show(self, study: Study | None, stack: Stack | None, prior: bool = False, index: int = 0) -> None:
@@ -44,6 +63,7 @@ class Viewport:
         self.view = ViewState(count=stack.frame_count if stack is not None else 0)
         self.view.go(index)
         self.plane, self.pan, self.loaded, self._frames = "acquired", (0.0, 0.0), 0, None
+        self.point, self.slab, self.slab_mm = None, "off", 0.0
 
     @property
     def empty(self) -> bool:
@@ -61,19 +81,38 @@ class Viewport:
         self.view.reset()
         self.pan = (0.0, 0.0)
 
+    @property
+    def reformatted(self) -> bool:
+        """Shows a plane reformatted from its stack (MPR), not the acquired images."""
+        return self.plane != "acquired" and self.stack is not None
+
+    def acquired_index(self) -> int:
+        """The acquired image shown, or for a reformatted plane the one nearest to its crosshair."""
+        if not self.reformatted:
+            return self.view.index
+        if self.point is None or not has_slice_positions(self.stack):
+            return 0
+        normal = slice_normal(self.stack.instances[0].image_orientation)
+        return nearest_slice(self.stack.positions, float(np.dot(self.point, normal)))  # type: ignore[arg-type]
+
     def state(self) -> dict:
-        """This viewport as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7)."""
+        """This viewport as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7). A
+        reformatted plane reports the acquired image nearest to its crosshair, and the crosshair as position."""
         frames = self.frames
-        shown = frames[self.view.index] if 0 <= self.view.index < len(frames) else None
+        index = self.acquired_index()
+        shown = frames[index] if 0 <= index < len(frames) else None
         inst = self.stack.instances[shown[0]] if self.stack is not None and shown is not None else None
         window = self.view.window
-        centre = image_centre(inst) if inst is not None and self.plane == "acquired" else None
+        if self.reformatted:
+            centre = self.point
+        else:
+            centre = image_centre(inst) if inst is not None else None
         return {
             "study_uid": self.study.study_uid if self.study is not None else None,
             "series_uid": self.stack.series_uid if self.stack is not None else None,
             "sop_instance_uid": inst.sop_instance_uid if inst is not None else None,
             "frame": shown[1] if shown is not None else 0,
-            "frames": self.view.count,
+            "frames": self.stack.frame_count if self.reformatted else self.view.count,
             "loaded": self.loaded,
             "plane": self.plane,
             "position": [float(v) for v in centre] if centre is not None else None,
@@ -118,6 +157,10 @@ class ReadingSession:
         self.link_window = True   # while linked: a window set in one viewport goes to those of the same modality
         self.link_zoom = False    # while linked: zoom and pan follow too
         self._saved: _Saved | None = None
+        self._mpr_saved: _Saved | None = None  # the layout M replaced, restored by M (or Esc) again
+        self._geometries: dict[int, tuple[Stack, mpr.VolumeGeometry]] = {}
+        self._steps: dict[str, PlaneSteps] = {}  # of the stack the planes show
+        self.crosshair: tuple[float, float, float] | None = None
         self.add_studies(studies)
 
     # --- studies, priors and the reading order -----------------------------------------------------------
@@ -161,7 +204,8 @@ class ReadingSession:
         if study is None:
             return False
         self.case = study
-        self._saved = None
+        self._saved = self._mpr_saved = None
+        self._geometries = {}
         protocol = self._protocol(study)
         self._hang(protocol.hanging, study, None)
         return True
@@ -169,7 +213,8 @@ class ReadingSession:
     def close_case(self) -> None:
         """No case open (an empty worklist): one empty viewport, nothing compared or linked."""
         self.case = None
-        self._saved = None
+        self._saved = self._mpr_saved = None
+        self._geometries = {}
         self.layout, self.viewports, self.active, self.linked = (1, 1), [Viewport()], 0, False
 
     def step_case(self, delta: int) -> bool:
@@ -227,6 +272,11 @@ class ReadingSession:
         viewport = self.viewport
         if viewport.empty or not viewport.view.go(index):
             return False
+        if viewport.reformatted:  # the plane moves along its normal, and the crosshair with it
+            steps = self._steps.get(viewport.plane)
+            if steps is not None and self.crosshair is not None:
+                self._place_crosshair(steps.moved(self.crosshair, viewport.view.index))
+            return True
         if self.linked:
             self._follow(viewport)
         return True
@@ -254,6 +304,13 @@ class ReadingSession:
             return False
         stacks = viewport.study.stacks
         k = next(i for i, s in enumerate(stacks) if s is viewport.stack) + delta
+        if viewport.reformatted:  # the planes of the next series that can be reformatted
+            while 0 <= k < len(stacks):
+                if self._reformat_problem(stacks[k]) is None:
+                    self._hang_mpr(viewport.study, stacks[k], viewport.prior)
+                    return True
+                k += delta
+            return False
         if not 0 <= k < len(stacks):
             return False
         viewport.show(viewport.study, stacks[k], viewport.prior)
@@ -267,8 +324,11 @@ class ReadingSession:
         if self.case is None or not any(s is stack for s in self.case.stacks):
             return False
         viewport = self.viewport
-        if viewport.stack is stack and viewport.study is self.case:
+        if viewport.stack is stack and viewport.study is self.case and not viewport.reformatted:
             return self.go_to(index)
+        if viewport.reformatted and self._reformat_problem(stack) is None:
+            self._hang_mpr(self.case, stack, False, index)
+            return True
         viewport.show(self.case, stack, index=index)
         if self.linked:
             self._follow(viewport)
@@ -362,6 +422,8 @@ class ReadingSession:
 
         Returns None when done, or the reason nothing changed (no open case, no prior).
         """
+        if self._mpr_saved is not None:  # P compares (or stops comparing) what the planes replaced
+            self.mpr()
         if self._saved is not None:
             saved, self._saved = self._saved, None
             self.layout, self.viewports, self.active, self.linked = (saved.layout, saved.viewports, saved.active,
@@ -387,6 +449,123 @@ class ReadingSession:
                 break
         return None
 
+    # --- reformatted planes (MPR) ---------------------------------------------------------------------------
+    @property
+    def in_mpr(self) -> bool:
+        return self._mpr_saved is not None
+
+    def volume_geometry(self, stack: Stack) -> mpr.VolumeGeometry:
+        """The geometry of a stack's volume from its headers (every slice, loaded or not), read once.
+        Raises mpr.ReformatError for a stack that cannot be reformatted."""
+        found = self._geometries.get(id(stack))
+        if found is None or found[0] is not stack:
+            found = self._geometries[id(stack)] = (stack, mpr.volume_geometry(stack))
+        return found[1]
+
+    def _reformat_problem(self, stack: Stack) -> str | None:
+        try:
+            self.volume_geometry(stack)
+        except mpr.ReformatError as exc:
+            return str(exc)
+        return None
+
+    def mpr(self) -> str | None:
+        """M: axial, coronal and sagittal planes of the active viewport's stack side by side, their crosshair at
+        the centre of the image being read; again: back to the layout as it was.
+
+        Returns None when done, or the reason nothing changed (no stack, one that cannot be reformatted).
+        """
+        if self._mpr_saved is not None:
+            saved, self._mpr_saved = self._mpr_saved, None
+            self.layout, self.viewports, self.active, self.linked = (saved.layout, saved.viewports, saved.active,
+                                                                     saved.linked)
+            self._steps, self.crosshair = {}, None
+            return None
+        current = self.viewport
+        if current.empty:
+            return "No series in this viewport to reformat"
+        problem = self._reformat_problem(current.stack)
+        if problem is not None:
+            return f"This series cannot be reformatted: {problem}"
+        saved = _Saved(self.layout, self.viewports, self.active, self.linked)
+        self._hang_mpr(current.study, current.stack, current.prior, current.view.index, current.view)
+        self._mpr_saved = saved
+        return None
+
+    def _hang_mpr(self, study: Study, stack: Stack, prior: bool, index: int = 0,
+                  view: ViewState | None = None) -> None:
+        """The three planes of `stack`, crosshair at the centre of its image `index`, window as `view` had it;
+        the plane parallel to the slices is the active one (the keys go on scrolling as they did)."""
+        geometry = self.volume_geometry(stack)
+        self._steps = {plane: plane_steps(geometry, plane) for plane in mpr.PLANES}
+        frames = stack.frames
+        inst = stack.instances[frames[min(max(index, 0), len(frames) - 1)][0]]
+        centre = image_centre(inst)
+        point = np.asarray(centre if centre is not None else geometry.center(), dtype=np.float64)
+        self.layout, self.viewports = MPR_LAYOUT, []
+        for plane in mpr.PLANES:
+            viewport = Viewport()
+            viewport.show(study, stack, prior)
+            viewport.plane = plane
+            viewport.view.count = self._steps[plane].count
+            if view is not None:
+                viewport.view.window, viewport.view.initial_window = view.window, view.initial_window
+                viewport.view.invert = view.invert
+            self.viewports.append(viewport)
+        self.active = max(range(len(mpr.PLANES)),
+                          key=lambda k: abs(float(self._steps[mpr.PLANES[k]].normal @ geometry.normal)))
+        self.linked = True  # a window set in one plane is the window of all three
+        self._place_crosshair(point)
+
+    def plane_steps(self, plane: str) -> PlaneSteps | None:
+        """Where the reformatted `plane` of the planes shown can be (None: no planes shown)."""
+        return self._steps.get(plane)
+
+    def set_crosshair(self, point) -> bool:
+        """A click in a reformatted plane: the crosshair goes to that patient point (mm), every plane through it."""
+        if not self._steps:
+            return False
+        self._place_crosshair(np.asarray(point, dtype=np.float64))
+        return True
+
+    def _place_crosshair(self, point: np.ndarray) -> None:
+        """The crosshair at the step of each plane nearest to `point`: where the three planes shown meet."""
+        for steps in self._steps.values():
+            point = steps.moved(point, steps.index_of(point))
+        self.crosshair = tuple(float(v) + 0.0 for v in point)  # type: ignore[assignment]
+        for viewport in self.viewports:
+            steps = self._steps.get(viewport.plane) if viewport.reformatted else None
+            if steps is not None:
+                viewport.point = self.crosshair
+                viewport.view.go(steps.index_of(point))
+
+    def cycle_slab(self) -> bool:
+        """Shift+M: the active plane's slab mode, off -> MIP -> MinIP -> average -> off; a first slab is
+        DEFAULT_SLAB_MM thick. False where the viewport shows no reformatted plane."""
+        viewport = self.viewport
+        if not viewport.reformatted:
+            return False
+        viewport.slab = SLAB_MODES[(SLAB_MODES.index(viewport.slab) + 1) % len(SLAB_MODES)]
+        if viewport.slab != "off" and not viewport.slab_mm:
+            viewport.slab_mm = DEFAULT_SLAB_MM
+        return True
+
+    def step_slab(self, delta: int) -> bool:
+        """] / [: the active plane's slab thicker / thinner (] on a plane without a slab makes it a MIP). False
+        where there is no reformatted plane or the slab is as thick or thin as it goes."""
+        viewport = self.viewport
+        if not viewport.reformatted or (viewport.slab == "off" and delta < 0):
+            return False
+        if viewport.slab == "off":
+            viewport.slab = "mip"
+            viewport.slab_mm = viewport.slab_mm or DEFAULT_SLAB_MM
+            return True
+        thickness = next_slab_mm(viewport.slab_mm, delta)
+        if thickness == viewport.slab_mm:
+            return False
+        viewport.slab_mm = thickness
+        return True
+
     def toggle_link(self) -> bool:
         """S: link / unlink scrolling (and window, zoom as set) of the viewports; linking aligns them at once."""
         self.linked = not self.linked
@@ -399,10 +578,12 @@ class ReadingSession:
 
     def _follow(self, source: Viewport) -> None:
         """The other viewports show the image that goes with the source's (see `linking`)."""
-        if source.empty:
+        if source.empty or source.reformatted:
             return
         frame = self.facts.of_stack(source.stack).frame_of_reference_uid
         for other in self._others(source):
+            if other.reformatted:
+                continue
             same_frame = bool(frame) and self.facts.of_stack(other.stack).frame_of_reference_uid == frame
             other.view.go(linked_index(source.stack, source.view.index, other.stack, same_frame))
 

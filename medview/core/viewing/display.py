@@ -40,6 +40,11 @@ class StackDisplay:
         self._unsigned = np.dtype(f"u{array.dtype.itemsize}") if self.lut_path else None
         self._palettes: dict[int, tuple[int, np.ndarray] | None] = {}
 
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(rows, columns) of one image."""
+        return int(self.array.shape[1]), int(self.array.shape[2])
+
     # --- headers ----------------------------------------------------------------------------------------
     def header(self, i: int) -> Any:
         """Header of the instance holding frame i (the first known header while the stack still loads)."""

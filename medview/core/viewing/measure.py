@@ -92,6 +92,8 @@ def ellipse_stats(values: np.ndarray, box: tuple[float, float, float, float], ca
     """Mean, SD, min, max (modality units) and area of the ellipse in `box`; None when it holds no pixel."""
     mask = ellipse_mask(values.shape[:2], *box)
     inside = values[mask]
+    if inside.dtype.kind == "f":  # a reformatted plane has no value in a gap or outside the volume
+        inside = inside[np.isfinite(inside)]
     if inside.size == 0:
         return None
     inside = inside.astype(np.float64)
