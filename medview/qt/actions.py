@@ -99,6 +99,11 @@ SPECS: list[ActionSpec] = [
     ActionSpec("layout.4", "Layout 2×2", ("Ctrl+4",), "View"),
     ActionSpec("reading.prior", "Compare with the previous study (again: back)", ("P",), "View"),
     ActionSpec("reading.link", "Link / unlink scrolling and window of the viewports", ("S",), "View"),
+    ActionSpec("reading.mpr", "MPR: axial, coronal and sagittal of the series, crosshair linked (again: back)",
+               ("M",), "View", "a click in a plane moves the crosshair; scrolling moves the plane"),
+    ActionSpec("reading.slab_mode", "Slab of the plane: off, MIP, MinIP, average", ("Shift+M",), "View"),
+    ActionSpec("reading.slab_thinner", "Thinner slab", ("[",), "View"),
+    ActionSpec("reading.slab_thicker", "Thicker slab", ("]",), "View"),
     # Tools (left mouse button)
     ActionSpec("tool.window", "Window/level tool", ("W",), "Tools", checkable=True),
     ActionSpec("tool.pan", "Pan tool", ("T",), "Tools", checkable=True),

@@ -22,6 +22,7 @@ from medview.core.dicom.model import Stack
 from medview.core.dicom.pixels import VoiLut, Window
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.measure import (
+    PIXEL_CENTRE,
     Calibration,
     Measurement,
     MeasurementStore,
@@ -37,8 +38,10 @@ from medview.core.viewing.orientation import (
     image_orientation_vectors,
     patient_orientation_vectors,
 )
+from medview.core.viewing.plane_display import PlaneDisplay, slab_text
 from medview.core.viewing.state import ANNOTATION_MODES, ZOOM_STEP, ViewState, drag_window, preset_window
 from medview.qt.annotations import CornerText, EdgeMarkers
+from medview.qt.crosshair import Crosshair
 from medview.qt.measurements import MeasureItem
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ class _ViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph API
         if ev.button() == Qt.MouseButton.LeftButton:
             self._view.select(None)
+            self._view._plane_clicked(ev.scenePos())
             ev.accept()
             return
         super().mouseClickEvent(ev)
@@ -116,6 +120,7 @@ class ImageView(QWidget):
     invert_changed = Signal(bool)  # the view's invert, after every change (I, Esc, a new stack): the button follows
     window_changed = Signal()  # the reader changed the window (preset, 0, drag, Esc): linked views follow
     clicked = Signal()  # the reader clicked or scrolled in this view (it becomes the active viewport)
+    point_clicked = Signal(float, float)  # a left click in a reformatted plane: (row, column), pixel centres at 0
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -134,6 +139,7 @@ class ImageView(QWidget):
         self.vb.addItem(self.image_group, ignoreBounds=True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setParentItem(self.image_group)
+        self.crosshair = Crosshair(self.image)  # a reformatted plane's: where the other planes cut it
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
@@ -188,20 +194,26 @@ class ImageView(QWidget):
         self._clear_items()
         self.stack, self.display, self.loaded = stack, display, loaded
         self.case_info = case_info or {}
-        self._stack_key = (stack.series_uid, id(stack))
+        plane = self.plane
+        # measurements belong to an image: a reformatted plane's are its own, apart from the acquired images'
+        self._stack_key = (stack.series_uid, id(stack)) + ((plane.plane,) if plane is not None else ())
         self._load_finished = False
         first = stack.instances[0] if stack.instances else None
-        self.calibration = calibration_for(
-            stack.modality, first.pixel_spacing if first else None, first.imager_pixel_spacing if first else None
-        )
+        if plane is not None:  # resampled to square pixels at the plane's spacing
+            self.calibration = Calibration((plane.spacing, plane.spacing))
+        else:
+            self.calibration = calibration_for(
+                stack.modality, first.pixel_spacing if first else None, first.imager_pixel_spacing if first else None
+            )
+        self.crosshair.set_point(None, display.frame_shape)
         row, col = self.calibration.spacing or (1.0, 1.0)
         self.scale = (col, row)
         zoom = 1.0
         if state is None:
-            state = ViewState(count=display.array.shape[0])
+            state = ViewState(count=len(display.frames))
             state.go(index)
         else:
-            state.count = display.array.shape[0]
+            state.count = len(display.frames)
             state.go(state.index)
             zoom = state.zoom
         state.annotations = self.state.annotations
@@ -209,7 +221,7 @@ class ImageView(QWidget):
         self.invert_changed.emit(self.state.invert)
         # image pixels -> mm (independent of the data, unlike ImageItem.setRect)
         self.image.setTransform(QTransform.fromScale(col, row))
-        self._size = display.array.shape[1:3]
+        self._size = tuple(display.frame_shape)
         self._apply_transform()
         self._shown = None
         self._show()
@@ -230,9 +242,38 @@ class ImageView(QWidget):
             self._load_finished = True
             self._update_annotations()
 
+    def refresh(self) -> None:
+        """Draw the image again: what it shows changed under the same index (a slab, slices that arrived)."""
+        if self.display is not None:
+            self._show()
+
+    @property
+    def plane(self) -> PlaneDisplay | None:
+        """The reformatted plane shown, or None for the acquired images."""
+        return self.display if isinstance(self.display, PlaneDisplay) else None
+
+    @property
+    def drawing(self) -> bool:
+        """A measurement is being drawn (Esc cancels it before anything else)."""
+        return self._drawing is not None
+
+    def set_crosshair(self, row: float | None, col: float = 0.0, colours: tuple[str, str] | None = None) -> None:
+        """The crosshair of a reformatted plane at (row, column) of its pixels (None: none); `colours` those of
+        its horizontal and vertical line."""
+        if self.display is None:
+            return
+        self.crosshair.set_point(None if row is None else (row, col), self.display.frame_shape, colours)
+
+    def _plane_clicked(self, scene_pos) -> None:
+        if self.plane is None:
+            return
+        x, y = self._to_pixels(scene_pos)
+        self.point_clicked.emit(y - PIXEL_CENTRE, x - PIXEL_CENTRE)
+
     def clear(self) -> None:
         self.stop_cine()
         self._clear_items()
+        self.crosshair.set_point(None, (1, 1))
         self.stack = self.display = self.loaded = None
         self.state = ViewState(annotations=self.state.annotations)
         self.invert_changed.emit(self.state.invert)
@@ -256,7 +297,7 @@ class ImageView(QWidget):
     def shown_frame(self) -> tuple[int, int] | None:
         """(instance index, frame index) of the image on screen, or None: the loaded display's mapping, or
         before it is there the stack's own order (the same pairs), walked only then."""
-        if self.stack is None:
+        if self.stack is None or isinstance(self.display, PlaneDisplay):  # a reformatted plane is no acquired image
             return None
         i = self.state.index
         frames = self.display.frames if self.display is not None and 0 <= i < len(self.display.frames) else None
@@ -495,18 +536,23 @@ class ImageView(QWidget):
             self.markers.set_markers(None)
             return
         i, n = self.state.index, self.state.count
-        inst_index = (self.shown_frame() or (0, 0))[0]
+        plane = self.plane
+        frames = self.display.frames
+        inst_index = frames[i][0] if plane is not None and 0 <= i < len(frames) else (self.shown_frame() or (0, 0))[0]
         inst = self.stack.instances[min(inst_index, len(self.stack.instances) - 1)]
         header = self.display.header(i) if 0 <= i < len(self.display.frames) else None
         info = self.case_info
-        image_line = f"Im {i + 1}/{n}"
+        image_line = f"{plane.plane.capitalize()} {i + 1}/{n}" if plane is not None else f"Im {i + 1}/{n}"
         loading = [] if self.is_loaded(i) else ["not loaded" if self._load_finished else "loading…"]
-        pos_line = []
-        if self.stack.positions and inst_index < len(self.stack.positions):
+        pos_line, slab = [], ""
+        if plane is not None:
+            pos_line.append(plane.position_text(i))
+            slab = slab_text(plane.slab_mode, plane.slab_mm)
+        elif self.stack.positions and inst_index < len(self.stack.positions):
             pos = self.stack.positions[inst_index]
             if pos is not None:
                 pos_line.append(f"Pos {pos:.1f} mm")
-        if inst.slice_thickness:
+        if inst.slice_thickness and plane is None:
             pos_line.append(f"Thk {inst.slice_thickness:g} mm")
         win = self.state.window
         if isinstance(win, Window):
@@ -534,15 +580,18 @@ class ImageView(QWidget):
                     f"Se {self.stack.number}" if self.stack.number is not None else "",
                 ) if x),
                 self.stack.description,
-                f"{inst.columns}×{inst.rows}",
+                f"{inst.columns}×{inst.rows}" if plane is None else
+                f"MPR {self._size[1]}×{self._size[0]}, {plane.spacing:.2f} mm",
                 spacing_line,
             ) if x],
-            "bottom_left": [image_line, *loading, *([" ".join(pos_line)] if pos_line else [])],
+            "bottom_left": [image_line, *loading, *([" ".join(pos_line)] if pos_line else []),
+                            *([slab] if slab else [])],
             "bottom_right": [win_line, f"Zoom {self.zoom_percent():.0f}%", *extras],
         }
-        minimal = {"bottom_left": [image_line, *loading], "bottom_right": [win_line, *extras]}
+        minimal = {"bottom_left": [image_line, *loading, *([slab] if slab else [])],
+                   "bottom_right": [win_line, *extras]}
         self.corners.set_text(full, minimal)
-        vectors = self._patient_facts(header, inst)[1]
+        vectors = plane.directions if plane is not None else self._patient_facts(header, inst)[1]
         self.markers.set_markers(edge_markers(*vectors, rotation=self.state.rotation, flip=self.state.flip_h)
                                  if vectors is not None else None)
         self.markers.set_scale(self.vb.viewPixelSize()[0] if cal.spacing else None)

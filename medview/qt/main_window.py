@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from medview.core.dicom.model import FileError, ScanResult, Study
 from medview.core.reading import ReadingSession
+from medview.core.viewing.plane_display import slab_text
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.image_view import ImageView, dicom_date, person_name
@@ -293,6 +294,10 @@ class MainWindow(QMainWindow):
             r.connect(f"layout.{n}", lambda n=n: self.choose_layout(n))
         r.connect("reading.prior", self.compare_with_prior)
         r.connect("reading.link", self.toggle_link)
+        r.connect("reading.mpr", self.toggle_mpr)
+        r.connect("reading.slab_mode", self.cycle_slab)
+        r.connect("reading.slab_thinner", lambda: self.step_slab(-1))
+        r.connect("reading.slab_thicker", lambda: self.step_slab(1))
         r.connect("series.next", lambda: self.step_stack(1))
         r.connect("series.prev", lambda: self.step_stack(-1))
         r.connect("case.next", lambda: self.step_case(1))
@@ -379,6 +384,39 @@ class MainWindow(QMainWindow):
         self.draw_session()
         self.statusBar().showMessage("Viewports linked: scrolling and window follow the active one" if linked
                                      else "Viewports unlinked", 3000)
+
+    def toggle_mpr(self) -> None:
+        """M: axial, coronal and sagittal planes of the active series with their crosshair; again (or Esc): back."""
+        leaving = self.reading.in_mpr
+        reason = self.reading.mpr()
+        if reason is not None:
+            self.statusBar().showMessage(reason, 5000)
+            return
+        note = self.draw_session()
+        self.statusBar().showMessage("Back from the planes" if leaving else
+                                     "Axial, coronal and sagittal: a click moves the crosshair, Shift+M a slab, "
+                                     "M or Esc back" + (f". {note}" if note else ""), 5000)
+
+    def cycle_slab(self) -> None:
+        """Shift+M: the plane's slab mode (off, MIP, MinIP, average)."""
+        if not self.reading.cycle_slab():
+            self.statusBar().showMessage("Slabs are made of reformatted planes: M shows them", 4000)
+            return
+        self.draw_session()
+        viewport = self.reading.viewport
+        self.statusBar().showMessage(f"Slab: {slab_text(viewport.slab, viewport.slab_mm) or 'off'}", 3000)
+
+    def step_slab(self, delta: int) -> None:
+        """] / [: a thicker / thinner slab."""
+        viewport = self.reading.viewport
+        if self.reading.step_slab(delta):
+            self.draw_session()
+            self.statusBar().showMessage(f"Slab: {slab_text(viewport.slab, viewport.slab_mm)}", 3000)
+        elif not viewport.reformatted:
+            self.statusBar().showMessage("Slabs are made of reformatted planes: M shows them", 4000)
+        else:
+            self.statusBar().showMessage("No slab: ] makes one" if viewport.slab == "off" else
+                                         f"The slab is as {'thick' if delta > 0 else 'thin'} as it goes", 3000)
 
     def set_tool(self, tool: str) -> None:
         self.viewports.set_tool(tool)
@@ -629,6 +667,9 @@ class MainWindow(QMainWindow):
     def reset_view(self) -> None:
         if self.worklist.filter.hasFocus():
             self.viewer.setFocus()
+            return
+        if self.reading.in_mpr and not self.viewer.drawing:  # Esc leaves the planes (after a measurement drawn)
+            self.toggle_mpr()
             return
         self.viewer.reset()
 

@@ -10,6 +10,11 @@ The active viewport has a bright frame and the object name `viewer` (SPEC sectio
 With more than one viewport each has a title bar over the image: the study date and series, and for a prior,
 on amber, "PRIOR" with its date and how long before the current study it was taken.
 
+A viewport showing a reformatted plane (M: axial, coronal and sagittal) draws it with a `PlaneDisplay` over the
+loaded stack array, redrawn as slices arrive; its crosshair shows the session's point, where the other two
+planes cut it, each line in the colour of its plane (the colour also marks the plane's title bar). A click in a
+plane moves the point there.
+
 `StackLoads` reads the pixels of the stacks on screen in the background (one loader per stack, the image shown
 first), keeps them while the case is open, and stops loading a stack no viewport shows any more.
 """
@@ -17,7 +22,7 @@ first), keeps them while the case is open, and stops loading a stack no viewport
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import FileError, Stack
@@ -26,6 +31,8 @@ from medview.core.reading import ReadingSession, Viewport
 from medview.core.reading.priors import time_before
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.measure import MeasurementStore
+from medview.core.viewing.mpr import ReformatError
+from medview.core.viewing.plane_display import PlaneDisplay, plane_normal, slab_text
 from medview.qt.actions import is_text_entry
 from medview.qt.image_view import ImageView, dicom_date
 from medview.qt.workers.load import LoadWorker
@@ -36,6 +43,11 @@ IDLE_FRAME = "#242424"
 TITLE_STYLE = "QLabel { background: #1e1e1e; color: #d8d8d8; padding: 2px 8px; font-size: 10pt; }"
 PRIOR_TITLE_STYLE = ("QLabel { background: #ffb300; color: #000000; padding: 2px 8px; font-size: 10pt;"
                      " font-weight: bold; }")
+# each reformatted plane's colour: its title bar's mark and its line in the other planes' crosshairs
+PLANE_COLOURS = {"axial": "#ef5350", "coronal": "#66bb6a", "sagittal": "#ffca28"}
+PLANE_TITLE_STYLE = ("QLabel {{ background: #1e1e1e; color: #d8d8d8; padding: 2px 8px 2px 6px; font-size: 10pt;"
+                     " border-left: 4px solid {colour}; }}")
+PLANE_REFRESH_MS = 150  # while slices arrive, reformatted planes are drawn again at most this often
 
 
 class LoadedStack:
@@ -187,8 +199,23 @@ def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, link
         parts = [f"PRIOR  {date}", f"{before} before" if before else "", series]
     else:
         parts = [f"CURRENT  {date}" if comparing else date, series]
+    if viewport.reformatted:  # what a plane is matters most: it comes first
+        parts.insert(0, " ".join(x for x in (viewport.plane.capitalize(),
+                                             slab_text(viewport.slab, viewport.slab_mm)) if x))
+        linked = False  # the planes are always linked, by their crosshair
     parts = [p for p in parts + ["linked" if linked else ""] if p]
     return ["  ·  ".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def crosshair_colours(plane: PlaneDisplay) -> tuple[str, str]:
+    """The colours of a plane's horizontal and vertical crosshair lines: those of the planes that cut it there."""
+    row_direction, column_direction = (np.asarray(v) for v in plane.directions)
+
+    def cutting(direction: np.ndarray) -> str:
+        others = [p for p in PLANE_COLOURS if p != plane.plane]
+        return PLANE_COLOURS[max(others, key=lambda p: abs(float(plane_normal(p) @ direction)))]
+
+    return cutting(column_direction), cutting(row_direction)
 
 
 class ViewportCell(QFrame):
@@ -215,9 +242,9 @@ class ViewportCell(QFrame):
         self._look: tuple = ()
         self._titles: list[str] = []
 
-    def set_look(self, active: bool, several: bool, titles: list[str], prior: bool) -> None:
+    def set_look(self, active: bool, several: bool, titles: list[str], prior: bool, plane: str = "acquired") -> None:
         """Frame and title: only where there are several viewports (one needs neither)."""
-        look = (active, several, titles, prior)
+        look = (active, several, titles, prior, plane)
         if look == self._look:
             return
         self._look, self._titles = look, titles
@@ -225,7 +252,10 @@ class ViewportCell(QFrame):
         self.layout().setContentsMargins(margin, margin, margin, margin)
         frame = ACTIVE_FRAME if active and several else IDLE_FRAME
         self.setStyleSheet(f"QFrame#viewport_cell {{ background: {frame}; }}")
-        self.title.setStyleSheet(PRIOR_TITLE_STYLE if prior else TITLE_STYLE)
+        if plane in PLANE_COLOURS:
+            self.title.setStyleSheet(PLANE_TITLE_STYLE.format(colour=PLANE_COLOURS[plane]))
+        else:
+            self.title.setStyleSheet(PRIOR_TITLE_STYLE if prior else TITLE_STYLE)
         self.title.setVisible(several)
         self._fit_title()
 
@@ -263,7 +293,12 @@ class ViewportGrid(QWidget):
         self.measurements = MeasurementStore()  # one store: a measurement stays with its image in any viewport
         self.tool = "window"
         self.cells: list[ViewportCell] = []
-        self._bound: list[tuple | None] = []  # per cell: (stack, view state) it draws, None when empty
+        self._bound: list[tuple | None] = []  # per cell: (stack, view state, plane) it draws, None when empty
+        self._planes: list[PlaneDisplay | None] = []  # per cell: the reformatted plane it draws
+        self._plane_refresh = QTimer(self)
+        self._plane_refresh.setSingleShot(True)
+        self._plane_refresh.setInterval(PLANE_REFRESH_MS)
+        self._plane_refresh.timeout.connect(self._refresh_planes)
         self._placed: tuple = ()
         self._syncing = False
         self._grid = QGridLayout(self)
@@ -309,6 +344,7 @@ class ViewportGrid(QWidget):
         view.tool = self.tool
         view.navigate = lambda index, view=view: self._navigate(view, index)
         view.clicked.connect(lambda view=view: self._clicked(view))
+        view.point_clicked.connect(lambda row, col, view=view: self._point_clicked(view, row, col))
         view.window_changed.connect(lambda view=view: self._window_changed(view))
         view.index_changed.connect(lambda i, n, view=view: view is self.active_view and self.index_changed.emit(i, n))
         view.cine_changed.connect(lambda on, view=view: view is self.active_view and self.cine_changed.emit(on))
@@ -317,6 +353,7 @@ class ViewportGrid(QWidget):
         view.message.connect(self.message)
         self.cells.append(cell)
         self._bound.append(None)
+        self._planes.append(None)
         cell.hide()
 
     def _place(self) -> None:
@@ -339,16 +376,21 @@ class ViewportGrid(QWidget):
         cell, session = self.cells[k], self.session
         current_date = session.case.study_date if session.case is not None else ""
         cell.set_look(k == session.active, len(session.viewports) > 1,
-                      viewport_titles(viewport, session.comparing, current_date, session.linked), viewport.prior)
+                      viewport_titles(viewport, session.comparing, current_date, session.linked), viewport.prior,
+                      viewport.plane if viewport.reformatted else "acquired")
         view = cell.view
         if viewport.stack is None:
             self._unbind(k)
             return
         binding = self._bound[k]
-        if binding is not None and binding[0] is viewport.stack and binding[1] is viewport.view:
+        if (binding is not None and binding[0] is viewport.stack and binding[1] is viewport.view
+                and binding[2] == viewport.plane):
+            if viewport.reformatted:
+                self._follow_plane(k, viewport)
             view.follow_state()
             return
-        self._bound[k] = (viewport.stack, viewport.view)
+        self._bound[k] = (viewport.stack, viewport.view, viewport.plane)
+        self._planes[k] = None
         view.stop_cine()
         ls = self.loads.entry(viewport.stack)
         if not ls.done and not self.loads.loading(ls):
@@ -364,12 +406,21 @@ class ViewportGrid(QWidget):
             view.stop_cine()
             view.clear()
         self._bound[k] = None
+        self._planes[k] = None
 
     def _show_loaded(self, k: int, ls: LoadedStack) -> None:
         viewport, view = self.session.viewports[k], self.cells[k].view
         study = viewport.study
         info = {"patient_name": study.patient_name, "patient_id": study.patient_id} if study is not None else {}
-        view.set_stack(ls.stack, ls.display, ls.volume.loaded, info, state=viewport.view)
+        if viewport.reformatted:
+            plane = self._plane_display(k, ls, viewport)
+            if plane is None:
+                view.clear()
+                return
+            view.set_stack(ls.stack, plane, np.ones(len(plane.frames), bool), info, state=viewport.view)
+            self._follow_plane(k, viewport)
+        else:
+            view.set_stack(ls.stack, ls.display, ls.volume.loaded, info, state=viewport.view)
         if ls.done:
             view.loading_finished(ls.display)
         if view is self.active_view and not is_text_entry(QApplication.focusWidget()):
@@ -390,6 +441,48 @@ class ViewportGrid(QWidget):
         self.cine_changed.emit(active.cine_timer.isActive())
         self.index_changed.emit(active.state.index, active.state.count)
 
+    # --- reformatted planes ---------------------------------------------------------------------------------------
+    def _plane_display(self, k: int, ls: LoadedStack, viewport: Viewport) -> PlaneDisplay | None:
+        """The plane a cell draws, over the stack's loaded array (made once per binding)."""
+        plane = self._planes[k]
+        if plane is None or plane.source is not ls.display:
+            try:
+                geometry = self.session.volume_geometry(ls.stack)
+            except ReformatError as exc:
+                self.message.emit(f"This series cannot be reformatted: {exc}")
+                return None
+            plane = self._planes[k] = PlaneDisplay(ls.display, ls.volume.loaded, geometry, viewport.plane)
+        return plane
+
+    def _follow_plane(self, k: int, viewport: Viewport) -> None:
+        """A plane's slab and crosshair as the session has them now."""
+        plane, view = self._planes[k], self.cells[k].view
+        if plane is None or view.display is not plane:
+            return
+        if plane.set_slab(viewport.slab, viewport.slab_mm):
+            view.refresh()
+        if viewport.point is None:
+            view.set_crosshair(None)
+        else:
+            row, col = plane.grid.pixel_of(viewport.point)
+            view.set_crosshair(row, col, crosshair_colours(plane))
+
+    def _refresh_planes(self) -> None:
+        """Draw the reformatted planes again with the slices decoded since."""
+        for k, plane in enumerate(self._planes):
+            if plane is not None and self.cells[k].view.display is plane:
+                self.cells[k].view.refresh()
+
+    def _point_clicked(self, view: ImageView, row: float, col: float) -> None:
+        """A click in a reformatted plane: the crosshair goes there, the other planes through it."""
+        k = self._index(view)
+        plane = self._planes[k] if k is not None else None
+        if plane is None or view.display is not plane:
+            return
+        self.session.activate(k)
+        self.session.set_crosshair(plane.plane_at(view.state.index).patient_position(row, col))
+        self.sync()
+
     # --- what the loaders report --------------------------------------------------------------------------------
     def _showing(self, ls: LoadedStack) -> list[int]:
         return [k for k, binding in enumerate(self._bound) if binding is not None and binding[0] is ls.stack]
@@ -403,10 +496,17 @@ class ViewportGrid(QWidget):
             view = self.cells[k].view
             if view.display is ls.display:
                 view.frame_loaded(i)
+            elif self._planes[k] is not None and not self._plane_refresh.isActive():
+                self._plane_refresh.start()  # the planes fill in as slices arrive, a few times a second
 
     def _load_finished(self, ls: LoadedStack) -> None:
         for k in self._showing(ls):
-            self.cells[k].view.loading_finished(ls.display)
+            view = self.cells[k].view
+            if self._planes[k] is not None and view.display is self._planes[k]:
+                view.refresh()
+                view.loading_finished(view.display)
+            else:
+                view.loading_finished(ls.display)
 
     # --- intents from the views ---------------------------------------------------------------------------------
     def _index(self, view: ImageView) -> int | None:
