@@ -228,7 +228,12 @@ class ReviewController(QObject):
         stack: Stack | None = v.stack
         if stack is None or not stack.instances:
             return None
-        inst_index, frame = v.shown_frame() or (0, 0)
+        shown = v.shown_frame()
+        if shown is None and v.display is not None:  # a reformatted plane: the acquired image at its crosshair
+            viewport = self.window.reading.viewport
+            if viewport.reformatted and viewport.stack is stack:
+                shown = viewport.frames[viewport.acquired_index()]
+        inst_index, frame = shown or (0, 0)
         inst = stack.instances[min(inst_index, len(stack.instances) - 1)]
         return inst.sop_instance_uid, int(frame), inst.series_uid
 

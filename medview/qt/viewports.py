@@ -482,6 +482,7 @@ class ViewportGrid(QWidget):
         self.session.activate(k)
         self.session.set_crosshair(plane.plane_at(view.state.index).patient_position(row, col))
         self.sync()
+        self.index_changed.emit(view.state.index, view.state.count)  # the acquired image at the point changed
 
     # --- what the loaders report --------------------------------------------------------------------------------
     def _showing(self, ls: LoadedStack) -> list[int]:

@@ -138,7 +138,9 @@ def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_foll
     # the axial plane is the acquired slice through the sphere, drawn with it in the middle of its crosshair
     axial = view_of(w, "axial")
     qtbot.waitUntil(lambda: planes_drawn(w), timeout=5000)
-    assert state["viewports"][0]["sop_instance_uid"] == pydicom.dcmread(volume / "IM0015.dcm").SOPInstanceUID
+    slice_15 = pydicom.dcmread(volume / "IM0015.dcm").SOPInstanceUID
+    assert state["viewports"][0]["sop_instance_uid"] == slice_15
+    assert w.review.current_image()[0] == slice_15  # K would mark the acquired image at the crosshair
     axial_grid = mpr.plane_through(geometry, "axial", SPHERE)
     assert grey_at(axial, axial_grid.pixel_of(SPHERE)) == 255
     assert axial.crosshair.point() == pytest.approx(axial_grid.pixel_of(SPHERE), abs=0.5)
