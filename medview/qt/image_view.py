@@ -544,6 +544,8 @@ class ImageView(QWidget):
         info = self.case_info
         image_line = f"{plane.plane.capitalize()} {i + 1}/{n}" if plane is not None else f"Im {i + 1}/{n}"
         loading = [] if self.is_loaded(i) else ["not loaded" if self._load_finished else "loading…"]
+        if plane is not None and not plane.loaded.all():  # the slices not decoded yet are gaps in the plane
+            loading = ["some slices not loaded" if self._load_finished else "slices loading…"]
         pos_line, slab = [], ""
         if plane is not None:
             pos_line.append(plane.position_text(i))

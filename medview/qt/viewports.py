@@ -329,7 +329,7 @@ class ViewportGrid(QWidget):
             for k, viewport in enumerate(viewports):
                 self._draw(k, viewport)
                 if viewport.stack is not None:
-                    self.loads.focus(viewport.stack, viewport.view.index)
+                    self.loads.focus(viewport.stack, viewport.acquired_index())
             for k in range(len(viewports), len(self.cells)):
                 self._unbind(k)
             self.loads.keep_only([v.stack for v in viewports if v.stack is not None])
@@ -422,7 +422,7 @@ class ViewportGrid(QWidget):
         else:
             view.set_stack(ls.stack, ls.display, ls.volume.loaded, info, state=viewport.view)
         if ls.done:
-            view.loading_finished(ls.display)
+            view.loading_finished(view.display)
         if view is self.active_view and not is_text_entry(QApplication.focusWidget()):
             view.setFocus(Qt.FocusReason.OtherFocusReason)
 

@@ -5,6 +5,8 @@ written as real DICOM files with spheres at known patient positions; what is on 
 
 from __future__ import annotations
 
+import threading
+
 import pydicom
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -199,3 +201,42 @@ def test_a_distance_on_a_plane_is_in_millimetres_of_the_plane(qtbot, window):
     assert w.viewer.measurement_text(m) == f"{50 * SPACING:.1f} mm"
     roi = w.viewer.add_measurement("ellipse", (20.0, 20.0, 20.0, 20.0))
     assert "mean 0.0 HU" in w.viewer.measurement_text(roi)
+
+
+def test_planes_fill_in_while_the_series_loads(qtbot, volume, monkeypatch):
+    """M before the series has loaded: the planes show the slices decoded so far, the rest as background, and
+    fill in as the loader goes on."""
+    from medview.app import create_app
+    from medview.qt.workers.load import LoadWorker
+
+    gate = threading.Event()
+    decode = LoadWorker._on_frame
+
+    def held_after_ten(worker, k):
+        decode(worker, k)
+        if worker._count == 10:
+            gate.wait(30)
+
+    monkeypatch.setattr(LoadWorker, "_on_frame", held_after_ten)
+    _app, w = create_app(["medview", str(volume)])
+    qtbot.addWidget(w)
+    w.showNormal()
+    w.resize(1500, 900)
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    try:
+        qtbot.waitUntil(lambda: w.viewer.shown_pixels() is not None and w.reading_state()["viewports"][0]["loaded"]
+                        == 10, timeout=15000)
+        press(qtbot, w, Qt.Key.Key_M)
+        qtbot.waitUntil(lambda: planes_drawn(w), timeout=10000)
+        coronal = view_of(w, "coronal")
+        assert all(v["loaded"] == 10 and v["frames"] == SLICES for v in w.reading_state()["viewports"])
+        assert "slices loading…" in coronal.corners.text("bottom_left")
+        # slices 0 to 9 (z 0 to 18 mm, the coronal plane's lowest rows) are there, the rest is background
+        far, near = int((78 - 60) / SPACING), int((78 - 8) / SPACING)
+        assert coronal.shown_pixels()[far].max() == 0 and coronal.shown_pixels()[near].min() > 0
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not w.busy() and coronal.shown_pixels()[far].min() > 0, timeout=15000)
+    assert "loading" not in coronal.corners.text("bottom_left")
+    w.close()
