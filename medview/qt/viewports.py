@@ -48,6 +48,7 @@ PLANE_COLOURS = {"axial": "#ef5350", "coronal": "#66bb6a", "sagittal": "#ffca28"
 PLANE_TITLE_STYLE = ("QLabel {{ background: #1e1e1e; color: #d8d8d8; padding: 2px 8px 2px 6px; font-size: 10pt;"
                      " border-left: 4px solid {colour}; }}")
 PLANE_REFRESH_MS = 150  # while slices arrive, reformatted planes are drawn again at most this often
+SLOW_PLANE_S = 0.03  # a plane that took longer to reformat is drawn after the events waiting (see ViewportGrid)
 
 
 class LoadedStack:
@@ -299,6 +300,13 @@ class ViewportGrid(QWidget):
         self._plane_refresh.setSingleShot(True)
         self._plane_refresh.setInterval(PLANE_REFRESH_MS)
         self._plane_refresh.timeout.connect(self._refresh_planes)
+        # a plane slow to reformat (a thick slab) is drawn once the events waiting then are handled: a key held
+        # down skips planes instead of queueing them; a fast one is drawn at once, every step
+        self._moved_planes: set[int] = set()
+        self._plane_draw = QTimer(self)
+        self._plane_draw.setSingleShot(True)
+        self._plane_draw.setInterval(0)
+        self._plane_draw.timeout.connect(self._draw_moved_planes)
         self._placed: tuple = ()
         self._syncing = False
         self._grid = QGridLayout(self)
@@ -385,6 +393,11 @@ class ViewportGrid(QWidget):
         binding = self._bound[k]
         if (binding is not None and binding[0] is viewport.stack and binding[1] is viewport.view
                 and binding[2] == viewport.plane):
+            plane = self._planes[k]
+            if viewport.reformatted and plane is not None and plane.cost_s > SLOW_PLANE_S:
+                self._moved_planes.add(k)
+                self._plane_draw.start()
+                return
             if viewport.reformatted:
                 self._follow_plane(k, viewport)
             view.follow_state()
@@ -466,6 +479,13 @@ class ViewportGrid(QWidget):
         else:
             row, col = plane.grid.pixel_of(viewport.point)
             view.set_crosshair(row, col, crosshair_colours(plane))
+
+    def _draw_moved_planes(self) -> None:
+        moved, self._moved_planes = self._moved_planes, set()
+        for k in sorted(moved):
+            if k < len(self.session.viewports) and self.session.viewports[k].reformatted:
+                self._follow_plane(k, self.session.viewports[k])
+                self.cells[k].view.follow_state()
 
     def _refresh_planes(self) -> None:
         """Draw the reformatted planes again with the slices decoded since."""

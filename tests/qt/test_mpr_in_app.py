@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QLabel
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
 from medview.core.viewing import mpr
+from medview.qt import viewports
 from tests.core.test_mpr import SPHERE_HU, write_volume
 from tests.qt.helpers import open_window
 
@@ -122,7 +123,10 @@ def test_m_shows_three_planes_with_a_crosshair_and_goes_back(qtbot, window):
     assert w.reading_state()["viewports"] == before["viewports"]
 
 
-def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_follows(qtbot, window, geometry, volume):
+def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_follows(qtbot, window, geometry, volume,
+                                                                                    monkeypatch):
+    # every plane drawn as a slow one is (a thick slab of a big volume): after the events waiting
+    monkeypatch.setattr(viewports, "SLOW_PLANE_S", -1.0)
     w = window
     press(qtbot, w, Qt.Key.Key_M)
     qtbot.waitUntil(lambda: planes_drawn(w), timeout=10000)
@@ -133,13 +137,13 @@ def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_foll
 
     QTest.mouseClick(coronal.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      on_screen(coronal, sphere_pixel))
+    QApplication.processEvents()  # the planes are drawn once the events waiting are handled
     state = w.reading_state()
     assert state["active"] == 1
     for viewport in state["viewports"]:
         assert viewport["position"] == pytest.approx(SPHERE, abs=SPACING / 2)
     # the axial plane is the acquired slice through the sphere, drawn with it in the middle of its crosshair
     axial = view_of(w, "axial")
-    qtbot.waitUntil(lambda: planes_drawn(w), timeout=5000)
     slice_15 = pydicom.dcmread(volume / "IM0015.dcm").SOPInstanceUID
     assert state["viewports"][0]["sop_instance_uid"] == slice_15
     assert w.review.current_image()[0] == slice_15  # K would mark the acquired image at the crosshair
@@ -153,6 +157,7 @@ def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_foll
     sagittal.setFocus(Qt.FocusReason.MouseFocusReason)
     QApplication.processEvents()
     sagittal.step(5)
+    QApplication.processEvents()
     moved = w.reading_state()
     assert moved["active"] == 2
     for viewport in moved["viewports"]:
@@ -167,6 +172,7 @@ def test_shift_m_and_brackets_make_a_mip_slab(qtbot, window, geometry):
     coronal = view_of(w, "coronal")
     QTest.mouseClick(coronal.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      on_screen(coronal, mpr.plane_through(geometry, "coronal", SPHERE).pixel_of(SPHERE)))
+    QApplication.processEvents()
     small = mpr.plane_through(geometry, "coronal", SPHERE).pixel_of(SMALL)
     background = grey_at(coronal, small)
     assert background < 160  # the small sphere lies behind the plane

@@ -15,6 +15,7 @@ in mm) come from `mpr.reformat`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -136,6 +137,7 @@ class PlaneDisplay:
         self._part: tuple[int, mpr.VolumeGeometry | None] | None = None
         self._transforms: tuple[int, list] | None = None
         self._values: dict[tuple, np.ndarray] = {}
+        self.cost_s = 0.0  # how long the last image took to reformat: the window draws slow ones lazily
 
     # --- where ------------------------------------------------------------------------------------------------
     def plane_at(self, i: int) -> mpr.PlaneGeometry:
@@ -189,6 +191,7 @@ class PlaneDisplay:
         found = self._values.get(key)
         if found is not None:
             return found
+        start = time.perf_counter()
         if part is None:
             values = np.full(self.frame_shape, np.nan, np.float32)
         elif self.slab_mode != "off" and self.slab_mm > self.spacing:
@@ -196,6 +199,7 @@ class PlaneDisplay:
                                   self.slab_mode)
         else:
             values = mpr.sample_plane(self.source.array, part, self.plane_at(i), transforms)
+        self.cost_s = time.perf_counter() - start
         if len(self._values) >= _CACHED:
             self._values.pop(next(iter(self._values)))
         self._values[key] = values
