@@ -13,7 +13,7 @@ import pytest
 from medview.core.dicom import pixels as px
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
-from medview.core.reading import ReadingSession
+from medview.core.reading import NO_PRIOR, ReadingSession
 from medview.core.viewing import mpr
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.plane_display import PlaneDisplay, loaded_part, plane_steps, slab_text
@@ -92,6 +92,14 @@ def test_scrolling_a_plane_moves_the_point_along_its_normal_and_a_click_moves_it
     s.activate(2)
     s.scroll(10_000)
     assert s.viewports[2].view.index == s.plane_steps("sagittal").count - 1
+
+
+def test_p_without_a_prior_leaves_the_planes_as_they_are(session):
+    s = session
+    s.mpr()
+    planes = s.reading_state()
+    assert s.compare_with_prior() == NO_PRIOR
+    assert s.in_mpr and s.reading_state() == planes
 
 
 def test_slab_keys(session):

@@ -423,6 +423,8 @@ class ReadingSession:
         Returns None when done, or the reason nothing changed (no open case, no prior).
         """
         if self._mpr_saved is not None:  # P compares (or stops comparing) what the planes replaced
+            if self._saved is None and (self.case is None or self.prior_of(self.case) is None):
+                return "No case is open" if self.case is None else NO_PRIOR
             self.mpr()
         if self._saved is not None:
             saved, self._saved = self._saved, None
