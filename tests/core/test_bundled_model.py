@@ -22,11 +22,11 @@ from medview.core.inference.results import NotApplicable, Prediction
 from medview.resources import bundled_model_path
 
 FRESH_SEED = 3113  # training used 1101, calibration 1202, the README's validation 2303, the app's demo 0
-# The issue's goals are AUC >= 0.95 and CTR MAE <= 0.02 on a family never trained on. They are not met
-# everywhere (the model README has the figures: the shipped model gives AUC 0.94-0.99 and MAE 0.017-0.029,
-# and models trained on one family only mostly refuse the other). These tests hold floors a little under
-# what was measured, so a model that measures worse, or answers what it should refuse, fails them.
-AUC_FLOOR, MAE_FLOOR, REFUSED_FLOOR = 0.9, 0.035, 0.15
+# The issue's goals are AUC >= 0.95 and CTR MAE <= 0.02 on a family never trained on. The model README has
+# the figures (shipped model, 200 fresh cases per family: AUC 0.95-1.00, MAE 0.005-0.011, at most 5 % of
+# frontal chests refused). These tests hold floors under what was measured, with room for 48-case samples,
+# so a model that measures worse, or answers what it should refuse, fails them.
+AUC_FLOOR, MAE_FLOOR, REFUSED_FLOOR = 0.9, 0.02, 0.12
 # what decoding and displaying the image needs (Image Pixel, Modality LUT and VOI LUT modules); nothing else
 KEEP = ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored",
         "HighBit", "PixelRepresentation", "PixelData", "RescaleSlope", "RescaleIntercept", "RescaleType",
@@ -67,15 +67,17 @@ def test_bundle_says_what_it_is_and_what_it_reads(bundle):
 
 
 def test_validation_covers_families_never_seen_in_training(validation):
-    """The README's figures: the shipped model on fresh seeds of its two training families and on the
-    ellipses family no model is trained on; one-family models on the family they never saw; every figure
-    follows from the per-case values kept beside it, and no out-of-scope image was answered."""
+    """The README's figures: the shipped model on fresh seeds of its three training families and on the
+    ellipses and polygons families no model is trained on; the previous weights (two families) on the three
+    they never saw; every figure follows from the per-case values kept beside it, and no out-of-scope image
+    was answered."""
     shipped = validation["shipped"]
-    assert shipped["trained_on"] == ["demo", "outline"]
+    assert shipped["trained_on"] == ["demo", "outline", "shapes"]
     assert shipped["families"]["ellipses"]["never_seen_in_training"]
+    assert shipped["families"]["polygons"]["never_seen_in_training"]
     unseen = {(key, fam) for key, entry in validation.items() if key.startswith("trained_on")
               for fam, f in entry["families"].items() if f["never_seen_in_training"]}
-    assert {fam for _, fam in unseen} == {"demo", "outline", "ellipses"}
+    assert {fam for _, fam in unseen} == {"shapes", "ellipses", "polygons"}
     for fam, f in shipped["families"].items():
         assert f["auc"] >= AUC_FLOOR and f["ctr_mae"] <= MAE_FLOOR, fam
         assert f["refused"] <= REFUSED_FLOOR * f["n"], fam
@@ -90,7 +92,7 @@ def test_validation_covers_families_never_seen_in_training(validation):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["demo", "outline", "ellipses"])
+@pytest.mark.parametrize("family", ["demo", "outline", "shapes", "ellipses", "polygons"])
 def test_measures_fresh_phantoms(engine, family):
     """Fresh cases of each family (a seed nothing else used), as CR/DX files through the display pipeline:
     the goals of the model's README, re-checked."""

@@ -137,3 +137,13 @@ def test_the_true_masks_of_every_family_measure_their_true_ctr(family):
     assert len(errors) >= 9
     assert np.mean(np.abs(errors)) < 0.008
     assert abs(np.mean(errors)) < 0.005
+
+
+def test_a_lung_grazing_the_edge_is_measured_one_running_along_it_is_not():
+    lungs = np.zeros((S, S), bool)
+    y, x = np.mgrid[0:S, 0:S]
+    lungs |= ((x - 30) / 30.0) ** 2 + ((y - 60) / 40.0) ** 2 <= 1.0   # touches column 0 at one row
+    lungs |= ((x - 98) / 26.0) ** 2 + ((y - 60) / 40.0) ** 2 <= 1.0
+    assert lungs[:, 0].sum() <= 2 and not ctr.cut_off(lungs)
+    lungs[40:80, :3] = True  # the margin runs off the image for 40 of its 81 rows
+    assert ctr.cut_off(lungs)

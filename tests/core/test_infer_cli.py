@@ -179,7 +179,7 @@ def test_infer_demo_data_against_ground_truth(tmp_path, capsys):
              for row in csv.DictReader((out / "ground_truth.csv").open(encoding="utf-8"))}
     ok = [line for line in lines if line["status"] == "ok"]
     assert {line["sop_instance_uid"] for line in ok} == set(truth)
-    assert all(line["model"] == "medview-cardiomegaly-phantom@2.0.0" for line in ok)
+    assert all(line["model"] == "medview-cardiomegaly-phantom@2.1.0" for line in ok)
     true_ctr = {row["sop_instance_uid"]: float(row["ctr"])
                 for row in csv.DictReader((out / "ground_truth.csv").open(encoding="utf-8"))}
     errors = []

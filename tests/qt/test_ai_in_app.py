@@ -126,7 +126,7 @@ def test_folder_scored_flagged_first_and_findings_shown(qtbot, demo, open_app, m
     score = result.prediction.scores["cardiomegaly"]
     cells = [panel.table.item(0, c).text() for c in (COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED)]
     assert cells == ["cardiomegaly", format_score(score, 3), "0.50", "yes"]
-    assert panel.model_label.text() == "Model: medview-cardiomegaly-phantom 2.0.0"
+    assert panel.model_label.text() == "Model: medview-cardiomegaly-phantom 2.1.0"
     assert panel.disclaimer.isVisible() and "Research use only" in panel.disclaimer.text()
     measured = result.prediction.measurements["cardiothoracic_ratio"]["value"]
     assert (f"Cardiothoracic ratio {measured:.2f} measured, at or above the 0.50 threshold"
@@ -363,7 +363,7 @@ def test_preferences_model_change_restarts_the_worker(qtbot, demo, open_app, tmp
     wait_scored(qtbot, window)
     assert ai.bundle is not None and ai.model_error == "" and model_runs["images"] == 6
     assert sum(t.startswith("flagged ") for _, t in ai_column(window)) == 3
-    assert window.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 2.0.0"
+    assert window.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 2.1.0"
 
 
 def test_case_states_and_their_order(demo):
@@ -508,7 +508,7 @@ def test_reopened_folder_is_ranked_before_its_first_case_opens(qtbot, demo, open
     assert seen[0]["case"] == order[1]  # the top flagged one not signed off, not the scan's first
     results = [r for uid in order for r in second.ai.results_for(uid) if r.status == "ok"]
     assert len(results) == 6 and all(r.cached for r in results)
-    qtbot.waitUntil(lambda: second.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 2.0.0",
+    qtbot.waitUntil(lambda: second.findings.model_label.text() == "Model: medview-cardiomegaly-phantom 2.1.0",
                     timeout=60000)  # the worker has loaded the model: it finds nothing left to score
     qtbot.waitUntil(lambda: second.ai.worker.pending() == 0, timeout=10000)
     assert model_runs["images"] == 6 and ai_column(second) == ranked

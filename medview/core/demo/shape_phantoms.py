@@ -89,7 +89,8 @@ def frontal_chest(rng: np.random.Generator, ctr: float, *, rows: int | None = No
 
     # the heart: a blob over the lower medial lungs, scaled so its visible extent is ctr x the thorax
     hx = cx + rng.uniform(0.0, 0.3) * rx
-    hy = cy + ry * rng.uniform(0.25, 0.75)
+    low = not domes and rng.random() < 0.4  # a heart reaching below the lungs, seen against soft tissue only
+    hy = cy + ry * (rng.uniform(0.6, 1.05) if low else rng.uniform(0.25, 0.75))
     aspect, angle, harm = rng.uniform(0.55, 0.95), rng.uniform(-0.5, 0.15), _harmonics(rng, 0.1)
     hpow = rng.uniform(1.8, 2.6)
     thorax_cols = _widest_row(lungs)  # before the heart takes its share (the outer margins stay)
@@ -101,6 +102,7 @@ def frontal_chest(rng: np.random.Generator, ctr: float, *, rows: int | None = No
             break
         half *= ctr * thorax_cols * grid.spacing / over / got
     heart = (_superellipse(x, y, hx, hy, half, half * aspect, hpow, angle, harm, 0.0) < 0) & above
+    behind = lungs & heart  # lung behind the heart: it may still darken the silhouette a little
     lungs &= ~heart
     measured = _extent(heart) / max(_widest_row(lungs), 1.0)
 
@@ -113,8 +115,10 @@ def frontal_chest(rng: np.random.Generator, ctr: float, *, rows: int | None = No
     body_sd = _superellipse(xs, ys, cx, cy + ry * rng.uniform(0.2, 1.0), body_rx, max(height, ry * 2.5),
                             rng.uniform(2.0, 6.0), 0.0, [], 0.0) * F32(body_rx)
     body = _soft(body_sd, 2.0) if rng.random() < 0.8 else np.ones((grid.rows, grid.cols), F32)
-    layers = [(body, rng.uniform(0.5, 1.0)), (lungs_f, -rng.uniform(0.25, 0.65)),
-              (heart_f, rng.uniform(-0.1, 0.35)),
+    lung_density = rng.uniform(0.25, 0.65)
+    heart_density = rng.uniform(0.02, 0.08) if rng.random() < 0.3 else rng.uniform(-0.1, 0.35)
+    layers = [(body, rng.uniform(0.5, 1.0)), (lungs_f, -lung_density),
+              (heart_f, heart_density), (down(behind), -lung_density * rng.uniform(0.0, 0.5)),
               (lungs_f * _texture(grid, rng, 10 / grid.spacing, rng.uniform(0.0, 0.08)), 1.0)]
     if domes:
         layers.append((body * down(~above), rng.uniform(-0.05, 0.2)))  # the abdomen below the domes

@@ -23,6 +23,7 @@ HEART, LUNGS = 0, 1
 MIN_LUNG_SHARE = 0.01      # each lung covers at least this share of the image
 MIN_LUNG_BALANCE = 0.15    # the smaller lung (a large heart hides much of one) at least this share of the larger
 MIN_THORAX_SHARE = 0.3     # thoracic width at least this share of the image width
+MAX_EDGE_CONTACT = 0.08    # share of the lungs' height (width) that may touch a side (the top) of the image
 MAX_UNSURE = 0.6           # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
 
 
@@ -136,6 +137,17 @@ def _lung_pair(mask: np.ndarray, heart: np.ndarray | None, min_size: float) -> l
     return sorted(parts[:2], key=lambda m: np.flatnonzero(m.any(axis=0)).mean())
 
 
+def cut_off(lungs: np.ndarray) -> bool:
+    """True where the lungs run along the image's side or top edge: a thorax whose margin is outside the image
+    cannot be measured. A lung that only grazes an edge (a tangent, a few rows) is whole enough: its margin
+    lies within a pixel of the edge."""
+    rows = np.flatnonzero(lungs.any(axis=1))
+    cols = np.flatnonzero(lungs.any(axis=0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    along_sides = max(int(lungs[:, 0].sum()), int(lungs[:, -1].sum()))
+    return along_sides > MAX_EDGE_CONTACT * height or int(lungs[0].sum()) > MAX_EDGE_CONTACT * width
+
+
 def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement | str:
     """The CTR from [2, S, S] probabilities (heart, lungs) of an image of `image_shape` (rows, columns), or
     the reason, in words, why this image is not one the model reads."""
@@ -160,10 +172,7 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
     if not centre(lungs[0]) < centre(heart) < centre(lungs[1]):
         return "not a frontal chest radiograph by its pixels (no heart between the lungs)"
     both = lungs[0] | lungs[1]
-    cols = np.flatnonzero(both.any(axis=0))
-    if cols[0] == 0 or cols[-1] == sw - 1:
-        return "the thorax is cut off at the image edge"
-    if np.flatnonzero(both.any(axis=1))[0] == 0:
+    if cut_off(both):
         return "the thorax is cut off at the image edge"
     h_row = widest_extent(heart_p, heart)
     t_row = widest_row(lung_p, both)

@@ -145,7 +145,8 @@ def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     thorax = _widest_row_cols(lungs)
     ctr = float(rng.uniform(0.36, 0.66))
     n = int(rng.integers(7, 13))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    step = 2 * np.pi / n  # vertices spread all round, so the heart is a blob, not a sliver
+    angles = np.arange(n) * step + rng.uniform(-0.35, 0.35, n) * step
     radii = rng.uniform(0.8, 1.15, n)
     hx, hy = cx + rng.uniform(0.02, 0.12) * half, base - rng.uniform(0.12, 0.25) * (base - top)
     shape = [(float(np.cos(a) * r), float(np.sin(a) * r * rng.uniform(0.6, 0.85))) for a, r in zip(angles, radii)]
@@ -257,7 +258,7 @@ def chest_figures(cases: list[Case], outcomes: list, threshold: float, finding: 
     figures["refusal_reasons"] = sorted(set(refused))
     figures["cases"] = {"labels": labels.tolist(), "ctr": [round(float(v), 5) for v in truth],
                         "measured": [None if np.isnan(v) else round(float(v), 5) for v in measured],
-                        "scores": [round(float(s), 6) for s in scores]}
+                        "scores": [float(s) for s in scores]}  # unrounded: rounding would tie steep scores
     return figures
 
 
