@@ -243,37 +243,3 @@ def test_onnx_weights_are_checked_like_torchscript_weights(tmp_path):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="no onnx_sha256"):
         Engine(load_bundle(folder), device="cpu", backend="onnxruntime")
-
-
-_FAULTS_CHILD = """
-import resource, sys, numpy as np, torch
-from medview.core.inference.bundle import load_bundle
-from medview.core.inference.engine import Engine
-from medview.resources import bundled_model_path
-torch.set_num_threads(1)
-engine = Engine(load_bundle(bundled_model_path()), device="cpu", batch_size=8)
-x = torch.rand(8, 1, *engine.bundle.resize)
-for _ in range(12):  # the heap reaches its steady size
-    engine.forward(x)
-windows = []
-for _ in range(3):  # three windows of ten calls: the steady state is the quietest (a burst of another
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt  # thread's first use is no steady state)
-    for _ in range(10):
-        engine.forward(x)
-    windows.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 80)
-print(min(windows))
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not engine_module.keep_freed_memory_for_reuse(), reason="glibc malloc only")
-def test_network_calls_reuse_freed_memory_instead_of_faulting_it_in_again():
-    """In a fresh process, steady-state calls of the bundled network page-fault (almost) no memory back in.
-    Measured in 8 fresh processes: 0-4 minor faults per image; with glibc's default thresholds 0-115, mean 31."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", _FAULTS_CHILD], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    faults_per_image = float(out.stdout.strip().splitlines()[-1])
-    assert faults_per_image < 8.0

@@ -74,7 +74,8 @@ def test_every_corpus_file_renders_or_fails_clearly():
             continue
         rendered += 1
         rows, cols = int(ds.Rows), int(ds.Columns)
-        colour = int(ds.get("SamplesPerPixel", 1)) == 3 or ds.PhotometricInterpretation == "PALETTE COLOR"
+        colour = (int(ds.get("SamplesPerPixel", 1)) == 3 or ds.PhotometricInterpretation == "PALETTE COLOR"
+                  or px.supplemental_palette(ds) is not None)
         expected = (rows, cols, 3) if colour else (rows, cols)
         if img.dtype != np.uint8 or img.shape != expected:
             problems.append(f"{name}: {img.dtype} {img.shape}, expected uint8 {expected}")

@@ -225,17 +225,19 @@ def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, d
     ai = window.ai
     runs = model_runs["images"]
     scores = sorted((r.prediction.scores["cardiomegaly"], uid) for uid in truth for r in ai.results_for(uid))
-    # a threshold above the lowest flagged score: that case is no longer flagged
-    lowest_flagged = min(s for s, _ in scores if s >= 0.5)
+    # a threshold between the two lowest flagged scores: the lowest case is no longer flagged
+    lowest_flagged, next_flagged = sorted(s for s, _ in scores if s >= 0.5)[:2]
+    threshold = round((lowest_flagged + next_flagged) / 2, 3)
+    assert lowest_flagged < threshold <= next_flagged
     changed = []
     ai.study_results_changed.connect(changed.append)
     dialog = PreferencesDialog(ai, window)
     qtbot.addWidget(dialog)
     spin = dialog.spins["cardiomegaly"]
     assert spin.value() == 0.5
-    spin.setValue(round(lowest_flagged + 0.005, 3))
+    spin.setValue(threshold)
     dialog.apply()
-    assert ai.thresholds()["cardiomegaly"] == pytest.approx(round(lowest_flagged + 0.005, 3))
+    assert ai.thresholds()["cardiomegaly"] == pytest.approx(threshold)
     assert ai.threshold_overrides() == ai._read_threshold_overrides()  # held as QSettings holds them
     states = [text for _, text in ai_column(window)]
     assert sum(s.startswith("flagged ") for s in states) == 2
