@@ -274,23 +274,36 @@ little under what was measured (see the test's constants; no out-of-scope image 
 
 
 def goal_text(v: dict) -> str:
-    """Which never-seen rows meet the goal, in words: the honest summary above the table's reader."""
-    rows = [(key, fam, f) for key, e in v.items() if key.startswith(("shipped", "trained_on"))
-            for fam, f in e["families"].items() if f["never_seen_in_training"]]
-    met = [f"{key} on {fam}" for key, fam, f in rows if f["auc"] >= 0.95 and f["ctr_mae"] <= 0.02]
-    missed = [f"{key.replace('_', ' ')} on {fam} (AUC {f['auc']:.2f}, MAE {f['ctr_mae']:.3f}, {f['refused']} refused)"
-              for key, fam, f in rows if not (f["auc"] >= 0.95 and f["ctr_mae"] <= 0.02)]
-    if not missed:
-        return "Every never-seen row meets it."
-    return ("Not met: " + "; ".join(missed) + ". " + (f"Met: {', '.join(met)}. " if met else "") +
-            "Where a model refuses a frontal chest, its masks were not those of a frontal chest to it; it does not "
-            "answer wrongly there, but the case is not scored.")
+    """Which never-seen rows meet the goal, in words: the shipped model's first, then the narrower models'."""
+    def ok(f: dict) -> bool:
+        return f["auc"] >= 0.95 and f["ctr_mae"] <= 0.02
+
+    def rows(shipped: bool):
+        return [(key, fam, f) for key, e in v.items() if key.startswith(("shipped", "trained_on"))
+                and (key == "shipped") == shipped for fam, f in e["families"].items() if f["never_seen_in_training"]]
+
+    def words(items) -> str:
+        return "; ".join(f"{key.replace('_', ' ')} → {fam} (AUC {f['auc']:.2f}, MAE {f['ctr_mae']:.3f}, "
+                         f"{f['refused']} refused)" for key, fam, f in items)
+
+    mine = rows(True)
+    met, missed = [r for r in mine if ok(r[2])], [r for r in mine if not ok(r[2])]
+    text = (f"The shipped model meets it on {', '.join(fam for _, fam, _ in met)}. " if met else "") + \
+        (f"The shipped model misses it on: {words(missed)}. " if missed else "")
+    narrow = rows(False)
+    narrow_missed = [r for r in narrow if not ok(r[2])]
+    if narrow_missed:
+        text += ("Models trained on fewer families miss it on families they never saw: " + words(narrow_missed) +
+                 ". They refuse many such images (their masks are not those of a frontal chest to them) and "
+                 "measure the rest less exactly; variety in training is what carries the shipped model.")
+    return text
 
 
 def args_train_text() -> str:
     return ("the shipped weights were trained on the three phantom families below (starting from the previous "
             "weights, trained on the first two), and validated on two more families drawn differently that no "
-            "model is trained on:")
+            "model is trained on; two more models, each trained from scratch on one family only (8 epochs), "
+            "measure the recipe on families they never saw:")
 
 
 def main(argv: list[str] | None = None) -> int:

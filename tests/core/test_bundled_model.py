@@ -77,7 +77,8 @@ def test_validation_covers_families_never_seen_in_training(validation):
     assert shipped["families"]["polygons"]["never_seen_in_training"]
     unseen = {(key, fam) for key, entry in validation.items() if key.startswith("trained_on")
               for fam, f in entry["families"].items() if f["never_seen_in_training"]}
-    assert {fam for _, fam in unseen} == {"shapes", "ellipses", "polygons"}
+    assert {fam for _, fam in unseen} == {"demo", "outline", "shapes", "ellipses", "polygons"}
+    assert {"trained_on_demo_only", "trained_on_outline_only", "trained_on_demo_and_outline"} <= set(validation)
     for fam, f in shipped["families"].items():
         assert f["auc"] >= AUC_FLOOR and f["ctr_mae"] <= MAE_FLOOR, fam
         assert f["refused"] <= REFUSED_FLOOR * f["n"], fam
