@@ -209,7 +209,8 @@ class RatioLines:
             roi.sigRegionChanged.connect(lambda *_: self._dragging())
             roi.sigRegionChangeFinished.connect(lambda *_: self._released())
             self.lines[name] = roi
-            tag = pg.TextItem(name, color=pen.color(), anchor=(1.05, 0.5), fill=BACKDROP)
+            # above the line's start, over the image: left of it the name would leave a wide chest's image
+            tag = pg.TextItem(name, color=pen.color(), anchor=(0.0, 1.15), fill=BACKDROP)
             tag.setParentItem(self.parent)
             tag.setZValue(13)
             self.tags.append(tag)
