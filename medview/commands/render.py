@@ -127,20 +127,22 @@ def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str |
     run's `FrameReader` (compressed frames are decoded in the decoder pool, never in this process).
     """
     from medview.core.dicom.frame_reader import FrameReader
+    from medview.core.dicom.loader import read_native_frame
     from medview.core.dicom.pixels import Window, display_frame_voi, preset_window, read_dataset
     from medview.core.png import write_png
 
-    ds = read_dataset(ref)
+    stored = read_native_frame(ref, frame)  # uncompressed: only this frame's bytes are read
+    ds = read_dataset(ref, stop_before_pixels=stored is not None)
     if preset:
         modality = str(ds.get("Modality", "") or "")
         try:
             window = preset_window(preset, modality, only_modality=True)
         except KeyError as exc:
             raise MedviewError(exc.args[0]) from None
-    if reader is None:
+    if stored is None and reader is None:
         with FrameReader() as own:
             stored = own.stored_frame(ds, ref, frame)
-    else:
+    elif stored is None:
         stored = reader.stored_frame(ds, ref, frame)
     image, voi = display_frame_voi(ds, frame, window, stored=stored)
     write_png(out_path, image)

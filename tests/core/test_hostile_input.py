@@ -16,6 +16,7 @@ import zipfile
 import zlib
 
 import pydicom
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -288,3 +289,55 @@ def test_a_supplemental_palette_shows_its_range_in_colour_and_the_rest_in_grey(t
     # the viewer's lookup-table path shows the same pixels
     display = StackDisplay(stored[None], [(0, 0)], [pixels.read_dataset(str(path), stop_before_pixels=True)])
     assert np.array_equal(display.display_values(0, None, False), shown)
+
+
+def _multiframe(path, frames: int, rows: int = 512, big_endian: bool = False):
+    """A native 16-bit multi-frame secondary capture whose frame k holds k + (pixel index mod 4096)."""
+    import numpy as np
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.2" if big_endian else ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality, ds.PatientID = generate_uid(), generate_uid(), "OT", "MF"
+    ds.Rows = ds.Columns = rows
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.NumberOfFrames = frames
+    base = np.arange(rows * rows, dtype=np.uint16).reshape(rows, rows) % 4096
+    stack = (base[None] + np.arange(frames, dtype=np.uint16)[:, None, None]) % 4096
+    ds.PixelData = stack.astype(">u2" if big_endian else "<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_one_frame_of_a_large_multiframe_is_read_without_the_rest(tmp_path):
+    """Frame 450 of a 472 MB multi-frame file renders in the memory of a few frames (a 3 GB file peaked at
+    9 GB when the whole pixel data was read), and is exactly the frame pydicom reads."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("reads the peak memory from /proc (Linux)")
+    path = _multiframe(tmp_path / "big.dcm", 900)
+    size = os.path.getsize(path)
+    # the child's own high-water mark (VmHWM starts afresh at exec, unlike getrusage's maxrss)
+    child = ("import re, sys\nfrom medview.cli import main\nrc = main(sys.argv[1:])\n"
+             "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), file=sys.stderr)\n"
+             "sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", child, "render", str(path), "--frame", "450", "--out-dir",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    peak = int(out.stderr.split()[-1]) * 1024
+    assert peak < size / 2, f"render peaked at {peak / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+def test_native_frames_read_at_their_offset_match_pydicom(tmp_path, capsys):
+    import numpy as np
+
+    from medview.core.dicom import pixels
+    from medview.core.png import read_png
+
+    for big_endian in (False, True):
+        path = _multiframe(tmp_path / f"mf{int(big_endian)}.dcm", 5, rows=64, big_endian=big_endian)
+        assert main(["render", str(path), "--frame", "3", "--out-dir", str(tmp_path / f"o{int(big_endian)}")]) == 0
+        shown = read_png(json.loads(capsys.readouterr().out)["output"])
+        assert np.array_equal(shown, pixels.display_frame(pydicom.dcmread(path), 3))
