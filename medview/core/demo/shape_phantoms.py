@@ -41,13 +41,13 @@ def _harmonics(rng: np.random.Generator, amp: float) -> list[tuple[float, float]
     return [(float(rng.uniform(-amp, amp) / k), float(rng.uniform(0, 2 * np.pi))) for k in range(2, 6)]
 
 
-def _extent(mask: np.ndarray) -> float:
+def horizontal_extent(mask: np.ndarray) -> float:
     """Whole horizontal extent of a mask, in columns."""
     cols = np.flatnonzero(mask.any(axis=0))
     return float(cols[-1] - cols[0] + 1) if cols.size else 0.0
 
 
-def _widest_row(mask: np.ndarray) -> float:
+def widest_row(mask: np.ndarray) -> float:
     """Widest outer extent over single rows, in columns."""
     best = 0.0
     for row in mask[mask.any(axis=1)]:
@@ -93,18 +93,18 @@ def frontal_chest(rng: np.random.Generator, ctr: float, *, rows: int | None = No
     hy = cy + ry * (rng.uniform(0.6, 1.05) if low else rng.uniform(0.25, 0.75))
     aspect, angle, harm = rng.uniform(0.55, 0.95), rng.uniform(-0.5, 0.15), _harmonics(rng, 0.1)
     hpow = rng.uniform(1.8, 2.6)
-    thorax_cols = _widest_row(lungs)  # before the heart takes its share (the outer margins stay)
+    thorax_cols = widest_row(lungs)  # before the heart takes its share (the outer margins stay)
     half = ctr * thorax_cols * grid.spacing / over / 2
     for _ in range(3):
         heart = (_superellipse(x, y, hx, hy, half, half * aspect, hpow, angle, harm, 0.0) < 0) & above
-        got = _extent(heart) * grid.spacing / over
+        got = horizontal_extent(heart) * grid.spacing / over
         if got <= 0:
             break
         half *= ctr * thorax_cols * grid.spacing / over / got
     heart = (_superellipse(x, y, hx, hy, half, half * aspect, hpow, angle, harm, 0.0) < 0) & above
     behind = lungs & heart  # lung behind the heart: it may still darken the silhouette a little
     lungs &= ~heart
-    measured = _extent(heart) / max(_widest_row(lungs), 1.0)
+    measured = horizontal_extent(heart) / max(widest_row(lungs), 1.0)
 
     def down(mask: np.ndarray) -> np.ndarray:
         return mask.reshape(grid.rows, grid.cols, over).mean(axis=2, dtype=F32)

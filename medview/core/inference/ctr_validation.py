@@ -122,6 +122,8 @@ def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     (apex, shoulder, costophrenic angle, inner base, hilum), the heart as a jittered polygon painted half
     transparently over them, a flat body, quantised grey values and salt noise; (uint16 pixels in
     MONOCHROME2 sense, true CTR, pixel spacing). Truth on the drawing at four times the resolution across."""
+    from medview.core.demo.shape_phantoms import horizontal_extent, widest_row
+
     cols = cols or int(rng.integers(280, 860))
     rows = int(cols * rng.uniform(1.0, 1.3))
     spacing = float(rng.uniform(330, 450) / cols)
@@ -142,7 +144,7 @@ def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
                (cx + side * (half * rng.uniform(0.7, 0.95)), base + rng.uniform(0, 25)),   # costophrenic angle
                (cx + side * (inner + j(6)), base - rng.uniform(0, 40))]          # inner base
         lungs |= _inside_polygon(xs, ys, pts)
-    thorax = _widest_row_cols(lungs)
+    thorax = widest_row(lungs)
     ctr = float(rng.uniform(0.36, 0.66))
     n = int(rng.integers(7, 13))
     step = 2 * np.pi / n  # vertices spread all round, so the heart is a blob, not a sliver
@@ -154,8 +156,7 @@ def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     scale = ctr * thorax * spacing / over / span
     heart = _inside_polygon(xs, ys, [(hx + px * scale, hy + py * scale) for px, py in shape])
     lungs &= ~heart
-    cols_h = np.flatnonzero(heart.any(axis=0))
-    true = float(cols_h[-1] - cols_h[0] + 1) / _widest_row_cols(lungs)
+    true = horizontal_extent(heart) / widest_row(lungs)
 
     def down(mask):
         return mask.reshape(rows, cols, over).mean(axis=2, dtype=np.float32)
@@ -175,10 +176,6 @@ def polygon_chest(rng: np.random.Generator, cols: int | None = None) -> tuple[np
     img = np.where(salt, rng.random(img.shape), img) + rng.uniform(0.0, 0.03) * rng.standard_normal(img.shape)
     img = np.clip(img, 0, 1.2) / 1.2
     return (img * rng.uniform(1000, 4000) + rng.uniform(0, 200)).astype(np.uint16), true, round(spacing, 5)
-
-
-def _widest_row_cols(mask: np.ndarray) -> float:
-    return max(float(np.flatnonzero(r)[-1] - np.flatnonzero(r)[0] + 1) for r in mask[mask.any(axis=1)])
 
 
 def chest_cases(family: str, seed: int, n: int, *, cols: int | None = None, keep_in: Path | None = None
