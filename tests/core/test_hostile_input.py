@@ -341,3 +341,13 @@ def test_native_frames_read_at_their_offset_match_pydicom(tmp_path, capsys):
         assert main(["render", str(path), "--frame", "3", "--out-dir", str(tmp_path / f"o{int(big_endian)}")]) == 0
         shown = read_png(json.loads(capsys.readouterr().out)["output"])
         assert np.array_equal(shown, pixels.display_frame(pydicom.dcmread(path), 3))
+
+
+def test_render_of_a_dicomdir_prints_a_row_per_image_it_lists(tmp_path, capsys):
+    images = [copy_testdata("CT_small.dcm", tmp_path / "src" / f"ct{i}.dcm", SOPInstanceUID=f"1.2.3.{i}")
+              for i in range(2)]
+    dicomdir = write_dicomdir(tmp_path / "media", images)
+    assert main(["render", str(dicomdir), "--out-dir", str(tmp_path / "out")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and all(r["status"] == "ok" and os.path.exists(r["output"]) for r in rows)
+    assert len({r["output"] for r in rows}) == 2
