@@ -120,18 +120,19 @@ def _expand(given: str):
 
 
 def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str | None = None,
-                reader=None) -> list[float] | None:
+                reader=None, info=None) -> list[float] | None:
     """Render one image to `out_path`; the window used as [center, width] (None: colour or VOI LUT).
 
     `preset`: a window preset's name, looked up in the presets of the image's modality only. `reader`: the
-    run's `FrameReader` (compressed frames are decoded in the decoder pool, never in this process).
+    run's `FrameReader` (compressed frames are decoded in the decoder pool, never in this process). `info`:
+    the scan's header facts of the file, where it was found by a scan.
     """
     from medview.core.dicom.frame_reader import FrameReader
     from medview.core.dicom.loader import read_native_frame
     from medview.core.dicom.pixels import Window, display_frame_voi, preset_window, read_dataset
     from medview.core.png import write_png
 
-    stored = read_native_frame(ref, frame)  # uncompressed: only this frame's bytes are read
+    stored = read_native_frame(ref, frame, info)  # uncompressed: only this frame's bytes are read
     ds = read_dataset(ref, stop_before_pixels=stored is not None)
     if preset:
         modality = str(ds.get("Modality", "") or "")
@@ -188,11 +189,11 @@ def _render_all(args, out_dir: str, frame: int, window, debug: bool) -> int:
         items = [item for given in args.paths for item in _expand(given)]
         # compressed frames of the next files decode in the pool while this one is written
         reader.plan((ref, frame, info) for _, ref, error, info in items if error is None)
-        for shown, ref, error, _ in items:
+        for shown, ref, error, info in items:
             if error is None:
                 try:
                     out_path = os.path.join(out_dir, names.next(ref, frame))
-                    used = _render_one(ref, out_path, frame, window, getattr(args, "preset", None), reader)
+                    used = _render_one(ref, out_path, frame, window, getattr(args, "preset", None), reader, info)
                 except MedviewError as exc:
                     error = _reason(exc, ref)
                 except OSError as exc:

@@ -113,11 +113,12 @@ def mask_bits_stored(arr: np.ndarray, bits_stored: int, signed: bool) -> None:
         np.bitwise_and(arr, (1 << bits_stored) - 1, out=arr)
 
 
-def read_native_frame(ref, frame: int) -> np.ndarray | None:
+def read_native_frame(ref, frame: int, info: InstanceInfo | None = None) -> np.ndarray | None:
     """One monochrome uncompressed frame read at its offset, without the rest of the pixel data: frame N of a
-    multi-frame file of gigabytes costs the memory of one frame. None where that path does not apply (a zip
-    member, compressed or colour data, a frame out of range, a file the header walk refuses): the caller then
-    reads the file the usual way, which also says what is wrong with it."""
+    multi-frame file of gigabytes costs the memory of one frame. `info`: the file's header facts where a scan
+    has them (else the header is walked here). None where that path does not apply (a zip member, compressed
+    or colour data, a frame out of range, a file the header walk refuses): the caller then reads the file the
+    usual way, which also says what is wrong with it."""
     import os
 
     from medview.core.dicom import scan
@@ -126,7 +127,8 @@ def read_native_frame(ref, frame: int) -> np.ndarray | None:
         return None
     try:
         with ref.open() as fp:
-            info = scan.read_header(ref, fp, os.fstat(fp.fileno()).st_size)
+            if info is None:
+                info = scan.read_header(ref, fp, os.fstat(fp.fileno()).st_size)
             if info is None or not fast_path(info) or info.samples_per_pixel != 1 or not 0 <= frame < info.frames:
                 return None
             out = np.empty(frame_shape(info), stored_dtype(info))
