@@ -89,3 +89,30 @@ def test_deleted_files_are_forgotten(export, medview_home):
     with sqlite3.connect(medview_home / "index.sqlite") as conn:
         keys = [k for (k,) in conn.execute("SELECT key FROM files")]
     assert len(keys) == 11 and str(export / "ct" / "IM0002.dcm") not in keys
+
+
+def test_a_new_results_cache_opened_by_several_threads_at_once_is_created_once(tmp_path):
+    """The AI worker and the listener's scoring may open a fresh cache together: the schema is made by one
+    of them, and none fails ("table results already exists")."""
+    import threading
+
+    from medview.core.inference.cache import ResultCache
+
+    errors = []
+    for trial in range(20):
+        path = tmp_path / f"results{trial}.sqlite"
+        start = threading.Barrier(4)
+
+        def open_cache():
+            start.wait()
+            try:
+                ResultCache(path)
+            except Exception as exc:  # noqa: BLE001 - what the test looks for
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_cache) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

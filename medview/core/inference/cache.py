@@ -25,6 +25,9 @@ SCHEMA_VERSION = 3  # 2: results_key; 3: pixel_key, not-applicable answers, meas
 # a cache of an older version is emptied (it is only a cache)
 
 
+_OPENING = threading.Lock()
+
+
 class ResultCache:
     """Scores, flagged findings and heatmaps per (SOP Instance UID, frame, model checksum)."""
 
@@ -36,25 +39,37 @@ class ResultCache:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
-                with conn:
-                    conn.execute("DROP TABLE IF EXISTS results")
-                    conn.execute(
-                        "CREATE TABLE results ("
-                        " sop_instance_uid TEXT NOT NULL, frame INTEGER NOT NULL, model_sha256 TEXT NOT NULL,"
-                        " results_key TEXT NOT NULL, model TEXT NOT NULL, scores TEXT NOT NULL,"
-                        " flagged TEXT NOT NULL, heatmap BLOB, heatmap_shape TEXT,"
-                        " pixel_key TEXT NOT NULL DEFAULT '', not_applicable TEXT,"
-                        " measurements TEXT NOT NULL DEFAULT '{}', masks BLOB, masks_shape TEXT,"
-                        " mask_labels TEXT NOT NULL DEFAULT '[]',"
-                        " PRIMARY KEY (sop_instance_uid, frame, model_sha256))"
-                    )
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            with _OPENING:  # switching to WAL is not covered by the busy timeout: one thread at a time
+                conn = sqlite3.connect(self.path, timeout=10.0)
+                conn.execute("PRAGMA journal_mode=WAL")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    self._create_schema(conn)
             self._local.conn = conn
         return conn
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        """(Re)create the table, once, even where two threads or processes open a new cache together: the
+        version is read again inside a write transaction, which only one of them holds at a time."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("DROP TABLE IF EXISTS results")
+                conn.execute(
+                    "CREATE TABLE results ("
+                    " sop_instance_uid TEXT NOT NULL, frame INTEGER NOT NULL, model_sha256 TEXT NOT NULL,"
+                    " results_key TEXT NOT NULL, model TEXT NOT NULL, scores TEXT NOT NULL,"
+                    " flagged TEXT NOT NULL, heatmap BLOB, heatmap_shape TEXT,"
+                    " pixel_key TEXT NOT NULL DEFAULT '', not_applicable TEXT,"
+                    " measurements TEXT NOT NULL DEFAULT '{}', masks BLOB, masks_shape TEXT,"
+                    " mask_labels TEXT NOT NULL DEFAULT '[]',"
+                    " PRIMARY KEY (sop_instance_uid, frame, model_sha256))"
+                )
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def get(self, sop_instance_uid: str, frame: int, model_sha256: str, results_key: str | None = None,
             pixel_key: str | None = None):
