@@ -240,8 +240,8 @@ class RatioLines:
         font.setBold(enlarged)
         self.label.setFont(font)
         thorax, heart = self.lines["thorax"].line(), self.lines["heart"].line()
-        # centred under the thorax line: over the diaphragm, off the heart borders the reader is judging
-        self.label.setPos((thorax[0][0] + thorax[1][0]) / 2, thorax[0][1])
+        # centred under the lower of the two lines: over the diaphragm, off the borders the reader is judging
+        self.label.setPos((thorax[0][0] + thorax[1][0]) / 2, max(thorax[0][1], heart[0][1]))
         for tag, line in zip(self.tags, (heart, thorax)):
             tag.setPos(line[0][0], line[0][1])
 
