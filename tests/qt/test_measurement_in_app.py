@@ -12,7 +12,7 @@ import functools
 
 import pydicom
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -23,7 +23,7 @@ from medview.core.review.measurements import CTR
 from medview.qt import ai_controller
 from medview.qt.models.worklist_model import COL_AI, COL_ID
 from medview.resources import bundled_model_path
-from tests.qt.helpers import wait_ready
+from tests.qt.helpers import IdleWorker, wait_ready
 
 FLAGGED_PID, NORMAL_PID, LATERAL_PID, CT_PID = "PAT0001", "PAT0002", "PAT0003", "PAT0004"
 
@@ -48,18 +48,13 @@ def scripted_result(job, pid: str, rows: int, cols: int) -> InferenceResult:
     return InferenceResult(job, OK, prediction)
 
 
-class ScriptedWorker(QObject):
+class ScriptedWorker(IdleWorker):
     """The InferenceWorker's signals and calls; each queued image is answered at once by `scripted_result`."""
 
-    model_ready = Signal(object)
-    model_failed = Signal(str)
-    result_ready = Signal(object)
-    progress = Signal(int, int)
-    idle = Signal()
     patients: dict[str, tuple[str, int, int]] = {}  # SOP Instance UID -> (patient ID, rows, columns)
 
     def __init__(self, model, device="auto", parent=None):
-        super().__init__(parent)
+        super().__init__(model, device, parent)
         self.model = model
 
     def start(self) -> None:
@@ -72,18 +67,6 @@ class ScriptedWorker(QObject):
             self.result_ready.emit(scripted_result(job, pid, rows, cols))
         self.idle.emit()
         return len(jobs)
-
-    def prioritise(self, study_uid) -> None:
-        pass
-
-    def cancel(self) -> int:
-        return 0
-
-    def stop(self, timeout_ms: int = 0) -> bool:
-        return True
-
-    def isRunning(self) -> bool:  # noqa: N802 - QThread's name
-        return False
 
 
 @pytest.fixture(scope="module")

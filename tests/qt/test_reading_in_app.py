@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QObject, QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QTransform, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -22,42 +22,11 @@ from medview.core.reading.priors import time_before
 from medview.qt import ai_controller
 from medview.qt.image_view import ImageView, dicom_date
 from tests.factories import write_series
-from tests.qt.helpers import open_window
+from tests.qt.helpers import IdleWorker, open_window
 
 THIN, THICK = 24, 12  # slices 2 mm and 4 mm apart, one frame of reference
 VIEWPORT_KEYS = {"study_uid", "series_uid", "sop_instance_uid", "frame", "frames", "loaded", "plane", "position",
                  "window", "invert", "zoom", "rotation", "flip", "prior"}
-
-
-class IdleWorker(QObject):
-    """The AI worker's signals and calls, never loading a model: these tests are about reading, not scoring."""
-
-    model_ready = Signal(object)
-    model_failed = Signal(str)
-    result_ready = Signal(object)
-    progress = Signal(int, int)
-    idle = Signal()
-
-    def __init__(self, model, device="auto", parent=None):
-        super().__init__(parent)
-
-    def start(self) -> None:
-        pass
-
-    def enqueue(self, jobs) -> int:
-        return len(list(jobs))
-
-    def prioritise(self, study_uid) -> None:
-        pass
-
-    def cancel(self) -> int:
-        return 0
-
-    def stop(self, timeout_ms: int = 0) -> bool:
-        return True
-
-    def isRunning(self) -> bool:  # noqa: N802 - QThread's name
-        return False
 
 
 @pytest.fixture(scope="module")
