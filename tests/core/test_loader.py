@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from medview.core.dicom.loader import fast_path, load_stack, mask_bits_stored
+from medview.core.dicom.loader import fast_path, load_stack
 from medview.core.dicom.model import Stack
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
@@ -73,12 +73,6 @@ def test_bits_stored_masked_and_sign_extended_like_pydicom(tmp_path, signed):
     np.testing.assert_array_equal(volume.array[0], expected)
     low = raw & 0x0FFF
     assert np.array_equal(volume.array[0], np.where(low >= 2048, low.astype(np.int32) - 4096, low) if signed else low)
-
-
-def test_mask_bits_stored_is_a_no_op_when_all_bits_are_stored():
-    arr = np.array([-1, 5], dtype=np.int16)
-    mask_bits_stored(arr, 16, True)
-    assert arr.tolist() == [-1, 5]
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -122,6 +122,48 @@ def test_unsigned_bits_stored_masks_high_bits():
     np.testing.assert_array_equal(px.mask_stored_bits(arr, 12, False), [0x0123, 0x0FFF])
 
 
+def test_signed_data_in_an_unsigned_dtype_comes_back_signed():
+    arr = np.array([0x0FFB, 0x7123, 0xF800], dtype=np.uint16)  # -5, 0x123 under junk bits, -2048
+    out = px.mask_stored_bits(arr, 12, True)
+    assert out.dtype == np.int16
+    np.testing.assert_array_equal(out, [-5, 0x123, -2048])
+
+
+def test_mask_is_a_no_op_when_all_bits_are_stored():
+    arr = np.array([-1, 5], dtype=np.int16)
+    px.mask_stored_bits(arr, 16, True)
+    assert arr.tolist() == [-1, 5]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_real_signed_file_with_unused_high_bits_set_reads_the_same_on_every_path():
+    """mlut_18.dcm (pydicom-data): signed, 12 of 16 bits stored; most negative values are stored without
+    their sign extension (top four bits 0) and some with it (top four bits 1). Every read path sign-extends
+    from bit 11: the display pipeline, the stack loader's read at the offset, the one-frame read."""
+    from pydicom.data import get_testdata_file
+
+    from medview.core.dicom.loader import load_stack, read_native_frame
+    from medview.core.dicom.model import Stack
+    from medview.core.dicom.scan import scan
+
+    path = get_testdata_file("mlut_18.dcm")
+    ds = pydicom.dcmread(path)
+    assert (ds.PixelRepresentation, ds.BitsStored, ds.BitsAllocated) == (1, 12, 16)
+    raw = np.frombuffer(ds.PixelData, "<u2").reshape(ds.Rows, ds.Columns)
+    top = raw >> 12
+    assert (top == 0xF).any() and ((top == 0) & (raw & 0x800 != 0)).any()  # both kinds are in the file
+    low = (raw & 0x0FFF).astype(np.int32)
+    expected = np.where(low >= 0x800, low - 0x1000, low).astype(np.int16)
+
+    np.testing.assert_array_equal(px.stored_frame(_read(path)), expected)
+    (inst,) = scan([path], use_cache=False).instances
+    volume = load_stack(Stack(inst.series_uid, inst.modality, "", None, [inst], [None]))
+    assert not volume.errors and volume.array.dtype == np.int16
+    np.testing.assert_array_equal(volume.array[0], expected)
+    np.testing.assert_array_equal(read_native_frame(SourceRef(path), 0, inst), expected)
+    np.testing.assert_array_equal(ds.pixel_array, expected)
+
+
 def test_multiframe_frame_n(tmp_path):
     pixels = np.stack([np.full((6, 5), v, dtype=np.uint16) for v in (100, 200, 300)])
     pixels[:, 0, 0] = 0

@@ -196,18 +196,26 @@ def _photometric(ds) -> str:
 
 
 def mask_stored_bits(arr: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Keep only the low (0028,0101) Bits Stored bits, sign-extended when signed (PS3.5 8.1.1); in place.
+    """Keep only the low (0028,0101) Bits Stored bits (PS3.5 8.1.1); in place, returns the values.
 
-    Idempotent, so it is safe on data a decoder already masked. Returns `arr`.
+    The bits above Bits Stored may hold anything (overlays, junk, or a sign extension the writer did or did
+    not do), so they are ignored: unsigned values are masked, and signed values are sign-extended from their
+    own high bit (bit Bits Stored - 1), so 0x0FFB in 12 of 16 bits is -5 whatever the top four bits hold.
+    Signed data handed over in an unsigned dtype comes back as a signed view of the same memory. Idempotent,
+    so it is safe on data a decoder already masked. The one implementation for every read path.
     """
-    nbits = arr.dtype.itemsize * 8
-    if arr.dtype.kind not in "iu" or not 0 < bits_stored < nbits:
+    if arr.dtype.kind not in "iu":
         return arr
-    shift = nbits - bits_stored
-    if signed and arr.dtype.kind == "i":
+    if signed and arr.dtype.kind == "u":
+        arr = arr.view(arr.dtype.str.replace("u", "i"))  # same width and byte order, two's complement
+    nbits = arr.dtype.itemsize * 8
+    if not 0 < bits_stored < nbits:
+        return arr
+    if signed:
+        shift = nbits - bits_stored
         np.left_shift(arr, shift, out=arr)
-        np.right_shift(arr, shift, out=arr)  # arithmetic shift: sign extension
-    elif arr.dtype.kind == "u":
+        np.right_shift(arr, shift, out=arr)  # arithmetic shift on a signed dtype: the sign comes back
+    else:
         np.bitwise_and(arr, (1 << bits_stored) - 1, out=arr)
     return arr
 
@@ -394,7 +402,7 @@ def stored_frame(ds, frame: int = 0) -> np.ndarray:
         if not arr.flags.writeable:
             arr = arr.copy()
         bits_stored = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or arr.dtype.itemsize * 8)
-        mask_stored_bits(arr, bits_stored, int(ds.get("PixelRepresentation", 0) or 0) == 1)
+        arr = mask_stored_bits(arr, bits_stored, int(ds.get("PixelRepresentation", 0) or 0) == 1)
     elif arr.ndim != 3 or arr.shape[-1] != 3:
         raise DicomReadError(
             f"{_ds_name(ds)}: unsupported image layout {arr.shape} "
