@@ -12,6 +12,7 @@ path gives the same numbers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import zipfile
@@ -21,7 +22,6 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from medview.core.dicom.model import FileError, InstanceInfo, Stack
-from medview.core.dicom.pixels import mask_stored_bits
 from medview.core.errors import MedviewError
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,19 @@ def frame_shape(inst: InstanceInfo) -> tuple[int, ...]:
     return (inst.rows, inst.columns) if inst.samples_per_pixel == 1 else (inst.rows, inst.columns, 3)
 
 
+def mask_bits_stored(arr: np.ndarray, bits_stored: int, signed: bool) -> None:
+    """Keep only the low `bits_stored` bits, sign-extending signed data (PS3.5 8.1.1); in place."""
+    bits_allocated = arr.dtype.itemsize * 8
+    if not bits_stored or bits_stored >= bits_allocated or arr.dtype.kind not in "iu":
+        return
+    if signed:
+        shift = bits_allocated - bits_stored
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)  # arithmetic shift on a signed dtype: the sign comes back
+    else:
+        np.bitwise_and(arr, (1 << bits_stored) - 1, out=arr)
+
+
 def read_native_frame(ref, frame: int, info: InstanceInfo | None = None) -> np.ndarray | None:
     """One monochrome uncompressed frame read at its offset, without the rest of the pixel data: frame N of a
     multi-frame file of gigabytes costs the memory of one frame. `info`: the file's header facts where a scan
@@ -174,7 +187,7 @@ def _read_fast(inst: InstanceInfo, frame: int, fp: BinaryIO, out: np.ndarray) ->
         raise _FrameError(f"pixel data is cut short (frame {frame + 1}: {got} of {nbytes} bytes)")
     if big and dtype.itemsize > 1:
         target.byteswap(inplace=True)  # stored big endian, now native order in the same memory
-    mask_stored_bits(target, inst.bits_stored, inst.pixel_representation == 1)
+    mask_bits_stored(target, inst.bits_stored, inst.pixel_representation == 1)
     if direct:
         return
     if planar:
@@ -226,6 +239,49 @@ def _pydicom_frame(ds, frame: int) -> np.ndarray:
     return arr
 
 
+class _GrowingArray:
+    """The stack array of an in-process load, allocated at the first frame read: its layout is the stack's."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.array: np.ndarray | None = None
+
+    def read(self, k: int, inst: InstanceInfo, frame: int, index: int, files: _Files) -> None:
+        if self.array is None and fast_path(inst):
+            self.array = np.zeros((self.frames,) + frame_shape(inst), dtype=stored_dtype(inst))
+        if self.array is not None:
+            _read_into(self.array, k, inst, frame, index, files)
+            return
+        values = _decode(inst, frame, index, files)
+        self.array = np.zeros((self.frames,) + values.shape, dtype=values.dtype)
+        self.array[k] = values
+
+
+def _read_in_process(stack: Stack, order: list[int], read: Callable, frame_read: Callable[[int], None],
+                     cancel: threading.Event | None, errors: list[FileError], failed: set[int]) -> bool:
+    """Frames `order` of `stack` read in this process, `read(k, inst, frame, index, files)` each, then
+    `frame_read(k)`; a file that fails is reported once and its other frames are skipped. True when `cancel`
+    stopped it between two frames."""
+    files = _Files()
+    try:
+        for k in order:
+            if cancel is not None and cancel.is_set():
+                return True
+            index, frame = stack.frames[k]
+            if index in failed:
+                continue
+            inst = stack.instances[index]
+            try:
+                read(k, inst, frame, index, files)
+            except Exception as exc:  # this file is unusable, the others go on
+                _fail(errors, failed, index, inst, _reason(exc, inst))
+                continue
+            frame_read(k)
+    finally:
+        files.close()
+    return False
+
+
 def load_stack(
     stack: Stack,
     *,
@@ -258,46 +314,21 @@ def load_stack(
         return _load_with_pool(stack, layout, first, on_frame, cancel, on_volume, focus, pool)
     order = [first] + [k for k in range(n) if k != first]
     failed: set[int] = set()
-    files = _Files()
-    array: np.ndarray | None = None
+    target = _GrowingArray(n)
     volume: StackVolume | None = None  # one object: what on_volume got is what is returned
-    cancelled = False
-    try:
-        for k in order:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            index, frame = frames[k]
-            if index in failed:
-                continue
-            inst = stack.instances[index]
-            try:
-                if array is None and fast_path(inst):
-                    array = np.zeros((n,) + frame_shape(inst), dtype=stored_dtype(inst))
-                if array is not None and fast_path(inst):
-                    if array.shape[1:] != frame_shape(inst):
-                        raise _FrameError(f"image size {frame_shape(inst)} differs from the stack's "
-                                          f"{array.shape[1:]}")
-                    _read_fast(inst, frame, files.file(index, inst), array[k])
-                else:
-                    values = _decode(inst, frame, index, files)
-                    if array is None:
-                        array = np.zeros((n,) + values.shape, dtype=values.dtype)
-                    if values.shape != array.shape[1:]:
-                        raise _FrameError(f"image size {values.shape} differs from the stack's {array.shape[1:]}")
-                    array[k] = values
-            except Exception as exc:  # this file is unusable, the others go on
-                _fail(errors, failed, index, inst, _reason(exc, inst))
-                continue
-            loaded[k] = True
-            if volume is None:
-                volume = StackVolume(stack, array, frames, loaded, errors)
-                if on_volume is not None:
-                    on_volume(volume)
-            if on_frame is not None:
-                on_frame(k)
-    finally:
-        files.close()
+
+    def frame_read(k: int) -> None:
+        nonlocal volume
+        loaded[k] = True
+        if volume is None:
+            volume = StackVolume(stack, target.array, frames, loaded, errors)
+            if on_volume is not None:
+                on_volume(volume)
+        if on_frame is not None:
+            on_frame(k)
+
+    cancelled = _read_in_process(stack, order, target.read, frame_read, cancel, errors, failed)
+    array = target.array
     if volume is None:  # nothing could be read: an empty image of the declared size, so views still work
         if array is None:
             inst = stack.instances[0]
@@ -428,31 +459,19 @@ def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volum
                 state["outstanding"] -= len(batch.cancel(keys_of.get(index, ())))
             result = batch.next_result(0)
 
-    files = _Files()
-    cancelled = False
+    def frame_read(k: int) -> None:
+        loaded_now(k)
+        collect(0)
+
     try:
-        for k in local:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            index, frame = frames[k]
-            if index in failed:
-                continue
-            inst = stack.instances[index]
-            try:
-                _read_into(array, k, inst, frame, index, files)
-            except Exception as exc:  # this file is unusable, the others go on
-                _fail(errors, failed, index, inst, _reason(exc, inst))
-                continue
-            loaded_now(k)
-            collect(0)
+        read_here = functools.partial(_read_into, array)
+        cancelled = _read_in_process(stack, local, read_here, frame_read, cancel, errors, failed)
         while state["outstanding"] > 0 and not cancelled and not pool.closed:
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
             collect(0.05)
     finally:
-        files.close()
         if focus is not None:
             focus._attach(None)
         batch.close()
