@@ -22,6 +22,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from medview.core.dicom.model import FileError, InstanceInfo, Stack
+from medview.core.dicom.pixels import mask_stored_bits
 from medview.core.errors import MedviewError
 
 log = logging.getLogger(__name__)
@@ -101,19 +102,6 @@ def frame_shape(inst: InstanceInfo) -> tuple[int, ...]:
     return (inst.rows, inst.columns) if inst.samples_per_pixel == 1 else (inst.rows, inst.columns, 3)
 
 
-def mask_bits_stored(arr: np.ndarray, bits_stored: int, signed: bool) -> None:
-    """Keep only the low `bits_stored` bits, sign-extending signed data (PS3.5 8.1.1); in place."""
-    bits_allocated = arr.dtype.itemsize * 8
-    if not bits_stored or bits_stored >= bits_allocated or arr.dtype.kind not in "iu":
-        return
-    if signed:
-        shift = bits_allocated - bits_stored
-        np.left_shift(arr, shift, out=arr)
-        np.right_shift(arr, shift, out=arr)  # arithmetic shift on a signed dtype: the sign comes back
-    else:
-        np.bitwise_and(arr, (1 << bits_stored) - 1, out=arr)
-
-
 def read_native_frame(ref, frame: int, info: InstanceInfo | None = None) -> np.ndarray | None:
     """One monochrome uncompressed frame read at its offset, without the rest of the pixel data: frame N of a
     multi-frame file of gigabytes costs the memory of one frame. `info`: the file's header facts where a scan
@@ -187,7 +175,7 @@ def _read_fast(inst: InstanceInfo, frame: int, fp: BinaryIO, out: np.ndarray) ->
         raise _FrameError(f"pixel data is cut short (frame {frame + 1}: {got} of {nbytes} bytes)")
     if big and dtype.itemsize > 1:
         target.byteswap(inplace=True)  # stored big endian, now native order in the same memory
-    mask_bits_stored(target, inst.bits_stored, inst.pixel_representation == 1)
+    mask_stored_bits(target, inst.bits_stored, inst.pixel_representation == 1)
     if direct:
         return
     if planar:
