@@ -1,4 +1,5 @@
-"""A decode function for the decoder pool's tests of order and cancel: it waits at a gate.
+"""Decode functions for the decoder pool's tests: `decode` waits at a gate (order and cancel), `process_id`
+writes which worker ran the job (idle workers stopping and starting again).
 
 Run in the pool's worker processes (`DecoderPool(decode="tests.core.gated_decoder:decode")`). The job's
 file names a folder: each job appends "start <slot>" to `log` in it, waits until a file `gate` exists
@@ -8,6 +9,7 @@ only channel, because a worker's environment is the one its forkserver started w
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +27,10 @@ def decode(task, out: np.ndarray) -> None:
     out[...] = task.slot
     with open(log, "a") as fh:
         fh.write(f"done {task.slot}\n")
+
+
+def process_id(task, out: np.ndarray) -> None:
+    out[...] = os.getpid()
 
 
 def lines(folder: Path, kind: str) -> list[int]:

@@ -277,6 +277,56 @@ def test_a_decoder_that_never_finishes_is_stopped_at_its_time_limit(tmp_path):
         pool.shutdown()
 
 
+def _worker_of_one_job(pool: DecoderPool, tmp_path) -> int:
+    """Runs one job with `gated_decoder.process_id`; the process id of the worker that ran it."""
+    target = SharedFrames((1, 1), np.int64)
+    with pool.batch() as batch:
+        batch.submit(0, SourceRef(str(tmp_path / "frames.dcm")), 0, target, 0, "1.2.840.10008.1.2.4.90")
+        assert batch.next_result(60).error is None
+    return int(target.array[0, 0])
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_idle_workers_stop_and_the_next_job_starts_one_again(tmp_path):
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:process_id", idle_timeout=0)
+    try:
+        first = _worker_of_one_job(pool, tmp_path)
+        _wait_for(lambda: pool.worker_pids() == [] and _process_gone(first), "the idle worker to stop")
+        second = _worker_of_one_job(pool, tmp_path)
+        assert second != first and pool.crashes == 0
+    finally:
+        pool.shutdown()
+
+
+def test_workers_that_stop_at_once_when_idle_still_load_a_whole_stack():
+    pool = DecoderPool(2, idle_timeout=0)
+    try:
+        path = get_testdata_file("emri_small_jpeg_2k_lossless.dcm")
+        for _ in range(2):
+            volume = load_stack(_stack_of(path), pool=pool)
+            assert volume.loaded.all() and not volume.errors
+            np.testing.assert_array_equal(volume.array, np.stack([_in_process(path, f) for f in range(10)]))
+    finally:
+        pool.shutdown()
+
+
+def test_a_worker_within_its_idle_time_serves_the_next_job(tmp_path):
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:process_id", idle_timeout=None)
+    try:
+        first = _worker_of_one_job(pool, tmp_path)
+        assert pool.worker_pids() == [first]
+        assert _worker_of_one_job(pool, tmp_path) == first
+    finally:
+        pool.shutdown()
+
+
 def test_without_room_in_dev_shm_the_frames_go_to_a_mapped_file(pool, monkeypatch):
     from medview.core.dicom import decoder_pool
 

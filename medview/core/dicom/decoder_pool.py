@@ -14,7 +14,8 @@ batches of the viewer before background ones, and within a batch outward from th
 display pipeline's reader (`pixels.stored_frame`) and writes it into its slot; only a few bytes of reply
 cross the pipe, never a pixel array.
 
-Workers are started lazily (the first compressed frame pays for it, later ones reuse them) from a
+Workers are started lazily (the first compressed frame pays for it, later ones reuse them; a worker
+idle for `IDLE_TIMEOUT` stops, and the next job starts one again) from a
 forkserver that has the decoders imported (spawn where there is no forkserver, and in a frozen app), never
 by forking this process, which may run Qt and torch threads. As with any multiprocessing start method but
 fork, a worker imports the main script again: a script that embeds medview keeps its work under
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: batch priorities: what the reader looks at before what runs in the background (the AI's frames)
 INTERACTIVE, BACKGROUND = 0, 1
+
+#: seconds a worker may wait without a job before it stops (the next job starts one again)
+IDLE_TIMEOUT = 45.0
 
 #: the worker's default decode function, "module:function" (tests pass their own)
 DEFAULT_DECODE = "medview.core.dicom._decoder_process:decode_frame"
@@ -320,6 +324,7 @@ class _Worker:
     job: _Job | None = None
     started: float = 0.0      # when its job was handed over (monotonic)
     limit: float = 0.0        # seconds that job may take
+    idle_since: float = 0.0   # when it last had nothing to do (monotonic)
 
 
 def _context():
@@ -348,14 +353,17 @@ class DecoderPool:
     `workers`: at most this many processes, started as jobs wait. `decode`: "module:function" run in the
     worker for each job (`decode(task, out)`, `out` the slot's array). `time_limit(task)`: seconds a job may
     run before its worker is killed and the file reported (a decoder caught in a loop); default 30 s plus
-    a second per MB of frame.
+    a second per MB of frame. `idle_timeout`: seconds a worker may go without a job before it stops, so that
+    an app left open does not keep a process per core and their memory (None: never); the next job starts
+    workers again, from the forkserver, in milliseconds.
     """
 
     def __init__(self, workers: int | None = None, *, decode: str = DEFAULT_DECODE,
-                 time_limit=None) -> None:
+                 time_limit=None, idle_timeout: float | None = IDLE_TIMEOUT) -> None:
         self.max_workers = max(1, workers or default_workers())
         self.decode = decode
         self._time_limit = time_limit or _default_time_limit
+        self._idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._batches: list[DecodeBatch] = []  # service order within a priority: first is served first
         self._workers: list[_Worker] = []
@@ -500,11 +508,14 @@ class DecoderPool:
                         break
                     w.job, w.started, w.limit = job, time.monotonic(), self._time_limit(job.task)
                     handouts.append((w, job))
+                retired = self._retire_idle()
                 waiting = sum(len(b.pending) for b in self._batches)
                 missing = 0 if self._broken else min(self.max_workers - len(self._workers),
                                                      max(waiting, self._want_workers - len(self._workers)))
             for w, job in handouts:
                 self._send(w, ("decode", job.task))
+            if retired:
+                self._stop(retired, timeout=2.0)
             for segment in releases:
                 for w in list(self._workers):
                     self._send(w, ("release", segment))
@@ -512,6 +523,18 @@ class DecoderPool:
                 self._start_workers(missing)
                 continue
             self._wait_and_collect()
+
+    def _retire_idle(self) -> list[_Worker]:
+        """Under the lock: the workers idle for `idle_timeout`, taken out of the pool (none is idle while a
+        job waits: the handouts came first)."""
+        if self._idle_timeout is None:
+            return []
+        now = time.monotonic()
+        retired = [w for w in self._workers if w.job is None and now - w.idle_since >= self._idle_timeout]
+        if retired:
+            self._workers = [w for w in self._workers if w not in retired]
+            self._want_workers = 0  # `start`'s early worker has served its turn
+        return retired
 
     def _send(self, worker: _Worker, message) -> None:
         try:
@@ -538,7 +561,7 @@ class DecoderPool:
                     self._fail_everything(f"the decoder processes cannot be started ({exc})")
                 return
             with self._lock:
-                self._workers.append(_Worker(process, parent_conn))
+                self._workers.append(_Worker(process, parent_conn, idle_since=time.monotonic()))
 
     def _fail_everything(self, reason: str) -> None:
         with self._lock:
@@ -553,6 +576,8 @@ class DecoderPool:
             workers = list(self._workers)
             now = time.monotonic()
             deadlines = [w.started + w.limit - now for w in workers if w.job is not None]
+            if self._idle_timeout is not None:
+                deadlines += [w.idle_since + self._idle_timeout - now for w in workers if w.job is None]
         timeout = max(0.0, min(deadlines)) if deadlines else None
         objects = [self._wake_r] + [w.conn for w in workers] + [w.process.sentinel for w in workers]
         ready = wait_for(objects, timeout)
@@ -585,6 +610,7 @@ class DecoderPool:
             if job is None or job.job_id != job_id:
                 return
             worker.job = None
+            worker.idle_since = time.monotonic()
             job.batch.running.pop(job.job_id, None)
         slot = job.task.slot
         if kind == "ok":
@@ -624,6 +650,10 @@ class DecoderPool:
     def _stop_workers(self, timeout: float) -> None:
         with self._lock:
             workers, self._workers = self._workers, []
+        self._stop(workers, timeout)
+
+    def _stop(self, workers: list[_Worker], timeout: float) -> None:
+        """Ask `workers` (out of the pool already) to end, killing those that do not within `timeout`."""
         for w in workers:
             self._send(w, None)
         end = time.monotonic() + timeout
