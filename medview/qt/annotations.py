@@ -72,6 +72,16 @@ def draw_outlined(painter: QPainter, widget: QWidget, texts: list[tuple[QPointF,
 class OutlinedLabel(QLabel):
     """A plain-text label painted as outlined glyphs (the text colour from the style, a dark outline round it)."""
 
+    @classmethod
+    def annotation(cls, parent: QWidget, name: str) -> "OutlinedLabel":
+        """A label drawn over the image: plain text, styled as an annotation, clicks pass through to the image."""
+        label = cls(parent)
+        label.setObjectName(name)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        label.setProperty("annotation", True)
+        return label
+
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
         if not self.text():
             return
@@ -103,11 +113,7 @@ class CornerText:
         self._minimal: dict[str, list[str]] = {}
         self._lines: dict[str, list[str]] = {c: [] for c in CORNERS}
         for corner in CORNERS:
-            label = OutlinedLabel(parent)
-            label.setObjectName(f"corner_{corner}")
-            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            label.setProperty("annotation", True)
+            label = OutlinedLabel.annotation(parent, f"corner_{corner}")
             align = Qt.AlignmentFlag.AlignTop if corner.startswith("top") else Qt.AlignmentFlag.AlignBottom
             align |= Qt.AlignmentFlag.AlignLeft if corner.endswith("left") else Qt.AlignmentFlag.AlignRight
             label.setAlignment(align)
@@ -176,11 +182,7 @@ class EdgeMarkers:
         self.corners = corners
         self.labels: dict[str, QLabel] = {}
         for edge in EDGES:
-            label = OutlinedLabel(parent)
-            label.setObjectName(f"marker_{edge}")
-            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            label.setProperty("annotation", True)
+            label = OutlinedLabel.annotation(parent, f"marker_{edge}")
             label.setStyleSheet(MARKER_STYLE)
             label.hide()
             self.labels[edge] = label

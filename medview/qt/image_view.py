@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Stack
 from medview.core.dicom.pixels import VoiLut, Window
+from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.measure import (
     PIXEL_CENTRE,
@@ -47,19 +48,6 @@ from medview.qt.measurements import MeasureItem
 log = logging.getLogger(__name__)
 DEFAULT_CINE_FPS = 15
 UNITS = {"CT": "HU"}
-
-
-def person_name(name: str) -> str:
-    """DICOM PN "Family^Given^Middle" as "Family, Given Middle"."""
-    parts = [p for p in (name or "").split("^") if p]
-    if len(parts) > 1:
-        return f"{parts[0]}, {' '.join(parts[1:])}"
-    return parts[0] if parts else ""
-
-
-def dicom_date(value: str) -> str:
-    v = (value or "").strip()
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
 
 
 def _text(header, keyword: str) -> str:
@@ -571,10 +559,10 @@ class ImageView(QWidget):
         )
         full = {
             "top_left": [x for x in (
-                person_name(inst.patient_name or info.get("patient_name", "")),
+                readable_name(inst.patient_name or info.get("patient_name", "")),
                 f"ID {inst.patient_id}" if inst.patient_id else "",
                 self._patient_facts(header, inst)[0],
-                " ".join(x for x in (dicom_date(inst.study_date), inst.study_description) if x),
+                " ".join(x for x in (readable_date(inst.study_date), inst.study_description) if x),
             ) if x],
             "top_right": [x for x in (
                 " ".join(x for x in (
@@ -800,17 +788,3 @@ class ImageView(QWidget):
 
     def current_measurements(self) -> list[Measurement]:
         return self.measurements.on(self.image_key())
-
-    # --- overlays for the AI issue --------------------------------------------------------------------------
-    def add_overlay(self, item: pg.GraphicsObject, z: float = 5) -> None:
-        """Attach an item in image pixel coordinates (e.g. a heatmap ImageItem): it follows every transform."""
-        item.setParentItem(self.image_group)
-        item.setZValue(z)
-        if isinstance(item, pg.ImageItem) and item.image is not None:
-            # stretch the overlay (e.g. a 16x16 heatmap) over the whole image
-            h, w = item.image.shape[:2]
-            self_h, self_w = self._size
-            item.setTransform(QTransform.fromScale(self_w * self.scale[0] / w, self_h * self.scale[1] / h))
-
-
-

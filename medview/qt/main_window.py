@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from medview.core.dicom.model import FileError, ScanResult, Study
+from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.reading import ReadingSession
 from medview.core.viewing.plane_display import slab_text
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
-from medview.qt.image_view import ImageView, dicom_date, person_name
+from medview.qt.image_view import ImageView
 from medview.qt.models.worklist_model import objects_text
 from medview.qt.series_strip import SeriesStrip
 from medview.qt.viewports import LoadedStack, StackLoads, ViewportGrid
@@ -56,8 +57,8 @@ def window_title(case: Study | None, paths: list[str]) -> str:
     (QPlatformWindow::formatWindowTitle), so the title ends with it on every platform and it is never said twice.
     """
     if case is not None:
-        subject = " · ".join(x for x in (person_name(case.patient_name), case.patient_id, dicom_date(case.study_date))
-                             if x) or "(no patient name)"
+        parts = (readable_name(case.patient_name), case.patient_id, readable_date(case.study_date))
+        subject = " · ".join(x for x in parts if x) or "(no patient name)"
     elif paths:
         first = os.path.basename(os.path.normpath(paths[0])) or paths[0]
         subject = first if len(paths) == 1 else f"{first} and {len(paths) - 1} more"
@@ -375,7 +376,7 @@ class MainWindow(QMainWindow):
         if comparing:
             self.statusBar().showMessage("Back from the comparison", 3000)
         elif prior is not None:
-            self.statusBar().showMessage(f"Prior of {dicom_date(prior.study_date)} beside the current study"
+            self.statusBar().showMessage(f"Prior of {readable_date(prior.study_date)} beside the current study"
                                          + (f". {note}" if note else ""), 5000)
 
     def toggle_link(self) -> None:

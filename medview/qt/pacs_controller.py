@@ -23,9 +23,9 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from medview.core.dicom.model import Study
+from medview.core.dicom.readable import readable_date
 from medview.core.errors import MedviewError
 from medview.core.net.search import Arrivals, server_names
-from medview.qt.image_view import dicom_date
 from medview.qt.workers.pacs import PacsTask
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class PacsController(QObject):
             self._open_when_here = open_uid
         for match in matches:
             self.arrivals.retrieving(match.study_uid, server_name)
-            self._names[match.study_uid] = " ".join(x for x in (match.patient_id, dicom_date(match.study_date)) if x)
+            self._names[match.study_uid] = " ".join(x for x in (match.patient_id, readable_date(match.study_date)) if x)
         self._retrieve_queue.append((server_name, list(matches)))
         self._show_sources()
         self.changed.emit()

@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.errors import MedviewError
 from medview.core.home import home_file
 from medview.core.net.search import build_query, here_text
 from medview.core.net.servers import SETTINGS_FILE
-from medview.qt.image_view import dicom_date, person_name
 
 COLUMNS = ("Patient", "ID", "Date", "Mod.", "Description", "Im.", "Here")
 COL_PATIENT, COL_ID, COL_DATE, COL_MODALITY, COL_DESCRIPTION, COL_IMAGES, COL_HERE = range(len(COLUMNS))
@@ -229,7 +229,7 @@ class PacsPanel(QDialog):
         self.matches = list(matches)
         self.results.setRowCount(len(self.matches))
         for row, m in enumerate(self.matches):
-            cells = (person_name(m.patient_name), m.patient_id, dicom_date(m.study_date), "/".join(m.modalities),
+            cells = (readable_name(m.patient_name), m.patient_id, readable_date(m.study_date), "/".join(m.modalities),
                      m.description, "" if m.instances is None else str(m.instances), "")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

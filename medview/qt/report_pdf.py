@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.review.export import RESEARCH_USE_LINE
 from medview.core.viewing.heatmap import resize_bilinear
 
@@ -83,18 +84,6 @@ def _cell(value, tag: str = "td") -> str:
     return f"<{tag}{style}>{_e(text)}</{tag}>"
 
 
-def display_name(name: str | None) -> str:
-    """A DICOM person name as people write it: "Doe^Jane^M^Dr^III" -> "Doe, Dr Jane M, III"; a name without
-    components ("Dr Ada", a login, a pseudonym) stays as it is."""
-    text = (name or "").split("=")[0]  # the alphabetic group; ideographic and phonetic ones follow "="
-    if "^" not in text:
-        return text.strip()
-    family, given, middle, prefix, suffix = (text.split("^") + [""] * 5)[:5]
-    rest = " ".join(part.strip() for part in (prefix, given, middle) if part.strip())
-    shown = ", ".join(part for part in (family.strip(), rest) if part)
-    return f"{shown}, {suffix.strip()}" if suffix.strip() else shown
-
-
 def _measurement_label(name: str) -> str:
     return {"cardiothoracic_ratio": "Cardiothoracic ratio (CTR)"}.get(name, name.replace("_", " ").capitalize())
 
@@ -118,7 +107,7 @@ def _measurements_html(record, uid) -> list[str]:
             "" if model.get("value") is None else f"{float(model['value']):.2f}",
             "" if threshold is None else f"{float(threshold):g}",
             "not corrected" if corrected.get("value") is None else f"{float(corrected['value']):.2f}",
-            display_name(corrected.get("corrected_by")), _when(corrected.get("corrected_at")), where)) + "</tr>")
+            readable_name(corrected.get("corrected_by")), _when(corrected.get("corrected_at")), where)) + "</tr>")
     parts.append("</table>")
     return parts
 
@@ -139,17 +128,17 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
         "<h2>medview case report</h2>",
         f"<p style='color:#b00000; font-weight:bold'>{_e(RESEARCH_USE_LINE)}</p>",
         "<table cellspacing='0' cellpadding='2'>",
-        f"<tr><td><b>Patient</b></td><td>{_e(display_name(ident['patient_name']))}</td></tr>",
+        f"<tr><td><b>Patient</b></td><td>{_e(readable_name(ident['patient_name']))}</td></tr>",
         f"<tr><td><b>Patient ID</b></td><td>{_e(ident['patient_id'])}</td></tr>",
-        f"<tr><td><b>Study date</b></td><td>{_e(_date(ident['study_date']))}</td></tr>",
+        f"<tr><td><b>Study date</b></td><td>{_e(readable_date(ident['study_date']))}</td></tr>",
         f"<tr><td><b>Study</b></td><td>{_e(record.study_description)}</td></tr>",
         f"<tr><td><b>Accession</b></td><td>{_e(ident['accession_number'])}</td></tr>",
         f"<tr><td><b>Study UID</b></td><td>{_e(ident['study_uid'])}</td></tr>",
         f"<tr><td><b>Review</b></td><td>{_e(case.status.label)}</td></tr>",
-        f"<tr><td><b>Reviewer</b></td><td>{_e(display_name(case.reviewer))}</td></tr>",
+        f"<tr><td><b>Reviewer</b></td><td>{_e(readable_name(case.reviewer))}</td></tr>",
         f"<tr><td><b>Opened</b></td><td>{_e(_when(case.opened_at))}</td></tr>",
         f"<tr><td><b>Signed off</b></td><td>{_e(_when(case.signed_off_at) or 'not signed off')}"
-        f"{' by ' + _e(display_name(case.signed_off_by)) if case.signed_off_by else ''}</td></tr>",
+        f"{' by ' + _e(readable_name(case.signed_off_by)) if case.signed_off_by else ''}</td></tr>",
         "</table>",
     ]
     if case.note and anon is None:
@@ -165,7 +154,7 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
             parts.append("<tr>" + "".join(_cell(v) for v in (
                 f.label, f"{f.score:.3f}", "" if f.threshold is None else f"{f.threshold:g}",
                 "yes" if f.flagged else "no", f.verdict.value if f.verdict else "no verdict",
-                display_name(f.verdict_by), _when(f.verdict_at), where)) + "</tr>")
+                readable_name(f.verdict_by), _when(f.verdict_at), where)) + "</tr>")
         parts.append("</table>")
         models = {(f.model_name, f.model_version, f.model_checksum) for f in record.findings}
         for name, version, checksum in sorted(models):
@@ -203,10 +192,6 @@ def report_html(record, *, anon=None, heatmaps: dict | None = None, images: dict
 def _when(iso: str | None) -> str:
     """"2026-11-24T15:54:37.123Z" -> "2026-11-24 15:54:37 UTC" (the store keeps UTC)."""
     return "" if not iso else iso[:19].replace("T", " ") + " UTC"
-
-
-def _date(value: str) -> str:
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
 
 def _image_label(info, frame: int) -> str:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QSizePo
 
 from medview.core.dicom.model import FileError, Stack
 from medview.core.dicom.pixels import Window
+from medview.core.dicom.readable import readable_date
 from medview.core.reading import ReadingSession, Viewport
 from medview.core.reading.priors import time_before
 from medview.core.viewing.display import StackDisplay
@@ -34,7 +35,7 @@ from medview.core.viewing.measure import MeasurementStore
 from medview.core.viewing.mpr import ReformatError
 from medview.core.viewing.plane_display import PlaneDisplay, plane_normal, slab_text
 from medview.qt.actions import is_text_entry
-from medview.qt.image_view import ImageView, dicom_date
+from medview.qt.image_view import ImageView
 from medview.qt.workers.load import LoadWorker
 
 FRAME = 2  # pixels of the frame round each viewport when there are several
@@ -194,7 +195,7 @@ def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, link
         return ["Empty: click here, then a series in the strip", "Empty"]
     series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
                                   viewport.stack.description) if x)
-    date = dicom_date(viewport.study.study_date) or "no date"
+    date = readable_date(viewport.study.study_date) or "no date"
     if viewport.prior:
         before = time_before(viewport.study.study_date, current_date)
         parts = [f"PRIOR  {date}", f"{before} before" if before else "", series]

@@ -18,9 +18,10 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from medview.core.demo import generate_demo
+from medview.core.dicom.readable import readable_date
 from medview.core.reading.priors import time_before
 from medview.qt import ai_controller
-from medview.qt.image_view import ImageView, dicom_date
+from medview.qt.image_view import ImageView
 from tests.factories import write_series
 from tests.qt.helpers import IdleWorker, open_window
 
@@ -164,13 +165,13 @@ def test_p_shows_the_prior_beside_the_current_study_labelled_with_its_date_and_a
     assert then.patient_id == "PAT0001" and then.study_date < today.study_date
     assert prior["window"] is not None and prior["loaded"] == prior["frames"] == 1
     title = w.viewports.cells[1].title
-    assert title.isVisible() and title.text().startswith(f"PRIOR  {dicom_date(then.study_date)}")
+    assert title.isVisible() and title.text().startswith(f"PRIOR  {readable_date(then.study_date)}")
     assert f"{time_before(then.study_date, today.study_date)} before" in title.text()
-    assert w.viewports.cells[0].title.text().startswith(f"CURRENT  {dicom_date(today.study_date)}")
+    assert w.viewports.cells[0].title.text().startswith(f"CURRENT  {readable_date(today.study_date)}")
     # the prior's own corner text: its date, and the same patient's age and sex in words
     header = pydicom.dcmread(w.viewports.views[1].stack.instances[0].ref.path, stop_before_pixels=True)
     top_left = w.viewports.views[1].corners.text("top_left")
-    assert dicom_date(then.study_date) in top_left
+    assert readable_date(then.study_date) in top_left
     assert f"{'Female' if header.PatientSex == 'F' else 'Male'}, {int(header.PatientAge[:3])} y" in top_left
     press(qtbot, w, Qt.Key.Key_Tab)
     press(qtbot, w, Qt.Key.Key_I)  # a key in the prior: only the prior changes

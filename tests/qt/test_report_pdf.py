@@ -112,8 +112,6 @@ def test_export_cli_pdf(tmp_path, capsys):
 
 
 def test_pdf_has_the_model_and_corrected_ctr_unbroken_words_and_readable_names(tmp_path):
-    from medview.qt.report_pdf import display_name
-
     src = make_reviewed_source(tmp_path / "src")
     add_corrected_ctr(src, reviewer="Demo^Ines")
     studies = build_studies(scan([str(src.root)], use_cache=False).instances)
@@ -125,5 +123,3 @@ def test_pdf_has_the_model_and_corrected_ctr_unbroken_words_and_readable_names(t
     _, text = _text(path)
     assert "Cardiothoracic ratio (CTR) 0.42 0.5 0.50 Demo, Ines" in text  # the model's, then the reader's
     assert "cardiomegaly 0.810" in text and "Demo^Ines" not in text
-    assert display_name("Doe^Jane^M^Dr^III") == "Doe, Dr Jane M, III" and display_name("Dr Ada") == "Dr Ada"
-    assert display_name("Roe^^^^") == "Roe"

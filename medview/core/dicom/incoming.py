@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from medview.core.dicom.model import SEGMENTATION_CLASSES, FileError, InstanceInfo
+from medview.core.dicom.readable import readable_date
 from medview.core.viewing.measure import PIXEL_CENTRE
 
 # structured reports that may carry measurements (TID 1500 is allowed in Enhanced, Comprehensive, 3D, Extensible)
@@ -49,12 +50,6 @@ def is_incoming(inst: InstanceInfo) -> bool:
     return inst.sop_class_uid in SEGMENTATION_CLASSES or inst.sop_class_uid in REPORT_CLASSES
 
 
-def dicom_date(value: str) -> str:
-    """"20240310" -> "2024-03-10" (anything else as it is)."""
-    value = (value or "").strip()
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) >= 8 and value[:8].isdigit() else value
-
-
 @dataclass(frozen=True)
 class Origin:
     """Who made an object and when: what the reader needs to weigh a result that medview did not compute."""
@@ -79,7 +74,7 @@ class Origin:
         if self.manufacturer and self.manufacturer.lower() not in self.source.lower():
             parts.append(self.manufacturer)
         if self.date:
-            parts.append(dicom_date(self.date))
+            parts.append(readable_date(self.date))
         return ", ".join(parts)
 
 

@@ -9,10 +9,10 @@ same body part (a missing body part does not rule a study out).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Iterable
 
 from medview.core.dicom.model import Study
+from medview.core.dicom.readable import parse_date
 from medview.core.reading.facts import FactsCache
 
 # modalities that read as one kind when comparing with earlier studies
@@ -81,7 +81,7 @@ def find_prior(current: StudyKey, keys: Iterable[StudyKey]) -> StudyKey | None:
 def time_before(earlier: str, later: str) -> str:
     """How long before `later` a study was taken, as a reader says it ("3 weeks", "8 months", "2 years 5
     months"); "" when a date is missing or `earlier` is not earlier. Dates are DICOM "YYYYMMDD"."""
-    a, b = _day(earlier), _day(later)
+    a, b = parse_date(earlier), parse_date(later)
     if a is None or b is None or b <= a:
         return ""
     months = (b.year - a.year) * 12 + b.month - a.month - (b.day < a.day)
@@ -92,13 +92,3 @@ def time_before(earlier: str, later: str) -> str:
     parts = [f"{years} year{'s' * (years != 1)}" if years else "", f"{months} month{'s' * (months != 1)}" if months
              else ""]
     return " ".join(p for p in parts if p)
-
-
-def _day(value: str) -> date | None:
-    v = (value or "").strip()
-    if len(v) < 8 or not v[:8].isdigit():
-        return None
-    try:
-        return date(int(v[:4]), int(v[4:6]), int(v[6:8]))
-    except ValueError:
-        return None

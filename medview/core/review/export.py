@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medview.core.dicom.model import InstanceInfo, Study
+from medview.core.dicom.readable import readable_date
 from medview.core.errors import UsageError
 from medview.core.inference.bundle import RESEARCH_USE_ONLY
 from medview.core.review.anonymize import Pseudonymizer
@@ -221,10 +222,8 @@ def case_file_stem(record: CaseRecord, anon: Pseudonymizer | None) -> str:
     """Per-case files are named so that a person finds them: "Doe_Jane_2024-03-10_ACC-123" (family and given
     name, study date, accession), or the pseudonym, shifted date and accession pseudonym when anonymised."""
     identity = case_identity(record, anon)
-    date = identity["study_date"]
-    if len(date) == 8 and date.isdigit():
-        date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
-    stem = safe_file_stem(*identity["patient_name"].split("^"), date, identity["accession_number"])
+    stem = safe_file_stem(*identity["patient_name"].split("^"), readable_date(identity["study_date"]),
+                          identity["accession_number"])
     return stem or safe_file_stem("case", identity["study_uid"])
 
 

@@ -10,8 +10,9 @@ as the image view applies them: the image is turned first, then mirrored.
 from __future__ import annotations
 
 import math
-from datetime import date
 from typing import Sequence
+
+from medview.core.dicom.readable import parse_date
 
 Vector = tuple[float, float, float]
 
@@ -114,7 +115,7 @@ def age_text(age: str, birth_date: str = "", study_date: str = "") -> str:
     value = (age or "").strip().upper()
     if len(value) == 4 and value[:3].isdigit() and value[3] in AGE_UNITS:
         return f"{int(value[:3])} {AGE_UNITS[value[3]]}"
-    born, seen = _date(birth_date), _date(study_date)
+    born, seen = parse_date(birth_date), parse_date(study_date)
     if born is None or seen is None or seen < born:
         return ""
     years = seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
@@ -125,13 +126,3 @@ def age_sex_text(age: str, sex: str, birth_date: str = "", study_date: str = "")
     """"Female, 54 y" for the corner text; either part alone where only one is known."""
     parts = [SEXES.get((sex or "").strip().upper(), ""), age_text(age, birth_date, study_date)]
     return ", ".join(p for p in parts if p)
-
-
-def _date(value: str) -> date | None:
-    v = (value or "").strip()
-    if len(v) != 8 or not v.isdigit():
-        return None
-    try:
-        return date(int(v[:4]), int(v[4:6]), int(v[6:]))
-    except ValueError:
-        return None

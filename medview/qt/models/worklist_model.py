@@ -11,6 +11,7 @@ from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 
 from medview.core.dicom.model import Study
+from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.review.store import CaseStatus
 from medview.core.viewing.counts import count_images, count_short, count_words
 
@@ -22,16 +23,6 @@ LOCAL_SOURCE = "local"
 NO_IMAGES_COLOUR = "#7a7a7a"
 SortRole = Qt.ItemDataRole.UserRole + 2
 NO_STATUS = float("inf")  # the AI column's sort value before the AI says anything: last
-
-
-def _name(pn: str) -> str:
-    parts = [p for p in (pn or "").split("^") if p]
-    return f"{parts[0]}, {' '.join(parts[1:])}" if len(parts) > 1 else (parts[0] if parts else "")
-
-
-def _date(d: str) -> str:
-    d = (d or "").strip()
-    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
 NO_IMAGES = "none"  # the Im. column of a case with objects only (an RT Plan, a report): listed, with no image
@@ -116,9 +107,9 @@ class WorklistModel(QStandardItemModel):
     def _row_items(s: Study) -> list[QStandardItem]:
         n = image_count(s)
         cells = {
-            COL_PATIENT: (_name(s.patient_name), _name(s.patient_name).lower()),
+            COL_PATIENT: (readable_name(s.patient_name), readable_name(s.patient_name).lower()),
             COL_ID: (s.patient_id, s.patient_id),
-            COL_DATE: (_date(s.study_date), s.study_date or ""),
+            COL_DATE: (readable_date(s.study_date), s.study_date or ""),
             COL_MODALITY: ("/".join(s.modalities), "/".join(s.modalities)),
             COL_DESCRIPTION: (s.description, s.description.lower()),
             COL_IMAGES: (images_text(s), n),
