@@ -17,6 +17,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from benchmarks._common import proc_status_kib  # noqa: E402
 from benchmarks._qt_child import (  # noqa: E402 - after the platform is chosen
     _closed_loop_scroll,
     _emit,
@@ -35,6 +36,7 @@ def scroll(folder: str, frames_target: str = "300") -> None:
     _normal_size(window, 1600, 900)
     window.show()
     app.processEvents()
+    rss_before_kib = proc_status_kib("VmRSS")
     window.open_paths([folder])
     if not _wait(app, lambda: window.case is not None and window.viewer._shown is not None, 120):
         raise RuntimeError("no image was shown within 120 s of opening the folder")
@@ -61,8 +63,38 @@ def scroll(folder: str, frames_target: str = "300") -> None:
     _note(f"app {out['scroll']}")
     out["peer"] = _peer(app, plane, coronal.graphics.viewport().size(), int(frames_target))
     _note(f"peer {out['peer']}")
+    out["slabs"] = _slab_scrolls(app, window, views, int(frames_target))
+    # the stack array holds the stored values as the files do (int16 for a CT): its size is the stored bytes
+    out["memory"] = {"stored_bytes": int(plane.source.array.nbytes),
+                     "rss_before_open_kib": rss_before_kib, "rss_after_kib": proc_status_kib("VmRSS"),
+                     "peak_kib": proc_status_kib("VmHWM")}
+    _note(f"memory {out['memory']}")
     _emit(out)
     os._exit(0)
+
+
+def _slab_scrolls(app, window, views, frames: int) -> dict:
+    """The same closed loop on slabs: MIP 10 mm (Shift+M) and 60 mm (] up to it) on the coronal plane, MIP 60 mm
+    on the sagittal one."""
+    results = {}
+    for index, name in ((1, "coronal"), (2, "sagittal")):
+        view = views[index]
+        window.reading.activate(index)
+        window.draw_session()
+        view.setFocus()
+        app.processEvents()
+        target = window.focusWidget() or view
+        if window.reading.viewport.slab == "off":
+            window.cycle_slab()
+        for thickness in ((10.0, 60.0) if name == "coronal" else (60.0,)):
+            while window.reading.viewport.slab_mm < thickness and window.reading.step_slab(1):
+                pass
+            window.draw_session()
+            app.processEvents()
+            key = f"{name}_{window.reading.viewport.slab}_{window.reading.viewport.slab_mm:g}mm"
+            results[key] = _closed_loop_scroll(app, view, view.graphics.viewport(), target, frames)
+            _note(f"slab {key} {results[key]}")
+    return results
 
 
 def _peer(app, plane, size, frames: int) -> dict:

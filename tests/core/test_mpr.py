@@ -377,3 +377,49 @@ def test_cli_unreadable_slice_is_reported_and_left_as_a_gap(tmp_path, capsys):
     # z = 6 mm is 1 mm from its neighbours: outside their half spacing (0.5 mm) the rows are background
     z = np.asarray(lines[1]["origin"])[2] - np.arange(image.shape[0]) * lines[1]["spacing"][0]
     assert (image[(z > 5.5 + 1e-6) & (z < 6.5 - 1e-6)] == 0).all() and (image[np.abs(z - 3) < 1] > 0).all()
+
+
+def _slab_stack(tmp_path, shape, spheres):
+    """Axial-ish stacks for the slab tests: plain, uneven spacing, sheared (each slice shifted along its rows, as
+    a tilted gantry's stack is when stored that way) and tilted 15 degrees about x."""
+    orientation = (1, 0, 0, 0, 1, 0)
+    offsets = np.arange(24) * 1.0
+    if shape == "uneven":
+        offsets = np.concatenate([[0], np.cumsum(np.random.default_rng(5).uniform(0.8, 1.4, 23))])
+    positions = axial_positions(offsets)
+    if shape == "sheared":
+        positions = [(x + 0.3 * z, y, z) for x, y, z in positions]
+    if shape == "tilted":
+        t = np.radians(15)
+        orientation = (1, 0, 0, 0, np.cos(t), np.sin(t))
+    write_volume(tmp_path / "s", positions, orientation=orientation, spacing=(0.7, 0.8), spheres=spheres)
+    return tmp_path / "s"
+
+
+@pytest.mark.parametrize("shape", ["plain", "uneven", "sheared", "tilted"])
+def test_slab_reduced_on_the_volume_grid_keeps_a_sphere_where_the_geometry_puts_it(tmp_path, monkeypatch, shape):
+    """A slab whose normal runs along a volume axis is reduced over the volume's own samples and resampled once;
+    a small sphere 3.5 mm off each plane shows in the slab's MIP and average at the pixel the plane's geometry
+    predicts, as in the slab reformatted plane by plane, and not in the plane itself."""
+    at = np.array([0.5, -1.0, 10.0])
+    small = at + 3.5
+    stack, volume, transforms = load(_slab_stack(tmp_path, shape, [(*small, 1.5, SPHERE_HU)]))
+    geometry = mpr.volume_geometry(stack)
+    by_grid = {"plain": set(mpr.PLANES), "uneven": set(mpr.PLANES), "sheared": {"coronal", "sagittal"},
+               "tilted": {"sagittal"}}[shape]
+    for name in mpr.PLANES:
+        plane = mpr.plane_through(geometry, name, at)
+        assert np.nanmax(mpr.reformat(volume.array, geometry, plane, transforms)) < 1.0, name
+        want = plane.pixel_of(small)
+        on_grid = mpr._slab_on_grid(volume.array, geometry, plane, transforms, 10.0, "mip")
+        assert (on_grid is not None) == (name in by_grid), name
+        for mode, threshold in (("mip", SPHERE_HU / 4), ("avg", SPHERE_HU / 40)):
+            slab = mpr.reformat(volume.array, geometry, plane, transforms, slab_mm=10, mode=mode)
+            got = centroid(slab, threshold)
+            assert abs(got[0] - want[0]) < 0.5 and abs(got[1] - want[1]) < 0.5, (name, mode, got, want)
+            with monkeypatch.context() as patch:
+                patch.setattr(mpr, "_slab_on_grid", lambda *args: None)
+                planewise = mpr.reformat(volume.array, geometry, plane, transforms, slab_mm=10, mode=mode)
+            np.testing.assert_array_equal(np.isnan(slab), np.isnan(planewise))
+            assert np.nanmax(slab) == pytest.approx(np.nanmax(planewise), rel=0.15), (name, mode)
+        assert np.nanmax(mpr.reformat(volume.array, geometry, plane, transforms, 10, "minip")) < 1.0
