@@ -70,15 +70,20 @@ def make_bundle(
     onnx: bool = False,
     name: str = "tiny",
     version: str = "0.1",
+    formats: tuple[str, ...] = ("torchscript",),
 ) -> Path:
-    """A bundle folder with a scripted `net` (default BrightNet) and consistent metadata and checksums."""
+    """A bundle folder with `net` (default BrightNet) in `formats` ("torchscript", "export", "onnx"; `onnx=True`
+    adds "onnx") and consistent metadata and checksums."""
     net = (net or BrightNet(len(labels))).eval()
     meta = bundle_metadata(
         name=name, version=version, description="test network; research use only, not for diagnosis",
         labels=list(labels), modalities=list(modalities), size=size,
         thresholds=thresholds or {label: 0.5 for label in labels}, window=window, scores=scores,
     )
-    return write_bundle(torch.jit.script(net), meta, folder, onnx_from=net if onnx else None,
+    formats = (*formats, "onnx") if onnx else formats
+    return write_bundle(torch.jit.script(net) if "torchscript" in formats else None, meta, folder,
+                        onnx_from=net if "onnx" in formats else None,
+                        export_from=net if "export" in formats else None,
                         readme="# tiny\nResearch use only, not for diagnosis.\n")
 
 

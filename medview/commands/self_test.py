@@ -96,7 +96,17 @@ def check_model(model: str | None, workdir: Path) -> str:
         raise CheckFailed(f"model {bundle.ident} refused the demo radiograph: {result.reason}")
     scores = ", ".join(f"{label} {p:.2f}" for label, p in result.scores.items())
     measured = "".join(f", {name.replace('_', ' ')} {m['value']:.3f}" for name, m in result.measurements.items())
-    return f"{bundle.ident} scored a demo radiograph on {engine.runs_on}: {scores}{measured}"
+    agreed = ""
+    if engine.backend != "torchscript" and "torchscript" in bundle.networks:
+        # the torch path runs user bundles without model.onnx: it must load and agree here too
+        [other] = Engine(bundle, device="cpu", backend="torchscript").predict_datasets(
+            [(pydicom.dcmread(radiograph), 0)])
+        if isinstance(other, (str, NotApplicable)) or any(
+                abs(other.scores[label] - p) > 1e-3 for label, p in result.scores.items()):
+            raise CheckFailed(f"model {bundle.ident}: TorchScript and {engine.runs_on} disagree on the demo "
+                              "radiograph")
+        agreed = "; TorchScript agrees"
+    return f"{bundle.ident} scored a demo radiograph on {engine.runs_on}: {scores}{measured}{agreed}"
 
 
 def _demo_radiograph(workdir: Path) -> Path:

@@ -235,7 +235,7 @@ def test_onnx_weights_are_checked_like_torchscript_weights(tmp_path):
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="checksum mismatch for models/model.onnx"):
+    with pytest.raises(ModelError, match="checksum mismatch, models/model.onnx"):
         Engine(load_bundle(folder), device="cpu", backend="onnxruntime")
     meta_file = folder / "configs" / "metadata.json"
     meta = json.loads(meta_file.read_text())
@@ -243,3 +243,104 @@ def test_onnx_weights_are_checked_like_torchscript_weights(tmp_path):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="no onnx_sha256"):
         Engine(load_bundle(folder), device="cpu", backend="onnxruntime")
+
+
+def _cam_net(seed: int = 3) -> CamNet:
+    torch.manual_seed(seed)
+    net = CamNet(1).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def test_onnx_runtime_is_the_default_on_the_cpu_and_torch_runs_what_it_cannot(tmp_path, monkeypatch):
+    """auto: ONNX Runtime where the bundle has model.onnx; TorchScript, then torch.export, where it has not;
+    ONNX Runtime also where model.onnx is the only network; a missing runtime for an ONNX-only bundle is named."""
+    pytest.importorskip("onnxruntime")
+    both = load_bundle(make_bundle(tmp_path / "both", CamNet(1).eval(), size=(64, 64), onnx=True))
+    assert both.networks == ("torchscript", "onnx")
+    assert Engine(both, device="cpu").backend == "onnxruntime"
+    assert Engine(both, device="cpu", backend="torchscript").backend == "torchscript"
+    assert Engine(load_bundle(make_bundle(tmp_path / "ts")), device="cpu").backend == "torchscript"
+    only_onnx = load_bundle(make_bundle(tmp_path / "onnx", CamNet(1).eval(), size=(64, 64), formats=("onnx",)))
+    assert only_onnx.networks == ("onnx",) and only_onnx.torchscript is None
+    engine = Engine(only_onnx, device="cpu")
+    assert engine.backend == "onnxruntime" and engine.runs_on == "ONNX Runtime"
+    with pytest.raises(ModelError, match="no models/model.ts for the torchscript backend"):
+        Engine(only_onnx, device="cpu", backend="torchscript")
+    monkeypatch.setattr(engine_module, "onnxruntime_available", lambda: False)
+    with pytest.raises(ModelError, match="only network is models/model.onnx.*not installed"):
+        Engine(only_onnx, device="cpu")
+    assert Engine(both, device="cpu").backend == "torchscript"  # falls back to what torch runs
+
+
+@pytest.mark.slow
+def test_every_backend_gives_the_same_answer(tmp_path):
+    """One network as TorchScript, a torch.export program and ONNX: the same scores and heatmaps on the same
+    images, through every backend (ONNX-only and export-only bundles included)."""
+    pytest.importorskip("onnxruntime")
+    net = _cam_net()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (300, 260), dtype=np.uint8) for _ in range(3)]
+    full = load_bundle(make_bundle(tmp_path / "all", net, size=(128, 128),
+                                   formats=("torchscript", "export", "onnx")))
+    assert full.networks == ("torchscript", "export", "onnx") and full.export_sha256 and full.onnx_sha256
+    reference = Engine(full, device="cpu", backend="torchscript", optimize=False).predict_images(images)
+    engines = [Engine(full, device="cpu", backend=b) for b in ("onnxruntime", "torchscript", "export")]
+    engines.append(Engine(load_bundle(make_bundle(tmp_path / "pt2", net, size=(128, 128), formats=("export",))),
+                          device="cpu"))
+    assert engines[-1].backend == "export" and "torch.export" in engines[-1].runs_on
+    for engine in engines:
+        for a, b in zip(reference, engine.predict_images(images)):
+            assert a.scores["cardiomegaly"] == pytest.approx(b.scores["cardiomegaly"], abs=1e-4), engine.backend
+            assert np.abs(a.heatmap - b.heatmap).max() < 1e-3, engine.backend
+
+
+def test_export_programs_are_checked_and_never_unpickled(tmp_path, monkeypatch):
+    """A torch.export program runs only when its bytes match the metadata, and never when it stores a pickled
+    object: the archive is refused before torch sees it (torch.export.load would unpickle it)."""
+    import io
+    import zipfile
+
+    import medview.core.inference.bundle as bundle_module
+    from medview.core.inference.bundle import file_sha256
+
+    folder = make_bundle(tmp_path / "m", BrightNet(1), formats=("export",))
+    program = folder / "models" / "model.pt2"
+    meta_file = folder / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["medview"]["sha256"] == file_sha256(program.read_bytes())  # the only network names sha256
+    Engine(load_bundle(folder), device="cpu").warm_up()
+
+    loads = []
+    monkeypatch.setattr(torch.export, "load", lambda *a, **k: loads.append(a) or pytest.fail("loaded"))
+    original = program.read_bytes()
+    program.write_bytes(original[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="checksum mismatch, models/model.pt2"):
+        Engine(load_bundle(folder), device="cpu")
+
+    # the same archive with a weight marked as pickled, its checksum updated: refused by name, not loaded
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(original)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data/weights/model_weights_config.json"):
+                config = json.loads(data)
+                first = next(iter(config["config"].values()))
+                first["use_pickle"] = True
+                data = json.dumps(config).encode()
+            dst.writestr(info, data)
+    program.write_bytes(out.getvalue())
+    meta["medview"]["sha256"] = file_sha256(out.getvalue())
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="pickled object; medview never unpickles"):
+        Engine(load_bundle(folder), device="cpu")
+    assert loads == []
+    # the pickled sample inputs every program carries are emptied before torch reads the archive
+    emptied = bundle_module.export_archive_without_samples(original)
+    with zipfile.ZipFile(io.BytesIO(emptied)) as archive:
+        samples = [i for i in archive.infolist() if "/data/sample_inputs/" in i.filename]
+        assert samples and all(i.file_size == 0 for i in samples)

@@ -1,13 +1,16 @@
 """Model bundles (SPEC section 4): a MONAI-bundle-style folder, or one TorchScript file carrying metadata.json.
 
-Reading a bundle never imports torch and never runs its code: the metadata is parsed (leniently: real bundles
-get `type`/`format` wrong), every problem is collected and reported together in one ModelError naming the
-bundle, and the weights are only handed to `torch.jit.load` (never `torch.load`, never unpickled) by
-`load_torchscript`, after the SHA-256 of the very bytes being loaded matched the metadata.
+A folder holds the network as TorchScript (`models/model.ts`), a torch.export program (`models/model.pt2`) and/or
+ONNX (`models/model.onnx`); any one of them is enough. Reading a bundle never imports torch and never runs its
+code: the metadata is parsed (leniently: real bundles get `type`/`format` wrong), every problem is collected and
+reported together in one ModelError naming the bundle, and a network file is only handed to its loader after the
+SHA-256 of the very bytes being loaded matched the metadata. Nothing is ever unpickled: a torch.export program
+that stores pickled objects is refused (see `verified_network_bytes`).
 
-Checksums: in a folder, `medview.sha256` is the digest of `models/model.ts` (SPEC). A single TorchScript file
-cannot carry its own digest, so there it is the digest of the archive's payload: every zip member except
-`extra/metadata.json`, in archive order (see `payload_sha256`).
+Checksums: `medview.sha256` is the digest of the bundle's first network file, `models/model.ts` where there is
+one (SPEC); the others name theirs in `pt2_sha256` / `onnx_sha256` (a file whose digest is `sha256` itself is
+accepted too). A single TorchScript file cannot carry its own digest, so there it is the digest of the archive's
+payload: every zip member except `extra/metadata.json`, in archive order (see `payload_sha256`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ log = logging.getLogger(__name__)
 
 METADATA_IN_FOLDER = "configs/metadata.json"
 TORCHSCRIPT_IN_FOLDER = "models/model.ts"
+EXPORT_IN_FOLDER = "models/model.pt2"
 ONNX_IN_FOLDER = "models/model.onnx"
+#: the network formats, in the order the first one present names `medview.sha256`
+NETWORK_FILES = {"torchscript": TORCHSCRIPT_IN_FOLDER, "export": EXPORT_IN_FOLDER, "onnx": ONNX_IN_FOLDER}
+_DIGEST_KEYS = {"torchscript": "sha256", "export": "pt2_sha256", "onnx": "onnx_sha256"}
 README_IN_FOLDER = "docs/README.md"
 EXTRA_METADATA = "metadata.json"  # the extra-file name of MONAI's save_net_with_metadata
 WINDOWS = ("dicom", "minmax")
@@ -57,9 +64,11 @@ class ModelBundle:
     heatmap: bool
     thresholds: dict[str, float]
     sha256: str
-    torchscript: Path
+    torchscript: Path | None          # models/model.ts (or the single file); None when the folder has none
     onnx: Path | None = None
     onnx_sha256: str | None = None
+    export: Path | None = None        # models/model.pt2, a torch.export program
+    export_sha256: str | None = None
     readme: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     intended_use: "IntendedUse | None" = None
@@ -81,6 +90,12 @@ class ModelBundle:
     @property
     def single_file(self) -> bool:
         return self.source.is_file()
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The network formats this bundle carries ("torchscript", "export", "onnx"), in that order."""
+        present = {"torchscript": self.torchscript, "export": self.export, "onnx": self.onnx}
+        return tuple(kind for kind, path in present.items() if path is not None)
 
     def applies_to(self, modality: str) -> bool:
         """Whether images of this modality are sent to the model at all."""
@@ -166,17 +181,16 @@ def load_bundle(path: str | Path) -> ModelBundle:
         meta_file = source / METADATA_IN_FOLDER
         if not meta_file.is_file():
             raise ModelError(f"model {source}: no {METADATA_IN_FOLDER} (not a model bundle folder)")
-        ts = source / TORCHSCRIPT_IN_FOLDER
-        if not ts.is_file():
-            raise ModelError(f"model {source}: no {TORCHSCRIPT_IN_FOLDER}")
+        found = {kind: source / name for kind, name in NETWORK_FILES.items() if (source / name).is_file()}
+        if not found:
+            raise ModelError(f"model {source}: no network file ({', '.join(NETWORK_FILES.values())})")
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"model {source}: {METADATA_IN_FOLDER} is not readable JSON ({exc})") from None
-        onnx = source / ONNX_IN_FOLDER
         readme = source / README_IN_FOLDER
         return parse_metadata(
-            meta, source, torchscript=ts, onnx=onnx if onnx.is_file() else None,
+            meta, source, torchscript=found.get("torchscript"), onnx=found.get("onnx"), export=found.get("export"),
             readme=readme if readme.is_file() else None,
         )
     meta = _single_file_metadata(source)
@@ -236,8 +250,9 @@ def parse_metadata(
     meta: Any,
     source: Path,
     *,
-    torchscript: Path,
+    torchscript: Path | None,
     onnx: Path | None = None,
+    export: Path | None = None,
     readme: Path | None = None,
 ) -> ModelBundle:
     """The MONAI metadata + the "medview" object of SPEC section 4, leniently; all problems in one ModelError."""
@@ -333,10 +348,15 @@ def parse_metadata(
 
     sha = str(mv.get("sha256", "")).strip().lower()
     if not sha:
-        problems.append("missing medview.sha256 (the SHA-256 of models/model.ts): unverified weights are refused")
-    elif len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        problems.append("missing medview.sha256 (the SHA-256 of the network file, models/model.ts where there is "
+                        "one): unverified weights are refused")
+    elif not _is_digest(sha):
         problems.append(f"medview.sha256 is not a SHA-256 hex digest: {sha!r}")
     onnx_sha = str(mv.get("onnx_sha256", "")).strip().lower() or None
+    export_sha = str(mv.get("pt2_sha256", "")).strip().lower() or None
+    for key, value in (("onnx_sha256", onnx_sha), ("pt2_sha256", export_sha)):
+        if value is not None and not _is_digest(value):
+            problems.append(f"medview.{key} is not a SHA-256 hex digest: {value!r}")
 
     intended_use = _intended_use(mv.get("intended_use"), problems)
     measurement = _measurement(mv.get("measurement"), labels, problems)
@@ -361,6 +381,8 @@ def parse_metadata(
         torchscript=torchscript,
         onnx=onnx,
         onnx_sha256=onnx_sha,
+        export=export,
+        export_sha256=export_sha,
         readme=readme,
         metadata=meta,
         intended_use=intended_use,
@@ -404,6 +426,10 @@ def _measurement(raw: Any, labels: list[str], problems: list[str]) -> Measuremen
     return spec
 
 
+def _is_digest(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -434,36 +460,86 @@ def _read_weights(bundle: ModelBundle, path: Path, name: str) -> bytes:
         raise ModelError(f"model {bundle.source}: cannot read {name} ({exc})") from None
 
 
+def verified_network_bytes(bundle: ModelBundle, kind: str) -> bytes:
+    """The bytes of the bundle's network file of this format ("torchscript", "export", "onnx"), read once and
+    checked against the metadata; ModelError when the file is absent, has no checksum to check it against, or
+    does not match. The first network file of the bundle is named by `sha256`, the others by their own key; a
+    file whose digest is `sha256` is the one the metadata names either way."""
+    path = {"torchscript": bundle.torchscript, "export": bundle.export, "onnx": bundle.onnx}[kind]
+    name = bundle.torchscript.name if kind == "torchscript" and path is not None else NETWORK_FILES[kind]
+    if path is None:
+        raise ModelError(f"model {bundle.source}: has no {NETWORK_FILES[kind]}")
+    data = _read_weights(bundle, path, name)
+    own = {"torchscript": bundle.sha256, "export": bundle.export_sha256, "onnx": bundle.onnx_sha256}[kind]
+    first = bundle.networks[0] == kind
+    if kind == "torchscript" and bundle.single_file:
+        try:
+            actual = payload_sha256(data)
+        except zipfile.BadZipFile:
+            raise ModelError(f"model {bundle.source}: {name} is not a TorchScript file") from None
+    else:
+        actual = file_sha256(data)
+    if actual == bundle.sha256 or (own is not None and actual == own):
+        if kind == "torchscript" and not bundle.single_file and not zipfile.is_zipfile(io.BytesIO(data)):
+            raise ModelError(f"model {bundle.source}: {name} is not a TorchScript file")
+        if kind == "export":
+            _refuse_pickles(bundle, data)
+        return data
+    if own is None and not first:
+        raise ModelError(f"model {bundle.source}: the metadata gives no {_DIGEST_KEYS[kind]} for {name}, "
+                         "so its weights cannot be checked and are refused")
+    what = (f"{name} (the archive without its metadata.json)" if kind == "torchscript" and bundle.single_file
+            else name)
+    raise ModelError(
+        f"model {bundle.source}: checksum mismatch, {what} has SHA-256 {actual} but the metadata says "
+        f"{own or bundle.sha256}: the weights were changed or damaged and are refused"
+    )
+
+
 def verified_bytes(bundle: ModelBundle) -> bytes:
-    """The TorchScript bytes, read once and checked against `bundle.sha256`; ModelError on mismatch."""
-    data = _read_weights(bundle, bundle.torchscript, bundle.torchscript.name)
+    """The TorchScript bytes, checked against the metadata (see `verified_network_bytes`)."""
+    return verified_network_bytes(bundle, "torchscript")
+
+
+def _refuse_pickles(bundle: ModelBundle, data: bytes) -> None:
+    """A torch.export archive is JSON and raw tensor bytes, except where it stores pickled objects (tensor
+    subclasses, custom or opaque constants, the legacy format): those would be unpickled by torch.export.load,
+    so such a program is refused. Its sample inputs are always pickled: `export_archive_without_samples`
+    drops them before loading."""
     try:
-        actual = payload_sha256(data) if bundle.single_file else file_sha256(data)
-    except zipfile.BadZipFile:
-        raise ModelError(f"model {bundle.source}: {bundle.torchscript.name} is not a TorchScript file") from None
-    if actual != bundle.sha256:
-        # a single file cannot hold its own digest: there the checksum covers the archive without metadata.json
-        what = (f"{bundle.torchscript.name} (the archive without its metadata.json)" if bundle.single_file
-                else bundle.torchscript.name)
-        raise ModelError(
-            f"model {bundle.source}: checksum mismatch, {what} has SHA-256 {actual} "
-            f"but the metadata says {bundle.sha256}: the weights were changed or damaged and are refused"
-        )
-    return data
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                name = info.filename.split("/", 1)[-1]
+                if name.startswith("data/") and name.endswith("_config.json"):
+                    config = json.loads(archive.read(info)).get("config", {})
+                    for key, entry in config.items():
+                        path = str(entry.get("path_name", ""))
+                        if entry.get("use_pickle") or not path.startswith(("weight_", "tensor_")):
+                            raise ModelError(
+                                f"model {bundle.source}: {EXPORT_IN_FOLDER} stores {key!r} as a pickled object; "
+                                "medview never unpickles a model file (export plain tensors, or ship "
+                                "model.onnx)")
+                elif name.endswith(".pt") and not name.startswith("data/sample_inputs/"):
+                    raise ModelError(f"model {bundle.source}: {EXPORT_IN_FOLDER} is in torch's legacy pickled "
+                                     "format, which medview does not load (save it again with torch.export.save)")
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise ModelError(f"model {bundle.source}: {EXPORT_IN_FOLDER} is not a torch.export archive "
+                         f"({short_reason(exc)})") from None
+
+
+def export_archive_without_samples(data: bytes) -> bytes:
+    """The archive with its pickled sample inputs emptied (an empty file reads as "no sample inputs")."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            sample = info.filename.split("/", 1)[-1].startswith("data/sample_inputs/")
+            dst.writestr(info, b"" if sample else src.read(info))
+    return out.getvalue()
 
 
 def verified_onnx_bytes(bundle: ModelBundle) -> bytes | None:
-    """models/model.onnx when present, matching the metadata's `onnx_sha256`; weights without a checksum to
-    check them against are refused, as TorchScript weights are."""
-    if bundle.onnx is None:
-        return None
-    if not bundle.onnx_sha256:
-        raise ModelError(f"model {bundle.source}: the metadata gives no onnx_sha256 for {ONNX_IN_FOLDER}, "
-                         "so its weights cannot be checked and are refused")
-    data = _read_weights(bundle, bundle.onnx, ONNX_IN_FOLDER)
-    if file_sha256(data) != bundle.onnx_sha256:
-        raise ModelError(f"model {bundle.source}: checksum mismatch for {ONNX_IN_FOLDER}; refused")
-    return data
+    """models/model.onnx when present, checked against the metadata; None when the bundle has none."""
+    return None if bundle.onnx is None else verified_network_bytes(bundle, "onnx")
 
 
 def load_torchscript(bundle: ModelBundle, device: str = "cpu"):
@@ -476,6 +552,25 @@ def load_torchscript(bundle: ModelBundle, device: str = "cpu"):
     except Exception as exc:  # torch raises RuntimeError and friends for a damaged archive
         raise ModelError(f"model {bundle.source}: TorchScript could not be loaded ({exc})") from None
     return module.eval()
+
+
+def load_export(bundle: ModelBundle, device: str = "cpu"):
+    """The torch.export program's module, from the verified bytes without anything pickled; ModelError if
+    torch refuses it or this build lacks torch's export stack."""
+    data = export_archive_without_samples(verified_network_bytes(bundle, "export"))
+    try:
+        import torch
+        import torch.export
+
+        program = torch.export.load(io.BytesIO(data))
+        module = program.module()
+    except ImportError as exc:
+        raise ModelError(f"model {bundle.source}: {EXPORT_IN_FOLDER} needs torch's export stack, which this "
+                         f"build of medview does not include ({exc.name}); use model.onnx or model.ts") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged or foreign program
+        raise ModelError(f"model {bundle.source}: {EXPORT_IN_FOLDER} could not be loaded "
+                         f"({short_reason(exc)})") from None
+    return module.to(device)
 
 
 def save_single_file(module, metadata: dict[str, Any], path: str | Path) -> str:

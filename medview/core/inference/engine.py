@@ -10,8 +10,10 @@ on as many images at once as the calling thread has intra-op threads, so oneDNN 
 images: measured faster than one image per call on a pool of single-threaded Python threads (about 10 %), than
 whole batches of 8 (cache), and about 2x `optimize_for_inference`.
 
-Backends: TorchScript is the reference. `backend="onnxruntime"` runs `models/model.onnx` (the same network)
-when the bundle has it and onnxruntime is installed; scores must agree with TorchScript (tested).
+Backends (`backend="auto"` chooses, see `choose_backend`): ONNX Runtime runs `models/model.onnx` and is the
+default on the CPU; TorchScript (`models/model.ts`, frozen and oneDNN-fused on the CPU) and torch.export programs
+(`models/model.pt2`) run through torch, which also runs them on CUDA; ONNX Runtime's CUDA provider is used where
+it is installed. Every backend must give the same scores (tested).
 torch is imported here at module level: this module is only imported by `infer`, `gui`/`demo` and tests.
 """
 
@@ -29,14 +31,18 @@ import torch.nn.functional as F
 
 from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
-from medview.core.inference.bundle import ModelBundle, load_torchscript, verified_onnx_bytes
+from medview.core.inference.bundle import (
+    NETWORK_FILES, ModelBundle, load_export, load_torchscript, verified_onnx_bytes,
+)
 from medview.core.inference.optimise import split_column_phases
 from medview.core.inference import ctr
 from medview.core.inference.results import NotApplicable, Prediction, short_reason
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torchscript", "onnxruntime")
+BACKENDS = ("auto", "onnxruntime", "torchscript", "export")
+#: which network file each backend runs
+_BACKEND_FORMAT = {"onnxruntime": "onnx", "torchscript": "torchscript", "export": "export"}
 WARM_UP_PASSES = 3
 # glibc malloc: allocations above MMAP_THRESHOLD get their own mapping; free memory above TRIM_THRESHOLD at the
 # top of the heap goes back to the OS (see keep_freed_memory_for_reuse)
@@ -121,6 +127,34 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def onnxruntime_cuda_available() -> bool:
+    if not onnxruntime_available():
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def choose_backend(bundle: ModelBundle, device: str) -> str:
+    """What runs the network when nobody asked: on the CPU, ONNX Runtime where the bundle has model.onnx (one
+    small runtime, no compiler warm-up); on a GPU, ONNX Runtime where its CUDA provider is installed, else
+    torch, which runs TorchScript and torch.export programs on every device; ONNX Runtime on the CPU is the
+    last resort of a bundle that has nothing else."""
+    formats = bundle.networks
+    if "onnx" in formats and onnxruntime_available():
+        if device == "cpu" or (device == "cuda" and onnxruntime_cuda_available()):
+            return "onnxruntime"
+    for backend in ("torchscript", "export"):
+        if _BACKEND_FORMAT[backend] in formats:
+            return backend
+    if "onnx" in formats:
+        if not onnxruntime_available():
+            raise ModelError(f"model {bundle.source}: its only network is models/model.onnx, and ONNX Runtime "
+                             "(the onnxruntime package) is not installed")
+        return "onnxruntime"
+    raise ModelError(f"model {bundle.source}: has no network file")  # pragma: no cover - load_bundle checks
+
+
 def frame_for_model(window, ds, frame: int = 0, stored: np.ndarray | None = None) -> np.ndarray:
     """One frame as a model with this `window` setting sees it before resizing: uint8 from the shared
     display pipeline (SPEC 3), never a second implementation.
@@ -189,15 +223,19 @@ class Engine:
         bundle: ModelBundle,
         *,
         device: str | None = "auto",
-        backend: str = "torchscript",
+        backend: str = "auto",
         batch_size: int = 8,
         optimize: bool = True,
     ) -> None:
         """`optimize=False` runs the TorchScript module as loaded."""
         if backend not in BACKENDS:
-            raise UsageError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+            raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         self.bundle = bundle
         self.device = select_device(device)
+        if backend == "auto":
+            backend = choose_backend(bundle, self.device)
+        elif _BACKEND_FORMAT[backend] not in bundle.networks:
+            raise ModelError(f"model {bundle.source}: has no {NETWORK_FILES[_BACKEND_FORMAT[backend]]} for the {backend} backend")
         self.backend = backend
         self.batch_size = max(1, int(batch_size))
         self._warm = False
@@ -211,7 +249,8 @@ class Engine:
         else:
             if self.device == "cpu":
                 keep_freed_memory_for_reuse()
-            self._module = self._load_torchscript(optimize)
+            self._module = (self._load_torchscript(optimize) if backend == "torchscript"
+                            else load_export(bundle, self.device))
 
     # -- loading -------------------------------------------------------------------------------------------
     def _load_torchscript(self, optimize: bool):
@@ -238,15 +277,15 @@ class Engine:
 
     def _load_onnx(self):
         if not onnxruntime_available():
-            raise ModelError("the onnxruntime backend needs the optional package onnxruntime")
+            raise ModelError("the onnxruntime backend needs ONNX Runtime (the onnxruntime package)")
         data = verified_onnx_bytes(self.bundle)
-        if data is None:
-            raise ModelError(f"model {self.bundle.source}: has no models/model.onnx for the onnxruntime backend")
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # no busy-waiting between calls: the worker shares the cores with the GUI thread and the decoders
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -259,7 +298,10 @@ class Engine:
     def runs_on(self) -> str:
         """What runs the network, in words (after warm-up: what the checks kept)."""
         if self._session is not None:
-            return "ONNX Runtime"
+            providers = self._session.get_providers()
+            return "ONNX Runtime (CUDA)" if providers and providers[0] == "CUDAExecutionProvider" else "ONNX Runtime"
+        if self.backend == "export":
+            return f"torch.export program ({self.device})"
         return "TorchScript (oneDNN fused)" if self._fused else "TorchScript"
 
     @staticmethod

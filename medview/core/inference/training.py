@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from medview.core.inference.bundle import (
+    EXPORT_IN_FOLDER,
     METADATA_IN_FOLDER,
     ONNX_IN_FOLDER,
     README_IN_FOLDER,
@@ -85,32 +86,54 @@ def bundle_metadata(
 
 
 def write_bundle(
-    scripted: torch.jit.ScriptModule,
+    scripted: torch.jit.ScriptModule | None,
     metadata: dict[str, Any],
     folder: str | Path,
     *,
     onnx_from: nn.Module | None = None,
+    export_from: nn.Module | None = None,
     readme: str | None = None,
 ) -> Path:
-    """Write `folder/{configs,models,docs}`: model.ts, optional model.onnx (exported from `onnx_from`, the
-    same network in eval mode), metadata.json with their SHA-256 digests, and docs/README.md."""
+    """Write `folder/{configs,models,docs}`: model.ts (from `scripted`), model.pt2 (a torch.export program of
+    `export_from`) and model.onnx (exported from `onnx_from`), each optional as long as one is written, the
+    same network in eval mode; metadata.json with their SHA-256 digests (the first file's as `sha256`), and
+    docs/README.md. Network files not asked for are removed."""
     folder = Path(folder)
     for sub in ("configs", "models", "docs"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     meta = copy.deepcopy(metadata)
-    ts_path = folder / TORCHSCRIPT_IN_FOLDER
-    torch.jit.save(scripted, str(ts_path))
-    meta["medview"]["sha256"] = file_sha256(ts_path.read_bytes())
-    onnx_path = folder / ONNX_IN_FOLDER
-    if onnx_from is not None:
-        export_onnx(onnx_from, metadata, onnx_path)
-        meta["medview"]["onnx_sha256"] = file_sha256(onnx_path.read_bytes())
-    elif onnx_path.exists():
-        onnx_path.unlink()
+    mv = meta["medview"]
+    for key in ("sha256", "pt2_sha256", "onnx_sha256"):
+        mv.pop(key, None)
+    writers = [
+        (TORCHSCRIPT_IN_FOLDER, "sha256", scripted, lambda path: torch.jit.save(scripted, str(path))),
+        (EXPORT_IN_FOLDER, "pt2_sha256", export_from, lambda path: export_program(export_from, metadata, path)),
+        (ONNX_IN_FOLDER, "onnx_sha256", onnx_from, lambda path: export_onnx(onnx_from, metadata, path)),
+    ]
+    if all(source is None for _, _, source, _ in writers):
+        raise ValueError("write_bundle needs a network to write")
+    for name, key, source, write in writers:
+        path = folder / name
+        if source is None:
+            path.unlink(missing_ok=True)
+            continue
+        write(path)
+        mv["sha256" if "sha256" not in mv else key] = file_sha256(path.read_bytes())
     (folder / METADATA_IN_FOLDER).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     if readme is not None:
         (folder / README_IN_FOLDER).write_text(readme, encoding="utf-8")
     return folder
+
+
+def export_program(module: nn.Module, metadata: dict[str, Any], path: Path) -> None:
+    """The same network as a torch.export program with a dynamic batch axis, weights as plain tensors."""
+    image = metadata["network_data_format"]["inputs"]["image"]
+    h, w = image["spatial_shape"]
+    example = torch.zeros(2, int(image["num_channels"]), int(h), int(w))
+    module = copy.deepcopy(module).eval()
+    program = torch.export.export(module, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("n", min=1, max=1024)},))
+    torch.export.save(program, str(path))
 
 
 def export_onnx(module: nn.Module, metadata: dict[str, Any], path: Path) -> None:
