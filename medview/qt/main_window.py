@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
@@ -180,6 +181,9 @@ class MainWindow(QMainWindow):
         self.scan_worker: ScanWorker | None = None
         self._old_workers: list = []
         self.opened_paths: list[str] = []
+        # studies that stay in the worklist whichever folder is opened (the PACS cache's): each callable gives
+        # those it holds now
+        self.studies_kept_on_open: list[Callable[[], list[Study]]] = []
         self.restore_layout()
         self.setFocusProxy(self.viewer)  # keys start on the image, not in the filter field
         self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -496,7 +500,7 @@ class MainWindow(QMainWindow):
         if self.sender() is not self.scan_worker:
             return
         self.failed.add(result.errors)
-        self.set_studies(studies)
+        self.set_studies(self.beside_kept_studies(studies))
         n = len(studies)
         note = " (cancelled)" if getattr(result, "cancelled", False) else ""
         self.statusBar().showMessage(
@@ -505,6 +509,13 @@ class MainWindow(QMainWindow):
     def _scan_failed(self, reason: str) -> None:
         self.failed.add([FileError(", ".join(self.opened_paths), reason)])
         self.statusBar().showMessage(reason, 8000)
+
+    def beside_kept_studies(self, studies: list[Study]) -> list[Study]:
+        """The opened folder's studies followed by those kept whatever is opened; a study in both is the
+        folder's."""
+        opened = {s.study_uid for s in studies}
+        kept = [s for kept_now in self.studies_kept_on_open for s in kept_now() if s.study_uid not in opened]
+        return list(studies) + kept
 
     def set_studies(self, studies: list[Study]) -> None:
         self.studies = list(studies)

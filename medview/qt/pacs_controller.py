@@ -80,6 +80,7 @@ class PacsController(QObject):
         self._open_when_here: str | None = None
         self._names: dict[str, str] = {}  # study UID -> how messages name it: patient ID and study date
         self._scanned_at: dict[str, int] = {}  # study UID -> instances here when it was last scanned in
+        self._in_cache: dict[str, Study] = {}  # study UID -> its latest scan, for studies of the cache
         self._send: PacsTask | None = None
         self._send_queue: list[tuple[str, str]] = []
         self._scan = None
@@ -95,6 +96,7 @@ class PacsController(QObject):
         registry.attach("pacs.panel", self.show_panel)
         registry.attach("pacs.send", self.send_review_now)
         window.studies_loaded.connect(lambda _studies: self._show_sources())
+        window.studies_kept_on_open.append(self.cached_studies)
         window.shutting_down.connect(self.shutdown)
         review = getattr(window, "review", None)
         if review is not None and hasattr(review, "signed_off"):
@@ -326,8 +328,15 @@ class PacsController(QObject):
     def _scanned(self, result, studies: list[Study]) -> None:
         if result.errors:
             self.window.failed.add(result.errors)
+        self._in_cache.update((s.study_uid, s) for s in studies)
         if studies:
             self.join_worklist(studies)
+
+    def cached_studies(self) -> list[Study]:
+        """The studies of the cache the worklist has shown (still on disk): they stay when a folder is opened."""
+        if not self._in_cache:
+            return []
+        return [s for uid, s in self._in_cache.items() if self.cache.study_dir(uid).is_dir()]
 
     def _scan_finished(self) -> None:
         self._scan = None
