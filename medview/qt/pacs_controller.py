@@ -103,6 +103,7 @@ class PacsController(QObject):
             review.signed_off.connect(self._signed_off)
         if setting_bool(LISTEN_KEY):
             self.start_listener()
+        self.list_cache()
 
     @property
     def cache(self):
@@ -331,6 +332,17 @@ class PacsController(QObject):
         self._in_cache.update((s.study_uid, s) for s in studies)
         if studies:
             self.join_worklist(studies)
+
+    def list_cache(self) -> None:
+        """What earlier sessions retrieved or received joins the worklist at start, saying where it came from;
+        the AI takes their scores from its results cache."""
+        from medview.core.net.cache import cache_in_use
+
+        if not cache_in_use():
+            return
+        for uid in self.arrivals.add_cached(self.cache):
+            self._to_scan.add(uid)
+        self._scan_next()
 
     def cached_studies(self) -> list[Study]:
         """The studies of the cache the worklist has shown (still on disk): they stay when a folder is opened."""

@@ -102,3 +102,29 @@ def test_here_text_from_the_cache_and_the_transfer(tmp_path):
     cache.store_bytes(b"x", "1.2.3", "1.2.3.1", "1.2.3.1.2")
     arrivals.retrieved("1.2.3", RetrieveResult("1.2.3", tmp_path, 2, 1, 1))
     assert here_text("1.2.3", 2, cache, arrivals) == "here"
+
+
+def test_a_cache_left_by_an_earlier_session_says_where_each_study_came_from(tmp_path):
+    cache = PacsCache(tmp_path / "pacs")
+    cache.store_bytes(b"x", "1.2.3", "1.2.3.1", "1.2.3.1.1")  # retrieved in part from a named server
+    cache.record_expected("1.2.3", {InstanceKey("1.2.3.1", "1.2.3.1.1"), InstanceKey("1.2.3.1", "1.2.3.1.2")},
+                          "orthanc (dicom://ORTHANC@127.0.0.1:4242)", "orthanc")
+    cache.store_bytes(b"x", "1.2.4", "1.2.4.1", "1.2.4.1.1")  # pushed by a modality
+    cache.note_arrival("1.2.4", "CT_SCANNER")
+    cache.store_bytes(b"x", "1.2.5", "1.2.5.1", "1.2.5.1.1")  # its association never ended (no state)
+    hostile = "../1.2.6"
+    cache.store_bytes(b"x", hostile, "1.2.6.1", "1.2.6.1.1")
+    url = "dicom://PACS@pacs:104"  # a server given as a URL: its name is the URL
+    cache.record_expected(hostile, {InstanceKey("1.2.6.1", "1.2.6.1.1")}, url, url)
+
+    arrivals = Arrivals()
+    arrivals.retrieving("1.2.5", "orthanc")  # known this session: stays as it is
+    assert sorted(arrivals.add_cached(cache)) == sorted(["1.2.3", "1.2.4", hostile])
+    assert arrivals.source_text("1.2.3") == "orthanc: 1 missing"
+    assert "1 of 2 instances missing" in arrivals.source_tip("1.2.3")
+    assert arrivals.source_text("1.2.4") == "pushed by CT_SCANNER"
+    assert arrivals.source_text(hostile) == url  # by its UID, not its folder's hashed name
+    assert arrivals.source_text("1.2.5") == "orthanc …"
+    fresh = Arrivals()
+    fresh.add_cached(cache)
+    assert fresh.source_text("1.2.5") == "pushed"

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medview.core.home import home_dir
+from medview.core.home import home, home_dir
 
+CACHE_FOLDER = "pacs"
 _UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 _HASHED = re.compile(r"^x[0-9a-f]{40}$")
 
@@ -42,11 +43,17 @@ def safe_name(uid: str) -> str:
     return "x" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
+def cache_in_use() -> bool:
+    """Whether this MEDVIEW_HOME holds a PACS cache, found without making one (a station without a PACS
+    gets no folders)."""
+    return (home() / CACHE_FOLDER).is_dir()
+
+
 class PacsCache:
     """Files of retrieved studies, their expected listings and when each was last opened."""
 
     def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root is not None else home_dir("pacs")
+        self.root = Path(root) if root is not None else home_dir(CACHE_FOLDER)
         base = self.root.parent
         self.incoming = base / "pacs-incoming"
         self.state_dir = base / "pacs-state"
@@ -104,6 +111,7 @@ class PacsCache:
         return found
 
     def studies(self) -> list[str]:
+        """The study folders' names (each a study UID, or its hash when the UID is not a plain one)."""
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def remove_study(self, study_uid: str) -> None:
@@ -126,13 +134,17 @@ class PacsCache:
             json.dump(state, fp)
         os.replace(tmp, self._state_path(study_uid))
 
-    def record_expected(self, study_uid: str, expected: set[InstanceKey], source: str) -> list[InstanceKey]:
-        """Keeps the PACS's listing of a study; returns the instances of it not on disk (sorted)."""
+    def record_expected(self, study_uid: str, expected: set[InstanceKey], source: str,
+                        server_name: str = "") -> list[InstanceKey]:
+        """Keeps the PACS's listing of a study and which server it came from (its settings name, for the
+        worklist of a later session); returns the instances of it not on disk (sorted)."""
         state = self.read_state(study_uid)
         state.update(
             study_uid=study_uid, source=source, listed_at=time.time(),
             expected=sorted([k.series_uid, k.sop_uid] for k in expected),
         )
+        if server_name:
+            state["server"] = server_name
         state.setdefault("arrived_at", time.time())
         self._write_state(study_uid, state)
         return self.missing(study_uid)
@@ -142,10 +154,14 @@ class PacsCache:
         expected = {InstanceKey(safe_name(s), safe_name(i)) for s, i in self.read_state(study_uid).get("expected", ())}
         return sorted(expected - self.present(study_uid), key=lambda k: (k.series_uid, k.sop_uid))
 
-    def note_arrival(self, study_uid: str) -> None:
-        """A study that came in by a push (the listener) gets an arrival time for the size bound."""
+    def note_arrival(self, study_uid: str, calling_ae: str = "") -> None:
+        """A study that came in by a push (the listener) gets an arrival time for the size bound, and who
+        pushed it, for the worklist of a later session."""
         if not self._state_path(study_uid).exists():
-            self._write_state(study_uid, {"study_uid": study_uid, "arrived_at": time.time()})
+            state = {"study_uid": study_uid, "arrived_at": time.time()}
+            if calling_ae:
+                state["pushed_by"] = calling_ae
+            self._write_state(study_uid, state)
 
     def mark_opened(self, study_uid: str) -> None:
         """Called when the user opens a cached study: it leaves the cache after the unopened ones."""

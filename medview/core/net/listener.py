@@ -99,7 +99,7 @@ class StorageListener:
             studies = self._per_assoc.pop(id(event.assoc), {})
         calling = str(event.assoc.requestor.ae_title).strip()
         for study, (new, again) in studies.items():
-            self.cache.note_arrival(study)
+            self.cache.note_arrival(study, calling)
             if self.on_study is not None:
                 self.on_study(StudyArrival(study, calling, new, again, self.cache.study_dir(study)))
 

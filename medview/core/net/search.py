@@ -122,6 +122,23 @@ class Arrivals:
             return
         self.studies[study_uid] = Arrival(f"pushed by {calling_ae}" if calling_ae else "pushed")
 
+    def add_cached(self, cache: PacsCache) -> list[str]:
+        """The studies earlier sessions left in the cache, each with where it came from (the server it was
+        retrieved from, or who pushed it) and what of it is missing; a study known this session stays as it
+        is. Returns the study UIDs added."""
+        added = []
+        for name in cache.studies():
+            state = cache.read_state(name)
+            uid = str(state.get("study_uid") or name)
+            if uid in self.studies:
+                continue
+            expected = len(state.get("expected", ()))
+            missing = len(cache.missing(name)) if expected else 0
+            self.studies[uid] = Arrival(cached_source(state), done=expected - missing, total=expected,
+                                        missing=missing)
+            added.append(uid)
+        return added
+
     def is_remote(self, study_uid: str) -> bool:
         return study_uid in self.studies
 
@@ -151,6 +168,14 @@ class Arrivals:
             return (f"Retrieved in part from {arrival.source}: {arrival.missing} of {arrival.total} instances "
                     f"missing ({arrival.error or 'stopped'}); retrieve it again to complete it")
         return f"Retrieved from {arrival.source}; kept in the PACS cache"
+
+
+def cached_source(state: dict) -> str:
+    """Where a cached study came from, by its state in the cache: the server's settings name (or the label
+    of a server given as a URL), else who pushed it; a study without a listing came by a push."""
+    if state.get("server") or state.get("source"):
+        return str(state.get("server") or state.get("source"))
+    return f"pushed by {state['pushed_by']}" if state.get("pushed_by") else "pushed"
 
 
 def here_text(study_uid: str, instances: int | None, cache: PacsCache, arrivals: Arrivals) -> str:

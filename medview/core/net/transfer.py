@@ -130,7 +130,7 @@ def retrieve_study(server: Server, study_uid: str, *, local: LocalSettings | Non
     listing = list_instances(server, study_uid, local)
     if not listing:
         raise PacsError(f"{server.label()}: has no study {study_uid}")
-    wanted = set(cache.record_expected(study_uid, listing, server.label()))
+    wanted = set(cache.record_expected(study_uid, listing, server.label(), server.name))
     error = ""
     if wanted:
         if server.kind == "dimse":
