@@ -136,13 +136,14 @@ def _render(paths: list[str], shown: str, out_dir: str, options: PlaneOptions, w
         except MedviewError:
             headers.append(None)
     plane = mpr.plane_through(geometry, options.plane, options.point)
-    values = mpr.reformat(volume.array, geometry, plane, mpr.stack_transforms(headers), options.slab_mm,
-                          options.mode)
+    values = mpr.reformat(volume.array, geometry, plane, mpr.stack_transforms(headers, stack.frames),
+                          options.slab_mm, options.mode)
     nearest = int(geometry.frame_index[np.argmin(np.abs(geometry.offsets - np.dot(options.point, geometry.normal)))])
-    header = headers[stack.frames[nearest][0]]
+    instance, frame = stack.frames[nearest]
+    header = headers[instance]
     voi = window
     if voi is None and header is not None:  # the window of the acquired image nearest the point
-        voi = pixels.display_voi(header, 0, volume.array[nearest])
+        voi = pixels.display_voi(header, frame, volume.array[nearest])
     if voi is None:
         voi = pixels.default_window(values)
     invert = bool(header is not None and pixels.is_inverted(header))

@@ -34,23 +34,28 @@ def write_volume(folder, positions, *, orientation=(1, 0, 0, 0, 1, 0), spacing=(
     """One slice per position; each pixel holds the spheres (centre x, y, z, radius, HU) at its patient
     position, with a 1 mm soft edge so the interpolated spheres keep their centres. Stored as int16 with
     Rescale Intercept -1024 (the sampler must apply the Modality LUT)."""
-    orientation = np.asarray(orientation, float)
-    row_dir, col_dir = orientation[:3], orientation[3:]
-    r = np.arange(rows)[:, None, None]
-    c = np.arange(cols)[None, :, None]
     paths = []
     for k, p in enumerate(positions):
-        xyz = np.asarray(p, float) + c * spacing[1] * row_dir + r * spacing[0] * col_dir  # (rows, cols, 3)
-        hu = np.full((rows, cols), BACKGROUND_HU)
-        for x, y, z, radius, value in spheres:
-            d = np.linalg.norm(xyz - np.array([x, y, z]), axis=-1)
-            hu += (value - BACKGROUND_HU) * np.clip(radius + 0.5 - d, 0, 1)
-        stored = np.rint(hu + 1024).astype(np.int16)
+        stored = sphere_slice(p, orientation, spacing, rows, cols, spheres)
         paths.append(write_image(folder / f"IM{k:04d}.dcm", pixels=stored, signed=True, rescale=(1.0, -1024.0),
                                  position=tuple(float(v) for v in p), orientation=tuple(orientation),
                                  pixel_spacing=spacing, series_uid=series_uid or "1.2.3.4.5",
                                  study_uid="1.2.3.4", instance_number=k + 1, window=(40, 400)))
     return paths
+
+
+def sphere_slice(position, orientation, spacing, rows, cols, spheres) -> np.ndarray:
+    """The stored values (int16, HU + 1024) of one slice at `position` holding the spheres (see write_volume)."""
+    orientation = np.asarray(orientation, float)
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    r = np.arange(rows)[:, None, None]
+    c = np.arange(cols)[None, :, None]
+    xyz = np.asarray(position, float) + c * spacing[1] * row_dir + r * spacing[0] * col_dir  # (rows, cols, 3)
+    hu = np.full((rows, cols), BACKGROUND_HU)
+    for x, y, z, radius, value in spheres:
+        d = np.linalg.norm(xyz - np.array([x, y, z]), axis=-1)
+        hu += (value - BACKGROUND_HU) * np.clip(radius + 0.5 - d, 0, 1)
+    return np.rint(hu + 1024).astype(np.int16)
 
 
 def load(folder):
@@ -423,3 +428,159 @@ def test_slab_reduced_on_the_volume_grid_keeps_a_sphere_where_the_geometry_puts_
             np.testing.assert_array_equal(np.isnan(slab), np.isnan(planewise))
             assert np.nanmax(slab) == pytest.approx(np.nanmax(planewise), rel=0.15), (name, mode)
         assert np.nanmax(mpr.reformat(volume.array, geometry, plane, transforms, 10, "minip")) < 1.0
+
+
+# ------------------------------------------------------------------------------------ enhanced multi-frame
+
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def _item(**elements):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    for keyword, value in elements.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def write_enhanced_volume(path, positions, *, orientation=(1, 0, 0, 0, 1, 0), spacing=(0.9, 0.8), rows=48, cols=44,
+                          spheres=(), orientation_per_frame=False, order=None):
+    """One enhanced CT file holding the slices `write_volume` writes as single files: Plane Position (Patient)
+    per frame, Plane Orientation (Patient) shared (or per frame), Pixel Measures and the rescale shared; no
+    geometry at the top level. `order`: the frames' order in the file (default: as given)."""
+    from pydicom.sequence import Sequence as Seq
+
+    order = list(range(len(positions))) if order is None else list(order)
+    frames = np.stack([sphere_slice(positions[k], orientation, spacing, rows, cols, spheres) for k in order])
+    plane_orientation = Seq([_item(ImageOrientationPatient=[float(v) for v in orientation])])
+    per_frame = []
+    for k in order:
+        group = _item(PlanePositionSequence=Seq([_item(ImagePositionPatient=[float(v) for v in positions[k]])]),
+                      FrameContentSequence=Seq([_item(InStackPositionNumber=int(k) + 1)]))
+        if orientation_per_frame:
+            group.PlaneOrientationSequence = plane_orientation
+        per_frame.append(group)
+    shared = _item(PixelMeasuresSequence=Seq([_item(PixelSpacing=[float(v) for v in spacing], SliceThickness=1.0)]),
+                   PixelValueTransformationSequence=Seq([_item(RescaleIntercept=-1024.0, RescaleSlope=1.0,
+                                                               RescaleType="HU")]),
+                   FrameVOILUTSequence=Seq([_item(WindowCenter=40.0, WindowWidth=400.0)]))
+    if not orientation_per_frame:
+        shared.PlaneOrientationSequence = plane_orientation
+    return write_image(path, pixels=frames, signed=True, position=None, orientation=None, pixel_spacing=None,
+                       series_uid="1.2.3.4.6", study_uid="1.2.3.4", instance_number=1,
+                       extra={"SOPClassUID": ENHANCED_CT, "PerFrameFunctionalGroupsSequence": Seq(per_frame),
+                              "SharedFunctionalGroupsSequence": Seq([shared])})
+
+
+def _load_with_frames(folder):
+    """As `load`, with the transforms of every frame of a multi-frame stack."""
+    [study] = build_studies(scan([str(folder)], use_cache=False).instances)
+    stack = study.series[0].stacks[0]
+    volume = load_stack(stack)
+    headers = [px.read_dataset(inst.ref, stop_before_pixels=True) for inst in stack.instances]
+    return stack, volume, mpr.stack_transforms(headers, stack.frames)
+
+
+@pytest.mark.parametrize("kind", ["tilted", "oblique, shuffled, orientation per frame"])
+def test_enhanced_multiframe_reformats_exactly_like_the_single_frame_files(tmp_path, kind):
+    """The same volume as one enhanced CT file (geometry only in its functional groups) and as single-frame files:
+    the same geometry, the same planes and slabs, value for value, and the sphere where the geometry puts it."""
+    centre = (1.5, -2.0, 15.0)
+    spheres = [(*centre, 5.0, SPHERE_HU), (centre[0] + 3.5, centre[1] + 3.5, centre[2] + 3.5, 1.5, SPHERE_HU)]
+    if kind == "tilted":
+        t = np.radians(20)
+        orientation = (1, 0, 0, 0, np.cos(t), np.sin(t))
+        positions = axial_positions(np.arange(26) * 1.3, origin=(-17.0, -20.0, 2.0))
+        order = None
+    else:
+        rot = _rotation((1, 2, 0.5), 25)
+        orientation = (*(rot @ (1, 0, 0)), *(rot @ (0, 1, 0)))
+        normal = np.cross(rot @ (1, 0, 0), rot @ (0, 1, 0))
+        corner = np.asarray(centre) - rot @ (0.8 * 43 / 2, 0.9 * 47 / 2, 0) - normal * 1.1 * 15
+        positions = [tuple(corner + normal * 1.1 * k) for k in range(30)]
+        order = np.random.default_rng(2).permutation(len(positions))
+    write_volume(tmp_path / "single", positions, orientation=orientation, spheres=spheres)
+    write_enhanced_volume(tmp_path / "enhanced" / "EN.dcm", positions, orientation=orientation, spheres=spheres,
+                          orientation_per_frame=order is not None, order=order)
+    single = load(tmp_path / "single")
+    enhanced = _load_with_frames(tmp_path / "enhanced")
+    assert len(enhanced[0].instances) == 1 and enhanced[0].instances[0].frames == len(positions)
+    assert enhanced[0].instances[0].image_position is None  # the geometry is in the functional groups only
+    g1, g2 = (mpr.volume_geometry(stack, volume.loaded) for stack, volume, _ in (single, enhanced))
+    np.testing.assert_allclose(g2.positions, g1.positions, atol=1e-9)
+    np.testing.assert_allclose(g2.offsets, g1.offsets, atol=1e-9)
+    assert (g2.row_spacing, g2.column_spacing, g2.slice_spacing) == pytest.approx(
+        (g1.row_spacing, g1.column_spacing, g1.slice_spacing))
+    for name in mpr.PLANES:
+        plane = mpr.plane_through(g1, name, centre)
+        for slab, mode in ((0.0, "mip"), (8.0, "mip"), (8.0, "avg")):
+            a = mpr.reformat(single[1].array, g1, plane, single[2], slab, mode)
+            b = mpr.reformat(enhanced[1].array, g2, plane, enhanced[2], slab, mode)
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_allclose(b[~np.isnan(b)], a[~np.isnan(a)], atol=1e-3)
+        got, want = centroid(mpr.reformat(enhanced[1].array, g2, plane, enhanced[2])), plane.pixel_of(centre)
+        assert abs(got[0] - want[0]) < 0.5 and abs(got[1] - want[1]) < 0.5, (name, got, want)
+
+
+def test_real_enhanced_ct_reformats_like_its_frames_as_single_files(tmp_path, capsys):
+    """pydicom-data's enhanced CT (two frames 10 mm apart, rows running to the patient's right): split into
+    single-frame files with the geometry of its functional groups, both give the same coronal plane, also
+    through `render --plane`."""
+    from pydicom.data import get_testdata_file
+
+    try:
+        source = get_testdata_file("eCT_Supplemental.dcm")
+    except Exception:  # noqa: BLE001 - pydicom-data may be absent or unreachable
+        source = None
+    if source is None:
+        pytest.skip("pydicom-data's eCT_Supplemental.dcm is not available")
+    ds = pydicom_read(source)
+    (tmp_path / "enhanced").mkdir()
+    ds.save_as(tmp_path / "enhanced" / "eCT.dcm")
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    orientation = [float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient]
+    spacing = [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing]
+    rescale = shared.PixelValueTransformationSequence[0]
+    frames = ds.pixel_array
+    for k, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        write_image(tmp_path / "single" / f"IM{k}.dcm", pixels=frames[k], signed=bool(ds.PixelRepresentation),
+                    position=[float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient],
+                    orientation=orientation, pixel_spacing=spacing,
+                    rescale=(float(rescale.RescaleSlope), float(rescale.RescaleIntercept)),
+                    series_uid="1.2.3.9", study_uid="1.2.3", instance_number=k + 1)
+    single, enhanced = load(tmp_path / "single"), _load_with_frames(tmp_path / "enhanced")
+    g1, g2 = (mpr.volume_geometry(stack, volume.loaded) for stack, volume, _ in (single, enhanced))
+    np.testing.assert_allclose(g2.positions, g1.positions)
+    assert g2.slice_spacing == pytest.approx(10.0) and g2.row_cosines[0] == pytest.approx(-1.0)
+    centre = g1.center()
+    for name in mpr.PLANES:
+        plane = mpr.plane_through(g1, name, centre)
+        a = mpr.reformat(single[1].array, g1, plane, single[2])
+        b = mpr.reformat(enhanced[1].array, g2, plane, enhanced[2])
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(b[~np.isnan(b)], a[~np.isnan(a)], atol=1e-3)
+        assert np.nanmax(b) > np.nanmin(b)  # a picture, not a blank
+    outputs = []
+    for folder in ("single", "enhanced"):
+        rc, lines, err = _render(capsys, tmp_path / folder, "--out-dir", tmp_path / f"out-{folder}", "--plane",
+                                 "coronal", "--at", *centre, "--window", 40, 400)
+        assert rc == 0 and err == "" and lines[0]["status"] == "ok"
+        outputs.append(read_png(lines[0]["output"]))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def pydicom_read(path):
+    import pydicom
+
+    return pydicom.dcmread(path)
+
+
+def test_multiframe_without_per_frame_geometry_is_refused(tmp_path):
+    """A classic multi-frame image (one Image Position for the file) has no slice positions to reformat."""
+    write_image(tmp_path / "mf.dcm", frames=4, rows=8, cols=8, series_uid="1.2.7", study_uid="1.2")
+    [study] = build_studies(scan([str(tmp_path)], use_cache=False).instances)
+    stack = study.series[0].stacks[0]
+    assert stack.instances[0].frames == 4
+    with pytest.raises(mpr.ReformatError, match="no patient geometry"):
+        mpr.volume_geometry(stack)

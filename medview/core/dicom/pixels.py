@@ -435,7 +435,7 @@ def _first_item(seq):
         return None
 
 
-def _functional_group_item(ds, frame: int, group: str):
+def functional_group_item(ds, frame: int, group: str):
     """The first item of functional group `group` for `frame`: per-frame first, then shared (PS3.3 C.7.6.16)."""
     for seq_name, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
         seq = ds.get(seq_name)
@@ -539,7 +539,7 @@ def modality_transform(ds, frame: int = 0) -> ModalityTransform:
             log.warning("%s: Modality LUT Sequence ignored (%s)", _ds_name(ds), exc)
     source = ds if "RescaleSlope" in ds or "RescaleIntercept" in ds else None
     if source is None:
-        source = _functional_group_item(ds, frame, "PixelValueTransformationSequence")
+        source = functional_group_item(ds, frame, "PixelValueTransformationSequence")
     if source is None:
         return ModalityTransform()
     slope = _float(source.get("RescaleSlope", 1.0), 1.0) or 1.0
@@ -674,7 +674,7 @@ def file_window(ds, modality_values: np.ndarray | None = None, frame: int = 0) -
     name = _ds_name(ds)
     window = _window_from(ds, name)
     if window is None:
-        item = _functional_group_item(ds, frame, "FrameVOILUTSequence")
+        item = functional_group_item(ds, frame, "FrameVOILUTSequence")
         if item is not None:
             window = _window_from(item, name)
             if window is not None and "VOILUTFunction" not in item and "VOILUTFunction" in ds:

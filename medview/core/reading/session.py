@@ -55,6 +55,7 @@ class Viewport:
     point: tuple[float, float, float] | None = None  # a reformatted plane's crosshair (mm, patient coordinates)
     slab: str = "off"  # a reformatted plane's slab mode (SLAB_MODES), over `slab_mm` millimetres
     slab_mm: float = 0.0
+    geometry: mpr.VolumeGeometry | None = field(default=None, repr=False)  # a reformatted plane's volume
     _frames: list[tuple[int, int]] | None = field(default=None, repr=False)
 
     def show(self, study: Study | None, stack: Stack | None, prior: bool = False, index: int = 0) -> None:
@@ -63,7 +64,7 @@ class Viewport:
         self.view = ViewState(count=stack.frame_count if stack is not None else 0)
         self.view.go(index)
         self.plane, self.pan, self.loaded, self._frames = "acquired", (0.0, 0.0), 0, None
-        self.point, self.slab, self.slab_mm = None, "off", 0.0
+        self.point, self.slab, self.slab_mm, self.geometry = None, "off", 0.0, None
 
     @property
     def empty(self) -> bool:
@@ -90,6 +91,8 @@ class Viewport:
         """The acquired image shown, or for a reformatted plane the one nearest to its crosshair."""
         if not self.reformatted:
             return self.view.index
+        if self.point is not None and self.geometry is not None:  # each frame's own position (also multi-frame)
+            return self.geometry.nearest_frame(self.point)
         if self.point is None or not has_slice_positions(self.stack):
             return 0
         normal = slice_normal(self.stack.instances[0].image_orientation)
@@ -500,15 +503,13 @@ class ReadingSession:
         the plane parallel to the slices is the active one (the keys go on scrolling as they did)."""
         geometry = self.volume_geometry(stack)
         self._steps = {plane: plane_steps(geometry, plane) for plane in mpr.PLANES}
-        frames = stack.frames
-        inst = stack.instances[frames[min(max(index, 0), len(frames) - 1)][0]]
-        centre = image_centre(inst)
+        centre = geometry.frame_centre(min(max(index, 0), stack.frame_count - 1))
         point = np.asarray(centre if centre is not None else geometry.center(), dtype=np.float64)
         self.layout, self.viewports = MPR_LAYOUT, []
         for plane in mpr.PLANES:
             viewport = Viewport()
             viewport.show(study, stack, prior)
-            viewport.plane = plane
+            viewport.plane, viewport.geometry = plane, geometry
             viewport.view.count = self._steps[plane].count
             if view is not None:
                 viewport.view.window, viewport.view.initial_window = view.window, view.initial_window

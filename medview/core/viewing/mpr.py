@@ -1,7 +1,8 @@
 """Multiplanar reformatting: axial, coronal and sagittal planes, and slabs, through a patient point.
 
 The geometry is each slice's own Image Position (Patient) with the stack's Image Orientation (Patient) and
-Pixel Spacing (PS3.3 C.7.6.2.1.1), so uneven spacing, gantry tilt and oblique acquisitions come out exact.
+Pixel Spacing (PS3.3 C.7.6.2.1.1), so uneven spacing, gantry tilt and oblique acquisitions come out exact; an
+enhanced multi-frame image gives them per frame in its functional groups (C.7.6.16), read the same way.
 Every output pixel's patient position is mapped back into the stack: along the slice normal it lies between
 the two slices whose planes bracket it (linear weight by distance along the normal), and within each of those
 two slices it is read at its own in-plane position (bilinear). A tilted stack, whose slices are shifted
@@ -85,6 +86,20 @@ class VolumeGeometry:
         c = self.corners()
         return (c.min(axis=0) + c.max(axis=0)) / 2
 
+    def nearest_frame(self, point: Sequence[float]) -> int:
+        """The frame of the stack array whose slice lies nearest to `point` along the normal: the acquired image
+        at a crosshair."""
+        s = float(np.asarray(point, dtype=np.float64) @ self.normal)
+        return int(self.frame_index[np.argmin(np.abs(self.offsets - s))])
+
+    def frame_centre(self, frame: int) -> np.ndarray | None:
+        """The patient point in the middle of acquired frame `frame` (None: not one of the slices used)."""
+        found = np.flatnonzero(self.frame_index == frame)
+        if not found.size:
+            return None
+        return (self.positions[found[0]] + self.column_cosines * self.row_spacing * (self.rows - 1) / 2
+                + self.row_cosines * self.column_spacing * (self.columns - 1) / 2)
+
     def contains(self, point: Sequence[float]) -> bool:
         """True when `point` (mm) is inside the volume's extent (a gap between slices counts as inside)."""
         p = np.asarray(point, dtype=np.float64)
@@ -99,23 +114,66 @@ class VolumeGeometry:
         return bool(-0.5 <= col <= self.columns - 0.5 and -0.5 <= row <= self.rows - 0.5)
 
 
+def frame_geometry(stack: Stack) -> list[tuple[tuple | None, tuple | None, tuple | None]]:
+    """(Image Position, Image Orientation, Pixel Spacing) of each frame of `stack`, in `stack.frames` order.
+
+    A single-frame image has them at its top level (what the scan read). An enhanced multi-frame image (enhanced
+    CT and MR, PS3.3 C.7.6.16) has them per frame in its functional groups: Plane Position (Patient) per frame,
+    Plane Orientation (Patient) and Pixel Measures per frame or shared (else at the top level); its header is
+    read for them here.
+    Raises ReformatError when such a header cannot be read."""
+    out = []
+    for inst in stack.instances:
+        top = (inst.image_position, inst.image_orientation, inst.pixel_spacing)
+        if inst.frames <= 1:
+            out.append(top)
+            continue
+        try:
+            ds = pixels.read_dataset(inst.ref, stop_before_pixels=True)
+        except MedviewError as exc:
+            raise ReformatError(str(exc)) from None
+        for frame in range(inst.frames):
+            found = []
+            # the top level's position, if any, is not a frame's: only orientation and spacing may stand for all
+            for group, keyword, count, default in (("PlanePositionSequence", "ImagePositionPatient", 3, None),
+                                                   ("PlaneOrientationSequence", "ImageOrientationPatient", 6, top[1]),
+                                                   ("PixelMeasuresSequence", "PixelSpacing", 2, top[2])):
+                item = pixels.functional_group_item(ds, frame, group)
+                found.append(_numbers(item.get(keyword) if item is not None else None, count) or default)
+            out.append(tuple(found))
+    return out
+
+
+def _numbers(value, count: int) -> tuple[float, ...] | None:
+    """A multi-valued decimal element as `count` finite floats, or None."""
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count and all(np.isfinite(numbers)) else None
+
+
 def volume_geometry(stack: Stack, loaded: np.ndarray | None = None) -> VolumeGeometry:
-    """The geometry of `stack` from its headers; frames not `loaded` (still loading, or unreadable) are left
-    out and so are gaps. Raises ReformatError when the stack has no usable geometry."""
+    """The geometry of `stack` from its headers (each frame's own for enhanced multi-frame images: see
+    `frame_geometry`); frames not `loaded` (still loading, or unreadable) are left out and so are gaps. Raises
+    ReformatError when the stack has no usable geometry."""
     frames = stack.frames
     if not frames:
         raise ReformatError("the series has no images")
     first = stack.instances[0]
     if any(inst.samples_per_pixel != 1 for inst in stack.instances):
         raise ReformatError("colour images cannot be reformatted")
-    if any(inst.frames > 1 for inst in stack.instances):
-        raise ReformatError("multi-frame images cannot be reformatted yet (per-frame geometry is not read)")
-    missing = [inst for inst in stack.instances
-               if inst.image_position is None or inst.image_orientation is None or inst.pixel_spacing is None]
+    per_frame = frame_geometry(stack)
+    missing = [k for k, geometry in enumerate(per_frame) if None in geometry]
     if missing:
-        raise ReformatError(f"{missing[0].ref.display()}: no patient geometry (Image Position (Patient), "
+        inst = stack.instances[frames[missing[0]][0]]
+        where = f"{inst.ref.display()}" + (f", frame {frames[missing[0]][1] + 1}" if inst.frames > 1 else "")
+        raise ReformatError(f"{where}: no patient geometry (Image Position (Patient), "
                             "Image Orientation (Patient) or Pixel Spacing missing)")
-    orient = np.asarray(first.image_orientation, dtype=np.float64)
+    orientations = np.array([orientation for _, orientation, _ in per_frame], dtype=np.float64)
+    if np.abs(orientations - orientations[0]).max() > 1e-4:
+        raise ReformatError("the images do not all have the same orientation (Image Orientation (Patient))")
+    orient = orientations[0]
     row, col = orient[:3], orient[3:]
     if not (np.linalg.norm(row) > 0.5 and np.linalg.norm(col) > 0.5):
         raise ReformatError("Image Orientation (Patient) is not a pair of direction cosines")
@@ -125,15 +183,15 @@ def volume_geometry(stack: Stack, loaded: np.ndarray | None = None) -> VolumeGeo
     col = col - (row @ col) * row
     col /= np.linalg.norm(col)
     normal = np.cross(row, col)
-    row_spacing, column_spacing = (float(v) for v in first.pixel_spacing)
+    spacing = per_frame[0][2]
+    row_spacing, column_spacing = (float(v) for v in spacing)
     if not (row_spacing > 0 and column_spacing > 0):
-        raise ReformatError(f"Pixel Spacing must be greater than 0, not {list(first.pixel_spacing)}")
-    if any(tuple(inst.pixel_spacing) != tuple(first.pixel_spacing) for inst in stack.instances):
+        raise ReformatError(f"Pixel Spacing must be greater than 0, not {list(spacing)}")
+    if any(tuple(s) != tuple(spacing) for _, _, s in per_frame):
         raise ReformatError("Pixel Spacing differs between the slices")
 
     used = [k for k in range(len(frames)) if loaded is None or bool(loaded[k])]
-    positions = np.array([stack.instances[frames[k][0]].image_position for k in used], dtype=np.float64)
-    positions = positions.reshape(-1, 3)
+    positions = np.array([per_frame[k][0] for k in used], dtype=np.float64).reshape(-1, 3)
     offsets = positions @ normal
     order = np.argsort(offsets, kind="stable")
     keep = order[np.concatenate([[True], np.diff(offsets[order]) > _SAME_POSITION_MM])] if len(order) else order
@@ -403,8 +461,9 @@ def _sample_by_lines(array: np.ndarray, geometry: VolumeGeometry, plane: PlaneGe
 def reformat(array: np.ndarray, geometry: VolumeGeometry, plane: PlaneGeometry, transforms=None,
              slab_mm: float = 0.0, mode: str = "mip") -> np.ndarray:
     """The plane's modality values, or a slab of `slab_mm` millimetres across it: the maximum ("mip"),
-    minimum ("minip") or mean ("avg") of parallel planes one `plane.spacing` apart. NaN where no plane of the
-    slab has a value."""
+    minimum ("minip") or mean ("avg") over the slab. A slab along a volume axis is reduced over the volume's
+    samples inside it and resampled once (`_slab_on_grid`); any other is made of parallel planes one
+    `plane.spacing` apart. NaN where nothing of the slab has a value."""
     if mode not in SLAB_MODES:
         raise ValueError(f"unknown slab mode {mode!r} (known: {', '.join(SLAB_MODES)})")
     if not slab_mm or slab_mm <= plane.spacing:
@@ -583,6 +642,10 @@ def display_plane(values: np.ndarray, voi: pixels.Window | pixels.VoiLut, invert
     return image
 
 
-def stack_transforms(headers: Sequence) -> list[pixels.ModalityTransform]:
-    """One modality transform per frame of a single-frame stack, from its header datasets (None: identity)."""
-    return [pixels.modality_transform(ds) if ds is not None else pixels.ModalityTransform() for ds in headers]
+def stack_transforms(headers: Sequence, frames: Sequence[tuple[int, int]] | None = None) -> list[
+        pixels.ModalityTransform]:
+    """One modality transform per frame of a stack, from its header datasets, one per instance (None: identity);
+    `frames` is the stack's (instance, frame) walk (`Stack.frames`), needed where an instance has several."""
+    walk = frames if frames is not None else [(i, 0) for i in range(len(headers))]
+    return [pixels.modality_transform(headers[i], f) if headers[i] is not None else pixels.ModalityTransform()
+            for i, f in walk]
