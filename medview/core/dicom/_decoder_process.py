@@ -2,7 +2,8 @@
 
 Imported by the forkserver before it forks workers, so the decoders (pydicom's plugins, gdcm, OpenJPEG,
 CharLS, RLE) are loaded once and each worker starts in milliseconds. The parent never imports this module.
-A job names the file, the frame and the slot of a shared array; the reply is a few bytes: ("ok", id),
+A job names the file, the frame and the slot of a shared array (the frame is decoded from its fragments
+by `fragments` where it can, else through pydicom); the reply is a few bytes: ("ok", id),
 ("error", id, reason) or ("layout", id, reason, shape, dtype). Whatever a decoder raises, `PanicException`
 (a BaseException) included, is a reply; what it does not raise (an abort, a segfault) ends this process,
 which the pool reports and replaces.
@@ -13,13 +14,14 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import struct
 import sys
 from collections import OrderedDict
 from multiprocessing import shared_memory
 
 import numpy as np
 
-from medview.core.dicom import pixels
+from medview.core.dicom import fragments, pixels
 from medview.core.dicom.decoder_pool import DecodeTask, codec_name
 from medview.core.dicom.scan import quiet_pydicom
 from medview.core.dicom.source import SourceRef
@@ -199,8 +201,17 @@ def _dataset(ref: SourceRef):
 
 
 def decode_frame(task: DecodeTask, out: np.ndarray) -> None:
-    """The pool's decode function: frame `task.frame` of the file through `pixels.stored_frame` (stored
-    values, RGB for colour), written into `out`."""
+    """The pool's decode function: frame `task.frame` of the file, straight from its fragments where
+    `fragments` can (the common monochrome JPEG 2000, HTJ2K and JPEG-LS), else through `pixels.stored_frame`
+    (stored values, RGB for colour); written into `out`."""
+    if task.member is None:
+        try:
+            values = fragments.stored_frame(task.path, task.frame, task.transfer_syntax)
+        except (OSError, ValueError, struct.error):
+            values = None  # pydicom's route below says what is wrong with the file
+        if values is not None:
+            put(values, out)
+            return
     ref = SourceRef(task.path, task.member)
     ds = _dataset(ref)
     try:

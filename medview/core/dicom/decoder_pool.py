@@ -10,9 +10,9 @@ How: a caller opens a `DecodeBatch` (one stack load, one `render` run), allocate
 `SharedFrames` (an array in `multiprocessing.shared_memory` the caller keeps as its stack array) and submits
 jobs by file, frame index and slot. One dispatcher thread hands each idle worker the next job, best first:
 batches of the viewer before background ones, and within a batch outward from the frame in focus
-(`DecodeBatch.focus` re-sorts what is pending). A worker reads the file, decodes only that frame with the
-display pipeline's reader (`pixels.stored_frame`) and writes it into its slot; only a few bytes of reply
-cross the pipe, never a pixel array.
+(`DecodeBatch.focus` re-sorts what is pending). A worker reads the file, decodes only that frame (straight
+from its fragments where `fragments` can, else with the display pipeline's reader, `pixels.stored_frame`)
+and writes it into its slot; only a few bytes of reply cross the pipe, never a pixel array.
 
 Workers are started lazily (the first compressed frame pays for it, later ones reuse them; a worker
 idle for `IDLE_TIMEOUT` stops, and the next job starts one again) from a
