@@ -13,12 +13,12 @@ import sys
 import threading
 import traceback
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from medview.core.errors import MedviewError
-from medview.core.home import home, home_dir
+from medview.core.home import home_dir
 
 log = logging.getLogger("medview")
 ORGANISATION = APPLICATION = "medview"
@@ -44,12 +44,6 @@ def setup_logging() -> None:
                 h.setLevel(console_level)
         root.setLevel(logging.INFO)
     root.addHandler(handler)
-
-
-def configure_settings() -> None:
-    """QSettings() anywhere means MEDVIEW_HOME/settings/medview/medview.ini (SPEC section 7)."""
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(home() / "settings"))
 
 
 def error_text(exc_type, exc) -> str:
@@ -117,8 +111,11 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("medview")
+    from medview.qt.settings_store import app_settings, configure_settings
+
     configure_settings()
     setup_logging()
+    settings = app_settings()
 
     import pyqtgraph as pg
 
@@ -128,7 +125,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.style import apply_dark_theme
 
     apply_dark_theme(app)
-    window = MainWindow()
+    window = MainWindow(settings=settings)
     window.model_path, window.device = model, device  # read by the AI issue's worker
     from medview.qt.review_controller import ReviewController
 
@@ -140,13 +137,13 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     todo = argv_paths if paths is None else list(paths)
     from medview.qt.ai_controller import AiController
 
-    window.ai = AiController(window, model=model, device=device)
+    window.ai = AiController(window, model=model, device=device, settings=settings)
     from medview.qt.incoming import IncomingController
 
     window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
     from medview.qt.pacs_controller import PacsController
 
-    window.pacs = PacsController(window)  # Ctrl+P panel, retrieved and pushed studies, sending the review
+    window.pacs = PacsController(window, settings)  # Ctrl+P panel, retrieved and pushed studies, sending the review
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
     # window, nor for a CT-only folder, and never before the first paint
     if todo:

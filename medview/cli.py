@@ -12,9 +12,9 @@ import logging
 import sys
 
 from medview import __version__
+from medview.core.settings import DEVICES
 
 COMMANDS = ("gui", "demo", "demo-data", "index", "render", "infer", "export", "pacs", "listen", "self-test")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """ONE registry of the app's actions: names, default shortcuts (SPEC section 6), user overrides, conflicts.
 
 Every menu entry, toolbar button, the shortcut overview (F1) and the keymap dialog are generated from
-`SPECS`; user overrides are stored in QSettings ("keymap/<action id>") only where they differ from the
+`SPECS`; user overrides are stored in the settings (`Settings.keymap`) only where they differ from the
 defaults (frescobaldi's practice). Shortcuts use Qt.WindowShortcut on QActions owned by the main window, so
 they work whichever panel has focus, while a dialog of its own (the keymap editor, a file dialog) keeps Esc
 and Enter; `KeyRouter` stops item views, buttons and scroll bars from eating the registry's keys
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QKeyCombination, QObject, QSettings, Qt
+from PySide6.QtCore import QEvent, QKeyCombination, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medview.core.settings import Settings
 from medview.core.viewing.keymap import KeymapConflict, conflicts, overrides
+from medview.qt.settings_store import app_settings
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,6 @@ SPECS: list[ActionSpec] = [
 ]
 
 GROUPS = ("File", "Navigate", "Window", "View", "Tools", "AI", "Review", "PACS", "Help")
-SETTINGS_GROUP = "keymap"
 
 
 def portable(key: str | QKeySequence) -> str:
@@ -146,9 +147,10 @@ def portable(key: str | QKeySequence) -> str:
 class ActionRegistry(QObject):
     """The QActions of `SPECS` on `window`, with their shortcuts (defaults + the user's overrides)."""
 
-    def __init__(self, window: QWidget, specs: list[ActionSpec] | None = None):
+    def __init__(self, window: QWidget, specs: list[ActionSpec] | None = None, settings: Settings | None = None):
         super().__init__(window)
         self.window = window
+        self.settings = settings or app_settings()
         self.specs = {s.id: s for s in (specs or SPECS)}
         self.defaults = {s.id: [portable(k) for k in s.keys] for s in self.specs.values()}
         self.actions: dict[str, QAction] = {}
@@ -216,15 +218,8 @@ class ActionRegistry(QObject):
             self.set_keys(a, self.defaults[a])
 
     def _stored_overrides(self) -> dict[str, list[str]]:
-        settings = QSettings()
-        settings.beginGroup(SETTINGS_GROUP)
-        out = {}
-        for key in settings.childKeys():
-            if key in self.specs:
-                value = settings.value(key, [])
-                value = [value] if isinstance(value, str) else list(value or [])
-                out[key] = [portable(v) for v in value if v and portable(v)] if value != [""] else []
-        settings.endGroup()
+        out = {action: [portable(k) for k in keys if portable(k)]
+               for action, keys in self.settings.keymap().items() if action in self.specs}
         # a stored keymap that conflicts (edited by hand, or defaults changed since) falls back to defaults
         merged = {a: out.get(a, d) for a, d in self.defaults.items()}
         for a in list(out):
@@ -233,13 +228,7 @@ class ActionRegistry(QObject):
         return out
 
     def _store(self) -> None:
-        settings = QSettings()
-        settings.remove(SETTINGS_GROUP)
-        settings.beginGroup(SETTINGS_GROUP)
-        for a, keys in overrides(self.defaults, self.bindings()).items():
-            settings.setValue(a, keys if keys else [""])
-        settings.endGroup()
-        settings.sync()
+        self.settings.set_keymap(overrides(self.defaults, self.bindings()))
 
     # --- key routing --------------------------------------------------------------------------------------
     def _refresh_owned_keys(self) -> None:

@@ -14,7 +14,7 @@ opened, so an empty window costs no torch import). It
   column (flagged first, most suspicious on top) until the reader clicks a header;
 - shows the image on screen in the findings panel (`set_prediction`) and its heatmap as an overlay on the
   viewer's image item (H), so it follows zoom, pan, rotation, flip and the image shown;
-- reads the preferences (model folder, device, the reader's thresholds) from QSettings; a new threshold
+- reads the preferences (model folder, device, the reader's thresholds) from the settings; a new threshold
   re-evaluates flagged state from the results in hand, a new model or device restarts the worker;
 - stops the worker when the window shuts down.
 
@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import re
 import sqlite3
 import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
 from medview.core.dicom.model import Study
 from medview.core.errors import MedviewError
 from medview.core.inference.bundle import flagged_labels
 from medview.core.review.measurements import CTR, MEASURED_FINDING, cardiothoracic_ratio
+from medview.core.settings import DEVICES, Settings
 from medview.core.viewing.findings_text import (
     case_not_applicable_reason,
     ctr_threshold,
@@ -50,14 +50,13 @@ from medview.core.viewing.heatmap import heatmap_strength
 from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
 from medview.qt.measurements import RatioLines
 from medview.qt.models.worklist_model import COL_AI
+from medview.qt.settings_store import app_settings
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
 
 log = logging.getLogger(__name__)
 
 FLUSH_MS = 100  # results reach the worklist, the findings panel and the progress bar at most ten times a second
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-MODEL_KEY, DEVICE_KEY, THRESHOLDS_GROUP = "ai/model", "ai/device", "ai/thresholds"
 
 # worklist states, in reading order: the sort value's integer part (ascending = flagged first)
 QUEUED, RUNNING, FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, ERROR_TEXT = (
@@ -69,11 +68,6 @@ def study_jobs(study: Study) -> list[InferenceJob]:
     """Every frame of a study's image stacks, as the viewer shows them."""
     return [job for series in study.series for stack in series.stacks for inst in stack.instances
             for job in InferenceJob.for_instance(inst)]
-
-
-def settings_key(text: str) -> str:
-    """A model or finding name usable as one QSettings key level."""
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text) or "_"
 
 
 def study_status(results: list[InferenceResult], expected: int, flagged_of) -> tuple[str, float, float | None]:
@@ -113,15 +107,6 @@ def status_text(state: str, score: float | None, done: int = 0, expected: int = 
     return state
 
 
-def _threshold_value(value) -> float | None:
-    """A stored threshold as a number in 0..1, or None where it is not one (a damaged or foreign setting)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
-
-
 def _stop_at_exit(ref) -> None:
     controller = ref()
     try:
@@ -140,10 +125,11 @@ class AiController(QObject):
     measurement_corrected = Signal(object)
 
     def __init__(self, window, model: str | Path | None = None, device: str = "auto", *,
-                 worker_factory=InferenceWorker) -> None:
+                 worker_factory=InferenceWorker, settings: Settings | None = None) -> None:
         super().__init__(window)
         self.setObjectName("ai_controller")
         self.window = window
+        self.settings = settings or app_settings()
         self._cli_model = str(model) if model else None
         self._cli_device = device if device and device != "auto" else None
         self._worker_factory = worker_factory
@@ -164,8 +150,8 @@ class AiController(QObject):
         self._metadata: tuple[str, object] | None = None  # (model path, its bundle read without torch)
         self._ready = False  # the worker has loaded the model: jobs go to it from now on (before: on model_ready)
         self._cache = None  # the results cache, read in the GUI thread when a folder is loaded
-        # the reader's thresholds, read from QSettings once per bundle: flagged/verdict run per result and per
-        # cine frame, and a QSettings read there costs more than the rest of the frame's AI work
+        # the reader's thresholds, read from the settings once per bundle: flagged/verdict run per result and
+        # per cine frame, and a settings read there costs more than the rest of the frame's AI work
         self._thresholds_bundle = None  # the bundle the two below belong to
         self._overrides: dict[str, float] = {}
         self._in_force: dict[str, float] = {}
@@ -254,15 +240,11 @@ class AiController(QObject):
         """--model, else the preference, else the bundled model."""
         from medview.resources import bundled_model_path
 
-        return self._cli_model or str(QSettings().value(MODEL_KEY, "") or "") or str(bundled_model_path())
+        return self._cli_model or self.settings.get("ai_model") or str(bundled_model_path())
 
     def device(self) -> str:
-        value = self._cli_device or str(QSettings().value(DEVICE_KEY, "auto") or "auto")
+        value = self._cli_device or self.settings.get("ai_device")
         return value if value in DEVICES else "auto"
-
-    def _threshold_group(self) -> str:
-        name = self.bundle.name if self.bundle is not None else "_"
-        return f"{THRESHOLDS_GROUP}/{settings_key(name)}"
 
     def threshold_overrides(self) -> dict[str, float]:
         """The reader's thresholds for the model in use (stored only where they differ from the bundle's)."""
@@ -270,7 +252,7 @@ class AiController(QObject):
         return dict(self._overrides)
 
     def _thresholds_in_force(self) -> dict[str, float]:
-        """The held thresholds (not a copy); QSettings is read only when the bundle in use has changed."""
+        """The held thresholds (not a copy); the settings are read only when the bundle in use has changed."""
         if self._thresholds_bundle is not self.bundle:
             self._hold_thresholds(self._read_threshold_overrides())
         return self._in_force
@@ -284,28 +266,15 @@ class AiController(QObject):
     def _read_threshold_overrides(self) -> dict[str, float]:
         if self.bundle is None:
             return {}
-        s = QSettings()
-        s.beginGroup(self._threshold_group())
-        out = {}
-        for label in self.bundle.labels:
-            number = _threshold_value(s.value(settings_key(label)))
-            if number is not None:
-                out[label] = number
-        s.endGroup()
-        return out
+        return self.settings.thresholds(self.bundle.name, self.bundle.labels)
 
     def set_thresholds(self, thresholds: dict[str, float] | None) -> None:
         """Store the reader's thresholds (None: the bundle's) and re-evaluate every case; nothing is rerun."""
         if self.bundle is None:
             return
-        s = QSettings()
-        s.remove(self._threshold_group())
-        s.beginGroup(self._threshold_group())
-        for label, value in (thresholds or {}).items():
-            if label in self.bundle.thresholds and abs(float(value) - self.bundle.thresholds[label]) > 1e-9:
-                s.setValue(settings_key(label), float(value))
-        s.endGroup()
-        s.sync()
+        self.settings.set_thresholds(self.bundle.name, {
+            label: float(value) for label, value in (thresholds or {}).items()
+            if label in self.bundle.thresholds and abs(float(value) - self.bundle.thresholds[label]) > 1e-9})
         self._hold_thresholds(self._read_threshold_overrides())  # held as stored (a preferences change: not hot)
         self.panel.set_thresholds(self.threshold_overrides())
         for uid in self._studies:
@@ -315,11 +284,8 @@ class AiController(QObject):
 
     def apply_preferences(self, model: str | None, device: str, thresholds: dict[str, float] | None) -> None:
         """The preferences dialog's Apply: thresholds at once; a new model or device restarts the worker."""
-        s = QSettings()
         before = (self.model_path(), self.device())
-        s.setValue(MODEL_KEY, model or "")
-        s.setValue(DEVICE_KEY, device if device in DEVICES else "auto")
-        s.sync()
+        self.settings.update(ai_model=model or "", ai_device=device if device in DEVICES else "auto")
         self._cli_model = self._cli_device = None  # the reader's choice now rules over the command line
         if (self.model_path(), self.device()) != before or self.bundle is None:
             self.restart()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -30,10 +29,11 @@ from PySide6.QtWidgets import (
 
 from medview.core.errors import MedviewError
 from medview.core.review.export import FORMATS, collect_cases
+from medview.core.settings import Settings
+from medview.qt.settings_store import app_settings
 from medview.qt.workers.export import ExportWorker
 
 log = logging.getLogger(__name__)
-LAST_FOLDER_KEY = "export/last_folder"
 FORMAT_NAMES = {"csv": "CSV (one row per finding)", "json": "JSON", "pdf": "PDF report per case",
                 "sr": "DICOM Structured Report per case"}
 
@@ -55,8 +55,10 @@ def output_folder_problem(out: str, source_paths: list[str]) -> str:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, parent: QWidget, store, studies: list, source_paths: list[str]):
+    def __init__(self, parent: QWidget, store, studies: list, source_paths: list[str],
+                 settings: Settings | None = None):
         super().__init__(parent)
+        self.settings = settings or app_settings()
         self.setObjectName("export_dialog")
         self.setWindowTitle("Export review")
         self.store, self.studies, self.source_paths = store, list(studies), list(source_paths)
@@ -65,7 +67,7 @@ class ExportDialog(QDialog):
         self.worker: ExportWorker | None = None
         self._cases = 0
 
-        self.folder = QLineEdit(str(QSettings().value(LAST_FOLDER_KEY, "") or ""))
+        self.folder = QLineEdit(self.settings.get("export_folder"))
         self.folder.setObjectName("export_folder")
         self.folder.setPlaceholderText("Output folder (not inside the folder the studies are read from)")
         browse = QPushButton("Choose…")
@@ -181,7 +183,7 @@ class ExportDialog(QDialog):
     def _done(self, written: list, failures: list[str]) -> None:
         self.written, self.failures = list(written), list(failures)
         out = self.worker.out if self.worker is not None else ""
-        QSettings().setValue(LAST_FOLDER_KEY, out)
+        self.settings.update(export_folder=str(out))
         lines = [f"{len(self.written)} file{'s' if len(self.written) != 1 else ''} written for "
                  f"{self._cases} case{'s' if self._cases != 1 else ''} into {out}"
                  + (" (anonymised)" if self.anonymize.isChecked() else "") + ":"]

@@ -14,13 +14,14 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Stack
 from medview.core.dicom.pixels import VoiLut, Window
 from medview.core.dicom.readable import readable_date, readable_name
+from medview.core.settings import Settings
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.measure import (
     PIXEL_CENTRE,
@@ -44,9 +45,9 @@ from medview.core.viewing.state import ANNOTATION_MODES, ZOOM_STEP, ViewState, d
 from medview.qt.annotations import CornerText, EdgeMarkers
 from medview.qt.crosshair import Crosshair
 from medview.qt.measurements import MeasureItem
+from medview.qt.settings_store import app_settings
 
 log = logging.getLogger(__name__)
-DEFAULT_CINE_FPS = 15
 UNITS = {"CT": "HU"}
 
 
@@ -110,8 +111,9 @@ class ImageView(QWidget):
     clicked = Signal()  # the reader clicked or scrolled in this view (it becomes the active viewport)
     point_clicked = Signal(float, float)  # a left click in a reformatted plane: (row, column), pixel centres at 0
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, settings: Settings | None = None):
         super().__init__(parent)
+        self.settings = settings or app_settings()
         # pyqtgraph drops mouse moves closer than 10 ms apart: a W/L drag would then miss the position the
         # mouse stopped at. Qt already compresses moves when the loop is busy, so no limit is needed.
         pg.setConfigOptions(mouseRateLimit=0)
@@ -167,7 +169,7 @@ class ImageView(QWidget):
         self.navigate = None
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
-        self.cine_fps = int(QSettings().value("viewer/cine_fps", DEFAULT_CINE_FPS))
+        self.cine_fps = max(1, min(120, self.settings.get("cine_fps")))
         self._blank()
 
     # --- opening --------------------------------------------------------------------------------------------
@@ -627,7 +629,7 @@ class ImageView(QWidget):
 
     def set_cine_fps(self, fps: int) -> None:
         self.cine_fps = max(1, min(120, int(fps)))
-        QSettings().setValue("viewer/cine_fps", self.cine_fps)
+        self.settings.update(cine_fps=self.cine_fps)
         if self.cine_timer.isActive():
             self.cine_timer.setInterval(max(1, round(1000 / self.cine_fps)))
 

@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -32,19 +32,19 @@ from PySide6.QtWidgets import (
 from medview.core.dicom.model import FileError, ScanResult, Study
 from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.reading import ReadingSession
+from medview.core.settings import Settings
 from medview.core.viewing.plane_display import slab_text
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.image_view import ImageView
 from medview.qt.models.worklist_model import objects_text
 from medview.qt.series_strip import SeriesStrip
+from medview.qt.settings_store import app_settings
 from medview.qt.viewports import LoadedStack, StackLoads, ViewportGrid
 from medview.qt.workers.scan import ScanWorker
 from medview.qt.worklist import WorklistPanel
 
 log = logging.getLogger(__name__)
-RECENT_KEY = "recent"
-RECENT_MAX = 10
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
 ROOM_PER_VIEWPORT = 320  # pixels of width below which side-by-side viewports fold the worklist away
@@ -101,12 +101,13 @@ class MainWindow(QMainWindow):
     studies_loaded = Signal(object)  # list[Study], after a scan
     shutting_down = Signal()  # the window is closing: owners of other workers (the AI) stop them now
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, settings: Settings | None = None):
         super().__init__(parent)
+        self.settings = settings or app_settings()
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
-        self.registry = ActionRegistry(self)
+        self.registry = ActionRegistry(self, settings=self.settings)
         self.router = install_key_router(self.registry)
 
         self.worklist = WorklistPanel(self)
@@ -725,13 +726,11 @@ class MainWindow(QMainWindow):
 
     # --- recent locations ---------------------------------------------------------------------------------------
     def recent(self) -> list[str]:
-        value = QSettings().value(RECENT_KEY, [])
-        return [value] if isinstance(value, str) else list(value or [])
+        return list(self.settings.get("recent"))
 
     def add_recent(self, path: str) -> None:
         path = os.path.abspath(path)
-        items = [path] + [p for p in self.recent() if p != path]
-        QSettings().setValue(RECENT_KEY, items[:RECENT_MAX])
+        self.settings.add_recent(path)
         self._refresh_recent_menu()
 
     def _refresh_recent_menu(self) -> None:
@@ -744,17 +743,15 @@ class MainWindow(QMainWindow):
 
     # --- geometry -----------------------------------------------------------------------------------------------
     def restore_layout(self) -> None:
-        s = QSettings()
-        geometry = s.value("window/geometry")
-        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry) and not self._on_a_screen():
+        layout = {name: QByteArray(value) for name, value in self.settings.window_layout().items()}
+        geometry, state, splitter = layout.get("geometry"), layout.get("state"), layout.get("splitter")
+        if geometry is not None and self.restoreGeometry(geometry) and not self._on_a_screen():
             self._fill_primary_screen()
-        elif not isinstance(geometry, QByteArray):
+        elif geometry is None:
             self._fill_primary_screen()
-        state = s.value("window/state")
-        if isinstance(state, QByteArray):
+        if state is not None:
             self.restoreState(state)
-        splitter = s.value("window/splitter")
-        if isinstance(splitter, QByteArray) and self.splitter.restoreState(splitter):
+        if splitter is not None and self.splitter.restoreState(splitter):
             self._default_split = False
             # applied again on first show: restored before the window has its size, the splitter squeezes the
             # worklist to a 36 px strip (seen on every second start) and gives the width to the image
@@ -762,11 +759,8 @@ class MainWindow(QMainWindow):
         self.failed_dock.hide()
 
     def save_layout(self) -> None:
-        s = QSettings()
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
-        s.setValue("window/splitter", self.splitter.saveState())
-        s.sync()
+        self.settings.set_window_layout(geometry=self.saveGeometry().data(), state=self.saveState().data(),
+                                        splitter=self.splitter.saveState().data())
 
     def worklist_shown(self) -> bool:
         return self.splitter.sizes()[0] > 0

@@ -19,21 +19,19 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from medview.core.dicom.model import Study
 from medview.core.dicom.readable import readable_date
 from medview.core.errors import MedviewError
 from medview.core.net.search import Arrivals, server_names
+from medview.core.settings import Settings
+from medview.qt.settings_store import app_settings
 from medview.qt.workers.pacs import PacsTask
 
 log = logging.getLogger(__name__)
 
-LISTEN_KEY = "pacs/listen"
-SEND_ON_SIGN_OFF_KEY = "pacs/send_on_sign_off"
-SEND_SERVER_KEY = "pacs/send_server"
-LAST_SERVER_KEY = "pacs/last_server"
 JOIN_MS = 700      # instances arriving are scanned into the worklist at most this often
 CELLS_MS = 250     # progress reaches the From cells and the panel at most this often
 
@@ -43,11 +41,6 @@ def choose_server(parent: QWidget, names: list[str], default: str) -> str | None
     current = names.index(default) if default in names else 0
     name, ok = QInputDialog.getItem(parent, "Send the review", "Send the case's review to:", names, current, False)
     return name if ok else None
-
-
-def setting_bool(key: str) -> bool:
-    value = QSettings().value(key, False)
-    return value in (True, "true", "1", 1)
 
 
 class _ListenerBridge(QObject):
@@ -63,10 +56,11 @@ class PacsController(QObject):
     sent = Signal(object)  # ReviewSendResult, or a reason (str)
     message = Signal(str)  # what the status bar says about the PACS, for the panel too
 
-    def __init__(self, window):
+    def __init__(self, window, settings: Settings | None = None):
         super().__init__(window)
         self.setObjectName("pacs_controller")
         self.window = window
+        self.settings = settings or app_settings()
         self.arrivals = Arrivals()
         self.panel = None
         self.listener = None
@@ -101,7 +95,7 @@ class PacsController(QObject):
         review = getattr(window, "review", None)
         if review is not None and hasattr(review, "signed_off"):
             review.signed_off.connect(self._signed_off)
-        if setting_bool(LISTEN_KEY):
+        if self.settings.get("pacs_listen"):
             self.start_listener()
         self.list_cache()
 
@@ -138,7 +132,7 @@ class PacsController(QObject):
             return [], str(exc)
 
     def default_server(self, names: list[str]) -> str:
-        last = str(QSettings().value(LAST_SERVER_KEY, "") or "")
+        last = self.settings.get("pacs_last_server")
         return last if last in names else (names[0] if names else "")
 
     # --- search ------------------------------------------------------------------------------------------------
@@ -148,7 +142,7 @@ class PacsController(QObject):
             return False
         from medview.core.net import find_studies, resolve_server
 
-        QSettings().setValue(LAST_SERVER_KEY, server_name)
+        self.settings.update(pacs_last_server=server_name)
 
         def work(_task):
             matches = find_studies(resolve_server(server_name), query)
@@ -478,7 +472,7 @@ class PacsController(QObject):
         if not names:
             self.say(problem or "No PACS to send to: add one to servers.toml under MEDVIEW_HOME", 10000)
             return
-        default = str(QSettings().value(SEND_SERVER_KEY, "") or "") or self.default_server(names)
+        default = self.settings.get("pacs_send_server") or self.default_server(names)
         name = names[0] if len(names) == 1 else choose_server(self.window, names, default)
         if name:
             self.send_review(case.study_uid, name)
@@ -541,9 +535,9 @@ class PacsController(QObject):
 
     def _signed_off(self, study_uid: str) -> None:
         """The reader's rule: the review of every case they sign off goes to their server."""
-        if not setting_bool(SEND_ON_SIGN_OFF_KEY):
+        if not self.settings.get("pacs_send_on_sign_off"):
             return
-        server = str(QSettings().value(SEND_SERVER_KEY, "") or "")
+        server = self.settings.get("pacs_send_server")
         if server:
             self.send_review(study_uid, server)
         else:
@@ -551,15 +545,13 @@ class PacsController(QObject):
 
     # --- preferences ------------------------------------------------------------------------------------------
     def preferences(self) -> dict:
-        return {"listen": setting_bool(LISTEN_KEY), "send_on_sign_off": setting_bool(SEND_ON_SIGN_OFF_KEY),
-                "send_server": str(QSettings().value(SEND_SERVER_KEY, "") or "")}
+        prefs = self.settings.preferences()
+        return {"listen": prefs.pacs_listen, "send_on_sign_off": prefs.pacs_send_on_sign_off,
+                "send_server": prefs.pacs_send_server}
 
     def apply_preferences(self, listen: bool, send_on_sign_off: bool, send_server: str) -> None:
-        s = QSettings()
-        s.setValue(LISTEN_KEY, bool(listen))
-        s.setValue(SEND_ON_SIGN_OFF_KEY, bool(send_on_sign_off))
-        s.setValue(SEND_SERVER_KEY, send_server or "")
-        s.sync()
+        self.settings.update(pacs_listen=bool(listen), pacs_send_on_sign_off=bool(send_on_sign_off),
+                             pacs_send_server=send_server or "")
         if listen:
             self.start_listener()
         else:

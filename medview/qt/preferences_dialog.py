@@ -1,7 +1,7 @@
 """Preferences (File → Preferences…): the AI model folder, the device, the reader's threshold per finding, and
 the PACS controller's part (`PacsPreferences`: the listener, sending the review on sign-off).
 
-Stored in QSettings (organisation and application `medview`, under MEDVIEW_HOME: SPEC section 7) by the
+Stored in the settings (`medview.core.settings`; QSettings under MEDVIEW_HOME: SPEC section 7) by the
 `AiController`, which applies them: a new threshold re-evaluates flagged state from the results in hand
 (nothing is run again); a new model or device restarts the worker. The dialog holds no state of its own.
 """
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medview.qt.ai_controller import DEVICES
+from medview.core.settings import DEVICES
 
 DEVICE_NAMES = {"auto": "Automatic (CUDA, then Apple MPS, then CPU)", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)",
                 "mps": "Apple GPU (MPS)"}

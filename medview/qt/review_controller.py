@@ -500,7 +500,8 @@ class ReviewController(QObject):
             self.say(self.error, 8000)
             return
         self.note_done()
-        dialog = ExportDialog(self.window, self.store, list(self.window.studies), list(self.window.opened_paths))
+        dialog = ExportDialog(self.window, self.store, list(self.window.studies), list(self.window.opened_paths),
+                              settings=self.window.settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         self.export_dialog = dialog

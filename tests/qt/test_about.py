@@ -17,8 +17,8 @@ def test_about_lists_version_research_use_and_licences():
 def test_help_menu_opens_the_about_dialog(qtbot, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
-    from medview.app import configure_settings
     from medview.qt.main_window import MainWindow
+    from medview.qt.settings_store import configure_settings
 
     shown = []
     monkeypatch.setattr(QMessageBox, "about", staticmethod(lambda parent, title, text: shown.append((title, text))))

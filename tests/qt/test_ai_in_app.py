@@ -238,7 +238,7 @@ def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, d
     spin.setValue(threshold)
     dialog.apply()
     assert ai.thresholds()["cardiomegaly"] == pytest.approx(threshold)
-    assert ai.threshold_overrides() == ai._read_threshold_overrides()  # held as QSettings holds them
+    assert ai.threshold_overrides() == ai._read_threshold_overrides()  # held as stored
     states = [text for _, text in ai_column(window)]
     assert sum(s.startswith("flagged ") for s in states) == 2
     assert ai.worker.pending() == 0 and model_runs["images"] == runs  # nothing ran again
@@ -256,13 +256,11 @@ def test_threshold_in_preferences_reevaluates_without_running_the_model(qtbot, d
     assert model_runs["images"] == runs and ai.worker.isRunning()
     assert ai.threshold_overrides() == ai._read_threshold_overrides() == {}
 
-    # flagged and the verdict run per result and per image shown: they use the thresholds held, not QSettings
-    from medview.qt import ai_controller
-
+    # flagged and the verdict run per result and per image shown: they use the thresholds held, not the settings
     def no_settings(*_args):
-        raise AssertionError("QSettings read on a hot path")
+        raise AssertionError("settings read on a hot path")
 
-    monkeypatch.setattr(ai_controller, "QSettings", no_settings)
+    monkeypatch.setattr(ai.settings.store, "value", no_settings)
     for uid in truth:
         for result in ai.results_for(uid):
             assert ai.flagged(result.prediction) == (["cardiomegaly"] if result.prediction.scores["cardiomegaly"]

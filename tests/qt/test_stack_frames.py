@@ -41,8 +41,8 @@ def test_the_ai_and_the_review_name_the_image_shown_the_same_way():
 
 
 def test_show_instance_goes_to_the_frame_of_a_multiframe_image(qtbot, monkeypatch):
-    from medview.app import configure_settings
     from medview.qt.main_window import MainWindow
+    from medview.qt.settings_store import configure_settings
     from medview.qt.viewports import LoadedStack
 
     configure_settings()  # the window's layout is saved in this test's MEDVIEW_HOME

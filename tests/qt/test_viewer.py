@@ -289,8 +289,8 @@ AI_AND_REVIEW_KEYS = ("ai.heatmap", "ai.next_finding", "review.agree", "review.d
 
 def test_ai_and_review_keys_disabled_until_attached(qtbot):
     """A bare main window shows the AI and review keys disabled; attaching a handler enables the key everywhere."""
-    from medview.app import configure_settings
     from medview.qt.main_window import MainWindow
+    from medview.qt.settings_store import configure_settings
 
     configure_settings()
     w = MainWindow()
