@@ -6,7 +6,7 @@ as soon as its first image is here; Retrieve (`pacs_retrieve`) takes every selec
 (`pacs_cancel`) stops the transfer, keeping what arrived. Esc closes the panel; transfers go on. The panel
 holds no state of its own: the `PacsController` searches, retrieves and says where each study is.
 
-Also here: `PacsPreferences`, the PACS part of File → Preferences (listener, send on sign-off).
+Also here: `PacsPreferences`, the PACS part of File → Preferences (servers, listener, send on sign-off).
 """
 
 from __future__ import annotations
@@ -299,7 +299,9 @@ class PacsPanel(QDialog):
 
 
 class PacsPreferences(QGroupBox):
-    """File → Preferences: receive pushed studies (off by default); send the review on sign-off (off)."""
+    """File → Preferences: the PACS servers (added, changed, removed: `ServerList`), receive pushed studies (off
+    by default), send the review on sign-off (off). Servers are written to servers.toml when the preferences
+    are applied."""
 
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__("PACS", parent)
@@ -314,6 +316,13 @@ class PacsPreferences(QGroupBox):
             where = f"as {local.ae_title} on {local.listen_host}:{local.listen_port}"
         except MedviewError as exc:
             where = f"(servers.toml: {exc})"
+        self.servers = None
+        if not problem:
+            from medview.core.net.server_book import ServerBook
+            from medview.qt.server_editor import ServerList
+
+            self.servers = ServerList(ServerBook(), self)
+            self.servers.changed.connect(self._servers_changed)
         self.listen = QCheckBox(f"Receive studies pushed by a PACS or modality ({where})")
         self.listen.setObjectName("preferences-pacs-listen")
         self.listen.setChecked(prefs["listen"])
@@ -323,23 +332,45 @@ class PacsPreferences(QGroupBox):
         self.send.setChecked(prefs["send_on_sign_off"])
         self.server = QComboBox()
         self.server.setObjectName("preferences-pacs-send-server")
-        self.server.addItems(names)
-        if prefs["send_server"] in names:
-            self.server.setCurrentText(prefs["send_server"])
-        self.send.setEnabled(bool(names))
-        self.server.setEnabled(bool(names))
+        self._offer_servers(names, prefs["send_server"])
         row = QHBoxLayout()
         row.addWidget(self.send)
         row.addWidget(self.server, 1)
-        note = QLabel(problem or f"Servers, medview's AE title and port are set in {home_file(SETTINGS_FILE)}."
-                      "  Nothing is sent unless you press Ctrl+Shift+S or tick the box above.")
-        note.setWordWrap(True)
-        note.setStyleSheet("color: #9e9e9e;")
+        self.note = QLabel(problem or f"Servers are kept in {home_file(SETTINGS_FILE)} (medview's AE title and "
+                           "port too); passwords and tokens are not.  Nothing is sent unless you press "
+                           "Ctrl+Shift+S or tick the box above.")
+        self.note.setObjectName("preferences-pacs-note")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #9e9e9e;")
         form = QFormLayout(self)
+        if self.servers is not None:
+            label = QLabel("Ser&vers")
+            label.setBuddy(self.servers.list)
+            form.addRow(label, self.servers)
         form.addRow(self.listen)
         form.addRow(row)
-        form.addRow(note)
+        form.addRow(self.note)
+
+    def _offer_servers(self, names: list[str], chosen: str) -> None:
+        self.server.clear()
+        self.server.addItems(names)
+        if chosen in names:
+            self.server.setCurrentText(chosen)
+        self.send.setEnabled(bool(names))
+        self.server.setEnabled(bool(names))
+
+    def _servers_changed(self) -> None:
+        self._offer_servers(self.servers.book.names(), self.server.currentText())
 
     def apply(self) -> None:
+        if self.servers is not None:
+            try:
+                where = self.servers.save()
+            except MedviewError as exc:
+                self.note.setText(f"Servers not saved: {exc}")
+                self.controller.say(f"PACS servers not saved: {exc}", 12000)
+            else:
+                if where:
+                    self.controller.say(f"PACS servers saved; the secret typed is kept {where}", 8000)
         self.controller.apply_preferences(self.listen.isChecked(), self.send.isChecked() and self.server.isEnabled(),
                                           self.server.currentText())
