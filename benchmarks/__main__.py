@@ -27,6 +27,7 @@ GROUPS = {
     "memory": ("load", "run_memory"),
     "viewer": ("viewer", "run"),
     "ai": ("ai", "run"),
+    "scoring": ("scoring", "run"),
     "pacs": ("pacs", "run"),
 }
 
