@@ -207,10 +207,10 @@ def test_frames_decode_outward_from_the_focus_and_follow_it(tmp_path):
         with pool.batch(centre=5) as batch:
             batch.submit_many(jobs)
             _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [5], "the first job")
-            batch.focus(8)  # the reader moved while frame 5 was decoding
+            batch.focus(8)  # the reader moved while frame 5 was decoding (6 was queued behind it)
             (tmp_path / "gate").touch()
             results = [batch.next_result(60) for _ in range(10)]
-        assert [r.key for r in results] == [5, 8, 9, 7, 6, 4, 3, 2, 1, 0]
+        assert [r.key for r in results] == [5, 6, 8, 9, 7, 4, 3, 2, 1, 0]
         assert all(r.error is None for r in results)
         assert [int(target.array[k, 0, 0]) for k in range(10)] == list(range(10))  # written in place
     finally:
@@ -224,11 +224,45 @@ def test_cancel_drops_what_is_pending_and_the_running_frame_finishes(tmp_path):
         with pool.batch(centre=0) as batch:
             batch.submit_many(jobs)
             _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [0], "the first job")
-            assert batch.cancel() == {1, 2, 3, 4, 5}
+            assert batch.cancel() == {2, 3, 4, 5}  # 1 was queued behind the running one: it is decoded
             (tmp_path / "gate").touch()
-            assert batch.next_result(60).key == 0
+            assert [batch.next_result(60).key, batch.next_result(60).key] == [0, 1]
             assert batch.next_result(0.5) is None
-        assert gated_decoder.lines(tmp_path, "done") == [0]
+        assert gated_decoder.lines(tmp_path, "done") == [0, 1]
+    finally:
+        pool.shutdown()
+
+
+def test_without_queued_jobs_the_order_follows_the_focus_from_the_next_frame(tmp_path):
+    pool = DecoderPool(1, decode="tests.core.gated_decoder:decode", queued=0)
+    try:
+        _, jobs = _gated_jobs(tmp_path, 10)
+        with pool.batch(centre=5) as batch:
+            batch.submit_many(jobs)
+            _wait_for(lambda: gated_decoder.lines(tmp_path, "start") == [5], "the first job")
+            batch.focus(8)
+            assert batch.cancel([0]) == {0}
+            (tmp_path / "gate").touch()
+            assert [batch.next_result(60).key for _ in range(9)] == [5, 8, 9, 7, 6, 4, 3, 2, 1]
+    finally:
+        pool.shutdown()
+
+
+def test_frames_queued_behind_a_crash_go_back_and_are_decoded(tmp_path):
+    """One worker: the crashing file's frame runs, the valid file's is queued behind it in the same worker;
+    the crash costs the crashing file only, the queued frame is decoded by the next worker."""
+    crashing = jpeg_ls_crash(tmp_path / "crash.dcm")
+    valid = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    pool = DecoderPool(1)
+    try:
+        target = SharedFrames((2, 64, 64), np.int16)
+        with pool.batch(centre=0) as batch:
+            batch.submit_many([("crash", SourceRef(str(crashing)), 0, target, 0, "1.2.840.10008.1.2.4.80", 0),
+                               ("valid", SourceRef(valid), 0, target, 1, "1.2.840.10008.1.2.4.80", 1)])
+            results = {r.key: r for r in (batch.next_result(60), batch.next_result(60))}
+        assert results["crash"].crashed and results["crash"].error == "the JPEG-LS decoder crashed on this file"
+        assert results["valid"].error is None and pool.crashes == 1
+        np.testing.assert_array_equal(target.array[1], _in_process(valid))
     finally:
         pool.shutdown()
 
@@ -254,7 +288,7 @@ def test_frame_focus_reorders_a_load_in_progress(tmp_path):
         mover.start()
         volume = load_stack(stack, pool=pool, first=1, focus=focus, on_frame=loaded.append)
         mover.join()
-        assert loaded == [1, 4, 5, 3, 2, 0]
+        assert loaded == [1, 2, 4, 5, 3, 0]  # 2 was queued behind 1 when the reader moved
         assert volume.loaded.all() and [int(volume.array[k, 0, 0]) for k in range(6)] == list(range(6))
     finally:
         pool.shutdown()

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from multiprocessing.connection import wait as wait_for
 from typing import Hashable, Iterable
@@ -321,10 +321,14 @@ class DecodeBatch:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: multiprocessing.connection.Connection
-    job: _Job | None = None
-    started: float = 0.0      # when its job was handed over (monotonic)
+    jobs: list[_Job] = field(default_factory=list)  # handed over, in order: the first is being decoded
+    started: float = 0.0      # when the first of `jobs` started (monotonic)
     limit: float = 0.0        # seconds that job may take
     idle_since: float = 0.0   # when it last had nothing to do (monotonic)
+
+    def begin(self, limit: float) -> None:
+        """Its first job starts now (or did, as far as this process can tell) and may take `limit` seconds."""
+        self.started, self.limit = time.monotonic(), limit
 
 
 def _context():
@@ -355,12 +359,16 @@ class DecoderPool:
     run before its worker is killed and the file reported (a decoder caught in a loop); default 30 s plus
     a second per MB of frame. `idle_timeout`: seconds a worker may go without a job before it stops, so that
     an app left open does not keep a process per core and their memory (None: never); the next job starts
-    workers again, from the forkserver, in milliseconds.
+    workers again, from the forkserver, in milliseconds. `queued`: jobs handed to a busy worker beyond the
+    one it decodes, once every worker is busy, so that it goes on to the next frame without waiting for this
+    process to answer (a loaded machine can take milliseconds to wake it: a whole HTJ2K frame); such a job
+    is no longer re-ordered by `focus` nor dropped by `cancel`, and goes back to its batch if its worker dies.
     """
 
     def __init__(self, workers: int | None = None, *, decode: str = DEFAULT_DECODE,
-                 time_limit=None, idle_timeout: float | None = IDLE_TIMEOUT) -> None:
+                 time_limit=None, idle_timeout: float | None = IDLE_TIMEOUT, queued: int = 1) -> None:
         self.max_workers = max(1, workers or default_workers())
+        self.queued = max(0, queued)
         self.decode = decode
         self._time_limit = time_limit or _default_time_limit
         self._idle_timeout = idle_timeout
@@ -500,18 +508,13 @@ class DecoderPool:
                 if self._closing:
                     return
                 releases, self._releases = self._releases, []
-                idle = [w for w in self._workers if w.job is None]
-                handouts = []
-                for w in idle:
-                    job = self._next_job()
-                    if job is None:
-                        break
-                    w.job, w.started, w.limit = job, time.monotonic(), self._time_limit(job.task)
-                    handouts.append((w, job))
+                handouts = self._hand_out(1)
                 retired = self._retire_idle()
                 waiting = sum(len(b.pending) for b in self._batches)
                 missing = 0 if self._broken else min(self.max_workers - len(self._workers),
                                                      max(waiting, self._want_workers - len(self._workers)))
+                if missing <= 0 and self.queued:  # every worker there will be is busy: queue the next ones
+                    handouts += self._hand_out(1 + self.queued)
             for w, job in handouts:
                 self._send(w, ("decode", job.task))
             if retired:
@@ -524,13 +527,30 @@ class DecoderPool:
                 continue
             self._wait_and_collect()
 
+    def _hand_out(self, depth: int) -> list[tuple[_Worker, _Job]]:
+        """Under the lock: the best pending jobs to the workers holding fewer than `depth`, the emptiest
+        first, one round after another."""
+        handouts = []
+        while True:
+            open_ = [w for w in self._workers if len(w.jobs) < depth]
+            if not open_:
+                return handouts
+            for w in sorted(open_, key=lambda w: len(w.jobs)):
+                job = self._next_job()
+                if job is None:
+                    return handouts
+                if not w.jobs:
+                    w.begin(self._time_limit(job.task))
+                w.jobs.append(job)
+                handouts.append((w, job))
+
     def _retire_idle(self) -> list[_Worker]:
         """Under the lock: the workers idle for `idle_timeout`, taken out of the pool (none is idle while a
         job waits: the handouts came first)."""
         if self._idle_timeout is None:
             return []
         now = time.monotonic()
-        retired = [w for w in self._workers if w.job is None and now - w.idle_since >= self._idle_timeout]
+        retired = [w for w in self._workers if not w.jobs and now - w.idle_since >= self._idle_timeout]
         if retired:
             self._workers = [w for w in self._workers if w not in retired]
             self._want_workers = 0  # `start`'s early worker has served its turn
@@ -575,9 +595,9 @@ class DecoderPool:
         with self._lock:
             workers = list(self._workers)
             now = time.monotonic()
-            deadlines = [w.started + w.limit - now for w in workers if w.job is not None]
+            deadlines = [w.started + w.limit - now for w in workers if w.jobs]
             if self._idle_timeout is not None:
-                deadlines += [w.idle_since + self._idle_timeout - now for w in workers if w.job is None]
+                deadlines += [w.idle_since + self._idle_timeout - now for w in workers if not w.jobs]
         timeout = max(0.0, min(deadlines)) if deadlines else None
         objects = [self._wake_r] + [w.conn for w in workers] + [w.process.sentinel for w in workers]
         ready = wait_for(objects, timeout)
@@ -600,17 +620,19 @@ class DecoderPool:
                 self._lost(w, None)
         now = time.monotonic()
         for w in workers:
-            if w.job is not None and now >= w.started + w.limit and w in self._workers:
+            if w.jobs and now >= w.started + w.limit and w in self._workers:
                 self._lost(w, w.limit)
 
     def _finished(self, worker: _Worker, message) -> None:
         kind, job_id = message[0], message[1]
         with self._lock:
-            job = worker.job
-            if job is None or job.job_id != job_id:
+            if not worker.jobs or worker.jobs[0].job_id != job_id:
                 return
-            worker.job = None
-            worker.idle_since = time.monotonic()
+            job = worker.jobs.pop(0)
+            if worker.jobs:
+                worker.begin(self._time_limit(worker.jobs[0].task))
+            else:
+                worker.idle_since = time.monotonic()
             job.batch.running.pop(job.job_id, None)
         slot = job.task.slot
         if kind == "ok":
@@ -621,14 +643,20 @@ class DecoderPool:
             job.batch._deliver(DecodeResult(job.key, slot, message[2]))
 
     def _lost(self, worker: _Worker, limit: float | None) -> None:
-        """A worker died (a decoder crashed) or ran past its job's time limit: its job fails, it goes."""
+        """A worker died (a decoder crashed) or ran past its job's time limit: the job it was decoding fails,
+        those queued behind it go back to their batches, it goes."""
         with self._lock:
             if worker not in self._workers:
                 return
             self._workers.remove(worker)
-            job, worker.job = worker.job, None
-            if job is not None:
-                job.batch.running.pop(job.job_id, None)
+            jobs, worker.jobs = worker.jobs, []
+            job = jobs[0] if jobs else None
+            for each in jobs:
+                each.batch.running.pop(each.job_id, None)
+            for queued in jobs[1:]:
+                if not queued.batch.closed:
+                    queued.batch.pending.append(queued)
+                    queued.batch._resort()
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(5)
