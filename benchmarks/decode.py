@@ -155,7 +155,7 @@ def _series_figure(kind: str, quick: bool, repeats: int) -> tuple[dict, float]:
                   "peer_value": round(serial_s * 1e3, 1), "ratio": round(pool_s / serial_s, 3),
                   "speedup_vs_peer": round(serial_s / pool_s, 2)}
     common = dict(slices=n, workers=cores, transfer_syntax=stack.instances[0].transfer_syntax,
-                  decoder_process_cpu=_decoder_cpu(), load_average_1min=round(_load_average(), 2))
+                  fast_path_decoders=_fast_path_decoders(), load_average_1min=round(_load_average(), 2))
     if peer:
         sitk_s = min(peer)
         fig = figure(pool_s * 1e3, "ms", peer="SimpleITK ImageSeriesReader.Execute, same files",
@@ -193,7 +193,7 @@ def _simpleitk_reader(files: list[str], reference: np.ndarray):
     return load, None
 
 
-def _decoder_cpu() -> dict:
+def _fast_path_decoders() -> dict:
     """Which decoder the pool's fast path uses per syntax (`fragments`), as installed here."""
     from medview.core.dicom import fragments
 
