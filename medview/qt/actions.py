@@ -101,6 +101,8 @@ SPECS: list[ActionSpec] = [
     ActionSpec("layout.4", "Layout 2×2", ("Ctrl+4",), "View"),
     ActionSpec("reading.prior", "Compare with the previous study (again: back)", ("P",), "View"),
     ActionSpec("reading.link", "Link / unlink scrolling and window of the viewports", ("S",), "View"),
+    ActionSpec("reading.link_zoom", "Link / unlink zoom and pan too (every viewport shows the same part)",
+               ("Shift+S",), "View", "links scrolling and window as well where they were not"),
     ActionSpec("reading.mpr", "MPR: axial, coronal and sagittal of the series, crosshair linked (again: back)",
                ("M",), "View", "a click in a plane moves the crosshair; scrolling moves the plane"),
     ActionSpec("reading.slab_mode", "Slab of the plane: off, MIP, MinIP, average", ("Shift+M",), "View"),

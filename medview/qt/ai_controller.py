@@ -40,6 +40,7 @@ from medview.core.inference.bundle import flagged_labels
 from medview.core.review.measurements import CTR, MEASURED_FINDING, cardiothoracic_ratio
 from medview.core.settings import DEVICES, Settings
 from medview.core.viewing.findings_text import (
+    AiBrief,
     case_not_applicable_reason,
     ctr_threshold,
     format_score,
@@ -181,6 +182,8 @@ class AiController(QObject):
         window.stack_shown.connect(lambda _stack: self._refresh_view())
         window.viewports.index_changed.connect(lambda _i, _n: self._refresh_view())
         window.viewports.active_changed.connect(self._follow_active_view)
+        window.viewports.set_ai_briefs(self.image_brief)  # the AI beside the prior, in the viewports' titles
+        self.study_results_changed.connect(lambda _uid: window.viewports.refresh_titles())
         if hasattr(window, "shutting_down"):
             window.shutting_down.connect(self.shutdown)
         header = window.worklist.view.horizontalHeader()
@@ -207,6 +210,24 @@ class AiController(QObject):
         """Every result of a study so far (scored, not applicable, error), in image order."""
         got = self._results.get(study_uid, {})
         return [got[j.key] for j in self._jobs.get(study_uid, []) if j.key in got]
+
+    def image_brief(self, study_uid: str, image: tuple[str, int] | None) -> AiBrief | None:
+        """The AI's main finding and measured ratio for an image of a study (else its most suspicious image), for
+        a viewport's title; None before it is scored, or where the model does not apply."""
+        if self.bundle is None:
+            return None
+        result, _on_screen = self._case_result(study_uid, image)
+        if result is None or result.status != OK or result.prediction is None:
+            return None
+        scores = result.prediction.scores
+        label = MEASURED_FINDING.get(CTR)
+        if label not in scores:
+            label = max(scores, key=scores.get, default=None)
+        if label is None:
+            return None
+        ratio = self.shown_ratio(result)
+        ctr = None if ratio is None else (ratio[1] if ratio[1] is not None else ratio[0]["value"])
+        return AiBrief(label, float(scores[label]), ctr)
 
     def thresholds(self) -> dict[str, float]:
         """The operating point per finding in force: the bundle's, with the reader's overrides."""

@@ -110,6 +110,7 @@ class ImageView(QWidget):
     window_changed = Signal()  # the reader changed the window (preset, 0, drag, Esc): linked views follow
     clicked = Signal()  # the reader clicked or scrolled in this view (it becomes the active viewport)
     point_clicked = Signal(float, float)  # a left click in a reformatted plane: (row, column), pixel centres at 0
+    range_moved = Signal()  # the part of the image in view changed (zoom, pan, fit), not by `show_part`
 
     def __init__(self, parent: QWidget | None = None, settings: Settings | None = None):
         super().__init__(parent)
@@ -136,7 +137,8 @@ class ImageView(QWidget):
         self.corners = CornerText(self.graphics)
         self.markers = EdgeMarkers(self.graphics, self.corners)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.vb.sigRangeChanged.connect(lambda *_: self._update_annotations())
+        self.vb.sigRangeChanged.connect(lambda *_: self._range_changed())
+        self._showing_part = False  # `show_part` is moving the view: not the reader
         self.vb.sigResized.connect(self._resized)
         self.vb.sigRangeChangedManually.connect(self._left_fit)
         self._fitted = True  # the view follows "fit" until the user zooms or pans
@@ -436,6 +438,47 @@ class ImageView(QWidget):
 
     def _image_rect(self) -> QRectF:
         return self.image_group.mapRectToParent(self._local_rect())
+
+    def _range_changed(self) -> None:
+        self._update_annotations()
+        if not self._showing_part:
+            self.range_moved.emit()
+
+    @property
+    def fitted(self) -> bool:
+        """The view follows "fit" (nothing zoomed or panned since)."""
+        return self._fitted
+
+    def part_in_view(self) -> tuple[float, float, float, float] | None:
+        """The part of the image in view: its centre's offset from the image's centre and its size, in widths and
+        heights of the image (0, 0, 1.04, 1.04 when fitted); None without an image."""
+        if self.display is None:
+            return None
+        rect = self._image_rect()
+        if rect.width() <= 0 or rect.height() <= 0:
+            return None
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        centre = rect.center()
+        return (((x0 + x1) / 2 - centre.x()) / rect.width(), ((y0 + y1) / 2 - centre.y()) / rect.height(),
+                (x1 - x0) / rect.width(), (y1 - y0) / rect.height())
+
+    def show_part(self, part: tuple[float, float, float, float], zoom: float, fitted: bool = False) -> None:
+        """Show the same part of this image as another view shows of its own (`part_in_view`): linked zoom."""
+        if self.display is None:
+            return
+        self._showing_part = True
+        try:
+            if fitted:
+                self.fit()
+                return
+            rect, (dx, dy, width, height) = self._image_rect(), part
+            x, y = rect.center().x() + dx * rect.width(), rect.center().y() + dy * rect.height()
+            w, h = width * rect.width(), height * rect.height()
+            self._fitted = False
+            self.state.zoom = zoom
+            self.vb.setRange(xRange=(x - w / 2, x + w / 2), yRange=(y - h / 2, y + h / 2), padding=0)
+        finally:
+            self._showing_part = False
 
     def fit(self) -> None:
         if self.display is None:

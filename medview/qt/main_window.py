@@ -300,6 +300,7 @@ class MainWindow(QMainWindow):
             r.connect(f"layout.{n}", lambda n=n: self.choose_layout(n))
         r.connect("reading.prior", self.compare_with_prior)
         r.connect("reading.link", self.toggle_link)
+        r.connect("reading.link_zoom", self.toggle_zoom_link)
         r.connect("reading.mpr", self.toggle_mpr)
         r.connect("reading.slab_mode", self.cycle_slab)
         r.connect("reading.slab_thinner", lambda: self.step_slab(-1))
@@ -390,6 +391,15 @@ class MainWindow(QMainWindow):
         self.draw_session()
         self.statusBar().showMessage("Viewports linked: scrolling and window follow the active one" if linked
                                      else "Viewports unlinked", 3000)
+
+    def toggle_zoom_link(self) -> None:
+        """Shift+S: zoom and pan of the viewports linked too (scrolling and window with them); again: free."""
+        linked = self.reading.toggle_zoom_link()
+        self.draw_session()
+        if linked:
+            self.viewports.follow_active_range()
+        self.statusBar().showMessage("Zoom and pan linked: every viewport shows the same part of its image" if linked
+                                     else "Zoom and pan free again; scrolling and window still linked", 3000)
 
     def toggle_mpr(self) -> None:
         """M: axial, coronal and sagittal planes of the active series with their crosshair; again (or Esc): back."""

@@ -8,7 +8,12 @@ is the session's state, never the widget's alone.
 
 The active viewport has a bright frame and the object name `viewer` (SPEC section 7), the others `viewport`.
 With more than one viewport each has a title bar over the image: the study date and series, and for a prior,
-on amber, "PRIOR" with its date and how long before the current study it was taken.
+on amber, "PRIOR" with its date and how long before the current study it was taken. Beside a prior, each title
+also says what the AI found in the image shown (its score, the ratio it measured), and the current one how the
+ratio changed since the prior ("CTR 0.49 → 0.56").
+
+Linked (S), the viewports scroll together and share the window; with zoom linked too (Shift+S), zooming or
+panning the active viewport shows the same part of every other one (the same fraction of its image).
 
 A viewport showing a reformatted plane (M: axial, coronal and sagittal) draws it with a `PlaneDisplay` over the
 loaded stack array, redrawn as slices arrive; its crosshair shows the session's point, where the other two
@@ -31,6 +36,7 @@ from medview.core.dicom.readable import readable_date
 from medview.core.reading import ReadingSession, Viewport
 from medview.core.reading.priors import time_before
 from medview.core.viewing.display import StackDisplay
+from medview.core.viewing.findings_text import ai_brief_text
 from medview.core.viewing.measure import MeasurementStore
 from medview.core.viewing.mpr import ReformatError
 from medview.core.viewing.plane_display import PlaneDisplay, plane_normal, slab_text
@@ -187,10 +193,12 @@ class StackLoads(QObject):
             self.progress.emit(sum(ls.loaded for ls in running), sum(ls.stack.frame_count for ls in running))
 
 
-def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, linked: bool) -> list[str]:
+def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, linked: bool, ai: str = "",
+                    zoom_linked: bool = False) -> list[str]:
     """The title bar of a viewport, longest first, each shorter one leaving out what matters least: "PRIOR
-    2023-01-10 · 1 year 4 months before · Se 1 CHEST PA · linked" ... "PRIOR 2023-01-10". The window shows the
-    longest that fits: a prior's date is never cut off."""
+    2023-01-10 · AI cardiomegaly 0.12, CTR 0.49 · 1 year 4 months before · Se 1 CHEST PA · linked" ... "PRIOR
+    2023-01-10". The window shows the longest that fits: a prior's date is never cut off. `ai`: what the AI
+    found in the image shown (`findings_text.ai_brief_text`)."""
     if viewport.stack is None or viewport.study is None:
         return ["Empty: click here, then a series in the strip", "Empty"]
     series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
@@ -198,14 +206,14 @@ def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, link
     date = readable_date(viewport.study.study_date) or "no date"
     if viewport.prior:
         before = time_before(viewport.study.study_date, current_date)
-        parts = [f"PRIOR  {date}", f"{before} before" if before else "", series]
+        parts = [f"PRIOR  {date}", ai, f"{before} before" if before else "", series]
     else:
-        parts = [f"CURRENT  {date}" if comparing else date, series]
+        parts = [f"CURRENT  {date}" if comparing else date, ai, series]
     if viewport.reformatted:  # what a plane is matters most: it comes first
         parts.insert(0, " ".join(x for x in (viewport.plane.capitalize(),
                                              slab_text(viewport.slab, viewport.slab_mm)) if x))
         linked = False  # the planes are always linked, by their crosshair
-    parts = [p for p in parts + ["linked" if linked else ""] if p]
+    parts = [p for p in parts + [("linked, zoom too" if zoom_linked else "linked") if linked else ""] if p]
     return ["  ·  ".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
@@ -310,6 +318,9 @@ class ViewportGrid(QWidget):
         self._plane_draw.timeout.connect(self._draw_moved_planes)
         self._placed: tuple = ()
         self._syncing = False
+        # (study UID, (SOP Instance UID, frame) | None) -> AiBrief | None: what the AI found, for the titles
+        self._ai_briefs = None
+        self._ai_texts: list[str] = []
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
@@ -331,6 +342,7 @@ class ViewportGrid(QWidget):
         self._syncing = True
         try:
             viewports = self.session.viewports
+            self._ai_texts = self._ai_title_texts()
             while len(self.cells) < len(viewports):
                 self._add_cell()
             if self._placed != (self.session.layout, len(viewports)):
@@ -355,6 +367,7 @@ class ViewportGrid(QWidget):
         view.clicked.connect(lambda view=view: self._clicked(view))
         view.point_clicked.connect(lambda row, col, view=view: self._point_clicked(view, row, col))
         view.window_changed.connect(lambda view=view: self._window_changed(view))
+        view.range_moved.connect(lambda view=view: self._range_moved(view))
         view.index_changed.connect(lambda i, n, view=view: view is self.active_view and self.index_changed.emit(i, n))
         view.cine_changed.connect(lambda on, view=view: view is self.active_view and self.cine_changed.emit(on))
         view.invert_changed.connect(lambda on, view=view: view is self.active_view and self.invert_changed.emit(on))
@@ -381,12 +394,40 @@ class ViewportGrid(QWidget):
             self._grid.setColumnStretch(c, 1 if c < columns else 0)
         self._placed = (self.session.layout, n)
 
-    def _draw(self, k: int, viewport: Viewport) -> None:
-        cell, session = self.cells[k], self.session
+    def _set_look(self, k: int, viewport: Viewport) -> None:
+        session = self.session
         current_date = session.case.study_date if session.case is not None else ""
-        cell.set_look(k == session.active, len(session.viewports) > 1,
-                      viewport_titles(viewport, session.comparing, current_date, session.linked), viewport.prior,
-                      viewport.plane if viewport.reformatted else "acquired")
+        ai = self._ai_texts[k] if k < len(self._ai_texts) else ""
+        titles = viewport_titles(viewport, session.comparing, current_date, session.linked, ai, session.link_zoom)
+        self.cells[k].set_look(k == session.active, len(session.viewports) > 1, titles, viewport.prior,
+                               viewport.plane if viewport.reformatted else "acquired")
+
+    def _ai_title_texts(self) -> list[str]:
+        """Per viewport, what the AI found in the image it shows, while a prior is beside the current study; the
+        current study's with the change since the prior."""
+        viewports = self.session.viewports
+        if self._ai_briefs is None or not self.session.comparing:
+            return [""] * len(viewports)
+        briefs = [self._ai_briefs(v.study.study_uid, v.shown_image()) if v.study is not None else None
+                  for v in viewports]
+        prior = next((b for v, b in zip(viewports, briefs) if v.prior and b is not None), None)
+        return [ai_brief_text(b, None if v.prior else prior) for v, b in zip(viewports, briefs)]
+
+    def set_ai_briefs(self, source) -> None:
+        """Where the titles read what the AI found: `source(study_uid, (sop_instance_uid, frame) | None)` gives
+        an `AiBrief` or None."""
+        self._ai_briefs = source
+        self.refresh_titles()
+
+    def refresh_titles(self) -> None:
+        """Titles drawn again (results arrived, the thresholds changed)."""
+        self._ai_texts = self._ai_title_texts()
+        for k, viewport in enumerate(self.session.viewports[:len(self.cells)]):
+            self._set_look(k, viewport)
+
+    def _draw(self, k: int, viewport: Viewport) -> None:
+        self._set_look(k, viewport)
+        cell = self.cells[k]
         view = cell.view
         if viewport.stack is None:
             self._unbind(k)
@@ -556,6 +597,24 @@ class ViewportGrid(QWidget):
             return
         self.session.set_window(window.center, window.width)
         self.sync()
+
+    def _range_moved(self, view: ImageView) -> None:
+        """The reader zoomed or panned the active view: with zoom linked, every other view shows the same part of
+        its image."""
+        session = self.session
+        if self._syncing or view is not self.active_view or not (session.linked and session.link_zoom):
+            return
+        part = view.part_in_view()
+        if part is None or not session.set_zoom_pan(view.state.zoom, part[:2]):
+            return
+        for k, viewport in enumerate(session.viewports):
+            other = self.cells[k].view
+            if other is not view and not viewport.empty:
+                other.show_part(part, view.state.zoom, view.fitted)
+
+    def follow_active_range(self) -> None:
+        """Zoom just linked: the others take the active view's zoom and pan at once."""
+        self._range_moved(self.active_view)
 
     # --- for the window's actions -------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from medview.core.viewing.findings_text import (
+    AiBrief,
+    ai_brief_text,
     case_not_applicable_reason,
     ctr_threshold,
     format_score,
@@ -41,3 +43,12 @@ def test_not_applicable_names_the_reason():
     assert not_applicable_text("lateral view") == "Not applicable: lateral view"
     assert not_applicable_text("", ("CR", "DX"), "CT") == "Not applicable: the model reads CR, DX images; this is CT."
     assert case_not_applicable_reason(["lateral view", "lateral view", ""]) == "lateral view"
+
+
+def test_ai_brief_beside_a_prior_says_the_score_and_the_ratio_and_its_change():
+    now, before = AiBrief("cardiomegaly", 0.934, 0.5625), AiBrief("cardiomegaly", 0.004, 0.49)
+    assert ai_brief_text(before) == "AI cardiomegaly < 0.01, CTR 0.49"
+    assert ai_brief_text(now, before) == "AI cardiomegaly 0.93, CTR 0.49 → 0.56"
+    assert ai_brief_text(now, AiBrief("cardiomegaly", 0.2)) == "AI cardiomegaly 0.93, CTR 0.56"  # no prior ratio
+    assert ai_brief_text(AiBrief("pleural_effusion", 0.5)) == "AI pleural effusion 0.50"
+    assert ai_brief_text(None, before) == ""

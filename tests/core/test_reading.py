@@ -314,6 +314,25 @@ def test_window_and_zoom_follow_while_linked_as_asked():
     assert session.viewports[1].view.zoom == 1.0 and session.viewports[1].pan == (0.0, 0.0)
 
 
+def test_shift_s_links_zoom_and_pan_with_scrolling_and_s_unlinks_all():
+    a = Archive()
+    ct_study(a, "11.2", descriptions=("A", "B"))
+    session = a.session()
+    session.open_case("11.2")
+    session.set_layout(1, 2)
+    assert not session.set_zoom_pan(2.0, (0.1, 0.0))  # not linked: the other keeps its view
+    assert session.viewports[1].view.zoom == 1.0
+    assert session.toggle_zoom_link() and session.linked and session.link_zoom  # links scrolling too
+    assert [(v.view.zoom, v.pan) for v in session.viewports] == [(2.0, (0.1, 0.0))] * 2  # taken at once
+    assert session.set_zoom_pan(3.0, (-0.2, 0.25))
+    assert session.viewports[1].view.zoom == 3.0 and session.viewports[1].pan == (-0.2, 0.25)
+    assert not session.toggle_zoom_link() and session.linked  # again: zoom free, scrolling still linked
+    session.set_zoom_pan(1.0, (0.0, 0.0))
+    assert session.viewports[1].view.zoom == 3.0
+    session.toggle_zoom_link()
+    assert not session.toggle_link() and not session.link_zoom  # S unlinks zoom with the rest
+
+
 # ------------------------------------------------------------------------------------------- intents
 
 

@@ -49,7 +49,7 @@ class Viewport:
     stack: Stack | None = None
     view: ViewState = field(default_factory=ViewState)
     plane: str = "acquired"
-    pan: tuple[float, float] = (0.0, 0.0)  # image pixels the centre is moved by
+    pan: tuple[float, float] = (0.0, 0.0)  # the centre moved by, in widths and heights of the image
     prior: bool = False
     loaded: int = 0  # images decoded so far: the window sets it as the loader reports
     point: tuple[float, float, float] | None = None  # a reformatted plane's crosshair (mm, patient coordinates)
@@ -98,13 +98,23 @@ class Viewport:
         normal = slice_normal(self.stack.instances[0].image_orientation)
         return nearest_slice(self.stack.positions, float(np.dot(self.point, normal)))  # type: ignore[arg-type]
 
-    def state(self) -> dict:
-        """This viewport as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7). A
-        reformatted plane reports the acquired image nearest to its crosshair, and the crosshair as position."""
+    def _shown(self):
+        """(instance, frame) of the acquired image shown, or (None, None)."""
         frames = self.frames
         index = self.acquired_index()
         shown = frames[index] if 0 <= index < len(frames) else None
         inst = self.stack.instances[shown[0]] if self.stack is not None and shown is not None else None
+        return inst, (shown[1] if shown is not None else None)
+
+    def shown_image(self) -> tuple[str, int] | None:
+        """(SOP Instance UID, frame) of the acquired image shown (nearest the crosshair for a plane)."""
+        inst, frame = self._shown()
+        return (inst.sop_instance_uid, frame) if inst is not None else None
+
+    def state(self) -> dict:
+        """This viewport as plain data, one entry of `reading_state()["viewports"]` (SPEC section 7). A
+        reformatted plane reports the acquired image nearest to its crosshair, and the crosshair as position."""
+        inst, frame = self._shown()
         window = self.view.window
         if self.reformatted:
             centre = self.point
@@ -114,7 +124,7 @@ class Viewport:
             "study_uid": self.study.study_uid if self.study is not None else None,
             "series_uid": self.stack.series_uid if self.stack is not None else None,
             "sop_instance_uid": inst.sop_instance_uid if inst is not None else None,
-            "frame": shown[1] if shown is not None else 0,
+            "frame": frame if frame is not None else 0,
             "frames": self.stack.frame_count if self.reformatted else self.view.count,
             "loaded": self.loaded,
             "plane": self.plane,
@@ -158,7 +168,7 @@ class ReadingSession:
         self.active = 0
         self.linked = False
         self.link_window = True   # while linked: a window set in one viewport goes to those of the same modality
-        self.link_zoom = False    # while linked: zoom and pan follow too
+        self.link_zoom = False    # while linked: zoom and pan follow too (Shift+S)
         self._saved: _Saved | None = None
         self._mpr_saved: _Saved | None = None  # the layout M replaced, restored by M (or Esc) again
         self._geometries: dict[int, tuple[Stack, mpr.VolumeGeometry]] = {}
@@ -374,10 +384,21 @@ class ReadingSession:
         return True
 
     def pan_by(self, dx: float, dy: float) -> bool:
+        """Move the active viewport's centre by `dx` widths and `dy` heights of its image."""
         viewport = self.viewport
         viewport.pan = (viewport.pan[0] + dx, viewport.pan[1] + dy)
         self._share_zoom()
         return True
+
+    def set_zoom_pan(self, zoom: float, pan: tuple[float, float]) -> bool:
+        """The active viewport's zoom (relative to fit) and pan as the reader left them with the mouse or keys;
+        while zoom is linked, the others take them. True when others follow (the window draws them)."""
+        viewport = self.viewport
+        if viewport.empty:
+            return False
+        viewport.view.zoom, viewport.pan = float(zoom), (float(pan[0]), float(pan[1]))
+        self._share_zoom()
+        return self.linked and self.link_zoom and bool(self._others(viewport))
 
     def reset_view(self) -> bool:
         """Esc on the active viewport (and, while zoom is linked, on the others' zoom and pan too)."""
@@ -570,11 +591,27 @@ class ReadingSession:
         return True
 
     def toggle_link(self) -> bool:
-        """S: link / unlink scrolling (and window, zoom as set) of the viewports; linking aligns them at once."""
+        """S: link / unlink scrolling (and window, zoom as set) of the viewports; linking aligns them at once,
+        unlinking unlinks zoom and pan too."""
         self.linked = not self.linked
         if self.linked:
             self._follow(self.viewport)
+        else:
+            self.link_zoom = False
         return self.linked
+
+    def toggle_zoom_link(self) -> bool:
+        """Shift+S: zoom and pan linked as well (scrolling and window too, where they were not), the others
+        taking the active viewport's at once; again: zoom and pan free, scrolling still linked."""
+        if self.linked and self.link_zoom:
+            self.link_zoom = False
+            return False
+        if not self.linked:
+            self.linked = True
+            self._follow(self.viewport)
+        self.link_zoom = True
+        self._share_zoom()
+        return True
 
     def _others(self, viewport: Viewport) -> list[Viewport]:
         return [v for v in self.viewports if v is not viewport and not v.empty]

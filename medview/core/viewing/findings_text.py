@@ -6,6 +6,8 @@ a window and is the same wherever it appears.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 DEFAULT_CTR_THRESHOLD = 0.5  # the usual upper limit of normal on a PA radiograph, where a model names none
 
 
@@ -68,3 +70,24 @@ def case_not_applicable_reason(reasons) -> str:
     """One reason for a case whose images are all outside the model's use ("" where none was given)."""
     distinct = list(dict.fromkeys(r for r in reasons if r))
     return "; ".join(distinct)
+
+
+@dataclass(frozen=True)
+class AiBrief:
+    """What the AI said of one image, in a viewport's title: its main finding's score and the ratio it measured."""
+
+    label: str  # the finding ("cardiomegaly")
+    score: float
+    ctr: float | None = None  # the cardiothoracic ratio the model measured
+
+
+def ai_brief_text(brief: AiBrief | None, before: AiBrief | None = None) -> str:
+    """"AI cardiomegaly 0.93, CTR 0.56"; with `before` (the prior's) the ratio's change: "CTR 0.49 → 0.56"."""
+    if brief is None:
+        return ""
+    text = f"AI {brief.label.replace('_', ' ')} {format_score(brief.score)}"
+    if brief.ctr is None:
+        return text
+    if before is not None and before.ctr is not None:
+        return f"{text}, CTR {before.ctr:.2f} → {brief.ctr:.2f}"
+    return f"{text}, CTR {brief.ctr:.2f}"
