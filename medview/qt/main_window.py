@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
 
         self.worklist.case_chosen.connect(self._case_chosen)
         self.strip.stack_chosen.connect(self.open_stack)
+        self.worklist.filter_done.connect(lambda: self.viewer.setFocus(Qt.FocusReason.OtherFocusReason))
         self.viewports.cursor_text.connect(self.cursor_label.setText)
         self.viewports.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.viewports.cine_changed.connect(self.registry.action("view.cine").setChecked)
@@ -620,8 +621,9 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage("No more series in this case", 2000)
 
-    def open_stack(self, k: int, index: int = 0) -> None:
-        """Show stack k of the open case at image `index` in the active viewport (loading it, that image first)."""
+    def open_stack(self, k: int, index: int | None = None) -> None:
+        """Show stack k of the open case at image `index` (None: where the reader left it) in the active viewport
+        (loading it, that image first)."""
         if not (0 <= k < len(self.stacks)):
             return
         self.reading.show_stack(self.stacks[k].stack, index)

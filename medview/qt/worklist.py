@@ -1,4 +1,9 @@
-"""The worklist panel: a filter field (Ctrl+F) over the table of cases (`worklist`)."""
+"""The worklist panel: a filter field (Ctrl+F) over the table of cases (`worklist`).
+
+A filter that hides every case says so under the field (`worklist_no_match`), so an empty table is never
+mistaken for an empty folder. Enter in the field opens the first match; the window then gives the keys back
+to the image.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Study
 from medview.qt.models.worklist_model import (
@@ -45,6 +50,7 @@ class WorklistTable(QTableView):
 
 class WorklistPanel(QWidget):
     case_chosen = Signal(object)  # Study, when the user picks a row (click); keys go through the registry
+    filter_done = Signal()  # Enter in the filter opened its first match: the keys go back to the image
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -56,6 +62,12 @@ class WorklistPanel(QWidget):
         self.filter.setPlaceholderText("Filter cases (Ctrl+F): name, ID, date, modality, description…")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(lambda _text: self._say_if_nothing_matches())
+        self.no_match = QLabel(self)
+        self.no_match.setObjectName("worklist_no_match")
+        self.no_match.setWordWrap(True)
+        self.no_match.setStyleSheet("QLabel { color: #ffb300; padding: 2px 4px; }")
+        self.no_match.hide()
         self.filter.returnPressed.connect(self._filter_done)
         self.view = WorklistTable(self)
         self.view.setObjectName("worklist")
@@ -89,6 +101,7 @@ class WorklistPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.filter)
+        layout.addWidget(self.no_match)
         layout.addWidget(self.view)
 
     def set_studies(self, studies: list[Study]) -> None:
@@ -98,6 +111,15 @@ class WorklistPanel(QWidget):
             self.view.setColumnWidth(col, min(max(self.view.columnWidth(col), lo), hi))
         self._preferred = {col: self.view.columnWidth(col) for col in SHRINKABLE}
         self.fit_columns()
+        self._say_if_nothing_matches()
+
+    def _say_if_nothing_matches(self) -> None:
+        text, total = self.filter.text().strip(), self.model.rowCount()
+        empty = bool(text) and total > 0 and self.proxy.rowCount() == 0
+        if empty:
+            self.no_match.setText(f"No case matches “{text}”: all {total} case{'s' if total != 1 else ''} "
+                                  "hidden by the filter. Clear it to see them.")
+        self.no_match.setVisible(empty)
 
     def show_sources(self, shown: bool) -> None:
         """The From column: hidden while every case came from a local folder, else as wide as its texts
@@ -149,6 +171,7 @@ class WorklistPanel(QWidget):
         if self.proxy.rowCount():
             self.select_row(0)
             self.case_chosen.emit(self.proxy.study_at(0))
+            self.filter_done.emit()
 
     def _clicked(self, index) -> None:
         study = self.proxy.study_at(index.row())

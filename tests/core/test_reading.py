@@ -380,6 +380,26 @@ def test_a_series_picked_goes_in_the_active_viewport_and_closing_the_case_emptie
     assert not session.comparing and not session.show_stack(first)
 
 
+def test_each_series_is_shown_again_at_the_image_it_was_left_at_within_the_case():
+    a = Archive()
+    ct_study(a, "16.2", descriptions=("A", "B"))
+    session = a.session()
+    session.open_case("16.2")
+    topogram, first, second = session.case.stacks
+    assert session.viewport.stack is first and session.viewport.view.index == 0  # the main series, hung
+    session.go_to(7)
+    assert session.next_series() and session.viewport.stack is second and session.viewport.view.index == 0
+    session.go_to(3)
+    assert session.previous_series() and session.viewport.view.index == 7  # where the reader left it
+    assert session.show_stack(second) and session.viewport.view.index == 3
+    assert not session.show_stack(second)  # shown already, no image asked for: nothing changes
+    assert session.show_stack(first, 2) and session.viewport.view.index == 2  # an image asked for wins
+    session.set_layout(1, 2)
+    assert session.viewports[1].stack is topogram and session.viewports[1].view.index == 0
+    session.open_case("16.2")  # the case opened again: every series from its start
+    assert session.left_at(first) == session.left_at(second) == 0
+
+
 def test_layouts_keep_their_viewports_and_fill_new_ones_with_unshown_series():
     a = Archive()
     ct_study(a, "13.1", descriptions=("A", "B"))

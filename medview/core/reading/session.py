@@ -174,6 +174,8 @@ class ReadingSession:
         self._geometries: dict[int, tuple[Stack, mpr.VolumeGeometry]] = {}
         self._steps: dict[str, PlaneSteps] = {}  # of the stack the planes show
         self.crosshair: tuple[float, float, float] | None = None
+        # the image each series of the open case was left at: going back to a series shows it again
+        self._left_at: dict[int, tuple[Stack, int]] = {}
         self.add_studies(studies)
 
     # --- studies, priors and the reading order -----------------------------------------------------------
@@ -219,6 +221,7 @@ class ReadingSession:
         self.case = study
         self._saved = self._mpr_saved = None
         self._geometries = {}
+        self._left_at = {}
         protocol = self._protocol(study)
         self._hang(protocol.hanging, study, None)
         return True
@@ -228,6 +231,7 @@ class ReadingSession:
         self.case = None
         self._saved = self._mpr_saved = None
         self._geometries = {}
+        self._left_at = {}
         self.layout, self.viewports, self.active, self.linked = (1, 1), [Viewport()], 0, False
 
     def step_case(self, delta: int) -> bool:
@@ -326,26 +330,39 @@ class ReadingSession:
             return False
         if not 0 <= k < len(stacks):
             return False
-        viewport.show(viewport.study, stacks[k], viewport.prior)
+        self._leave(viewport)
+        viewport.show(viewport.study, stacks[k], viewport.prior, self.left_at(stacks[k]))
         if self.linked:
             self._follow(viewport)
         return True
 
-    def show_stack(self, stack: Stack, index: int = 0) -> bool:
+    def show_stack(self, stack: Stack, index: int | None = None) -> bool:
         """The reader picks a series of the case (the series strip, a finding, a key image): the active viewport
-        shows it from image `index`; linked viewports follow. False when the stack is not the case's."""
+        shows it from image `index`, or where the reader left it (None); linked viewports follow. False when the
+        stack is not the case's, or is shown already and no image is asked for."""
         if self.case is None or not any(s is stack for s in self.case.stacks):
             return False
         viewport = self.viewport
         if viewport.stack is stack and viewport.study is self.case and not viewport.reformatted:
-            return self.go_to(index)
+            return index is not None and self.go_to(index)
         if viewport.reformatted and self._reformat_problem(stack) is None:
-            self._hang_mpr(self.case, stack, False, index)
+            self._hang_mpr(self.case, stack, False, index or 0)
             return True
-        viewport.show(self.case, stack, index=index)
+        self._leave(viewport)
+        viewport.show(self.case, stack, index=self.left_at(stack) if index is None else index)
         if self.linked:
             self._follow(viewport)
         return True
+
+    def left_at(self, stack: Stack) -> int:
+        """The image the reader left `stack` at in this case (0 where they have not shown it yet)."""
+        found = self._left_at.get(id(stack))
+        return found[1] if found is not None and found[0] is stack else 0
+
+    def _leave(self, viewport: Viewport) -> None:
+        """The viewport is about to show another stack: remember where its stack was left."""
+        if viewport.stack is not None and not viewport.reformatted:
+            self._left_at[id(viewport.stack)] = (viewport.stack, viewport.view.index)
 
     def next_series(self) -> bool:
         return self.step_series(1)
@@ -426,7 +443,8 @@ class ReadingSession:
         while len(kept) < n:
             viewport = Viewport()
             if spare:
-                viewport.show(self.case, spare.pop(0))
+                stack = spare.pop(0)
+                viewport.show(self.case, stack, index=self.left_at(stack))
             kept.append(viewport)
         self.layout, self.viewports = (rows, columns), kept
         self.active = min(self.active, n - 1)
