@@ -38,10 +38,29 @@ class Crosshair(QGraphicsItem):
         colours = tuple(colours) if colours else self._colours
         if (at, tuple(size), colours) == (self._at, self._size, self._colours):
             return
+        if (tuple(size), colours) == (self._size, self._colours) and at is not None and self._at is not None:
+            # only the point moved: what its lines covered and will cover is drawn again, not the whole image
+            # under them (a plane scrolled in one view moves the crosshair of the two others at every step)
+            before, self._at = self._at, at
+            for row, col in (before, at):
+                for band in self._bands(row, col):
+                    self.update(band)
+            return
         self.prepareGeometryChange()
         self._at, self._size, self._colours = at, tuple(size), colours
         self.setVisible(at is not None)
         self.update()
+
+    def _bands(self, row: float, col: float) -> tuple[QRectF, QRectF]:
+        """The strips of the image the two lines through (row, col) are drawn in, a little wider than a line
+        at any zoom (a line is one screen pixel: within a pixel of the image when zoomed out)."""
+        rows, cols = self._size
+        margin = 1.5
+        views = self.scene().views() if self.scene() is not None else []
+        if views:  # two screen pixels in image pixels, when a screen pixel covers more than one image pixel
+            t = self.deviceTransform(views[0].viewportTransform())
+            margin = max(margin, 2.0 / max(min(math.hypot(t.m11(), t.m12()), math.hypot(t.m21(), t.m22())), 1e-9))
+        return (QRectF(0, row + 0.5 - margin, cols, 2 * margin), QRectF(col + 0.5 - margin, 0, 2 * margin, rows))
 
     def point(self) -> tuple[float, float] | None:
         """(row, column) drawn, or None."""
