@@ -26,6 +26,7 @@ GROUPS = {
     "mpr": ("mpr", "run"),
     "memory": ("load", "run_memory"),
     "viewer": ("viewer", "run"),
+    "reading": ("reading", "run"),
     "ai": ("ai", "run"),
     "scoring": ("scoring", "run"),
     "pacs": ("pacs", "run"),
