@@ -26,6 +26,8 @@ first), keeps them while the case is open, and stops loading a stack no viewport
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
@@ -36,7 +38,7 @@ from medview.core.dicom.readable import readable_date
 from medview.core.reading import ReadingSession, Viewport
 from medview.core.reading.priors import time_before
 from medview.core.viewing.display import StackDisplay
-from medview.core.viewing.findings_text import ai_brief_text
+from medview.core.viewing.findings_text import ai_brief_forms
 from medview.core.viewing.measure import MeasurementStore
 from medview.core.viewing.mpr import ReformatError
 from medview.core.viewing.plane_display import PlaneDisplay, plane_normal, slab_text
@@ -193,12 +195,13 @@ class StackLoads(QObject):
             self.progress.emit(sum(ls.loaded for ls in running), sum(ls.stack.frame_count for ls in running))
 
 
-def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, linked: bool, ai: str = "",
-                    zoom_linked: bool = False) -> list[str]:
+def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, linked: bool,
+                    ai: Sequence[str] = (), zoom_linked: bool = False) -> list[str]:
     """The title bar of a viewport, longest first, each shorter one leaving out what matters least: "PRIOR
     2023-01-10 · AI cardiomegaly 0.12, CTR 0.49 · 1 year 4 months before · Se 1 CHEST PA · linked" ... "PRIOR
     2023-01-10". The window shows the longest that fits: a prior's date is never cut off. `ai`: what the AI
-    found in the image shown (`findings_text.ai_brief_text`)."""
+    found in the image shown, longest first (`findings_text.ai_brief_forms`): where the whole title does not
+    fit, the series and the time before go first, then the AI's words get shorter."""
     if viewport.stack is None or viewport.study is None:
         return ["Empty: click here, then a series in the strip", "Empty"]
     series = " ".join(x for x in (f"Se {viewport.stack.number}" if viewport.stack.number is not None else "",
@@ -206,15 +209,20 @@ def viewport_titles(viewport: Viewport, comparing: bool, current_date: str, link
     date = readable_date(viewport.study.study_date) or "no date"
     if viewport.prior:
         before = time_before(viewport.study.study_date, current_date)
-        parts = [f"PRIOR  {date}", ai, f"{before} before" if before else "", series]
+        parts = [f"PRIOR  {date}", ai[0] if ai else "", f"{before} before" if before else "", series]
     else:
-        parts = [f"CURRENT  {date}" if comparing else date, ai, series]
+        parts = [f"CURRENT  {date}" if comparing else date, ai[0] if ai else "", series]
     if viewport.reformatted:  # what a plane is matters most: it comes first
         parts.insert(0, " ".join(x for x in (viewport.plane.capitalize(),
                                              slab_text(viewport.slab, viewport.slab_mm)) if x))
         linked = False  # the planes are always linked, by their crosshair
     parts = [p for p in parts + [("linked, zoom too" if zoom_linked else "linked") if linked else ""] if p]
-    return ["  ·  ".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    titles = ["  ·  ".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    if ai:
+        k = parts.index(ai[0])  # the title that ends with the AI's words, then the same with fewer words
+        at = len(parts) - (k + 1)
+        titles[at + 1:at + 1] = ["  ·  ".join(parts[:k] + [form]) for form in ai[1:]]
+    return titles
 
 
 def crosshair_colours(plane: PlaneDisplay) -> tuple[str, str]:
@@ -320,7 +328,7 @@ class ViewportGrid(QWidget):
         self._syncing = False
         # (study UID, (SOP Instance UID, frame) | None) -> AiBrief | None: what the AI found, for the titles
         self._ai_briefs = None
-        self._ai_texts: list[str] = []
+        self._ai_texts: list[list[str]] = []
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
@@ -397,21 +405,21 @@ class ViewportGrid(QWidget):
     def _set_look(self, k: int, viewport: Viewport) -> None:
         session = self.session
         current_date = session.case.study_date if session.case is not None else ""
-        ai = self._ai_texts[k] if k < len(self._ai_texts) else ""
+        ai = self._ai_texts[k] if k < len(self._ai_texts) else []
         titles = viewport_titles(viewport, session.comparing, current_date, session.linked, ai, session.link_zoom)
         self.cells[k].set_look(k == session.active, len(session.viewports) > 1, titles, viewport.prior,
                                viewport.plane if viewport.reformatted else "acquired")
 
-    def _ai_title_texts(self) -> list[str]:
+    def _ai_title_texts(self) -> list[list[str]]:
         """Per viewport, what the AI found in the image it shows, while a prior is beside the current study; the
         current study's with the change since the prior."""
         viewports = self.session.viewports
         if self._ai_briefs is None or not self.session.comparing:
-            return [""] * len(viewports)
+            return [[] for _ in viewports]
         briefs = [self._ai_briefs(v.study.study_uid, v.shown_image()) if v.study is not None else None
                   for v in viewports]
         prior = next((b for v, b in zip(viewports, briefs) if v.prior and b is not None), None)
-        return [ai_brief_text(b, None if v.prior else prior) for v, b in zip(viewports, briefs)]
+        return [ai_brief_forms(b, None if v.prior else prior) for v, b in zip(viewports, briefs)]
 
     def set_ai_briefs(self, source) -> None:
         """Where the titles read what the AI found: `source(study_uid, (sop_instance_uid, frame) | None)` gives

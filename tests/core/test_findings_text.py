@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medview.core.viewing.findings_text import (
     AiBrief,
+    ai_brief_forms,
     ai_brief_text,
     case_not_applicable_reason,
     ctr_threshold,
@@ -51,4 +52,6 @@ def test_ai_brief_beside_a_prior_says_the_score_and_the_ratio_and_its_change():
     assert ai_brief_text(now, before) == "AI cardiomegaly 0.93, CTR 0.49 → 0.56"
     assert ai_brief_text(now, AiBrief("cardiomegaly", 0.2)) == "AI cardiomegaly 0.93, CTR 0.56"  # no prior ratio
     assert ai_brief_text(AiBrief("pleural_effusion", 0.5)) == "AI pleural effusion 0.50"
-    assert ai_brief_text(None, before) == ""
+    assert ai_brief_text(None, before) == "" and ai_brief_forms(None) == []
+    assert ai_brief_forms(now, before) == ["AI cardiomegaly 0.93, CTR 0.49 → 0.56", "AI 0.93, CTR 0.49 → 0.56",
+                                           "CTR 0.49 → 0.56"]  # shorter for a narrow title: the change stays

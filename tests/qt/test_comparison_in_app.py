@@ -91,6 +91,12 @@ def test_p_shows_the_ai_score_and_ratio_beside_the_prior_and_the_change_on_the_c
     assert (f"AI cardiomegaly {format_score(briefs[0].score)}, CTR {briefs[1].ctr:.2f} → {briefs[0].ctr:.2f}"
             in current_title)
 
+    w.resize(1300, 900)  # narrower: the series and the time go first, then the AI's words get shorter
+    change = f"CTR {briefs[1].ctr:.2f} → {briefs[0].ctr:.2f}"
+    qtbot.waitUntil(lambda: w.viewports.cells[0].title.text() != current_title, timeout=5000)
+    assert change in w.viewports.cells[0].title.text()
+    assert w.viewports.cells[1].title.text().startswith("PRIOR  ")
+
     press(qtbot, w, Qt.Key.Key_P, focus=w.viewer)  # back: one study, no comparison
     assert w.reading_state()["layout"] == [1, 1]
     w.close()

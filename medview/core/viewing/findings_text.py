@@ -83,11 +83,19 @@ class AiBrief:
 
 def ai_brief_text(brief: AiBrief | None, before: AiBrief | None = None) -> str:
     """"AI cardiomegaly 0.93, CTR 0.56"; with `before` (the prior's) the ratio's change: "CTR 0.49 → 0.56"."""
+    forms = ai_brief_forms(brief, before)
+    return forms[0] if forms else ""
+
+
+def ai_brief_forms(brief: AiBrief | None, before: AiBrief | None = None) -> list[str]:
+    """The same, longest first, for a narrow title: "AI cardiomegaly 0.93, CTR 0.49 → 0.56", "AI 0.93, CTR 0.49
+    → 0.56", "CTR 0.49 → 0.56" (the ratio's change is what a comparison is read for); [] without a brief."""
     if brief is None:
-        return ""
-    text = f"AI {brief.label.replace('_', ' ')} {format_score(brief.score)}"
+        return []
+    score = format_score(brief.score)
     if brief.ctr is None:
-        return text
+        return [f"AI {brief.label.replace('_', ' ')} {score}", f"AI {score}"]
+    ratio = f"CTR {brief.ctr:.2f}"
     if before is not None and before.ctr is not None:
-        return f"{text}, CTR {before.ctr:.2f} → {brief.ctr:.2f}"
-    return f"{text}, CTR {brief.ctr:.2f}"
+        ratio = f"CTR {before.ctr:.2f} → {brief.ctr:.2f}"
+    return [f"AI {brief.label.replace('_', ' ')} {score}, {ratio}", f"AI {score}, {ratio}", ratio]
