@@ -34,6 +34,7 @@ from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.reading import ReadingSession
 from medview.core.settings import Settings
 from medview.core.viewing.plane_display import slab_text
+from medview.core.viewing.state import TOOLS
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.image_view import ImageView
@@ -258,7 +259,7 @@ class MainWindow(QMainWindow):
         self.preferences_action.setEnabled(False)
         menus["File"].insertAction(a("app.quit"), self.preferences_action)
         self.tools = QActionGroup(self)
-        for t in ("window", "pan", "zoom", "distance", "ellipse"):
+        for t in TOOLS:
             self.tools.addAction(a(f"tool.{t}"))
         a("tool.window").setChecked(True)
         tb = self.addToolBar("Tools")
@@ -326,7 +327,7 @@ class MainWindow(QMainWindow):
         r.connect("view.flip", lambda: self.viewer.flip())
         r.connect("view.cine", lambda _checked=False: r.action("view.cine").setChecked(self.viewer.toggle_cine()))
         r.connect("view.fullscreen", lambda checked=False: self.showFullScreen() if checked else self.showNormal())
-        for t in ("window", "pan", "zoom", "distance", "ellipse"):
+        for t in TOOLS:
             r.connect(f"tool.{t}", lambda _checked=False, t=t: self.set_tool(t))
         r.connect("measure.delete", lambda: self.viewer.delete_selected())
         r.connect("help.shortcuts", self.show_shortcuts)
