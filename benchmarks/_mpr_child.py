@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._common import proc_status_kib  # noqa: E402
+from benchmarks._common import proc_status_kib, reset_peak_rss  # noqa: E402
 from benchmarks._qt_child import (  # noqa: E402 - after the platform is chosen
     _closed_loop_scroll,
     _emit,
@@ -61,13 +61,15 @@ def scroll(folder: str, frames_target: str = "300") -> None:
            "view_px": [coronal.graphics.viewport().width(), coronal.graphics.viewport().height()]}
     out["scroll"] = _closed_loop_scroll(app, coronal, coronal.graphics.viewport(), target, int(frames_target))
     _note(f"app {out['scroll']}")
+    peak_app_kib = proc_status_kib("VmHWM")  # loading, M and the scroll: the peer's temporaries come after
     out["peer"] = _peer(app, plane, coronal.graphics.viewport().size(), int(frames_target))
     _note(f"peer {out['peer']}")
+    peak_reset = reset_peak_rss()
     out["slabs"] = _slab_scrolls(app, window, views, int(frames_target))
     # the stack array holds the stored values as the files do (int16 for a CT): its size is the stored bytes
     out["memory"] = {"stored_bytes": int(plane.source.array.nbytes),
                      "rss_before_open_kib": rss_before_kib, "rss_after_kib": proc_status_kib("VmRSS"),
-                     "peak_kib": proc_status_kib("VmHWM")}
+                     "peak_kib": max(peak_app_kib, proc_status_kib("VmHWM") if peak_reset else 0)}
     _note(f"memory {out['memory']}")
     _emit(out)
     os._exit(0)

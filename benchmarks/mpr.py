@@ -180,5 +180,6 @@ def _slab_figures(doc: dict) -> dict:
             grown / mib, "MiB", peer="stored pixel bytes of the series", peer_value=stored / mib, better="lower",
             goal="ratio <= 1.3 (the app's RSS growth from before opening to after loading, M and every scroll)",
             met=grown <= 1.3 * stored, volume=doc["volume"], rss_after_mib=round(memory["rss_after_kib"] / 1024, 1),
-            peak_rss_mib=round(memory["peak_kib"] / 1024, 1))
+            peak_rss_mib=round(memory["peak_kib"] / 1024, 1),
+            peak_growth_ratio=round((memory["peak_kib"] - memory["rss_before_open_kib"]) * 1024 / stored, 3))
     return figures
