@@ -77,6 +77,14 @@ def guarded(name: str, fn: Callable[[], dict[str, Any]], figures: dict[str, Any]
     log(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s")
 
 
+def one_figure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The figures `fn` gives, or `name` unavailable with the reason: one missing piece hides no other figure."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - reported as the figure's reason
+        return {name: unavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")}
+
+
 def log(msg: str) -> None:
     """Progress goes to stderr; stdout carries only the JSON document."""
     print(msg, file=sys.stderr, flush=True)

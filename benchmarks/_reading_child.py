@@ -72,34 +72,23 @@ def linked(folder: str, frames_target: str = "200") -> None:
     os._exit(0)
 
 
-def _closed_loop(app, views, frames: int, window) -> dict:
-    """Down (Up at the end) to the active viewport each time every viewport has painted its new image."""
-    from PySide6.QtCore import Qt, QTimer
-    from PySide6.QtTest import QTest
+def _every_view_painted(viewports, shows_new, step, frames: int) -> tuple[int, list[int], float]:
+    """Closed loop: `step()`, then again each time every viewport painted since (`shows_new(k)`: view k's
+    paint shows the new frame), `frames` times; (steps, paints counted per view, seconds)."""
+    from PySide6.QtCore import QTimer
 
-    count = min(view.state.count for view in views)
-    frames = min(frames, 2 * (count - 1))
     loop = _loop()
-    state = {"steps": 0, "dir": Qt.Key.Key_Down, "t_end": None, "t0": None}
-    painted = [0] * len(views)
-    last = [view.state.index for view in views]
-    done = [False] * len(views)
-    active = window.viewer
-    active.setFocus()
-    app.processEvents()
-    target = app.focusWidget() or active
+    done, painted = [False] * len(viewports), [0] * len(viewports)
+    state = {"steps": 0, "t_end": None}
 
-    def press() -> None:
-        for k in range(len(done)):
-            done[k] = False
-        QTest.keyPress(target, state["dir"])
+    def go() -> None:
+        done[:] = [False] * len(done)
+        step()
 
     def on_paint(k: int) -> None:
-        view = views[k]
-        idx = view.state.index
-        if done[k] or idx == last[k] or view._shown != idx:
+        if done[k] or not shows_new(k):
             return
-        last[k], done[k] = idx, True
+        done[k] = True
         painted[k] += 1
         if not all(done):
             return
@@ -108,23 +97,49 @@ def _closed_loop(app, views, frames: int, window) -> dict:
             state["t_end"] = time.perf_counter()
             loop.quit()
             return
-        position = active.state.index
-        if position >= count - 1:
-            state["dir"] = Qt.Key.Key_Up
-        elif position <= 0:
-            state["dir"] = Qt.Key.Key_Down
-        press()
+        go()
 
-    watches = [_PaintWatch(view.graphics.viewport(), lambda k=k: on_paint(k)) for k, view in enumerate(views)]
+    watches = [_PaintWatch(vp, lambda k=k: on_paint(k)) for k, vp in enumerate(viewports)]
     QTimer.singleShot(120000, loop.quit)
     t0 = time.perf_counter()
-    QTimer.singleShot(0, press)
+    QTimer.singleShot(0, go)
     loop.exec()
-    for view, watch in zip(views, watches):
-        view.graphics.viewport().removeEventFilter(watch.filter)
-    seconds = (state["t_end"] or time.perf_counter()) - t0
+    for vp, watch in zip(viewports, watches):
+        vp.removeEventFilter(watch.filter)
+    return state["steps"], painted, (state["t_end"] or time.perf_counter()) - t0
+
+
+def _closed_loop(app, views, frames: int, window) -> dict:
+    """Down (Up at the end) to the active viewport each time every viewport has painted its new image."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    count = min(view.state.count for view in views)
+    active = window.viewer
+    active.setFocus()
+    app.processEvents()
+    target = app.focusWidget() or active
+    last = [view.state.index for view in views]
+    direction = [Qt.Key.Key_Down]
+
+    def shows_new(k: int) -> bool:
+        idx = views[k].state.index
+        if idx == last[k] or views[k]._shown != idx:
+            return False
+        last[k] = idx
+        return True
+
+    def step() -> None:
+        if active.state.index >= count - 1:
+            direction[0] = Qt.Key.Key_Up
+        elif active.state.index <= 0:
+            direction[0] = Qt.Key.Key_Down
+        QTest.keyPress(target, direction[0])
+
+    steps, painted, seconds = _every_view_painted([view.graphics.viewport() for view in views], shows_new, step,
+                                                  min(frames, 2 * (count - 1)))
     fps = [n / seconds for n in painted]
-    return {"steps": state["steps"], "painted": painted, "seconds": seconds, "fps_each": fps, "fps": min(fps),
+    return {"steps": steps, "painted": painted, "seconds": seconds, "fps_each": fps, "fps": min(fps),
             "method": "QTest.keyPress(Down/Up) on the active viewport, next key once all four painted"}
 
 
@@ -132,12 +147,10 @@ def _peer(app, arrays, size, frames: int) -> dict:
     """Four plain pyqtgraph views in a grid of the app's viewport size, int16 frames + explicit levels."""
     import numpy as np
     import pyqtgraph as pg
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QGridLayout, QWidget
 
     vols = [np.ascontiguousarray(a).astype(np.int16, copy=False) for a in arrays]
     n = min(len(v) for v in vols)
-    frames = min(frames, 2 * (n - 1))
     host = QWidget()
     grid = QGridLayout(host)
     grid.setContentsMargins(0, 0, 0, 0)
@@ -157,43 +170,19 @@ def _peer(app, arrays, size, frames: int) -> dict:
     host.resize(2 * size[0] + 2, 2 * size[1] + 2)
     host.show()
     _wait(app, lambda: False, 0.5)
-    loop = _loop()
-    state = {"steps": 0, "t_end": None, "i": 0, "dir": 1}
-    done = [False] * len(items)
-    painted = [0] * len(items)
+    at = {"i": 0, "dir": 1}
 
     def step() -> None:
-        for k in range(len(done)):
-            done[k] = False
-        state["i"] += state["dir"]
-        if state["i"] >= n - 1 or state["i"] <= 0:
-            state["dir"] = -state["dir"]
+        at["i"] += at["dir"]
+        if at["i"] >= n - 1 or at["i"] <= 0:
+            at["dir"] = -at["dir"]
         for item, vol in zip(items, vols):
-            item.setImage(vol[state["i"]], autoLevels=False, levels=levels)
+            item.setImage(vol[at["i"]], autoLevels=False, levels=levels)
 
-    def on_paint(k: int) -> None:
-        if done[k]:
-            return
-        done[k] = True
-        painted[k] += 1
-        if not all(done):
-            return
-        state["steps"] += 1
-        if state["steps"] >= frames:
-            state["t_end"] = time.perf_counter()
-            loop.quit()
-            return
-        step()
-
-    watches = [_PaintWatch(vp, lambda k=k: on_paint(k)) for k, vp in enumerate(viewports)]  # noqa: F841
-    QTimer.singleShot(120000, loop.quit)
-    t0 = time.perf_counter()
-    QTimer.singleShot(0, step)
-    loop.exec()
-    seconds = (state["t_end"] or time.perf_counter()) - t0
-    fps = [p / seconds for p in painted]
+    steps, painted, seconds = _every_view_painted(viewports, lambda k: True, step, min(frames, 2 * (n - 1)))
     host.close()
-    return {"steps": state["steps"], "fps_each": fps, "fps": min(fps)}
+    fps = [p / seconds for p in painted]
+    return {"steps": steps, "fps_each": fps, "fps": min(fps)}
 
 
 def prior(folder: str, repeats: str = "5") -> None:

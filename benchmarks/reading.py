@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 
 from benchmarks import data
-from benchmarks._common import BENCH_DIR, PY, figure, last_json, log, run_child, unavailable
+from benchmarks._common import BENCH_DIR, PY, figure, last_json, log, one_figure, run_child
 
 CHILD = [PY, "-m", "benchmarks._reading_child"]
 SERIES = 4
@@ -73,17 +73,10 @@ def run(quick: bool, repeats: int) -> dict:
 
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
-        figures.update(_guard("reading_2x2_linked_scroll", lambda: _linked(home, quick)))
+        figures.update(one_figure("reading_2x2_linked_scroll", lambda: _linked(home, quick)))
     with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
-        figures.update(_guard("reading_open_with_prior", lambda: _prior(home, quick, repeats)))
+        figures.update(one_figure("reading_open_with_prior", lambda: _prior(home, quick, repeats)))
     return figures
-
-
-def _guard(name, fn) -> dict:
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - one missing piece must not hide the others
-        return {name: unavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")}
 
 
 def _linked(home: str, quick: bool) -> dict:

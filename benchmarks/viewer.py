@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from benchmarks import data
-from benchmarks._common import PY, figure, last_json, run_child, unavailable
+from benchmarks._common import PY, figure, last_json, one_figure, run_child
 
 CHILD = [PY, "-m", "benchmarks._qt_child"]
 
@@ -35,17 +35,10 @@ def run(quick: bool, repeats: int) -> dict:
 
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="medview-bench-home-") as home:
-        figures.update(_guard("viewer_startup", lambda: _startup(home, repeats)))
-        figures.update(_guard("viewer_series", lambda: _series(home, quick)))
-        figures.update(_guard("viewer_memory", lambda: _memory(home, quick)))
+        figures.update(one_figure("viewer_startup", lambda: _startup(home, repeats)))
+        figures.update(one_figure("viewer_series", lambda: _series(home, quick)))
+        figures.update(one_figure("viewer_memory", lambda: _memory(home, quick)))
     return figures
-
-
-def _guard(name, fn) -> dict:
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - one missing piece must not hide the others
-        return {name: unavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")}
 
 
 def _startup(home: str, repeats: int) -> dict:

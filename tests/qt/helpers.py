@@ -55,3 +55,27 @@ class IdleWorker(QObject):
 
     def isRunning(self) -> bool:  # noqa: N802 - QThread's name
         return False
+
+
+def settled(w) -> bool:
+    """Nothing loading, and every viewport that shows a stack has all of it decoded and an image drawn."""
+    shown = [v for v in w.reading_state()["viewports"] if v["series_uid"]]
+    return (not w.busy() and all(v["loaded"] == v["frames"] for v in shown)
+            and all(view.shown_pixels() is not None for view in w.viewports.views if view.stack is not None))
+
+
+def press(qtbot, w, key, modifier=None, focus=None) -> None:
+    """A key with the focus on `focus` (the worklist table unless said): the app's keys work from any panel;
+    then wait until what it changed is loaded and drawn."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    target = focus if focus is not None else w.worklist.view
+    if not w.isActiveWindow():
+        w.activateWindow()
+        qtbot.waitUntil(w.isActiveWindow, timeout=2000)
+    target.setFocus(Qt.FocusReason.OtherFocusReason)
+    QApplication.processEvents()
+    QTest.keyClick(target, key, modifier if modifier is not None else Qt.KeyboardModifier.NoModifier)
+    qtbot.waitUntil(lambda: settled(w), timeout=20000)

@@ -10,7 +10,6 @@ import functools
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from medview.core.demo import generate_demo
@@ -20,7 +19,7 @@ from medview.qt import ai_controller
 from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
 from medview.qt.models.worklist_model import COL_AI
 from tests.factories import write_series
-from tests.qt.helpers import IdleWorker, open_window
+from tests.qt.helpers import IdleWorker, open_window, press, settled
 
 FINAL = (FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, "error")
 
@@ -35,28 +34,10 @@ def demo(tmp_path_factory):
     return root, truth
 
 
-def settled(w) -> bool:
-    shown = [v for v in w.reading_state()["viewports"] if v["series_uid"]]
-    return (not w.busy() and all(v["loaded"] == v["frames"] for v in shown)
-            and all(view.shown_pixels() is not None for view in w.viewports.views if view.stack is not None))
-
-
 def scored(w) -> bool:
     proxy = w.worklist.proxy
     cells = [proxy.index(r, COL_AI).data() or "" for r in range(proxy.rowCount())]
     return bool(cells) and all(c.startswith(FINAL) for c in cells)
-
-
-def press(qtbot, w, key, modifier=Qt.KeyboardModifier.NoModifier, focus=None) -> None:
-    """A key with the focus on `focus` (the worklist table unless said): the app's keys work from any panel."""
-    target = focus if focus is not None else w.worklist.view
-    if not w.isActiveWindow():
-        w.activateWindow()
-        qtbot.waitUntil(w.isActiveWindow, timeout=2000)
-    target.setFocus(Qt.FocusReason.OtherFocusReason)
-    QApplication.processEvents()
-    QTest.keyClick(target, key, modifier)
-    qtbot.waitUntil(lambda: settled(w), timeout=20000)
 
 
 def test_p_shows_the_ai_score_and_ratio_beside_the_prior_and_the_change_on_the_current(qtbot, demo):

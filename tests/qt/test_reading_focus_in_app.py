@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 from medview.core.demo import generate_demo
 from medview.qt import ai_controller
 from tests.factories import write_series
-from tests.qt.helpers import IdleWorker, open_window
+from tests.qt.helpers import IdleWorker, open_window, settled
 
 SLICES = 12
 
@@ -33,12 +33,6 @@ def window(qtbot, tmp_path, monkeypatch):
     w = open_window(qtbot, tmp_path, size=(1400, 900))
     yield w
     w.close()
-
-
-def settled(w) -> bool:
-    shown = [v for v in w.reading_state()["viewports"] if v["series_uid"]]
-    return (not w.busy() and all(v["loaded"] == v["frames"] for v in shown)
-            and all(view.shown_pixels() is not None for view in w.viewports.views if view.stack is not None))
 
 
 def key(qtbot, w, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:

@@ -23,7 +23,7 @@ from medview.core.reading.priors import time_before
 from medview.qt import ai_controller
 from medview.qt.image_view import ImageView
 from tests.factories import write_series
-from tests.qt.helpers import IdleWorker, open_window
+from tests.qt.helpers import IdleWorker, open_window, press, settled
 
 THIN, THICK = 24, 12  # slices 2 mm and 4 mm apart, one frame of reference
 VIEWPORT_KEYS = {"study_uid", "series_uid", "sop_instance_uid", "frame", "frames", "loaded", "plane", "position",
@@ -57,28 +57,9 @@ def window(qtbot, studies, monkeypatch):
     w.close()
 
 
-def settled(w) -> bool:
-    """Nothing loading, and every viewport that shows a stack has all of it decoded and an image drawn."""
-    shown = [v for v in w.reading_state()["viewports"] if v["series_uid"]]
-    return (not w.busy() and all(v["loaded"] == v["frames"] for v in shown)
-            and all(view.shown_pixels() is not None for view in w.viewports.views if view.stack is not None))
-
-
 def open_patient(qtbot, w, patient_id: str) -> None:
     """The patient's latest study, settled."""
     w.open_case(max((s for s in w.studies if s.patient_id == patient_id), key=lambda s: s.study_date))
-    qtbot.waitUntil(lambda: settled(w), timeout=20000)
-
-
-def press(qtbot, w, key, modifier=Qt.KeyboardModifier.NoModifier, focus=None) -> None:
-    """A key with the focus on `focus` (the worklist table unless said): the app's keys work from any panel."""
-    target = focus if focus is not None else w.worklist.view
-    if not w.isActiveWindow():
-        w.activateWindow()
-        qtbot.waitUntil(w.isActiveWindow, timeout=2000)
-    target.setFocus(Qt.FocusReason.OtherFocusReason)
-    QApplication.processEvents()
-    QTest.keyClick(target, key, modifier)
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
 
 
