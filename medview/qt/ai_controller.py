@@ -691,7 +691,7 @@ class AiController(QObject):
             if label not in prediction.scores:
                 label = flagged[0] if flagged else max(prediction.scores, key=prediction.scores.get, default=None)
             sentence = ratio_sentence(measured["value"], ctr_threshold(measured), prediction.scores.get(label),
-                                      limits.get(label), model_value)
+                                      limits.get(label), model_value, measured.get("note"))
             return sentence if on_screen else f"{sentence} ({where})"
         parts = []
         for label in self.bundle.labels:

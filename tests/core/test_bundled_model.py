@@ -22,11 +22,13 @@ from medview.core.inference.results import NotApplicable, Prediction
 from medview.resources import bundled_model_path
 
 FRESH_SEED = 3113  # training used 1101, calibration 1202, the README's validation 2303, the app's demo 0
-# The goals are AUC >= 0.95 and CTR MAE <= 0.02 on a family never trained on. The model README has
-# the figures (shipped model, 200 fresh cases per family: AUC 0.95-1.00, MAE 0.005-0.011, at most 5 % of
-# frontal chests refused). These tests hold floors under what was measured, with room for 48-case samples,
-# so a model that measures worse, or answers what it should refuse, fails them.
-AUC_FLOOR, MAE_FLOOR, REFUSED_FLOOR = 0.9, 0.02, 0.12
+# The goals are AUC >= 0.95 and CTR MAE <= 0.02 on a family never trained on, no out-of-scope image
+# answered and no frontal chest refused. The model README has the figures (shipped model, 200 fresh cases per
+# family: AUC 0.97-1.00, MAE 0.005-0.011, one polygon chest of 1000 refused as unsure). These tests hold
+# floors under what was measured, with room for 48-case samples, and no refusal at all on the fresh sets kept
+# here, so a model that measures worse, refuses a chest, or answers what it should refuse, fails them.
+AUC_FLOOR, MAE_FLOOR = 0.9, 0.02
+RECORDED_REFUSED_SHARE = 0.01  # of each family's 200 recorded cases
 # what decoding and displaying the image needs (Image Pixel, Modality LUT and VOI LUT modules); nothing else
 KEEP = ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored",
         "HighBit", "PixelRepresentation", "PixelData", "RescaleSlope", "RescaleIntercept", "RescaleType",
@@ -81,7 +83,7 @@ def test_validation_covers_families_never_seen_in_training(validation):
     assert {"trained_on_demo_only", "trained_on_outline_only", "trained_on_demo_and_outline"} <= set(validation)
     for fam, f in shipped["families"].items():
         assert f["auc"] >= AUC_FLOOR and f["ctr_mae"] <= MAE_FLOOR, fam
-        assert f["refused"] <= REFUSED_FLOOR * f["n"], fam
+        assert f["refused"] <= RECORDED_REFUSED_SHARE * f["n"], fam
     for key, entry in validation.items():
         if not key.startswith(("shipped", "trained_on")):
             continue
@@ -100,7 +102,7 @@ def test_measures_fresh_phantoms(engine, family):
     cases = cv.chest_cases(family, FRESH_SEED, 48, cols=640)
     figures = cv.chest_figures(cases, cv.run(engine, cases), engine.bundle.measurement.threshold)
     assert 12 < figures["positives"] < 36
-    assert figures["refused"] <= REFUSED_FLOOR * len(cases), figures["refusal_reasons"]
+    assert figures["refused"] == 0, figures["refusal_reasons"]
     assert figures["auc"] >= AUC_FLOOR
     assert figures["ctr_mae"] <= MAE_FLOOR
 

@@ -144,6 +144,44 @@ def test_a_lung_grazing_the_edge_is_measured_one_running_along_it_is_not():
     y, x = np.mgrid[0:S, 0:S]
     lungs |= ((x - 30) / 30.0) ** 2 + ((y - 60) / 40.0) ** 2 <= 1.0   # touches column 0 at one row
     lungs |= ((x - 98) / 26.0) ** 2 + ((y - 60) / 40.0) ** 2 <= 1.0
-    assert lungs[:, 0].sum() <= 2 and not ctr.cut_off(lungs)
-    lungs[40:80, :3] = True  # the margin runs off the image for 40 of its 81 rows
-    assert ctr.cut_off(lungs)
+    assert lungs[:, 0].sum() <= 2 and not ctr.cut_off(lungs) and not ctr.at_side_edge(lungs)
+    along = lungs.copy()
+    along[40:70, :3] = True  # the margin runs along the edge for 30 of its 81 rows: measured, with a note
+    assert not ctr.cut_off(along) and ctr.at_side_edge(along)
+    along[20:90, :3] = True  # for 70 of 81 rows: a cropped chest
+    assert ctr.cut_off(along)
+    bases = lungs.copy()
+    bases[100:, 10:60] = True  # the bases run off the bottom: the widest part of the thorax is outside
+    assert ctr.cut_off(bases)
+    apices = lungs.copy()
+    apices[:25, 10:60] = True  # apices cut at the top: the ratio does not need them
+    assert not ctr.cut_off(apices)
+
+
+def test_a_thorax_measured_to_the_image_edge_says_so():
+    probs = _chest(shift=-1)
+    probs[1][:, :14] = 0.0
+    probs[1][20:50, 0:14] = 1.0  # the right lung's margin runs along column 0 for 30 of its 80 rows
+    found = ctr.measure(probs, (S, S))
+    assert isinstance(found, ctr.CtrMeasurement) and found.thorax_at_edge
+    assert found.as_json(0.5)["note"] == ctr.THORAX_AT_EDGE
+    assert "note" not in ctr.measure(_chest(), (S, S)).as_json(0.5)
+
+
+def test_a_heart_that_hides_most_of_a_lung_is_measured_against_the_chest_wall():
+    """A very large heart reaching the chest wall leaves a small part of that lung (here a band above it, an
+    eighth of the other lung): still a frontal chest, and the heart's border is the thorax's margin on that
+    side, so the ratio stays a ratio (not above 1) and measures the heart against the whole thorax."""
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    heart = (((x - 80) / 34.0) ** 2 + ((y - 70) / 30.0) ** 2) <= 1.0
+    lungs = ((x >= 14) & (x < 56) & (y >= 20) & (y < 100)) | ((x >= 72) & (x < 114) & (y >= 20) & (y < 30))
+    lungs &= ~heart
+    parts = ctr.components(lungs)
+    assert len(parts) == 2 and parts[1].sum() < 0.15 * parts[0].sum()  # lopsided: the hidden lung is small
+    probs = np.stack([heart, lungs]).astype(np.float32)
+    found = ctr.measure(probs, (S, S))
+    assert isinstance(found, ctr.CtrMeasurement), found
+    heart_cols = np.flatnonzero(heart.any(axis=0))
+    thorax = max(heart_cols[-1], 113) + 1 - 14
+    assert found.value == pytest.approx((heart_cols[-1] - heart_cols[0] + 1) / thorax, abs=0.02)
+    assert found.value < 1.0

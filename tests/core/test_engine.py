@@ -98,6 +98,26 @@ def test_to_batch_sizes_channels_and_range():
     assert x3.shape == (1, 3, 8, 8) and torch.allclose(x3, torch.ones(1))
 
 
+def test_large_images_are_shrunk_in_whole_steps_to_nearly_the_same_picture():
+    """A radiograph many times the network's size is block-averaged before the smooth resize: within a few
+    grey levels of resizing it in one antialiased step, the same for odd sizes (a partial last block), and
+    a bright square stays where it is."""
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(1)
+    for shape in ((2500, 2048), (1001, 777), (300, 260)):
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        rows, cols = shape
+        image[rows // 4: rows // 2, cols // 2: 3 * cols // 4] = 255
+        direct = F.interpolate(torch.from_numpy(image).float()[None, None] / 255, size=(128, 128),
+                               mode="bilinear", align_corners=False, antialias=True)
+        stepped = to_batch([image], (128, 128))
+        assert float((stepped - direct).abs().mean()) < 2 / 255, shape
+        assert float((stepped - direct).abs().max()) < 12 / 255, shape
+        bright = (stepped[0, 0] > 0.9).nonzero().float().mean(0)
+        assert torch.allclose(bright, torch.tensor([47.5, 79.5]), atol=1.0), shape
+
+
 def test_batching_keeps_order_and_results(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "m", thresholds={"cardiomegaly": 0.5}))
     levels = [10, 250, 120, 200, 30, 180, 90]

@@ -40,6 +40,15 @@ def test_sentence_says_why_a_case_is_flagged_or_not():
     assert ratio_sentence(0.52, 0.5, 0.3, 0.5).endswith("but not flagged: its score 0.30 is below 0.50.")
 
 
+def test_a_measurement_note_follows_the_sentence_until_the_reader_corrects_the_lines():
+    from medview.core.inference.ctr import THORAX_AT_EDGE
+
+    assert ratio_sentence(0.56, 0.5, 0.93, 0.5, note=THORAX_AT_EDGE) == (
+        "Cardiothoracic ratio 0.56 measured, at or above the 0.50 threshold (score 0.93): enlarged cardiac "
+        "silhouette. The thorax reaches the image edge: the ratio may be overstated a little.")
+    assert "edge" not in ratio_sentence(0.52, 0.5, 0.93, 0.5, model_value=0.56, note=THORAX_AT_EDGE)
+
+
 def test_not_applicable_names_the_reason():
     assert not_applicable_text("lateral view") == "Not applicable: lateral view"
     assert not_applicable_text("", ("CR", "DX"), "CT") == "Not applicable: the model reads CR, DX images; this is CT."

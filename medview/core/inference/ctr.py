@@ -2,7 +2,9 @@
 
 CTR = widest horizontal extent of the heart / widest inner extent of the thorax (the lungs' outer margins).
 The heart's extent is the transverse cardiac diameter: from its rightmost to its leftmost border, wherever
-each lies (the two usually lie at different levels); the thorax is taken on the row where it is widest.
+each lies (the two usually lie at different levels); the thorax is taken on the row where it is widest, the
+heart counted in: where a very large heart reaches the chest wall and hides the lung there, its border is
+the thorax's margin on that side.
 Edges are sub-pixel (where the probability crosses 0.5 between two pixels). The network's grid is the image resized to a square, so rows and columns scale independently; a
 ratio of two horizontal widths is unchanged by that, and the lines are mapped back to the image's own pixels.
 
@@ -19,11 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 NAME = "cardiothoracic_ratio"
+THORAX_AT_EDGE = "the thorax reaches the image edge: the ratio may be overstated a little"
 HEART, LUNGS = 0, 1
-MIN_LUNG_SHARE = 0.01      # each lung covers at least this share of the image
-MIN_LUNG_BALANCE = 0.15    # the smaller lung (a large heart hides much of one) at least this share of the larger
+MIN_LUNG_SHARE = 0.01      # the larger lung covers at least this share of the image
+MIN_HIDDEN_LUNG_SHARE = 0.003  # the smaller one at least this: a very large heart can hide all but a crescent
+MIN_LUNG_BALANCE = 0.05    # and at least this share of the larger
 MIN_THORAX_SHARE = 0.3     # thoracic width at least this share of the image width
-MAX_EDGE_CONTACT = 0.08    # share of the lungs' height (width) that may touch a side (the top) of the image
+MAX_EDGE_CONTACT = 0.08    # share of the lungs' height (width) touching a side (the bottom) that is only a graze
+MAX_SIDE_CONTACT = 0.5     # share of the lungs' height that may run along a side: the margin at the edge
 MAX_UNSURE = 0.6           # unsure pixels (0.2 < p < 0.8) per sure pixel of heart and lungs, at most
 
 
@@ -36,10 +41,14 @@ class CtrMeasurement:
     heart: list[list[float]]
     thorax: list[list[float]]
     unsure: float
+    thorax_at_edge: bool = False  # a lung runs along the image's side: the thorax was measured to the edge
 
     def as_json(self, threshold: float) -> dict:
-        return {"value": round(self.value, 4), "unit": "1", "threshold": threshold,
-                "heart": self.heart, "thorax": self.thorax, "unsure": round(self.unsure, 4)}
+        found = {"value": round(self.value, 4), "unit": "1", "threshold": threshold,
+                 "heart": self.heart, "thorax": self.thorax, "unsure": round(self.unsure, 4)}
+        if self.thorax_at_edge:
+            found["note"] = THORAX_AT_EDGE
+        return found
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:
@@ -122,30 +131,41 @@ def _edge(p: np.ndarray, i: int, step: int) -> float:
     return i + step * min(max(t, 0.0), 1.0)
 
 
-def _lung_pair(mask: np.ndarray, heart: np.ndarray | None, min_size: float) -> list[np.ndarray] | None:
-    """The two lungs, left one first: the two largest parts of the lung mask; where the lungs touch above the
-    heart (one part), that part split at the heart's centre column. None when there is no such pair."""
-    parts = [c for c in components(mask) if c.sum() >= min_size]
+def _lung_pair(mask: np.ndarray, heart: np.ndarray | None, min_size: float, min_hidden: float
+               ) -> list[np.ndarray] | None:
+    """The two lungs, left one first: the two largest parts of the lung mask, the larger at least `min_size`
+    pixels, the other (which a large heart may hide but for a crescent) at least `min_hidden`; where the lungs
+    touch above the heart (one part), that part split at the heart's centre column. None when there is no
+    such pair."""
+    parts = [c for c in components(mask) if c.sum() >= min_hidden]
     if len(parts) < 2 and parts and heart is not None:
         split = int(round(np.flatnonzero(heart.any(axis=0)).mean()))
         left, right = parts[0].copy(), parts[0].copy()
         left[:, split:] = False
         right[:, :split] = False
-        parts = [side[0] for side in (components(left), components(right)) if side and side[0].sum() >= min_size]
-    if len(parts) < 2:
+        parts = [side[0] for side in (components(left), components(right)) if side and side[0].sum() >= min_hidden]
+    if len(parts) < 2 or parts[0].sum() < min_size:
         return None
     return sorted(parts[:2], key=lambda m: np.flatnonzero(m.any(axis=0)).mean())
 
 
 def cut_off(lungs: np.ndarray) -> bool:
-    """True where the lungs run along the image's side or top edge: a thorax whose margin is outside the image
-    cannot be measured. A lung that only grazes an edge (a tangent, a few rows) is whole enough: its margin
-    lies within a pixel of the edge."""
+    """True where the thorax cannot be measured inside the image: the lungs run along a side edge for more
+    than half their height (a cropped chest), or along the bottom edge (the bases, where the thorax is
+    widest, are outside). Apices cut off at the top do not matter to the ratio."""
     rows = np.flatnonzero(lungs.any(axis=1))
     cols = np.flatnonzero(lungs.any(axis=0))
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     along_sides = max(int(lungs[:, 0].sum()), int(lungs[:, -1].sum()))
-    return along_sides > MAX_EDGE_CONTACT * height or int(lungs[0].sum()) > MAX_EDGE_CONTACT * width
+    return along_sides > MAX_SIDE_CONTACT * height or int(lungs[-1].sum()) > MAX_EDGE_CONTACT * width
+
+
+def at_side_edge(lungs: np.ndarray) -> bool:
+    """True where a lung's outer margin runs along a side of the image for more than a graze: the thorax may
+    reach beyond it, so the ratio measured against the edge may overstate the heart a little."""
+    rows = np.flatnonzero(lungs.any(axis=1))
+    height = rows[-1] - rows[0] + 1
+    return max(int(lungs[:, 0].sum()), int(lungs[:, -1].sum())) > MAX_EDGE_CONTACT * height
 
 
 def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement | str:
@@ -155,7 +175,8 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
     sh, sw = heart_p.shape
     area = sh * sw
     hearts = components(heart_p >= 0.5)
-    lungs = _lung_pair(lung_p >= 0.5, hearts[0] if hearts else None, MIN_LUNG_SHARE * area)
+    lungs = _lung_pair(lung_p >= 0.5, hearts[0] if hearts else None, MIN_LUNG_SHARE * area,
+                       MIN_HIDDEN_LUNG_SHARE * area)
     if lungs is None:
         return "not a frontal chest radiograph by its pixels (two lungs not found)"
     sizes = [float(m.sum()) for m in lungs]
@@ -175,7 +196,7 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
     if cut_off(both):
         return "the thorax is cut off at the image edge"
     h_row = widest_extent(heart_p, heart)
-    t_row = widest_row(lung_p, both)
+    t_row = widest_row(np.maximum(lung_p, heart_p * heart), both | heart)
     if h_row is None or t_row is None:
         return "not a frontal chest radiograph by its pixels (no outline to measure)"
     thorax_w = t_row[2] - t_row[1]
@@ -193,7 +214,7 @@ def measure(probs: np.ndarray, image_shape: tuple[int, int]) -> CtrMeasurement |
         r = (row[0] + 0.5) * fy - 0.5
         return [[round((row[1] + 0.5) * fx - 0.5, 2), round(r, 2)], [round((row[2] + 0.5) * fx - 0.5, 2), round(r, 2)]]
 
-    return CtrMeasurement(float(value), line(h_row), line(t_row), unsure)
+    return CtrMeasurement(float(value), line(h_row), line(t_row), unsure, at_side_edge(both))
 
 
 def score(value: float, unsure: float, threshold: float, scale: float, unsure_gain: float) -> float:

@@ -36,13 +36,23 @@ def ratio_label(value: float, threshold: float, model_value: float | None = None
 
 
 def ratio_sentence(value: float, threshold: float, score: float | None, score_threshold: float | None,
-                   model_value: float | None = None) -> str:
+                   model_value: float | None = None, note: str | None = None) -> str:
     """Why a case is flagged or not, in one sentence: the ratio against its threshold, then the score.
 
     "Cardiothoracic ratio 0.56 measured, at or above the 0.50 threshold (score 0.93): enlarged cardiac
     silhouette." Where the score and the ratio disagree the sentence says so, rather than letting one hide the
-    other; `model_value` is the model's ratio when the reader corrected the lines.
+    other; `model_value` is the model's ratio when the reader corrected the lines. The measurement's `note`
+    (what the reader should know about how it was measured) follows as a sentence of its own, unless the
+    reader has corrected the lines.
     """
+    sentence = _ratio_sentence(value, threshold, score, score_threshold, model_value)
+    if note and model_value is None:
+        sentence = f"{sentence} {note[:1].upper()}{note[1:]}."
+    return sentence
+
+
+def _ratio_sentence(value: float, threshold: float, score: float | None, score_threshold: float | None,
+                    model_value: float | None) -> str:
     measured = "measured" if model_value is None else f"as corrected by the reader (model {model_value:.2f})"
     enlarged = value >= threshold
     side = "at or above" if enlarged else "below"
