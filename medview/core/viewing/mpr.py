@@ -21,6 +21,7 @@ from the patient's left (anterior on the left, head at the top).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -217,8 +218,8 @@ class PlaneGeometry:
     spacing: float  # square pixels, mm
     shape: tuple[int, int]  # rows, columns
 
-    @property
-    def normal(self) -> np.ndarray:
+    @cached_property
+    def normal(self) -> np.ndarray:  # cached: asked for several times per plane drawn
         return np.cross(self.row_direction, self.column_direction)
 
     def patient_position(self, row: float, col: float) -> np.ndarray:

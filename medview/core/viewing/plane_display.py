@@ -15,6 +15,7 @@ in mm) come from `mpr.reformat`.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -35,9 +36,14 @@ _PARALLEL = 1 - 1e-6
 _CACHED = 4  # planes kept: the one shown and the ones just before (a measurement's label, the cursor value)
 
 
-def plane_normal(plane: str) -> np.ndarray:
+@functools.cache
+def _plane_normal(plane: str) -> tuple[float, float, float]:
     row, col = (np.array(v, dtype=np.float64) for v in mpr.PLANE_AXES[plane])
-    return np.cross(row, col)
+    return tuple(float(v) for v in np.cross(row, col))
+
+
+def plane_normal(plane: str) -> np.ndarray:
+    return np.array(_plane_normal(plane))
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +176,10 @@ class PlaneDisplay:
     def _frame_transforms(self) -> list:
         """Each image's modality transform from its header (the first header read stands in until its own is),
         parsed once per header."""
-        known = sum(h is not None for h in self.source.headers)
+        headers = self.source.headers
+        if self._transforms is not None and self._transforms[0] == len(headers):
+            return self._transforms[1]  # every header read: nothing more to come
+        known = sum(h is not None for h in headers)
         if self._transforms is None or self._transforms[0] != known:
             parsed: dict[tuple, pixels.ModalityTransform] = {}
             transforms = []
