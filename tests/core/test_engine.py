@@ -364,3 +364,17 @@ def test_export_programs_are_checked_and_never_unpickled(tmp_path, monkeypatch):
     with zipfile.ZipFile(io.BytesIO(emptied)) as archive:
         samples = [i for i in archive.infolist() if "/data/sample_inputs/" in i.filename]
         assert samples and all(i.file_size == 0 for i in samples)
+
+
+def test_a_bundle_with_any_changed_network_file_is_refused_whichever_engine_runs(tmp_path):
+    """The default engine runs model.onnx, but a changed model.ts beside it still makes the bundle refused:
+    one damaged or tampered file is a damaged bundle."""
+    pytest.importorskip("onnxruntime")
+    folder = make_bundle(tmp_path / "m", CamNet(1).eval(), size=(64, 64), onnx=True)
+    weights = folder / "models" / "model.ts"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    for backend in ("auto", "onnxruntime"):
+        with pytest.raises(ModelError, match="checksum mismatch, model.ts"):
+            Engine(load_bundle(folder), device="cpu", backend=backend)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
 from medview.core.inference.bundle import (
-    NETWORK_FILES, ModelBundle, load_export, load_torchscript, verified_onnx_bytes,
+    NETWORK_FILES, ModelBundle, load_export, load_torchscript, verified_network_bytes, verified_onnx_bytes,
 )
 from medview.core.inference.optimise import split_column_phases
 from medview.core.inference import ctr
@@ -239,6 +239,10 @@ class Engine:
             raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         self.bundle = bundle
         self.device = select_device(device)
+        # every network file the bundle carries must match its checksum, the ones not run here included: a
+        # bundle with a changed file is damaged or tampered with, whichever engine would have run it
+        for kind in bundle.networks:
+            verified_network_bytes(bundle, kind)
         if backend == "auto":
             backend = choose_backend(bundle, self.device)
         elif _BACKEND_FORMAT[backend] not in bundle.networks:
