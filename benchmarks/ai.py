@@ -20,8 +20,8 @@ import tempfile
 import time
 
 from benchmarks import data
-from benchmarks._common import PY, best_of, figure, last_json, run_child, unavailable
-from benchmarks.viewer import _child, _guard
+from benchmarks._common import PY, best_of, figure, last_json, one_figure, run_child, unavailable
+from benchmarks.viewer import _child
 
 BATCH = 8
 ROUNDS = 4  # processes per runtime, alternating
@@ -29,9 +29,9 @@ ROUNDS = 4  # processes per runtime, alternating
 
 def run(quick: bool, repeats: int) -> dict:
     figures: dict = {}
-    figures.update(_guard("ai_throughput", lambda: _throughput(quick, repeats)))
-    figures.update(_guard("ai_gui_stall", lambda: _gui(quick)))
-    figures.update(_guard("ai_page_faults", _page_faults))
+    figures.update(one_figure("ai_throughput", lambda: _throughput(quick, repeats)))
+    figures.update(one_figure("ai_gui_stall", lambda: _gui(quick)))
+    figures.update(one_figure("ai_page_faults", _page_faults))
     return figures
 
 
