@@ -165,14 +165,21 @@ def test_click_in_the_coronal_plane_moves_the_crosshair_and_the_axial_plane_foll
     assert coronal.crosshair.point()[1] == pytest.approx(grid.pixel_of(SPHERE)[1] - 5, abs=0.5)
 
 
-def test_shift_m_and_brackets_make_a_mip_slab(qtbot, window, geometry):
-    w = window
+def open_planes_on_the_sphere(qtbot, w, geometry):
+    """M, then a click on the sphere in the coronal plane: the coronal plane is active, through the sphere."""
     press(qtbot, w, Qt.Key.Key_M)
     qtbot.waitUntil(lambda: planes_drawn(w), timeout=10000)
     coronal = view_of(w, "coronal")
     QTest.mouseClick(coronal.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      on_screen(coronal, mpr.plane_through(geometry, "coronal", SPHERE).pixel_of(SPHERE)))
     QApplication.processEvents()
+    assert w.reading_state()["active"] == 1 and w.viewer is coronal
+    return coronal
+
+
+def test_shift_m_and_brackets_make_a_mip_slab(qtbot, window, geometry):
+    w = window
+    coronal = open_planes_on_the_sphere(qtbot, w, geometry)
     small = mpr.plane_through(geometry, "coronal", SPHERE).pixel_of(SMALL)
     background = grey_at(coronal, small)
     assert background < 160  # the small sphere lies behind the plane

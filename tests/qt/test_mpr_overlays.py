@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel
 
 from medview.core.viewing import mpr
@@ -17,8 +16,7 @@ from tests.qt.test_mpr_in_app import (  # noqa: F401 - fixtures used by name
     SPACING,
     SPHERE,
     geometry,
-    on_screen,
-    planes_drawn,
+    open_planes_on_the_sphere,
     press,
     title_of,
     view_of,
@@ -43,18 +41,6 @@ def crosshair_where_the_geometry_puts_it(w, geometry) -> None:
         grid = mpr.plane_through(geometry, viewport["plane"], point)
         assert view.crosshair.isVisible()
         assert view.crosshair.point() == pytest.approx(grid.pixel_of(point), abs=1e-6), viewport["plane"]
-
-
-def open_planes_on_the_sphere(qtbot, w, geometry):
-    """M, then a click on the sphere in the coronal plane: the coronal plane is active, through the sphere."""
-    press(qtbot, w, Qt.Key.Key_M)
-    qtbot.waitUntil(lambda: planes_drawn(w), timeout=10000)
-    coronal = view_of(w, "coronal")
-    QTest.mouseClick(coronal.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     on_screen(coronal, mpr.plane_through(geometry, "coronal", SPHERE).pixel_of(SPHERE)))
-    QApplication.processEvents()
-    assert w.reading_state()["active"] == 1 and w.viewer is coronal
-    return coronal
 
 
 def test_a_measurement_stays_on_its_plane_position_through_scrolling_and_slabs(qtbot, window, geometry):
