@@ -54,18 +54,19 @@ class CtrMeasurement:
 def components(mask: np.ndarray) -> list[np.ndarray]:
     """Boolean masks of the 4-connected components of `mask`, largest first.
 
-    Run-based labelling: each row's runs of True, runs that overlap in adjacent rows joined (union-find);
-    a few hundred runs on the network's grid, so plain Python is fast enough."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    runs: list[tuple[int, int, int]] = []  # (row, start, stop)
-    row_runs: list[list[int]] = []
-    for r in range(mask.shape[0]):
-        starts, stops = np.flatnonzero(edges[r] == 1), np.flatnonzero(edges[r] == -1)
-        row_runs.append(list(range(len(runs), len(runs) + len(starts))))
-        runs.extend((r, int(a), int(b)) for a, b in zip(starts, stops))
-    parent = list(range(len(runs)))
+    Run-based labelling, vectorised: every pixel gets the index of its row run; runs that touch vertically
+    are joined (union-find over the few hundred touching pairs); the runs' roots label the pixels."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return []
+    starts = mask.copy()
+    starts[:, 1:] &= ~mask[:, :-1]                            # a run begins where the pixel to its left is off
+    run_of = np.cumsum(starts.ravel()).reshape(mask.shape) - 1  # each pixel's run index (valid where mask)
+    runs = int(run_of.ravel()[mask.ravel()][-1]) + 1
+    touching = mask[1:] & mask[:-1]
+    keys = np.unique(run_of[1:][touching].astype(np.int64) * runs + run_of[:-1][touching])
+    pairs = np.stack([keys // runs, keys % runs], axis=1)
+    parent = list(range(runs))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -73,62 +74,64 @@ def components(mask: np.ndarray) -> list[np.ndarray]:
             i = parent[i]
         return i
 
-    for r in range(1, mask.shape[0]):
-        for i in row_runs[r]:
-            for j in row_runs[r - 1]:
-                if runs[i][1] < runs[j][2] and runs[j][1] < runs[i][2]:
-                    parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(runs)):
-        groups.setdefault(root(i), []).append(i)
-    out = []
-    for members in sorted(groups.values(), key=lambda m: -sum(runs[i][2] - runs[i][1] for i in m)):
-        part = np.zeros(mask.shape, bool)
-        for i in members:
-            r, a, b = runs[i]
-            part[r, a:b] = True
-        out.append(part)
-    return out
+    for a, b in pairs.tolist():
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([root(i) for i in range(len(parent))])
+    labels = np.where(mask, roots[np.where(mask, run_of, 0)], -1)
+    sizes = np.bincount(labels[mask], minlength=len(parent))
+    order = [int(k) for k in np.argsort(-sizes, kind="stable") if sizes[k] > 0]
+    return [labels == k for k in order]
 
 
 def widest_row(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] | None:
     """(row, left edge, right edge) in grid pixels where the region `keep` (p >= 0.5) is widest; the edges are
     where p crosses 0.5, interpolated between the pixel centres on either side."""
-    inside = keep & (prob >= 0.5)
-    rows = np.flatnonzero(inside.any(axis=1))
-    if rows.size == 0:
+    found = _row_edges(prob, keep)
+    if found is None:
         return None
-    best = None
-    for r in rows:
-        cols = np.flatnonzero(inside[r])
-        left, right = _edge(prob[r], cols[0], -1), _edge(prob[r], cols[-1], +1)
-        if best is None or right - left > best[2] - best[1]:
-            best = (int(r), left, right)
-    return best
+    rows, lefts, rights = found
+    best = int(np.argmax(rights - lefts))  # the first (highest) of equally wide rows
+    return int(rows[best]), float(lefts[best]), float(rights[best])
 
 
 def widest_extent(prob: np.ndarray, keep: np.ndarray) -> tuple[int, float, float] | None:
     """(row, left edge, right edge): the region's whole horizontal extent, its leftmost and rightmost borders
     wherever they lie (the transverse cardiac diameter is the right and the left heart border's greatest
     distances from the midline, usually at different levels); the row is midway between the two borders'."""
+    found = _row_edges(prob, keep)
+    if found is None:
+        return None
+    rows, lefts, rights = found
+    left_at = int(np.flatnonzero(lefts == lefts.min())[0])      # the highest of equally far left borders
+    right_at = int(np.flatnonzero(rights == rights.max())[-1])  # the lowest of equally far right borders
+    return int(round((rows[left_at] + rows[right_at]) / 2)), float(lefts[left_at]), float(rights[right_at])
+
+
+def _row_edges(prob: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The rows the region crosses, and on each its left and right edge: where p crosses 0.5 beside the first
+    and the last pixel inside, interpolated between the pixel centres (half a pixel out at the image's side)."""
     inside = keep & (prob >= 0.5)
     rows = np.flatnonzero(inside.any(axis=1))
     if rows.size == 0:
         return None
-    lefts = [(_edge(prob[r], int(np.flatnonzero(inside[r])[0]), -1), int(r)) for r in rows]
-    rights = [(_edge(prob[r], int(np.flatnonzero(inside[r])[-1]), +1), int(r)) for r in rows]
-    (left, left_row), (right, right_row) = min(lefts), max(rights)
-    return int(round((left_row + right_row) / 2)), left, right
+    width = inside.shape[1]
+    first = np.argmax(inside[rows], axis=1)
+    last = width - 1 - np.argmax(inside[rows, ::-1], axis=1)
+    p = prob[rows].astype(np.float64)
+    return rows, _edges(p, first, -1), _edges(p, last, +1)
 
 
-def _edge(p: np.ndarray, i: int, step: int) -> float:
-    """Sub-pixel position of the 0.5 crossing next to pixel i (inside) toward i + step (outside)."""
+def _edges(p: np.ndarray, i: np.ndarray, step: int) -> np.ndarray:
+    """Sub-pixel positions of the 0.5 crossings next to pixels i (inside, one per row of p) toward i + step."""
     j = i + step
-    if j < 0 or j >= p.size:
-        return i + 0.5 * step
-    a, b = float(p[i]), float(p[j])
-    t = (a - 0.5) / (a - b) if a != b else 0.5
-    return i + step * min(max(t, 0.0), 1.0)
+    outside = (j < 0) | (j >= p.shape[1])
+    at = np.arange(len(i))
+    a, b = p[at, i], p[at, np.clip(j, 0, p.shape[1] - 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(a != b, (a - 0.5) / (a - b), 0.5)
+    return np.where(outside, i + 0.5 * step, i + step * np.clip(t, 0.0, 1.0))
 
 
 def _lung_pair(mask: np.ndarray, heart: np.ndarray | None, min_size: float, min_hidden: float
