@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("listen", help="receive studies pushed by a PACS or modality (C-STORE)")
     p.add_argument("--ae", help="medview's AE title (default: servers.toml, else MEDVIEW)")
     p.add_argument("--port", type=int, help="port to listen on (default: servers.toml, else 11112)")
+    p.add_argument("--model", help="model bundle that scores what arrives (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--no-ai", action="store_true", help="receive and index only")
 
     p = sub.add_parser("self-test", help="health check of the (packaged) app; exit 0 when healthy")
     p.add_argument("--model", help="model bundle to check (default: the bundled model)")

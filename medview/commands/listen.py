@@ -1,7 +1,11 @@
-"""`medview listen [--ae AE] [--port P]`: receive studies pushed by a PACS or modality (SPEC sections 1, 8).
+"""`medview listen [--ae AE] [--port P] [--model M] [--device D] [--no-ai]`: receive studies pushed by a PACS or
+modality, index and score them (SPEC sections 1, 8).
 
 Each arriving study goes into the PACS cache under MEDVIEW_HOME and is indexed (so the worklist finds it at
-once); one line per study on stdout when its association ends. Runs until Ctrl+C or SIGTERM (exit 0).
+once): one line per study on stdout when its association ends ("UID: 3 instances from AE in PATH"). It is then
+scored in a process of its own (`_listen_scoring`: this one never imports torch) into the results cache, which
+the app reads, and a second line says what the model found ("UID: AI flagged: cardiomegaly 0.98 (CTR 0.62)").
+Runs until Ctrl+C or SIGTERM (exit 0).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import dataclasses
 import queue
 import signal
 import sys
+
+from medview.commands._listen_scoring import ScoringProcess
 
 
 def run(args) -> int:
@@ -22,6 +28,7 @@ def run(args) -> int:
     if args.port is not None:
         local = dataclasses.replace(local, listen_port=args.port)
     cache = PacsCache()
+    scoring = None if args.no_ai else ScoringProcess(args.model, args.device)
     arrivals: queue.Queue = queue.Queue()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -30,6 +37,7 @@ def run(args) -> int:
               f"(Ctrl+C stops)", file=sys.stderr, flush=True)
         try:
             while not stopping:
+                _say_scored(scoring)
                 try:
                     arrival = arrivals.get(timeout=0.3)
                 except queue.Empty:
@@ -39,9 +47,20 @@ def run(args) -> int:
                 again = f", {arrival.already_here} already here" if arrival.already_here else ""
                 print(f"{arrival.study_uid}: {arrival.received} instances from {arrival.calling_ae}{again} "
                       f"in {arrival.path}", flush=True)
+                if scoring is not None:
+                    scoring.submit(arrival.study_uid, arrival.path)
         except KeyboardInterrupt:
             pass
+        finally:
+            if scoring is not None:
+                scoring.close()
+                _say_scored(scoring)
     return 0
+
+
+def _say_scored(scoring: ScoringProcess | None) -> None:
+    for study_uid, words in scoring.answers() if scoring is not None else ():
+        print(f"{study_uid}: AI {words}", flush=True)
 
 
 def _index(path) -> None:
