@@ -49,9 +49,9 @@ from medview.core.viewing.findings_text import (
 )
 from medview.core.viewing.heatmap import heatmap_strength
 from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
-from medview.qt.measurements import RatioLines
 from medview.qt.models.worklist_model import COL_AI
 from medview.qt.settings_store import app_settings
+from medview.qt.viewer.measurements import RatioLines
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
 
 log = logging.getLogger(__name__)

@@ -37,11 +37,11 @@ from medview.core.viewing.plane_display import slab_text
 from medview.core.viewing.state import TOOLS
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
-from medview.qt.image_view import ImageView
 from medview.qt.models.worklist_model import objects_text
-from medview.qt.series_strip import SeriesStrip
 from medview.qt.settings_store import app_settings
-from medview.qt.viewports import LoadedStack, StackLoads, ViewportGrid
+from medview.qt.viewer.image_view import ImageView
+from medview.qt.viewer.series_strip import SeriesStrip
+from medview.qt.viewer.viewports import LoadedStack, StackLoads, ViewportGrid
 from medview.qt.workers.scan import ScanWorker
 from medview.qt.worklist import WorklistPanel
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 
 from medview.core.dicom.pixels import PRESETS
 from medview.qt.actions import ActionRegistry
-from medview.qt.image_view import UNITS
+from medview.qt.viewer.image_view import UNITS
 
 
 PRESET_PREFIX = "window.preset"

@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QWidget
 
-from medview.qt.annotations import CornerText
 from medview.qt.style import STYLE_FILE, style_sheet
+from medview.qt.viewer.annotations import CornerText
 from medview.resources import resource_path
 
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QLabel
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
 from medview.core.viewing import mpr
-from medview.qt import viewports
+from medview.qt.viewer import viewports
 from tests.core.test_mpr import SPHERE_HU, write_volume
 from tests.qt.helpers import open_window
 

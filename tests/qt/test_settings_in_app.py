@@ -32,7 +32,7 @@ def test_preferences_are_stored_under_medview_home_and_read_back_as_their_types(
     assert prefs.cine_fps == 24 and prefs.pacs_send_on_sign_off is True and prefs.pacs_listen is False
     assert prefs.recent == (os.path.abspath(medview_home),)
     assert window.pacs.preferences() == {"listen": False, "send_on_sign_off": True, "send_server": "archive"}
-    from medview.qt.image_view import ImageView
+    from medview.qt.viewer.image_view import ImageView
 
     other = ImageView()
     qtbot.addWidget(other)

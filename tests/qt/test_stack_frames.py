@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
 from medview.core.dicom.source import SourceRef
 from medview.qt.ai_controller import AiController
-from medview.qt.image_view import ImageView
 from medview.qt.review_controller import ReviewController
+from medview.qt.viewer.image_view import ImageView
 
 STUDY, SERIES = "1.2", "1.2.1"
 IMAGES = [("1.2.3.0", 0), ("1.2.3.1", 0), ("1.2.3.1", 1), ("1.2.3.1", 2), ("1.2.3.2", 0)]
@@ -43,7 +43,7 @@ def test_the_ai_and_the_review_name_the_image_shown_the_same_way():
 def test_show_instance_goes_to_the_frame_of_a_multiframe_image(qtbot, monkeypatch):
     from medview.qt.main_window import MainWindow
     from medview.qt.settings_store import configure_settings
-    from medview.qt.viewports import LoadedStack
+    from medview.qt.viewer.viewports import LoadedStack
 
     configure_settings()  # the window's layout is saved in this test's MEDVIEW_HOME
     w = MainWindow()

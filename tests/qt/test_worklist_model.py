@@ -170,7 +170,7 @@ def test_a_cine_counts_as_frames_not_images():
     from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
     from medview.core.dicom.source import SourceRef
     from medview.qt.models.worklist_model import WorklistModel
-    from medview.qt.series_strip import stack_label
+    from medview.qt.viewer.series_strip import stack_label
 
     def stack(uid: str, modality: str, frames: list[int]) -> Stack:
         instances = [InstanceInfo(SourceRef(f"/data/{uid}.{i}.dcm"), f"{uid}.{i}", "1.2.840.10008.5.1.4.1.1.3.1",

@@ -43,7 +43,7 @@ from medview.core.viewing.measure import MeasurementStore
 from medview.core.viewing.mpr import ReformatError
 from medview.core.viewing.plane_display import PlaneDisplay, plane_normal, slab_text
 from medview.qt.actions import is_text_entry
-from medview.qt.image_view import ImageView
+from medview.qt.viewer.image_view import ImageView
 from medview.qt.workers.load import LoadWorker
 
 FRAME = 2  # pixels of the frame round each viewport when there are several

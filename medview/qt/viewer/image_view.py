@@ -42,10 +42,10 @@ from medview.core.viewing.orientation import (
 )
 from medview.core.viewing.plane_display import PlaneDisplay, slab_text
 from medview.core.viewing.state import ANNOTATION_MODES, ZOOM_STEP, ViewState, drag_window, preset_window
-from medview.qt.annotations import CornerText, EdgeMarkers
-from medview.qt.crosshair import Crosshair
-from medview.qt.measurements import MeasureItem
 from medview.qt.settings_store import app_settings
+from medview.qt.viewer.annotations import CornerText, EdgeMarkers
+from medview.qt.viewer.crosshair import Crosshair
+from medview.qt.viewer.measurements import MeasureItem
 
 log = logging.getLogger(__name__)
 UNITS = {"CT": "HU"}
