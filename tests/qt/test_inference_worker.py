@@ -122,11 +122,11 @@ def test_a_new_folder_ends_the_batch_being_scored(qtbot, tmp_path, make_worker, 
     reading, release = threading.Event(), threading.Event()
     read = pixels.read_dataset
 
-    def slow_read(ref):  # the worker is held on the old folder's second image until the test says go
+    def slow_read(ref, **kwargs):  # the worker is held on the old folder's second image until the test says go
         if ref.path == old[1].ref.path:
             reading.set()
             release.wait(20)
-        return read(ref)
+        return read(ref, **kwargs)
 
     monkeypatch.setattr(pixels, "read_dataset", slow_read)
     with qtbot.waitSignal(worker.model_ready, timeout=20000):

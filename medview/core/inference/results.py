@@ -39,6 +39,9 @@ class InferenceJob:
     ref: SourceRef
     modality: str
     frame: int = 0
+    # the scan's header facts of the file (an InstanceInfo), where a scan found it: an uncompressed frame is
+    # then read at its offset without walking the file again
+    info: object = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -47,7 +50,7 @@ class InferenceJob:
     @classmethod
     def for_instance(cls, inst) -> list["InferenceJob"]:
         """One job per frame of an `InstanceInfo`."""
-        return [cls(inst.study_uid, inst.series_uid, inst.sop_instance_uid, inst.ref, inst.modality, f)
+        return [cls(inst.study_uid, inst.series_uid, inst.sop_instance_uid, inst.ref, inst.modality, f, inst)
                 for f in range(max(1, inst.frames))]
 
 

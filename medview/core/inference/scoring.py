@@ -77,7 +77,7 @@ class FrameScorer:
         self.engine = engine
         self.cache = cache
         self.raise_model_failures = raise_model_failures
-        self._file = None  # (SourceRef, dataset or the exception reading it raised) of the last file read
+        self._file = None  # (SourceRef, dataset or the exception reading it raised, header only) of the last read
         self._frames = None  # the FrameReader of the current `score` call
         self._more_frames = False  # frames of that file after the last one scored
 
@@ -134,15 +134,21 @@ class FrameScorer:
                 yield from self._predict(batch, images)
 
     def _image(self, job: InferenceJob) -> np.ndarray:
-        """The job's frame as the model sees it; its file is read only when it is not the last one read."""
+        """The job's frame as the model sees it; its file is read only when it is not the last one read.
+
+        Where the scan's header facts came with the job, an uncompressed monochrome frame is read at its
+        offset and pydicom reads the header only: the pixel data is not read twice, nor parsed."""
         from medview.core.dicom import pixels
+        from medview.core.dicom.loader import read_native_frame
         from medview.core.inference.engine import frame_for_model  # torch: the engine has it loaded already
 
-        if self._file is None or self._file[0] != job.ref:
+        stored = read_native_frame(job.ref, job.frame, job.info) if job.info is not None else None
+        if self._file is None or self._file[0] != job.ref or (stored is None and self._file[2]):
             try:
-                self._file = (job.ref, pixels.read_dataset(job.ref))
+                header_only = stored is not None
+                self._file = (job.ref, pixels.read_dataset(job.ref, stop_before_pixels=header_only), header_only)
             except Exception as exc:  # noqa: BLE001 - remembered, so its other frames fail without a re-read
-                self._file = (job.ref, exc)
+                self._file = (job.ref, exc, False)
         ds = self._file[1]
         if isinstance(ds, Exception):
             self._more_frames = False
@@ -151,7 +157,8 @@ class FrameScorer:
         why = self.engine.bundle.out_of_scope(ds)
         if why is not None:
             raise OutOfScope(why)
-        stored = self._frames.stored_frame(ds, job.ref, job.frame)
+        if stored is None:
+            stored = self._frames.stored_frame(ds, job.ref, job.frame)
         return frame_for_model(self.engine.bundle.window, ds, job.frame, stored)
 
     def _not_applicable(self, job: InferenceJob, reason: str) -> InferenceResult:
