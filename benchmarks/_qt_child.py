@@ -459,7 +459,7 @@ def ai_gui(folder: str, expected: str, mode: str = "app") -> None:
             return False
         if proxy.rowCount() == 0:
             return False
-        from medview.qt.models.worklist_model import COL_AI
+        from medview.qt.worklist.worklist_model import COL_AI
 
         text = str(proxy.index(0, COL_AI).data() or "").lower()
         return "flag" in text and "not" not in text

@@ -188,7 +188,7 @@ def _peer(app, arrays, size, frames: int) -> dict:
 def prior(folder: str, repeats: str = "5") -> None:
     from medview.app import create_app
     from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
-    from medview.qt.models.worklist_model import COL_AI
+    from medview.qt.worklist.worklist_model import COL_AI
 
     app, window = create_app(["medview", "gui"])
     _normal_size(window, 1600, 1000)

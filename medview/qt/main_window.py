@@ -37,13 +37,13 @@ from medview.core.viewing.plane_display import slab_text
 from medview.core.viewing.state import TOOLS
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.failed_files import FailedFilesPanel
-from medview.qt.models.worklist_model import objects_text
 from medview.qt.settings_store import app_settings
 from medview.qt.viewer.image_view import ImageView
 from medview.qt.viewer.series_strip import SeriesStrip
 from medview.qt.viewer.viewports import LoadedStack, StackLoads, ViewportGrid
 from medview.qt.workers.scan import ScanWorker
-from medview.qt.worklist import WorklistPanel
+from medview.qt.worklist.worklist_model import objects_text
+from medview.qt.worklist.worklist_panel import WorklistPanel
 
 log = logging.getLogger(__name__)
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised

@@ -26,8 +26,8 @@ from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import Finding, ReviewStore, Verdict
 from medview.core.viewing.findings_text import format_score
-from medview.qt.models.worklist_model import COL_REVIEW, review_cell
 from medview.qt.review_panel import FindingRow, ReviewPanel
+from medview.qt.worklist.worklist_model import COL_REVIEW, review_cell
 
 log = logging.getLogger(__name__)
 

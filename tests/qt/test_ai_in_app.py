@@ -20,7 +20,7 @@ from medview.core.inference.engine import Engine
 from medview.core.viewing.findings_text import format_score
 from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
 from medview.qt.findings_panel import COL_FLAGGED, COL_LABEL, COL_SCORE, COL_THRESHOLD
-from medview.qt.models.worklist_model import COL_AI, COL_ID
+from medview.qt.worklist.worklist_model import COL_AI, COL_ID
 from medview.resources import bundled_model_path
 
 FINAL = (FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, "error")

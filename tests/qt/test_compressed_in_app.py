@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-from medview.qt.models.worklist_model import COL_AI, COL_ID
+from medview.qt.worklist.worklist_model import COL_AI, COL_ID
 from tests.core.decoder_reproducers import jpeg2000_crash, jpeg_ls_crash
 from tests.factories import copy_testdata
 

@@ -13,8 +13,8 @@ from pydicom.uid import generate_uid
 
 from medview.core.dicom import pixels
 from medview.core.dicom.source import SourceRef
-from medview.qt.models.worklist_model import COL_IMAGES, NO_IMAGES
 from medview.qt.viewer.series_strip import thumbnail
+from medview.qt.worklist.worklist_model import COL_IMAGES, NO_IMAGES
 from tests.factories import copy_testdata, mixed_objects_folder, undecodable_copy
 from tests.qt.helpers import open_window, wait_ready
 

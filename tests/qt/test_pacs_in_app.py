@@ -20,7 +20,7 @@ from pydicom.uid import generate_uid
 from medview.core.demo import generate_demo
 from medview.core.net import StudyQuery, find_studies, resolve_server, send_paths
 from medview.core.net.transfer import list_instances
-from medview.qt.models.worklist_model import COL_AI, COL_ID, COL_SOURCE
+from medview.qt.worklist.worklist_model import COL_AI, COL_ID, COL_SOURCE
 from tests.core.test_pacs import write_settings
 from tests.factories import write_image, write_series
 from tests.orthanc import ORTHANC, OrthancServer, dicomweb_plugin, free_port

@@ -24,9 +24,9 @@ from medview.core.demo import generate_demo
 from medview.core.inference.results import Prediction
 from medview.core.review.store import CaseStatus, ReviewStore, Verdict
 from medview.qt import review_controller as rc
-from medview.qt.models.worklist_model import COL_ID, COL_REVIEW
 from medview.qt.review_panel import verdict_text
 from medview.qt.workers.inference import InferenceJob, InferenceResult
+from medview.qt.worklist.worklist_model import COL_ID, COL_REVIEW
 from tests.qt.helpers import open_window, wait_ready
 
 FINDING = "cardiomegaly"

@@ -235,8 +235,8 @@ def _right_edge(view, col):
 def test_narrow_worklist_hides_the_description_not_names_or_the_review_column(window, qtbot):
     """A 1280-pixel screen: the description goes (the corner text has it) before names and IDs are cut, and
     no column hides behind a sideways scroll bar; widened again, everything comes back."""
-    from medview.qt.models.worklist_model import COL_DESCRIPTION, COL_ID, COL_PATIENT, COL_REVIEW
-    from medview.qt.worklist import COLUMN_WIDTHS
+    from medview.qt.worklist.worklist_model import COL_DESCRIPTION, COL_ID, COL_PATIENT, COL_REVIEW
+    from medview.qt.worklist.worklist_panel import COLUMN_WIDTHS
 
     w, table = window, window.worklist.view
     header = table.horizontalHeader()

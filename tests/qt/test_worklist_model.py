@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
 from medview.core.review.store import CaseStatus
-from medview.qt.models.worklist_model import (
+from medview.qt.worklist.worklist_model import (
     COL_AI,
     COL_DATE,
     COL_IMAGES,
@@ -44,7 +44,7 @@ def cases(tmp_path):
 
 @pytest.fixture
 def panel(qtbot, cases):
-    from medview.qt.worklist import WorklistPanel
+    from medview.qt.worklist.worklist_panel import WorklistPanel
 
     p = WorklistPanel()
     qtbot.addWidget(p)
@@ -138,7 +138,7 @@ def test_sort_values_are_one_type_per_column(panel, cases):
 def test_the_open_case_stays_in_view_while_scores_re_sort_the_worklist(qtbot):
     """Scores arriving re-sort the rows under the reader: their case stays selected and where it was on screen."""
     from medview.core.dicom.model import Study
-    from medview.qt.worklist import WorklistPanel
+    from medview.qt.worklist.worklist_panel import WorklistPanel
 
     panel = WorklistPanel()
     qtbot.addWidget(panel)
@@ -169,8 +169,8 @@ def test_a_cine_counts_as_frames_not_images():
     """A 30-frame ultrasound loop is one image of 30 frames in the worklist, the series strip and their tips."""
     from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
     from medview.core.dicom.source import SourceRef
-    from medview.qt.models.worklist_model import WorklistModel
     from medview.qt.viewer.series_strip import stack_label
+    from medview.qt.worklist.worklist_model import WorklistModel
 
     def stack(uid: str, modality: str, frames: list[int]) -> Stack:
         instances = [InstanceInfo(SourceRef(f"/data/{uid}.{i}.dcm"), f"{uid}.{i}", "1.2.840.10008.5.1.4.1.1.3.1",

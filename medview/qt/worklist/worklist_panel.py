@@ -14,7 +14,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Study
-from medview.qt.models.worklist_model import (
+from medview.qt.worklist.worklist_model import (
     COL_AI,
     COL_DATE,
     COL_DESCRIPTION,
