@@ -421,7 +421,7 @@ def ai_gui(folder: str, expected: str, mode: str = "app") -> None:
     from medview.app import create_app
 
     if mode == "own":
-        from medview.qt import ai_controller
+        from medview.qt.ai import ai_controller
 
         ai_controller.AiController.start = lambda self: None
 

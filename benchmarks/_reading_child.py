@@ -187,7 +187,7 @@ def _peer(app, arrays, size, frames: int) -> dict:
 
 def prior(folder: str, repeats: str = "5") -> None:
     from medview.app import create_app
-    from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
+    from medview.qt.ai.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
     from medview.qt.worklist.worklist_model import COL_AI
 
     app, window = create_app(["medview", "gui"])

@@ -135,10 +135,10 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     window.raise_()
     window.activateWindow()  # without a window manager (kiosk, Xvfb) nothing else makes it active: no shortcuts
     todo = argv_paths if paths is None else list(paths)
-    from medview.qt.ai_controller import AiController
+    from medview.qt.ai.ai_controller import AiController
 
     window.ai = AiController(window, model=model, device=device, settings=settings)
-    from medview.qt.incoming import IncomingController
+    from medview.qt.ai.incoming import IncomingController
 
     window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
     from medview.qt.pacs_controller import PacsController

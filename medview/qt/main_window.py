@@ -78,7 +78,7 @@ def no_images_text(study: Study) -> str:
 def findings_widget(parent: QWidget) -> QWidget:
     """The AI issue's findings panel (objectName `findings`), or a placeholder where it is not installed."""
     try:
-        from medview.qt.findings_panel import FindingsPanel
+        from medview.qt.ai.findings_panel import FindingsPanel
     except ImportError:
         return placeholder_findings()
     return FindingsPanel(parent)

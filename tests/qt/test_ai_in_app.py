@@ -18,8 +18,8 @@ from PySide6.QtCore import QSettings, Qt
 from medview.core.demo import generate_demo
 from medview.core.inference.engine import Engine
 from medview.core.viewing.findings_text import format_score
-from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
-from medview.qt.findings_panel import COL_FLAGGED, COL_LABEL, COL_SCORE, COL_THRESHOLD
+from medview.qt.ai.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
+from medview.qt.ai.findings_panel import COL_FLAGGED, COL_LABEL, COL_SCORE, COL_THRESHOLD
 from medview.qt.worklist.worklist_model import COL_AI, COL_ID
 from medview.resources import bundled_model_path
 
@@ -370,7 +370,7 @@ def test_case_states_and_their_order(demo):
     """Queued, running, flagged (highest first), not flagged, error, not applicable: the worklist's order."""
     from medview.core.dicom.source import SourceRef
     from medview.core.inference.results import Prediction
-    from medview.qt.ai_controller import study_status, status_text
+    from medview.qt.ai.ai_controller import study_status, status_text
     from medview.qt.workers.inference import ERROR, OK, InferenceJob, InferenceResult
 
     folder, _ = demo

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QApplication
 from medview.core.demo import generate_demo
 from medview.core.dicom.readable import readable_date
 from medview.core.viewing.findings_text import format_score
-from medview.qt import ai_controller
-from medview.qt.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
+from medview.qt.ai import ai_controller
+from medview.qt.ai.ai_controller import FLAGGED, NOT_APPLICABLE_TEXT, NOT_FLAGGED
 from medview.qt.worklist.worklist_model import COL_AI
 from tests.factories import write_series
 from tests.qt.helpers import IdleWorker, open_window, press, settled

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPointF
 
 from medview.core.inference.bundle import load_bundle
 from medview.core.inference.results import Prediction
-from medview.qt.findings_panel import COL_FLAGGED, COL_SCORE, COL_THRESHOLD, FindingsPanel, HeatmapOverlay
+from medview.qt.ai.findings_panel import COL_FLAGGED, COL_SCORE, COL_THRESHOLD, FindingsPanel, HeatmapOverlay
 from tests.inference_factory import make_bundle
 
 

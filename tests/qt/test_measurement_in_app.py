@@ -20,7 +20,7 @@ from medview.core.demo import generate_demo
 from medview.core.inference.bundle import load_bundle
 from medview.core.inference.results import NOT_APPLICABLE, OK, InferenceResult, Prediction
 from medview.core.review.measurements import CTR
-from medview.qt import ai_controller
+from medview.qt.ai import ai_controller
 from medview.qt.worklist.worklist_model import COL_AI, COL_ID
 from medview.resources import bundled_model_path
 from tests.qt.helpers import IdleWorker, wait_ready

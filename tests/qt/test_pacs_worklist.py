@@ -10,7 +10,7 @@ import shutil
 from pydicom.uid import generate_uid
 
 from medview.core.net import StudyQuery, find_studies, resolve_server, send_paths
-from medview.qt import ai_controller
+from medview.qt.ai import ai_controller
 from medview.qt.workers.inference import InferenceWorker
 from tests.core.test_pacs import write_settings
 from tests.factories import write_series

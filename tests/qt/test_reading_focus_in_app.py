@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from medview.core.demo import generate_demo
-from medview.qt import ai_controller
+from medview.qt.ai import ai_controller
 from tests.factories import write_series
 from tests.qt.helpers import IdleWorker, open_window, settled
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from medview.core.demo import generate_demo
 from medview.core.dicom.readable import readable_date
 from medview.core.reading.priors import time_before
-from medview.qt import ai_controller
+from medview.qt.ai import ai_controller
 from medview.qt.viewer.image_view import ImageView
 from tests.factories import write_series
 from tests.qt.helpers import IdleWorker, open_window, press, settled

@@ -48,7 +48,7 @@ from medview.core.viewing.findings_text import (
     ratio_sentence,
 )
 from medview.core.viewing.heatmap import heatmap_strength
-from medview.qt.findings_panel import FindingsPanel, HeatmapOverlay
+from medview.qt.ai.findings_panel import FindingsPanel, HeatmapOverlay
 from medview.qt.settings_store import app_settings
 from medview.qt.viewer.measurements import RatioLines
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
