@@ -259,6 +259,10 @@ class PacsController(QObject):
             if result.complete:
                 self.say(f"Retrieved {name}: {result.expected} instances"
                          + (f" ({result.already_here} were here already)" if result.already_here else ""))
+            elif result.error == "cancelled":
+                here = result.expected - len(result.missing)
+                self.say(f"Retrieve of {name} cancelled: {here} of {result.expected} instances here; retrieve it "
+                         "again to complete it", 12000)
             else:
                 self.say(f"Retrieved {name} in part: {len(result.missing)} of {result.expected} instances missing "
                          f"({result.error}); retrieve it again to complete it", 12000)
@@ -266,7 +270,9 @@ class PacsController(QObject):
             self.changed.emit()
         elif kind == "failed":
             self._give_up(uid, note[2])
-            if note[2] != "cancelled":
+            if note[2] == "cancelled":
+                self.say(f"Retrieve of {self._names.get(uid) or 'the study'} cancelled before any instance arrived")
+            else:
                 self.say(f"{self._names.get(uid) or 'The study'} not retrieved: {note[2]}", 12000)
             self._show_sources()
             self.changed.emit()

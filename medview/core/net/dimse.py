@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 from typing import Callable
 
 from pydicom.dataset import Dataset
@@ -26,6 +27,7 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
 CONNECT_TIMEOUT_S = 10
 DIMSE_TIMEOUT_S = 60
+CANCEL_POLL_S = 0.1  # how soon a cancel aborts a transfer that waits on the PACS
 
 # The transfer syntaxes medview reads: proposed for everything received, so the PACS need not transcode.
 RECEIVE_SYNTAXES = [
@@ -250,11 +252,32 @@ def retrieve(server: Server, local: LocalSettings, cache: PacsCache, study_uid: 
                          [(evt.EVT_C_STORE, handler)])
 
 
+def abort_when_cancelled(assoc, cancel: Cancel | None) -> threading.Event:
+    """Watches `cancel` while the association works: a PACS that stalls sends no next response for the
+    transfer's loop to see the cancel by, so it is aborted from here and the loop woken. Set the event returned
+    when the association is done with."""
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(CANCEL_POLL_S):
+            if cancel():
+                # not abort()'s default, which waits for the connection to close: a stalled PACS may hold it
+                assoc.abort(block=False)
+                assoc.dimse.msg_queue.put((None, None))  # what pynetdicom queues when the peer aborts
+                return
+
+    if cancel is not None:
+        threading.Thread(target=watch, name="pacs-cancel", daemon=True).start()
+    return finished
+
+
 def _run_retrieve(server, local, study_uid, wanted, listing, cancel, handler, model, contexts, roles,
                   handlers) -> str:
     assoc = associate(server, local, contexts, ext_neg=roles, evt_handlers=handlers)
     is_move = handlers is None
     problem = ""
+    cancelled = cancel if cancel is not None else (lambda: False)
+    watching = abort_when_cancelled(assoc, cancel)
     try:
         for msg_id, identifier in enumerate(retrieve_identifiers(study_uid, wanted, listing), start=1):
             if is_move:
@@ -262,8 +285,8 @@ def _run_retrieve(server, local, study_uid, wanted, listing, cancel, handler, mo
             else:
                 responses = assoc.send_c_get(identifier, model, msg_id=msg_id)
             for status, _answer in responses:
-                if cancel is not None and cancel():
-                    assoc.abort()
+                if cancelled():
+                    assoc.abort(block=False)
                     return "cancelled"
                 code = status.get("Status", -1) if status else -1
                 if not status:
@@ -271,9 +294,10 @@ def _run_retrieve(server, local, study_uid, wanted, listing, cancel, handler, mo
                 elif code not in (STATUS_SUCCESS, 0xFF00, 0xFF01) and not 0xB000 <= code <= 0xBFFF:
                     problem = f"the server answered {_status_text(status)}"
             if assoc.is_aborted or not assoc.is_established:
-                return "the connection was lost during the transfer"
+                return "cancelled" if cancelled() else "the connection was lost during the transfer"
     finally:
-        if assoc.is_established:
+        watching.set()
+        if assoc.is_established and not cancelled():  # aborted: a release would wait on the PACS
             assoc.release()
     if handler.failures:
         problem = problem or f"{handler.failures} instances could not be stored here"
