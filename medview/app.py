@@ -127,7 +127,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     apply_dark_theme(app)
     window = MainWindow(settings=settings)
     window.model_path, window.device = model, device  # read by the AI issue's worker
-    from medview.qt.review_controller import ReviewController
+    from medview.qt.review.review_controller import ReviewController
 
     window.review = ReviewController(window)  # the review keys, panel and Review column (issue 5)
     ErrorReporter(window).install()

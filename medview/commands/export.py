@@ -58,7 +58,7 @@ def run(args) -> int:
 
     pdf_writer = None
     if "pdf" in formats:  # Qt only when a PDF is asked for: the other formats start fast
-        from medview.qt.report_pdf import write_case_pdf as pdf_writer
+        from medview.qt.review.report_pdf import write_case_pdf as pdf_writer
     try:
         written = export_cases(records, out, formats, anonymize=bool(args.anonymize), on_error=on_error,
                                heatmaps=cached_heatmaps if "pdf" in formats else None, pdf_writer=pdf_writer)

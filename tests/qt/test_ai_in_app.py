@@ -519,7 +519,7 @@ def test_new_folder_opens_at_once_and_reading_starts_at_the_top(qtbot, demo, ope
     """Nothing cached: the first case opens at once, before any score, and stays on screen while the scores
     re-sort the worklist around it; Enter then opens the case now on top (the most suspicious), N goes on
     down from there."""
-    from medview.qt import review_controller
+    from medview.qt.review import review_controller
 
     folder, truth = demo
     # without PAT0001 (a positive case) the scan's first case is a negative one: the scores move it down

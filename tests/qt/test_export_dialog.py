@@ -15,8 +15,8 @@ from tests.review_data import make_reviewed_source
 
 
 def test_export_runs_in_a_worker_with_progress_and_cancel_leaves_nothing(qtbot, tmp_path, monkeypatch):
-    from medview.qt import report_pdf
-    from medview.qt.export_dialog import ExportDialog
+    from medview.qt.review import report_pdf
+    from medview.qt.review.export_dialog import ExportDialog
 
     src = make_reviewed_source(tmp_path / "src")
     studies = build_studies(scan([str(src.root)], use_cache=False).instances)

@@ -199,7 +199,7 @@ def test_listener_pushed_studies_join_the_worklist_scored_flagged_first(qtbot, m
 @needs_orthanc
 def test_review_sent_on_sign_off_only_when_set_and_by_key(qtbot, orthanc, medview_home, tmp_path, start_app,
                                                            monkeypatch):
-    import medview.qt.review_controller as review_controller
+    import medview.qt.review.review_controller as review_controller
 
     monkeypatch.setattr(review_controller, "confirm_sign_off", lambda *_: (True, False))
     folders, _truth = demo_cases(tmp_path, cases=3)

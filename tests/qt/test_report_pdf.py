@@ -14,7 +14,7 @@ from medview.core.dicom.series import build_studies
 from medview.core.review.anonymize import Pseudonymizer
 from medview.core.review.export import cached_heatmaps, collect_cases, export_cases
 from medview.core.review.store import ReviewStore
-from medview.qt.report_pdf import overlay_heatmap, write_case_pdf
+from medview.qt.review.report_pdf import overlay_heatmap, write_case_pdf
 from tests.review_data import MODEL, add_corrected_ctr, ctr_prediction, make_reviewed_source
 
 

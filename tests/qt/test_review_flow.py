@@ -23,8 +23,8 @@ from PySide6.QtWidgets import QApplication
 from medview.core.demo import generate_demo
 from medview.core.inference.results import Prediction
 from medview.core.review.store import CaseStatus, ReviewStore, Verdict
-from medview.qt import review_controller as rc
-from medview.qt.review_panel import verdict_text
+from medview.qt.review import review_controller as rc
+from medview.qt.review.review_panel import verdict_text
 from medview.qt.workers.inference import InferenceJob, InferenceResult
 from medview.qt.worklist.worklist_model import COL_ID, COL_REVIEW
 from tests.qt.helpers import open_window, wait_ready
@@ -425,7 +425,7 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
                                                                        monkeypatch):
     from pypdf import PdfReader
 
-    from medview.qt import export_dialog
+    from medview.qt.review import export_dialog
 
     w = app_window
     before = tree_hashes(source)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from medview.core.dicom.model import InstanceInfo, Series, Stack, Study
 from medview.core.dicom.source import SourceRef
 from medview.qt.ai.ai_controller import AiController
-from medview.qt.review_controller import ReviewController
+from medview.qt.review.review_controller import ReviewController
 from medview.qt.viewer.image_view import ImageView
 
 STUDY, SERIES = "1.2", "1.2.1"

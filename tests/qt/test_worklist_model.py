@@ -25,7 +25,7 @@ from medview.qt.worklist.worklist_model import (
     NO_IMAGES_COLOUR,
     SortRole,
 )
-from medview.qt.review_controller import review_cell
+from medview.qt.review.review_controller import review_cell
 from tests.factories import write_image
 
 

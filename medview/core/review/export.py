@@ -261,7 +261,7 @@ def export_cases(
     """Write the chosen formats into `out_dir`; returns the files written.
 
     The PDF is drawn with Qt, which the core may not import: the caller passes `pdf_writer`
-    (`medview.qt.report_pdf.write_case_pdf`) when "pdf" is among the formats.
+    (`medview.qt.review.report_pdf.write_case_pdf`) when "pdf" is among the formats.
 
     A case whose SR, KOS, SEG or PDF cannot be made is reported through `on_error(record, format, reason)` and
     the others are still written. `heatmaps(record)` gives {(sop, frame): (label, float array 0..1)} for the
@@ -279,7 +279,7 @@ def export_cases(
     if "sr" in wanted:
         wanted |= set(DICOM_PARTS)
     if "pdf" in wanted and pdf_writer is None:
-        raise ValueError("PDF export needs a pdf_writer (medview.qt.report_pdf.write_case_pdf)")
+        raise ValueError("PDF export needs a pdf_writer (medview.qt.review.report_pdf.write_case_pdf)")
     per_case = [f for f in ("sr", "kos", "seg", "pdf") if f in wanted]
     needs_ai = bool(wanted & {"sr", "seg", "pdf"})
     steps = _Steps(len(records) * (len(per_case) + needs_ai) + len(wanted & {"csv", "json"}), progress, cancelled)

@@ -39,7 +39,7 @@ class ExportWorker(QThread):
 
         pdf_writer = None
         if "pdf" in self.formats:
-            from medview.qt.report_pdf import write_case_pdf as pdf_writer
+            from medview.qt.review.report_pdf import write_case_pdf as pdf_writer
         try:
             written: list[Path] = export_cases(
                 self.records, self.out, self.formats, anonymize=self.anonymize, on_error=on_error,

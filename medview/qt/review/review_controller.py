@@ -26,7 +26,7 @@ from medview.core.inference.bundle import flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import Finding, ReviewStore, Verdict
 from medview.core.viewing.findings_text import format_score
-from medview.qt.review_panel import FindingRow, ReviewPanel
+from medview.qt.review.review_panel import FindingRow, ReviewPanel
 from medview.qt.worklist.worklist_model import COL_REVIEW, review_cell
 
 log = logging.getLogger(__name__)
@@ -494,7 +494,7 @@ class ReviewController(QObject):
 
     def export(self) -> None:
         """Ctrl+E: the export dialog for the cases of the loaded folder."""
-        from medview.qt.export_dialog import ExportDialog
+        from medview.qt.review.export_dialog import ExportDialog
 
         if self.store is None:
             self.say(self.error, 8000)
