@@ -708,19 +708,19 @@ class MainWindow(QMainWindow):
         self.failed_button.setVisible(n > 0)
 
     def show_shortcuts(self) -> None:
-        from medview.qt.shortcuts_dialog import ShortcutsDialog
+        from medview.qt.dialogs.shortcuts_dialog import ShortcutsDialog
 
         dialog = ShortcutsDialog(self.registry, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
     def show_about(self) -> None:
-        from medview.qt.about import show_about
+        from medview.qt.dialogs.about import show_about
 
         show_about(self)
 
     def show_keymap(self) -> None:
-        from medview.qt.keymap_dialog import KeymapDialog
+        from medview.qt.dialogs.keymap_dialog import KeymapDialog
 
         dialog = KeymapDialog(self.registry, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

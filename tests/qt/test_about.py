@@ -1,7 +1,7 @@
 """The About dialog names the version, the research-use line and every bundled third-party licence."""
 
 from medview import __version__
-from medview.qt.about import THIRD_PARTY, about_html
+from medview.qt.dialogs.about import THIRD_PARTY, about_html
 
 
 def test_about_lists_version_research_use_and_licences():

@@ -104,7 +104,7 @@ def test_shortcut_overview_says_what_every_preset_key_does(qtbot):
     from PySide6.QtWidgets import QWidget
 
     from medview.qt.actions import ActionRegistry
-    from medview.qt.shortcuts_dialog import ShortcutsDialog
+    from medview.qt.dialogs.shortcuts_dialog import ShortcutsDialog
 
     parent = QWidget()
     qtbot.addWidget(parent)

@@ -332,7 +332,7 @@ def test_wheel_scrolls_the_stack(window, qtbot):
 
 def test_shortcut_overview_is_generated_from_the_registry(window, qtbot):
     w = window
-    from medview.qt.shortcuts_dialog import ShortcutsDialog, overview_html
+    from medview.qt.dialogs.shortcuts_dialog import ShortcutsDialog, overview_html
 
     _press(qtbot, w.worklist.view, Qt.Key.Key_F1)
     dialog = w.findChild(ShortcutsDialog)
@@ -593,7 +593,7 @@ def test_open_zip_drag_and_drop_and_recent(qtbot, tmp_path, studies):
 
 def test_keymap_override_stored_and_conflicts_refused(window, qtbot):
     w, v = window, window.viewer
-    from medview.qt.keymap_dialog import KeymapDialog
+    from medview.qt.dialogs.keymap_dialog import KeymapDialog
 
     w.registry.set_keys("image.next", ["J"])
     _press(qtbot, w.worklist.view, Qt.Key.Key_J)
@@ -723,7 +723,7 @@ def test_open_help_fullscreen_and_quit_keys(window, qtbot, monkeypatch, studies)
     w = window
     from PySide6.QtWidgets import QFileDialog
 
-    from medview.qt.shortcuts_dialog import ShortcutsDialog
+    from medview.qt.dialogs.shortcuts_dialog import ShortcutsDialog
 
     asked = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(a) or str(studies / "cr"))
