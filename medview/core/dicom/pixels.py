@@ -926,6 +926,8 @@ PRESETS: dict[str, list[tuple[str, Window]]] = {
     ],
 }
 
+MODALITY_UNITS = {"CT": "HU"}  # the unit of a modality's rescaled values, where it has one: presets, readouts
+
 _PRESET_ALIASES = {"soft": "soft tissue", "softtissue": "soft tissue", "abdomen": "soft tissue",
                    "mediastinal": "mediastinum", "head": "brain"}
 

@@ -6,9 +6,8 @@ from html import escape
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
-from medview.core.dicom.pixels import PRESETS
+from medview.core.dicom.pixels import MODALITY_UNITS, PRESETS
 from medview.qt.actions import ActionRegistry
-from medview.qt.viewer.image_view import UNITS
 
 
 PRESET_PREFIX = "window.preset"
@@ -16,7 +15,7 @@ PRESET_PREFIX = "window.preset"
 
 def presets_footnote() -> str:
     """How to read the preset names: level/width in the modality's units, and where there are none."""
-    units = ", ".join(f"{mod} in {UNITS.get(mod, 'stored values')}" for mod in PRESETS)
+    units = ", ".join(f"{mod} in {MODALITY_UNITS.get(mod, 'stored values')}" for mod in PRESETS)
     return (f"Presets are per modality, as level/width ({units}); on other modalities keys 1–9 leave the window "
             "as it is. 0 goes back to the file's own window.")
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from medview.core.errors import MedviewError
 from medview.core.review.export import FORMATS, collect_cases
 from medview.core.settings import Settings
+from medview.qt.review import report_pdf
 from medview.qt.settings_store import app_settings
 from medview.qt.workers.export import ExportWorker
 
@@ -155,7 +156,8 @@ class ExportDialog(QDialog):
             return self._say(f"No reviewed cases among the {len(self.studies)} cases in the worklist; "
                              "nothing written.")
         self._cases = len(records)
-        self.worker = ExportWorker(records, out, formats, self.anonymize.isChecked(), self)
+        self.worker = ExportWorker(records, out, formats, self.anonymize.isChecked(), self,
+                                   pdf_writer=report_pdf.write_case_pdf)
         self.worker.progress.connect(self._progress)
         self.worker.done.connect(self._done)
         self.worker.failed.connect(self._finish)

@@ -19,7 +19,7 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Stack
-from medview.core.dicom.pixels import VoiLut, Window
+from medview.core.dicom.pixels import MODALITY_UNITS, VoiLut, Window
 from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.settings import Settings
 from medview.core.viewing.display import StackDisplay
@@ -48,7 +48,6 @@ from medview.qt.viewer.crosshair import Crosshair
 from medview.qt.viewer.measurements import MeasureItem
 
 log = logging.getLogger(__name__)
-UNITS = {"CT": "HU"}
 
 
 def _text(header, keyword: str) -> str:
@@ -694,7 +693,7 @@ class ImageView(QWidget):
         if isinstance(value, tuple):
             text = "RGB " + " ".join(str(v) for v in value)
         else:
-            unit = UNITS.get(self.modality, "")
+            unit = MODALITY_UNITS.get(self.modality, "")
             number = f"{value:.0f}" if float(value).is_integer() or unit else f"{value:.4g}"
             text = f"{number} {unit}" if unit else f"value {number}"
         self.cursor_text.emit(f"x {col}  y {row}   {text}")
@@ -793,7 +792,7 @@ class ImageView(QWidget):
             return ""
         values = self.display.modality_values(self.state.index)
         stats = ellipse_stats(values, m.points, self.calibration)
-        return format_stats(stats, UNITS.get(self.modality, ""))
+        return format_stats(stats, MODALITY_UNITS.get(self.modality, ""))
 
     def _label(self, item: MeasureItem) -> None:
         m = Measurement(item.measurement.kind, item.points(), id=item.measurement.id)

@@ -20,9 +20,13 @@ class ExportWorker(QThread):
     failed = Signal(str)  # the reason in words: nothing was written
     cancelled = Signal()  # nothing was written
 
-    def __init__(self, records: list, out: str, formats: list[str], anonymize: bool, parent=None):
+    def __init__(self, records: list, out: str, formats: list[str], anonymize: bool, parent=None, *,
+                 pdf_writer=None):
+        """`pdf_writer(record, path, **kwargs)` writes one case's PDF; given by the caller, which knows how
+        reports look, and needed only when "pdf" is among the formats."""
         super().__init__(parent)
         self.records, self.out, self.formats, self.anonymize = list(records), out, list(formats), anonymize
+        self.pdf_writer = pdf_writer
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -37,9 +41,7 @@ class ExportWorker(QThread):
         def on_error(record, fmt: str, reason: str) -> None:
             failures.append(f"study {record.study_uid}: the {fmt.upper()} could not be written: {reason}")
 
-        pdf_writer = None
-        if "pdf" in self.formats:
-            from medview.qt.review.report_pdf import write_case_pdf as pdf_writer
+        pdf_writer = self.pdf_writer if "pdf" in self.formats else None
         try:
             written: list[Path] = export_cases(
                 self.records, self.out, self.formats, anonymize=self.anonymize, on_error=on_error,
