@@ -49,8 +49,8 @@ from medview.core.viewing.findings_text import (
 )
 from medview.core.viewing.heatmap import heatmap_strength
 from medview.qt.ai.findings_panel import FindingsPanel, HeatmapOverlay
+from medview.qt.ai.ratio_lines import RatioLines
 from medview.qt.settings_store import app_settings
-from medview.qt.viewer.measurements import RatioLines
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
 from medview.qt.worklist.worklist_model import COL_AI
 

@@ -27,7 +27,7 @@ from medview.core.dicom.incoming import (
 )
 from medview.core.viewing.mask_overlay import overlay_rgba, segment_colour
 from medview.core.viewing.measure import PIXEL_CENTRE
-from medview.qt.viewer.measurements import BACKDROP, HEART_PEN, NORMAL_COLOUR, THORAX_PEN
+from medview.qt.ai.ratio_lines import BACKDROP, HEART_PEN, NORMAL_COLOUR, THORAX_PEN
 
 HEADING = "From other sources"
 LINE_COLOURS = (HEART_PEN.color().name(), THORAX_PEN.color().name(), "#b2ff59", "#ea80fc")
