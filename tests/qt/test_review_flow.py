@@ -26,7 +26,7 @@ from medview.core.review.store import CaseStatus, ReviewStore, Verdict
 from medview.qt.review import review_controller as rc
 from medview.qt.review.review_panel import verdict_text
 from medview.qt.workers.inference import InferenceJob, InferenceResult
-from medview.qt.worklist.worklist_model import COL_ID, COL_REVIEW
+from medview.qt.worklist.worklist_model import COL_ID, COL_REVIEW, review_cell
 from tests.qt.helpers import open_window, wait_ready
 
 FINDING = "cardiomegaly"
@@ -134,7 +134,7 @@ def assert_ui_is_disk(w, uid: str) -> None:
         case = disk.case(uid)
         findings = disk.findings(uid)
         state = disk.worklist_states([uid])[uid]
-    assert _review_cell(w, uid) == rc.review_cell(*state)[0]
+    assert _review_cell(w, uid) == review_cell(*state)[0]
     if w.review.session.study_uid != uid:
         return
     assert panel.verdict_marks() == ([verdict_text(f) for f in findings] if findings else [

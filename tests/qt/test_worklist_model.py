@@ -24,8 +24,8 @@ from medview.qt.worklist.worklist_model import (
     COL_REVIEW,
     NO_IMAGES_COLOUR,
     SortRole,
+    review_cell,
 )
-from medview.qt.review.review_controller import review_cell
 from tests.factories import write_image
 
 

@@ -52,7 +52,6 @@ from medview.qt.ai.findings_panel import FindingsPanel, HeatmapOverlay
 from medview.qt.ai.ratio_lines import RatioLines
 from medview.qt.settings_store import app_settings
 from medview.qt.workers.inference import ERROR, NOT_APPLICABLE, OK, InferenceJob, InferenceResult, InferenceWorker
-from medview.qt.worklist.worklist_model import COL_AI
 
 log = logging.getLogger(__name__)
 
@@ -486,12 +485,11 @@ class AiController(QObject):
                 self._mark_not_applicable()
         for uid in self._studies:
             self._update_cell(uid)
-        view = self.window.worklist.view
-        wanted = view.fontMetrics().horizontalAdvance("not flagged 0.00") + 16
-        if view.columnWidth(COL_AI) < wanted:
-            view.setColumnWidth(COL_AI, wanted)  # "not flagged 0.48" read in full, not "not fl…"
+        worklist = self.window.worklist
+        # "not flagged 0.48" read in full, not "not fl…"
+        worklist.widen_ai_column(worklist.view.fontMetrics().horizontalAdvance("not flagged 0.00") + 16)
         if self._auto_sort:
-            view.sortByColumn(COL_AI, Qt.SortOrder.AscendingOrder)
+            worklist.sort_by_ai()
         if self.bundle is not None:
             self._enqueue(list(self._studies))
 

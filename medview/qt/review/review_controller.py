@@ -27,7 +27,6 @@ from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import Finding, ReviewStore, Verdict
 from medview.core.viewing.findings_text import format_score
 from medview.qt.review.review_panel import FindingRow, ReviewPanel
-from medview.qt.worklist.worklist_model import COL_REVIEW, review_cell
 
 log = logging.getLogger(__name__)
 
@@ -263,12 +262,10 @@ class ReviewController(QObject):
         model, view = worklist.model, worklist.view
         widest = 0
         for uid, (status, reviewer) in self.store.worklist_states(uids).items():
-            text, sort = review_cell(status, reviewer)
             with worklist.current_row_kept_in_view():
-                model.set_review_status(uid, text, sort)
+                text = model.set_review_state(uid, status, reviewer)
             widest = max(widest, view.fontMetrics().horizontalAdvance(text) + 14)
-        if view.columnWidth(COL_REVIEW) < min(widest, REVIEW_COLUMN_MAX):
-            view.setColumnWidth(COL_REVIEW, min(widest, REVIEW_COLUMN_MAX))  # "✔ dr.k" whole where it fits
+        worklist.widen_review_column(min(widest, REVIEW_COLUMN_MAX))  # "✔ dr.k" whole where it fits
 
     def _show_current_image(self) -> None:
         image = self.current_image()

@@ -149,6 +149,12 @@ class WorklistModel(QStandardItemModel):
     def set_review_status(self, study_uid: str, text: str, sort_value: str) -> None:
         self.set_cell(study_uid, COL_REVIEW, text, str(sort_value))
 
+    def set_review_state(self, study_uid: str, status: CaseStatus, reviewer: str | None) -> str:
+        """The Review cell of a case in its review state (`review_cell`); returns the text shown."""
+        text, sort_value = review_cell(status, reviewer)
+        self.set_review_status(study_uid, text, sort_value)
+        return text
+
     def set_source(self, study_uid: str, text: str, tip: str) -> None:
         """The From cell: "local", the PACS a study was retrieved from (with its progress), "pushed by X"."""
         self.set_cell(study_uid, COL_SOURCE, text, text)

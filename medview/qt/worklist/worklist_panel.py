@@ -162,6 +162,20 @@ class WorklistPanel(QWidget):
         elif col != COL_DESCRIPTION:
             self.fit_columns()  # e.g. the AI column widened for "not flagged 0.48"
 
+    def widen_ai_column(self, width: int) -> None:
+        """The AI column at least `width` pixels wide; never narrowed, since the reader may have widened it."""
+        if self.view.columnWidth(COL_AI) < width:
+            self.view.setColumnWidth(COL_AI, width)
+
+    def widen_review_column(self, width: int) -> None:
+        """The Review column at least `width` pixels wide; never narrowed, since the reader may have widened it."""
+        if self.view.columnWidth(COL_REVIEW) < width:
+            self.view.setColumnWidth(COL_REVIEW, width)
+
+    def sort_by_ai(self) -> None:
+        """Cases in the order of their AI status (flagged first)."""
+        self.view.sortByColumn(COL_AI, Qt.SortOrder.AscendingOrder)
+
     def focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter.selectAll()
