@@ -1,4 +1,5 @@
-"""The dark reading-room theme: Fusion style, a dark palette (dialogs and native parts too), the QSS file."""
+"""The dark reading-room theme: Fusion style, a dark palette (dialogs and native parts too), the QSS file; the
+AI heatmap's colours, the same in the viewer's overlay and in the PDF report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -13,6 +16,7 @@ from medview.resources import resource_path
 
 log = logging.getLogger(__name__)
 STYLE_FILE = "style/dark.qss"
+HEATMAP_OPACITY = 0.55  # the heatmap overlay's default opacity (the findings panel's slider changes it)
 
 
 def dark_palette() -> QPalette:
@@ -56,3 +60,13 @@ def apply_dark_theme(app: QApplication) -> None:
         app.setStyleSheet(style_sheet(path))
     except OSError:
         log.warning("style sheet %s not found; using the palette only", path)
+
+
+def heatmap_lut(name: str = "inferno") -> np.ndarray:
+    """A 256-entry RGBA lookup table whose alpha rises with the value, so cold areas do not tint the image."""
+    rgba = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True)
+    rgba = np.asarray(rgba, dtype=np.ubyte).copy()
+    # transparent below 0.3 of the map's range, opaque from 0.8 up: the low, diffuse part of a class activation
+    # map would otherwise tint the whole field (seen on the demo radiographs) and hide where the model looked
+    rgba[:, 3] = (np.clip((np.linspace(0.0, 1.0, 256) - 0.3) / 0.5, 0.0, 1.0) * 255).astype(np.ubyte)
+    return rgba

@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (
 from medview.core.inference.bundle import RESEARCH_USE_ONLY, flagged_labels
 from medview.core.viewing.findings_text import format_score
 from medview.core.viewing.heatmap import resize_bilinear
+from medview.qt.style import HEATMAP_OPACITY, heatmap_lut
 
 COL_LABEL, COL_SCORE, COL_THRESHOLD, COL_FLAGGED = range(4)
 HEADERS = ("Finding", "Score", "Threshold", "Flagged")
 UPSAMPLE = 8  # the overlay image is the coarse map enlarged this many times (bilinear)
-HEATMAP_OPACITY = 0.55  # the overlay's default opacity (the panel's slider changes it); the PDF uses it too
 
 
 class FindingsPanel(QWidget):
@@ -208,16 +208,6 @@ class FindingsPanel(QWidget):
         label = self.selected_finding()
         if label is not None:
             self.finding_selected.emit(label)
-
-
-def heatmap_lut(name: str = "inferno") -> np.ndarray:
-    """A 256-entry RGBA lookup table whose alpha rises with the value, so cold areas do not tint the image."""
-    rgba = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True)
-    rgba = np.asarray(rgba, dtype=np.ubyte).copy()
-    # transparent below 0.3 of the map's range, opaque from 0.8 up: the low, diffuse part of a class activation
-    # map would otherwise tint the whole field (seen on the demo radiographs) and hide where the model looked
-    rgba[:, 3] = (np.clip((np.linspace(0.0, 1.0, 256) - 0.3) / 0.5, 0.0, 1.0) * 255).astype(np.ubyte)
-    return rgba
 
 
 class HeatmapOverlay:

@@ -43,7 +43,7 @@ def ensure_gui_app():
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float | None = None) -> np.ndarray:
     """Blend a 0..1 heatmap over a uint8 image as the viewer draws it: resized bilinearly, the viewer's colour
     map, transparent where cold (`heatmap_lut`'s alpha), at the viewer's default opacity; RGB out."""
-    from medview.qt.ai.findings_panel import HEATMAP_OPACITY, heatmap_lut  # pyqtgraph: only when a map is drawn
+    from medview.qt.style import HEATMAP_OPACITY, heatmap_lut  # pyqtgraph: only when a map is drawn
 
     opacity = HEATMAP_OPACITY if opacity is None else opacity
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
