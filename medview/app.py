@@ -1,8 +1,8 @@
 """Composition root: the QApplication, its names and settings, logging, the excepthook, the main window.
 
 `create_app(argv)` builds the app exactly as `medview gui` does, without entering the event loop (SPEC
-section 7): tests and embedders get the same window the user gets. torch is not imported here; the AI issue
-attaches its worker after the window is shown.
+section 7): tests and embedders get the same window the user gets. torch is not imported here: the AI
+controller starts its worker (which imports it) only once an opened folder holds an image the model reads.
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
 
     apply_dark_theme(app)
     window = MainWindow(settings=settings)
-    window.model_path, window.device = model, device  # read by the AI issue's worker
+    window.model_path, window.device = model, device  # the --model and --device in force
     from medview.qt.review.review_controller import ReviewController
 
-    window.review = ReviewController(window)  # the review keys, panel and Review column (issue 5)
+    window.review = ReviewController(window)  # the review keys, panel and Review column
     ErrorReporter(window).install()
     window.show()
     window.raise_()

@@ -6,7 +6,7 @@ defaults (frescobaldi's practice). Shortcuts use Qt.WindowShortcut on QActions o
 they work whichever panel has focus, while a dialog of its own (the keymap editor, a file dialog) keeps Esc
 and Enter; `KeyRouter` stops item views, buttons and scroll bars from eating the registry's keys
 (arrows, Home/End, Page Up/Down, Space, Enter) unless a text field is being edited.
-Actions of later issues (AI, review) are registered here, disabled until their handlers are attached.
+The AI's and the review's actions are registered here too, disabled until their controllers attach a handler.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ActionSpec:
     keys: tuple[str, ...] = ()
     group: str = "View"
     tip: str = ""
-    enabled: bool = True  # False: a later issue attaches the handler
+    enabled: bool = True  # False until a controller attaches the handler
     checkable: bool = False
 
 
@@ -115,7 +115,7 @@ SPECS: list[ActionSpec] = [
     ActionSpec("tool.distance", "Distance tool", ("D",), "Tools", checkable=True),
     ActionSpec("tool.ellipse", "Ellipse ROI tool", ("E",), "Tools", checkable=True),
     ActionSpec("measure.delete", "Delete the selected measurement", ("Del",), "Tools"),
-    # AI and review (wired by their issues)
+    # AI and review (attached by their controllers)
     ActionSpec("ai.heatmap", "AI heatmap on / off", ("H",), "AI", enabled=False, checkable=True),
     ActionSpec("ai.next_finding", "Next finding", ("F",), "AI", enabled=False),
     ActionSpec("review.agree", "Agree with the finding", ("A",), "Review", enabled=False),
@@ -184,7 +184,7 @@ class ActionRegistry(QObject):
         return action
 
     def attach(self, action_id: str, handler) -> QAction:
-        """For later issues (AI, review): connect `handler` and enable the action and its shortcut."""
+        """For the controllers (AI, review): connect `handler` and enable the action and its shortcut."""
         action = self.connect(action_id, handler)
         action.setEnabled(True)
         self._refresh_owned_keys()

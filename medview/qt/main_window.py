@@ -1,8 +1,8 @@
 """The main window: worklist | series strip + viewports | findings, wired to the action registry.
 
 Layout (splitters saved and restored): the worklist on the left, the series strip above the viewports in
-the centre (`ViewportGrid`, drawing the reading session), the findings panel on the right (a placeholder named
-`findings` until the AI issue's panel is set with `set_findings_panel`). The status bar holds the pixel value,
+the centre (`ViewportGrid`, drawing the reading session), the findings panel on the right (`findings`, put in by
+`set_findings_panel`) with the review panel under it (`set_review_panel`). The status bar holds the pixel value,
 the progress bar (`progress`) with its cancel button, and the failed-files count that opens the failed-files
 dock.
 """
@@ -76,7 +76,7 @@ def no_images_text(study: Study) -> str:
 
 
 def findings_widget(parent: QWidget) -> QWidget:
-    """The AI issue's findings panel (objectName `findings`), or a placeholder where it is not installed."""
+    """The findings panel (objectName `findings`), or a placeholder where the AI package cannot be imported."""
     try:
         from medview.qt.ai.findings_panel import FindingsPanel
     except ImportError:
@@ -252,7 +252,7 @@ class MainWindow(QMainWindow):
             if action_id == "file.open_files":
                 self.recent_menu = menus["File"].addMenu("Open recent")
         self._refresh_recent_menu()
-        # Preferences (model, device, thresholds): enabled by the AI issue's controller, which opens the dialog
+        # Preferences (model, device, thresholds): enabled by the AI controller, which opens the dialog
         self.preferences_action = QAction("Preferences…", self)
         self.preferences_action.setObjectName("app.preferences")
         self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -444,9 +444,9 @@ class MainWindow(QMainWindow):
         self.setFocusProxy(view)
         self.strip.mark(self.stack_index)
 
-    # --- extension points for the AI and review issues --------------------------------------------------------
+    # --- the panels on the right: findings and review ----------------------------------------------------------
     def set_findings_panel(self, widget: QWidget) -> None:
-        """Put the AI issue's findings panel (objectName `findings`) where the placeholder is."""
+        """Put the AI controller's findings panel (objectName `findings`) where the placeholder is."""
         parent = self.findings.parentWidget()
         splitter = parent if isinstance(parent, QSplitter) else self.splitter  # beside the review panel
         index = splitter.indexOf(self.findings)
@@ -458,7 +458,7 @@ class MainWindow(QMainWindow):
         splitter.setSizes(sizes)
 
     def set_review_panel(self, widget: QWidget) -> None:
-        """Put the review issue's panel (objectName `review`) under the findings panel, on the right."""
+        """Put the review panel (objectName `review`) under the findings panel, on the right."""
         index = self.splitter.indexOf(self.findings)
         sizes = self.splitter.sizes()
         self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -534,8 +534,8 @@ class MainWindow(QMainWindow):
         self.studies = list(studies)
         self.reading.add_studies(self.studies)  # priors are found among everything opened
         self.worklist.set_studies(self.studies)
-        # the review and AI issues fill their columns here (the AI from its results cache) and the worklist takes
-        # its order: the first case is chosen from that order, not from the scan's
+        # the review and AI controllers fill their columns here (the AI from its results cache) and the worklist
+        # takes its order: the first case is chosen from that order, not from the scan's
         self.studies_loaded.emit(self.studies)
         first = self.first_case()
         if first is None:
@@ -546,7 +546,7 @@ class MainWindow(QMainWindow):
 
     def first_case(self) -> Study | None:
         """The case a loaded folder opens on: the first in the worklist's order that is not signed off (the
-        review issue's `review.first_unreviewed`), else the first; None for an empty worklist."""
+        review controller's `first_unreviewed`), else the first; None for an empty worklist."""
         order = self.worklist.proxy.studies_in_order()
         if not order:
             return None
@@ -632,7 +632,7 @@ class MainWindow(QMainWindow):
         self.stack_shown.emit(self.stacks[k].stack)
 
     def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:
-        """Open the case, series and image of one SOP instance (the AI issue's "F", the review's key images)."""
+        """Open the case, series and image of one SOP instance (F's next finding, the review's key images)."""
         study = self.find_study(study_uid)
         if study is None:
             return False

@@ -1,4 +1,4 @@
-"""The About dialog: version, build, the research-use line and the third-party licences (issue 6).
+"""The About dialog: version, build, the research-use line and the third-party licences.
 
 The licence list is what the frozen app bundles (packaging/README.md, "Licences"); no GPL component is
 shipped (python-gdcm instead of the GPLv3 pylibjpeg-libjpeg). Wire it with

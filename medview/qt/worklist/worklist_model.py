@@ -1,7 +1,7 @@
 """The worklist: one row per case (study), behind a sort/filter proxy whose order is the reading order.
 
 Columns are `COL_*` constants; the Study of a row is `WorklistProxy.study_at`, sorting goes through `SortRole`
-(dates and counts sort as values, not text). The AI and review issues fill their columns with `set_cell`,
+(dates and counts sort as values, not text). The AI and review controllers fill their columns with `set_cell`,
 which emits `dataChanged` for that one cell; the PACS controller the From column (`set_source`).
 """
 
