@@ -125,11 +125,14 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.style import apply_dark_theme
 
     apply_dark_theme(app)
-    window = MainWindow(settings=settings)
-    window.model_path, window.device = model, device  # the --model and --device in force
+    from medview.qt.ai.findings_panel import FindingsPanel
     from medview.qt.review.review_controller import ReviewController
+    from medview.qt.review.review_panel import ReviewPanel
 
-    window.review = ReviewController(window)  # the review keys, panel and Review column
+    findings, review_panel = FindingsPanel(), ReviewPanel()
+    window = MainWindow(settings=settings, findings=findings, review_panel=review_panel)
+    window.model_path, window.device = model, device  # the --model and --device in force
+    window.review = ReviewController(window, review_panel)  # the review keys, panel and Review column
     ErrorReporter(window).install()
     window.show()
     window.raise_()

@@ -1,8 +1,9 @@
 """The main window: worklist | series strip + viewports | findings, wired to the action registry.
 
 Layout (splitters saved and restored): the worklist on the left, the series strip above the viewports in
-the centre (`ViewportGrid`, drawing the reading session), the findings panel on the right (`findings`, put in by
-`set_findings_panel`) with the review panel under it (`set_review_panel`). The status bar holds the pixel value,
+the centre (`ViewportGrid`, drawing the reading session), on the right the findings panel (`findings`) with
+the review panel (`review`) under it; both panels are handed to the constructor by `create_app`, whose
+controllers fill them. The status bar holds the pixel value,
 the progress bar (`progress`) with its cancel button, and the failed-files count that opens the failed-files
 dock.
 """
@@ -36,6 +37,7 @@ from medview.core.settings import Settings
 from medview.core.viewing.plane_display import slab_text
 from medview.core.viewing.state import TOOLS
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
+from medview.qt.ai.findings_panel import FindingsPanel
 from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.settings_store import app_settings
 from medview.qt.viewer.image_view import ImageView
@@ -75,34 +77,17 @@ def no_images_text(study: Study) -> str:
     return f"No images in this case\n\nIt holds {what}:\nlisted in the worklist, not shown as images."
 
 
-def findings_widget(parent: QWidget) -> QWidget:
-    """The findings panel (objectName `findings`), or a placeholder where the AI package cannot be imported."""
-    try:
-        from medview.qt.ai.findings_panel import FindingsPanel
-    except ImportError:
-        return placeholder_findings()
-    return FindingsPanel(parent)
-
-
-def placeholder_findings() -> QWidget:
-    w = QWidget()
-    w.setObjectName("findings")
-    label = QLabel("AI findings\n\n(the findings panel appears here)", w)
-    label.setObjectName("placeholder_text")
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    layout = QVBoxLayout(w)
-    layout.addWidget(label)
-    return w
-
-
 class MainWindow(QMainWindow):
     case_opened = Signal(object)  # Study: the AI worker moves it to the front of its queue
     stack_shown = Signal(object)  # Stack
     studies_loaded = Signal(object)  # list[Study], after a scan
     shutting_down = Signal()  # the window is closing: owners of other workers (the AI) stop them now
 
-    def __init__(self, parent=None, settings: Settings | None = None):
+    def __init__(self, parent=None, settings: Settings | None = None, *, findings: FindingsPanel | None = None,
+                 review_panel: QWidget | None = None):
+        """`findings`: the AI controller's findings panel (objectName `findings`); a window built without the AI
+        gets an empty one ("No model loaded"). `review_panel`: the review controller's panel (objectName
+        `review`), under the findings panel; none without review."""
         super().__init__(parent)
         self.settings = settings or app_settings()
         self.setWindowTitle(APP_NAME)
@@ -117,7 +102,8 @@ class MainWindow(QMainWindow):
         self.loads = StackLoads(self)
         self.viewports = ViewportGrid(self.reading, self.loads, self)
         self.viewports.setMinimumWidth(280)
-        self.findings: QWidget = findings_widget(self)
+        self.findings: FindingsPanel = findings if findings is not None else FindingsPanel()
+        self.review_panel: QWidget | None = review_panel
         centre = QWidget(self)
         cl = QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -137,7 +123,14 @@ class MainWindow(QMainWindow):
         self.splitter.setObjectName("main_splitter")
         self.splitter.addWidget(self.worklist)
         self.splitter.addWidget(centre)
-        self.splitter.addWidget(self.findings)
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.right_splitter.setObjectName("right_splitter")
+        self.right_splitter.addWidget(self.findings)
+        if review_panel is not None:
+            self.right_splitter.addWidget(review_panel)
+        self.right_splitter.setStretchFactor(0, 1)
+        self.right_splitter.setStretchFactor(1, 1)
+        self.splitter.addWidget(self.right_splitter)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -443,33 +436,6 @@ class MainWindow(QMainWindow):
     def _active_changed(self, view: ImageView) -> None:
         self.setFocusProxy(view)
         self.strip.mark(self.stack_index)
-
-    # --- the panels on the right: findings and review ----------------------------------------------------------
-    def set_findings_panel(self, widget: QWidget) -> None:
-        """Put the AI controller's findings panel (objectName `findings`) where the placeholder is."""
-        parent = self.findings.parentWidget()
-        splitter = parent if isinstance(parent, QSplitter) else self.splitter  # beside the review panel
-        index = splitter.indexOf(self.findings)
-        sizes = splitter.sizes()
-        old = self.findings
-        splitter.replaceWidget(index, widget)
-        old.deleteLater()
-        self.findings = widget
-        splitter.setSizes(sizes)
-
-    def set_review_panel(self, widget: QWidget) -> None:
-        """Put the review panel (objectName `review`) under the findings panel, on the right."""
-        index = self.splitter.indexOf(self.findings)
-        sizes = self.splitter.sizes()
-        self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.right_splitter.setObjectName("right_splitter")
-        self.splitter.replaceWidget(index, self.right_splitter)
-        self.right_splitter.addWidget(self.findings)
-        self.right_splitter.addWidget(widget)
-        self.right_splitter.setStretchFactor(0, 1)
-        self.right_splitter.setStretchFactor(1, 1)
-        self.review_panel = widget
-        self.splitter.setSizes(sizes)
 
     # --- opening ----------------------------------------------------------------------------------------------
     def open_folder_dialog(self) -> None:

@@ -164,11 +164,7 @@ class AiController(QObject):
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self._flush)
 
-        panel = window.findings
-        if not isinstance(panel, FindingsPanel):
-            panel = FindingsPanel(window)
-            window.set_findings_panel(panel)
-        self.panel: FindingsPanel = panel
+        self.panel: FindingsPanel = window.findings  # the window's, handed to it by create_app
         self.panel.model_label.setText("AI model: loaded when studies are opened")
         self.overlay = HeatmapOverlay(opacity=self.panel.opacity())
         self.overlay.attach(window.viewer.image)  # a child of the image item: every view transform applies

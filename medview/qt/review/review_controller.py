@@ -111,7 +111,8 @@ class ReviewController(QObject):
 
     signed_off = Signal(str)  # study UID, once its sign-off is stored (the PACS rule sends the review then)
 
-    def __init__(self, window, store: ReviewStore | None = None):
+    def __init__(self, window, panel: ReviewPanel, store: ReviewStore | None = None):
+        """`panel`: the review panel the window shows (handed to it and to this controller by create_app)."""
         super().__init__(window)
         self.window = window
         self.error = ""
@@ -129,9 +130,7 @@ class ReviewController(QObject):
         # undo and case change goes through refresh): an image step then asks no SQL of its own
         self._key_images: set[tuple[str, int]] = set()
 
-        self.panel = ReviewPanel(window)
-        if hasattr(window, "set_review_panel"):
-            window.set_review_panel(self.panel)
+        self.panel = panel
         self.panel.sign_off_clicked.connect(self.sign_off)
         self.panel.note_done.connect(self.note_done)
         self.panel.reviewer_changed.connect(self.set_reviewer)
