@@ -263,8 +263,9 @@ def abort_when_cancelled(assoc, cancel: Cancel | None) -> threading.Event:
             if cancel():
                 # not abort()'s default, which waits for the connection to close: a stalled PACS may hold it
                 assoc.abort(block=False)
-                assoc.dimse.msg_queue.put((None, None))  # what pynetdicom queues when the peer aborts
-                return
+                # what pynetdicom queues when the peer aborts; again at each poll until the loop has ended, as
+                # the association's own thread may take one off the queue first
+                assoc.dimse.msg_queue.put((None, None))
 
     if cancel is not None:
         threading.Thread(target=watch, name="pacs-cancel", daemon=True).start()
