@@ -93,7 +93,9 @@ class ServerForm(QDialog):
         form.addRow("&URL", self.url)
         form.addRow("&Retrieve by", self.retrieve)
         form.addRow("", self.tls)
-        form.addRow("&CA file", ca_row)
+        ca_label = QLabel("&CA file")
+        ca_label.setBuddy(self.ca_file)  # the row holds a layout: its mnemonic needs a buddy of its own
+        form.addRow(ca_label, ca_row)
         form.addRow("&Authentication", self.auth)
         form.addRow("User na&me", self.username)
         self.secret_label = QLabel("&Password")
