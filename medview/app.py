@@ -131,8 +131,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
 
     findings, review_panel = FindingsPanel(), ReviewPanel()
     window = MainWindow(settings=settings, findings=findings, review_panel=review_panel)
-    window.model_path, window.device = model, device  # the --model and --device in force
-    window.review = ReviewController(window, review_panel)  # the review keys, panel and Review column
+    review = window.review = ReviewController(window, review_panel)  # the review keys, panel and Review column
     ErrorReporter(window).install()
     window.show()
     window.raise_()
@@ -140,7 +139,8 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     todo = argv_paths if paths is None else list(paths)
     from medview.qt.ai.ai_controller import AiController
 
-    window.ai = AiController(window, model=model, device=device, settings=settings)
+    ai = window.ai = AiController(window, model=model, device=device, settings=settings)  # fills `findings`
+    review.use_ai(ai)  # the AI findings join the review
     from medview.qt.ai.incoming import IncomingController
 
     window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel

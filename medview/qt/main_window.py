@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
@@ -46,6 +46,12 @@ from medview.qt.viewer.viewports import LoadedStack, StackLoads, ViewportGrid
 from medview.qt.workers.scan import ScanWorker
 from medview.qt.worklist.worklist_model import objects_text
 from medview.qt.worklist.worklist_panel import WorklistPanel
+
+if TYPE_CHECKING:
+    from medview.qt.ai.ai_controller import AiController
+    from medview.qt.ai.incoming import IncomingController
+    from medview.qt.pacs_controller import PacsController
+    from medview.qt.review.review_controller import ReviewController
 
 log = logging.getLogger(__name__)
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
@@ -180,6 +186,12 @@ class MainWindow(QMainWindow):
         # studies that stay in the worklist whichever folder is opened (the PACS cache's): each callable gives
         # those it holds now
         self.studies_kept_on_open: list[Callable[[], list[Study]]] = []
+        # the controllers create_app builds around the window (None in a window built without them): tests and
+        # scripts reach them here, the window asks the review for the first unreviewed case
+        self.review: ReviewController | None = None
+        self.ai: AiController | None = None
+        self.incoming: IncomingController | None = None
+        self.pacs: PacsController | None = None
         self.restore_layout()
         self.setFocusProxy(self.viewer)  # keys start on the image, not in the filter field
         self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -481,7 +493,7 @@ class MainWindow(QMainWindow):
         self.failed.add(result.errors)
         self.set_studies(self.beside_kept_studies(studies))
         n = len(studies)
-        note = " (cancelled)" if getattr(result, "cancelled", False) else ""
+        note = " (cancelled)" if result.cancelled else ""
         self.statusBar().showMessage(
             f"{n} case{'s' if n != 1 else ''} found in {result.files} files{note}", 5000)
 
@@ -516,8 +528,7 @@ class MainWindow(QMainWindow):
         order = self.worklist.proxy.studies_in_order()
         if not order:
             return None
-        review = getattr(self, "review", None)
-        uid = review.first_unreviewed([s.study_uid for s in order]) if review is not None else None
+        uid = self.review.first_unreviewed([s.study_uid for s in order]) if self.review is not None else None
         return next((s for s in order if s.study_uid == uid), order[0])
 
     def _case_chosen(self, study: Study) -> None:

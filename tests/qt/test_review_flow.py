@@ -66,10 +66,11 @@ class FakeBundle:
 
 
 class FakeAi(QObject):
-    """The AI controller's API (results_for, thresholds, bundle, study_results_changed, show_heatmap_for) with
-    results made from ground_truth.csv: a positive radiograph scores 0.91, a negative one 0.12."""
+    """What the review reads of the AI controller (`review_controller.AiResults`) with results made from
+    ground_truth.csv: a positive radiograph scores 0.91, a negative one 0.12; it draws no heatmap nor lines."""
 
     study_results_changed = Signal(str)
+    measurement_corrected = Signal(object)
 
     def __init__(self, source: Path, studies):
         super().__init__()
@@ -94,6 +95,12 @@ class FakeAi(QObject):
 
     def show_heatmap_for(self, sop_uid: str, frame: int, label: str) -> None:
         self.heatmaps.append((sop_uid, frame, label))
+
+    def set_correction_source(self, source) -> None:
+        self.correction_source = source
+
+    def refresh_view(self) -> None:
+        pass
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -158,10 +165,9 @@ def assert_ui_is_disk(w, uid: str) -> None:
 def app_window(qtbot, source):
     """The app as `medview gui SOURCE` builds it, with the fake AI attached before the scan finishes."""
     w = open_window(qtbot, source, size=(1500, 950), timeout=READY_MS)
-    real = getattr(w, "ai", None)
-    if real is not None and hasattr(real, "shutdown"):
-        real.shutdown()  # the bundled model's worker: these tests use the fake's ground-truth scores
+    w.ai.shutdown()  # the bundled model's worker: these tests use the fake's ground-truth scores
     w.ai = FakeAi(source, w.studies)
+    w.review.use_ai(w.ai)
     w.worklist.view.sortByColumn(COL_ID, Qt.SortOrder.AscendingOrder)
     yield w
     w.close()

@@ -179,8 +179,7 @@ class AiController(QObject):
         window.viewports.active_changed.connect(self._follow_active_view)
         window.viewports.set_ai_briefs(self.image_brief)  # the AI beside the prior, in the viewports' titles
         self.study_results_changed.connect(lambda _uid: window.viewports.refresh_titles())
-        if hasattr(window, "shutting_down"):
-            window.shutting_down.connect(self.shutdown)
+        window.shutting_down.connect(self.shutdown)
         header = window.worklist.view.horizontalHeader()
         header.sectionClicked.connect(self._user_sorted)
 
@@ -188,10 +187,8 @@ class AiController(QObject):
         self.panel.opacity_changed.connect(self.overlay.set_opacity)
         self.panel.finding_selected.connect(self._finding_selected)
         self.heatmap_action: QAction = window.registry.attach("ai.heatmap", self.set_heatmap_visible)
-        prefs = getattr(window, "preferences_action", None)
-        if prefs is not None:
-            prefs.triggered.connect(self.show_preferences)
-            prefs.setEnabled(True)
+        window.preferences_action.triggered.connect(self.show_preferences)  # File > Preferences…
+        window.preferences_action.setEnabled(True)
 
     def _follow_active_view(self, view) -> None:
         """The heatmap and the ratio lines are drawn in the active viewport: they move with it."""

@@ -268,8 +268,7 @@ class IncomingController(QObject):
         self.panel = IncomingList()
         findings = window.findings
         layout = findings.layout()
-        disclaimer = getattr(findings, "disclaimer", None)
-        at = layout.indexOf(disclaimer) if disclaimer is not None else -1
+        at = layout.indexOf(findings.disclaimer)  # above the research-use line, which stays last
         layout.insertWidget(at if at >= 0 else layout.count(), self.panel)
         window.studies_loaded.connect(self._studies_loaded)
         window.case_opened.connect(self._case_opened)

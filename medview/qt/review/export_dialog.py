@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMainWindow,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -194,7 +195,7 @@ class ExportDialog(QDialog):
             lines += ["", f"{len(self.failures)} could not be written:"] + [f"  {f}" for f in self.failures]
         self._finish("\n".join(lines))
         parent = self.parentWidget()
-        if parent is not None and hasattr(parent, "statusBar"):
+        if isinstance(parent, QMainWindow):
             parent.statusBar().showMessage(lines[0].rstrip(":"), 8000)
 
     def _cancelled(self) -> None:

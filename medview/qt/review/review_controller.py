@@ -3,8 +3,8 @@
 Thin by design: every decision is made and stored by `medview.core.review.session.ReviewSession` (on disk
 when the call returns, hence when the key press returns); this object maps the registry's keys to it, keeps
 the review panel, the worklist's Review column and the status bar in step, and reads the AI results from
-the AI controller (`window.ai`: `results_for`, `thresholds`, `bundle`, `study_results_changed`,
-`show_heatmap_for`). Without an AI controller (no model) review still works, with no AI findings.
+the AI controller handed over by `use_ai` (`AiResults`: `results_for`, `thresholds`, `bundle`,
+`study_results_changed`, `show_heatmap_for`...). Without one review still works, with no AI findings.
 
 Keys: F next finding (and its image), A / X agree / disagree, K key image on the shown image, Ctrl+N the
 note field (Esc saves and leaves it), Enter sign off and open the next unreviewed case (asking once when
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Callable, Protocol
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, SignalInstance
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from medview.core.dicom.model import Stack, Study
 from medview.core.errors import MedviewError, ReviewStoreError
-from medview.core.inference.bundle import flagged_labels
+from medview.core.inference.bundle import ModelBundle, flagged_labels
 from medview.core.review.session import ReviewSession, findings_from_results
 from medview.core.review.store import Finding, ReviewStore, Verdict
 from medview.core.viewing.findings_text import format_score
@@ -37,6 +38,21 @@ ACTION_WORDS = {
     "measurement_corrected": "corrected measurement",
 }
 REVIEW_COLUMN_MAX = 100  # pixels: the mark and a reviewer name, without pushing the description out
+
+
+class AiResults(Protocol):
+    """What the review reads of the AI controller (medview.qt.ai's `AiController`; the review does not import
+    the AI feature): its results and thresholds, the model in use, and the heatmap and ratio lines it draws."""
+
+    bundle: ModelBundle | None  # the model in use (its `sha256` marks the findings), None before it loads
+    study_results_changed: SignalInstance  # study UID: results arrived or thresholds changed
+    measurement_corrected: SignalInstance  # the reader dragged a measuring line: a dict
+
+    def results_for(self, study_uid: str) -> list: ...
+    def thresholds(self) -> dict[str, float]: ...
+    def show_heatmap_for(self, sop_instance_uid: str, frame: int, label: str) -> None: ...
+    def set_correction_source(self, source: Callable[[str, str, int, str], dict | None]) -> None: ...
+    def refresh_view(self) -> None: ...
 
 
 def confirm_sign_off(parent: QWidget, unverdicted: list[Finding]) -> tuple[bool, bool]:
@@ -124,7 +140,7 @@ class ReviewController(QObject):
             self.error = f"Review unavailable: {exc}"
         self.session = ReviewSession(self.store) if self.store is not None else None
         self.study: Study | None = None
-        self._ai_seen = None
+        self.ai: AiResults | None = None  # set by `use_ai`
         self._names: dict[tuple[str, int], str] = {}
         # (sop, frame) of the open case's key images, as refresh() last read them from the store (every toggle,
         # undo and case change goes through refresh): an image step then asks no SQL of its own
@@ -154,29 +170,18 @@ class ReviewController(QObject):
             self.panel.set_reviewer(self.store.reviewer)
         if self.error:
             self.panel.banner.setText(self.error)
-        self._connect_ai()
 
     # --- helpers ------------------------------------------------------------------------------------------
     def say(self, text: str, ms: int = 4000) -> None:
         self.window.statusBar().showMessage(text, ms)
 
-    @property
-    def ai(self):
-        """The AI controller when one is attached (`window.ai`); None without a model."""
-        return self._connect_ai()
-
-    def _connect_ai(self):
-        ai = getattr(self.window, "ai", None)
-        if ai is not None and ai is not self._ai_seen:
-            self._ai_seen = ai
-            signal = getattr(ai, "study_results_changed", None)
-            if signal is not None:
-                signal.connect(self.results_changed)
-            corrected = getattr(ai, "measurement_corrected", None)
-            if corrected is not None:  # the AI controller draws the measurements; the corrections are the review's
-                corrected.connect(self.correct_measurement)
-                ai.set_correction_source(self.corrected_measurement)
-        return ai
+    def use_ai(self, ai: AiResults) -> None:
+        """Read the AI findings from `ai` from now on (create_app calls it once the AI controller exists): its
+        results join the open case as they arrive; the measurements it draws are corrected into the review."""
+        self.ai = ai
+        ai.study_results_changed.connect(self.results_changed)
+        ai.measurement_corrected.connect(self.correct_measurement)
+        ai.set_correction_source(self.corrected_measurement)
 
     def _require(self) -> ReviewSession:
         if self.session is None:
@@ -190,8 +195,8 @@ class ReviewController(QObject):
         if ai is None:
             return []
         thresholds = dict(ai.thresholds() or {})
-        bundle = getattr(ai, "bundle", None)
-        results = flat_results(ai.results_for(study_uid), thresholds, getattr(bundle, "sha256", "") or "")
+        checksum = ai.bundle.sha256 if ai.bundle is not None else ""
+        results = flat_results(ai.results_for(study_uid), thresholds, checksum)
         return findings_from_results(results, thresholds)
 
     def worklist_order(self) -> list[str]:
@@ -205,7 +210,7 @@ class ReviewController(QObject):
         expects the case now on top (the most suspicious), not the one below wherever scores moved it."""
         order = self.worklist_order()
         uid = self.session.study_uid if self.session is not None else None
-        if uid is not None and uid == getattr(self.window, "start_case_uid", None) and uid in order:
+        if uid is not None and uid == self.window.start_case_uid and uid in order:
             order.remove(uid)
             order.insert(0, uid)
         return order
@@ -321,7 +326,7 @@ class ReviewController(QObject):
     def _show_finding(self, finding: Finding) -> None:
         self.window.show_instance(finding.study_uid, finding.sop_instance_uid, finding.frame)
         ai = self.ai
-        if ai is not None and hasattr(ai, "show_heatmap_for"):
+        if ai is not None:
             ai.show_heatmap_for(finding.sop_instance_uid, finding.frame, finding.label)
 
     @_guarded
@@ -467,7 +472,7 @@ class ReviewController(QObject):
         self.say(f"Undone: {what}{where}")
         self.refresh()
         ai = self.ai
-        if ai is not None and hasattr(ai, "refresh_view"):
+        if ai is not None:
             ai.refresh_view()  # an undone correction: the model's lines again
         return entry
 
