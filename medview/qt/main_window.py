@@ -43,7 +43,7 @@ from medview.qt.settings_store import app_settings
 from medview.qt.viewer.image_view import ImageView
 from medview.qt.viewer.series_strip import SeriesStrip
 from medview.qt.viewer.viewports import LoadedStack, StackLoads, ViewportGrid
-from medview.qt.workers.scan import ScanWorker
+from medview.qt.workers.scan import FolderScan
 from medview.qt.worklist.worklist_model import objects_text
 from medview.qt.worklist.worklist_panel import WorklistPanel
 
@@ -180,8 +180,11 @@ class MainWindow(QMainWindow):
         # the reader picks it in the worklist: N and Enter go on from the top of the worklist, not from its row
         self.start_case_uid: str | None = None
         self.stacks: list[LoadedStack] = []  # the open case's stacks, in series order
-        self.scan_worker: ScanWorker | None = None
-        self._old_workers: list = []
+        self.scan = FolderScan(self)  # the opened paths' scan, one at a time
+        self.scan.progress.connect(lambda done, total: self._busy(f"Reading {done}/{total} files", done, total))
+        self.scan.done.connect(self._scan_done)
+        self.scan.failed.connect(self._scan_failed)
+        self.scan.finished.connect(self._update_busy)
         self.opened_paths: list[str] = []
         # studies that stay in the worklist whichever folder is opened (the PACS cache's): each callable gives
         # those it holds now
@@ -469,27 +472,15 @@ class MainWindow(QMainWindow):
         paths = [str(p) for p in paths if str(p)]
         if not paths:
             return
-        self._stop_scan()
+        self.scan.stop()
         self.opened_paths = paths
         self._update_title()
         self.add_recent(paths[0] if len(paths) == 1 else os.path.dirname(paths[0]) or paths[0])
         self.failed.clear()
-        worker = ScanWorker(paths, self)
-        worker.progress.connect(self._scan_progress)
-        worker.done.connect(self._scan_done)
-        worker.failed.connect(self._scan_failed)
-        worker.finished.connect(self._update_busy)
-        self.scan_worker = worker
         self._busy("Reading folder…", 0, 0)
-        worker.start()
-
-    def _scan_progress(self, done: int, total: int) -> None:
-        if self.sender() is self.scan_worker:
-            self._busy(f"Reading {done}/{total} files", done, total)
+        self.scan.start(paths)
 
     def _scan_done(self, result: ScanResult, studies: list[Study]) -> None:
-        if self.sender() is not self.scan_worker:
-            return
         self.failed.add(result.errors)
         self.set_studies(self.beside_kept_studies(studies))
         n = len(studies)
@@ -630,28 +621,12 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         """The progress bar's Cancel: stops the scan and the loads; what is read stays usable."""
-        if self.scan_worker is not None and self.scan_worker.isRunning():
-            self.scan_worker.cancel()
+        self.scan.cancel()
         self.loads.cancel()
         self.statusBar().showMessage("Cancelling…", 2000)
 
-    def _stop_scan(self) -> None:
-        self._retire(self.scan_worker)
-        self.scan_worker = None
-
-    def _retire(self, w) -> None:
-        """Cancel a worker that is no longer wanted; keep it referenced until its thread has finished."""
-        if w is not None and w.isRunning():
-            w.cancel()
-            self._old_workers.append(w)
-            w.finished.connect(lambda w=w: self._forget(w))
-
-    def _forget(self, worker) -> None:
-        if worker in self._old_workers:
-            self._old_workers.remove(worker)
-
     def busy(self) -> bool:
-        return (self.scan_worker is not None and self.scan_worker.isRunning()) or self.loads.busy()
+        return self.scan.running() or self.loads.busy()
 
     def _busy(self, text: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(0, total))
@@ -831,7 +806,5 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self.router)
         self.viewports.stop()
         self.strip.stop()
-        self._stop_scan()
+        self.scan.shutdown()
         self.loads.shutdown()
-        for w in list(self._old_workers):
-            w.wait(5000)
