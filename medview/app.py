@@ -87,6 +87,24 @@ class ErrorReporter:
         self._box.show()
 
 
+_garbage_collector = None
+
+
+def collect_garbage_in_gui_thread() -> None:
+    """Python's cyclic garbage collection, off in other threads and run by a timer in this one, once per process.
+
+    Why: collection runs in whichever thread happens to allocate when a threshold is crossed; a window or a
+    graphics item in a reference cycle collected from the listener's, the scan's or the AI worker's thread is
+    a Qt object destroyed outside the GUI thread, and that can crash the whole app (seen: a pyqtgraph item
+    destroyed from pynetdicom's network thread). pyqtgraph's GarbageCollector collects on a QTimer instead.
+    """
+    global _garbage_collector
+    if _garbage_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _garbage_collector = GarbageCollector(interval=1.0)
+
+
 def gui_arguments(argv: list[str]) -> tuple[list[str], str | None, str]:
     """(paths, --model, --device) of an argv like ["medview", "gui", PATH..., "--model", M], read by the command
     line's own parser; options it does not know (Qt's, such as -platform) are left out."""
@@ -120,6 +138,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     import pyqtgraph as pg
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="k")
+    collect_garbage_in_gui_thread()
 
     from medview.qt.main_window import MainWindow
     from medview.qt.style import apply_dark_theme
@@ -144,7 +163,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.ai.incoming import IncomingController
 
     window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
-    from medview.qt.pacs_controller import PacsController
+    from medview.qt.pacs.pacs_controller import PacsController
 
     window.pacs = PacsController(window, settings)  # Ctrl+P panel, retrieved and pushed studies, sending the review
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
