@@ -50,7 +50,7 @@ from medview.qt.worklist.worklist_panel import WorklistPanel
 if TYPE_CHECKING:
     from medview.qt.ai.ai_controller import AiController
     from medview.qt.ai.incoming import IncomingController
-    from medview.qt.pacs_controller import PacsController
+    from medview.qt.pacs.pacs_controller import PacsController
     from medview.qt.review.review_controller import ReviewController
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,9 @@ DEVICE_NAMES = {"auto": "Automatic (CUDA, then Apple MPS, then CPU)", "cpu": "CP
 class PreferencesDialog(QDialog):
     """Model folder, device, thresholds with "reset to the bundle's"; OK / Apply hand them to the controller."""
 
-    def __init__(self, controller, parent: QWidget | None = None) -> None:
+    def __init__(self, controller, parent: QWidget | None = None, *, pacs=None) -> None:
+        """`controller`: the AI controller (model, device, thresholds); `pacs`: the PACS controller, whose part
+        (the listener, sending on sign-off, the servers) the dialog shows where there is one."""
         super().__init__(parent)
         from medview.resources import bundled_model_path
 
@@ -105,7 +107,6 @@ class PreferencesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         self.buttons = buttons
-        pacs = getattr(parent, "pacs", None)  # the PACS controller's part: listener, send on sign-off
         self.pacs_box = pacs.preferences_box(self) if pacs is not None else None
         layout = QVBoxLayout(self)
         layout.addWidget(model_box)

@@ -308,7 +308,7 @@ class AiController(QObject):
     def show_preferences(self) -> None:
         from medview.qt.preferences_dialog import PreferencesDialog
 
-        dialog = PreferencesDialog(self, self.window)
+        dialog = PreferencesDialog(self, self.window, pacs=self.window.pacs)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         self.preferences_dialog = dialog

@@ -92,9 +92,8 @@ class PacsController(QObject):
         window.studies_loaded.connect(lambda _studies: self._show_sources())
         window.studies_kept_on_open.append(self.cached_studies)
         window.shutting_down.connect(self.shutdown)
-        review = getattr(window, "review", None)
-        if review is not None and hasattr(review, "signed_off"):
-            review.signed_off.connect(self._signed_off)
+        if window.review is not None:
+            window.review.signed_off.connect(self._signed_off)
         if self.settings.get("pacs_listen"):
             self.start_listener()
         self.list_cache()
@@ -115,7 +114,7 @@ class PacsController(QObject):
     # --- the panel ---------------------------------------------------------------------------------------------
     def show_panel(self) -> None:
         """Ctrl+P: the PACS panel, its first field ready for typing."""
-        from medview.qt.pacs_panel import PacsPanel
+        from medview.qt.pacs.pacs_panel import PacsPanel
 
         if self.panel is None:
             self.panel = PacsPanel(self, self.window)
@@ -485,9 +484,9 @@ class PacsController(QObject):
 
     def send_review(self, study_uid: str, server_name: str) -> bool:
         """Send one case's review objects (made from the review database now) and query them back."""
-        review = getattr(self.window, "review", None)
+        review = self.window.review
         study = self.window.find_study(study_uid)
-        store = getattr(review, "store", None)
+        store = review.store if review is not None else None
         if study is None or store is None:
             self.say("Review not sent: " + ("the review database is not available" if store is None
                                             else "the case is not in the worklist"), 8000)
@@ -566,7 +565,7 @@ class PacsController(QObject):
         self.changed.emit()
 
     def preferences_box(self, parent: QWidget):
-        from medview.qt.pacs_panel import PacsPreferences
+        from medview.qt.pacs.pacs_panel import PacsPreferences
 
         return PacsPreferences(self, parent)
 

@@ -319,7 +319,7 @@ class PacsPreferences(QGroupBox):
         self.servers = None
         if not problem:
             from medview.core.net.server_book import ServerBook
-            from medview.qt.server_editor import ServerList
+            from medview.qt.pacs.server_editor import ServerList
 
             self.servers = ServerList(ServerBook(), self)
             self.servers.changed.connect(self._servers_changed)
