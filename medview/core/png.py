@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from medview.core.atomic import write_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 3: 2}  # samples per pixel -> PNG colour type (0 greyscale, 2 truecolour)
@@ -54,19 +55,7 @@ def encode_png(image: np.ndarray, level: int = 6) -> bytes:
 
 def write_png(path: str | os.PathLike, image: np.ndarray, level: int = 6) -> None:
     """Write `image` (uint8 grey or RGB) to `path` atomically: a temporary file in the same folder, renamed."""
-    data = encode_png(image, level)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".png.part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, encode_png(image, level))
 
 
 def decode_png(data: bytes) -> np.ndarray:

@@ -15,11 +15,10 @@ import json
 import math
 import os
 import re
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medview.core.atomic import write_atomic
 from medview.core.home import home, home_file
 from medview.core.net.servers import SETTINGS_FILE, PacsError, read_settings, resolve_server
 
@@ -192,7 +191,7 @@ class ServerBook:
         data["servers"] = {e.name: e.table() for e in self.entries}
         path = home_file(SETTINGS_FILE)
         try:
-            _write_atomically(path, HEADER + dump_toml(data), private=False)
+            write_atomic(path, (HEADER + dump_toml(data)).encode("utf-8"), mode=0o644)
         except OSError as exc:
             raise PacsError(f"{path}: cannot be written ({exc.strerror or exc})") from None
         self._settings = data
@@ -221,7 +220,7 @@ def _store_secret(entry: ServerEntry, secret: str, keyring) -> dict:
     os.chmod(folder, 0o700)
     path = folder / f"{_file_name(entry.name)}.{kind}"
     try:
-        _write_atomically(path, secret + "\n", private=True)
+        write_atomic(path, (secret + "\n").encode("utf-8"), mode=0o600)
     except OSError as exc:
         raise PacsError(f"the {kind} of {entry.name!r} cannot be stored ({exc.strerror or exc})") from None
     return {f"{kind}_file": str(path)}
@@ -254,23 +253,6 @@ def _file_name(name: str) -> str:
     return safe or "server"
 
 
-def _write_atomically(path: Path, text: str, private: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        if private:
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-        else:
-            os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fp:
-            fp.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # -- TOML ----------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from medview.core.atomic import write_atomic
 from medview.core.dicom.model import InstanceInfo, Study
 from medview.core.dicom.readable import readable_date
 from medview.core.errors import UsageError
@@ -187,21 +188,6 @@ def json_document(records: Sequence[CaseRecord], anon: Pseudonymizer | None = No
 
 
 # --------------------------------------------------------------------------------------- files
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write a whole file or nothing under its final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # anything but letters (of any script), digits and "-" becomes "_": no path separators, no characters Windows
