@@ -107,3 +107,26 @@ def add_corrected_ctr(src: ReviewedSource, reviewer: str = "Demo^Ines") -> None:
         session.select_finding(next(f.id for f in session.findings if f.label == "cardiomegaly"))
         session.agree()
         session.correct_measurement(a["study"], a["sop"], 0, CTR, CORRECTED_HEART, CTR_THORAX)
+
+
+# the dates an export makes itself, at export time (shifted like every date of an anonymized export): they can
+# land on a source date by chance (the shift is one of 3285 days), so a search for a source date leaves them out
+MADE_AT_EXPORT = {"InstanceCreationDate", "ContentDate", "ContributionDateTime", "VerificationDateTime",
+                  "InstanceCreationTime", "ContentTime", "SeriesDate", "SeriesTime"}
+
+
+def source_date_left(ds, date: str) -> list[str]:
+    """Keywords of the date elements of `ds` (sequences included) still holding the source date `date`,
+    leaving out the dates the export made itself."""
+    found = []
+
+    def walk(items):
+        for el in items:
+            if el.VR == "SQ":
+                for item in el.value:
+                    walk(item)
+            elif el.VR in ("DA", "DT") and date in str(el.value) and el.keyword not in MADE_AT_EXPORT:
+                found.append(el.keyword)
+
+    walk(ds)
+    return found
