@@ -138,16 +138,18 @@ def _series_figure(kind: str, quick: bool, repeats: int) -> tuple[dict, float]:
         raise RuntimeError("the pool's values differ from in-process decoding")
     files = [str(inst.ref.path) for inst in stack.instances]
     sitk_load, sitk_missing = _simpleitk_reader(files, reference)
+    sitk_one_thread = _simpleitk_reader(files, reference, threads=1)[0]
     del reference
 
     # the three alternate, so that what else runs on the machine weighs on each alike; best of each kept
-    runs, serial, peer = [], [], []
+    runs, serial, peer, peer_one_thread = [], [], [], []
     for _ in range(max(1, repeats)):
         runs.append(_pool_load(stack)[:2])
         gc.collect()
         serial.append(_timed(lambda: _one_after_another(stack)))
         if sitk_load is not None:
             peer.append(_timed_with_cpu(sitk_load))
+            peer_one_thread.append(_timed_with_cpu(sitk_one_thread))
     pool_s, first_s = min(r[0] for r in runs), min(r[1] for r in runs)
     serial_s = min(serial)
     cores = pool.max_workers
@@ -159,13 +161,17 @@ def _series_figure(kind: str, quick: bool, repeats: int) -> tuple[dict, float]:
                   fast_path_decoders=_fast_path_decoders(), load_average_1min=round(_load_average(), 2))
     if peer:
         sitk_s, sitk_cpu = min(peer)
+        one_s, one_cpu = min(peer_one_thread)
+        one_thread = {"peer": "SimpleITK with its threads set to 1 (ImageSeriesReader.SetNumberOfThreads(1))",
+                      "peer_value": round(one_s * 1e3, 1), "ratio": round(pool_s / one_s, 3),
+                      "speedup_vs_peer": round(one_s / pool_s, 2), "peer_cores_used": round(one_cpu / one_s, 2)}
         # the peer is not one core's work: ITK reads and GDCM's decoders run threads of their own, so the
         # speedup the pool can reach is its cores over the cores the peer already used
         fig = figure(pool_s * 1e3, "ms", peer="SimpleITK ImageSeriesReader.Execute, same files",
                      peer_value=sitk_s * 1e3, better="lower",
                      goal=f"speedup >= 0.9 x the pool's {cores} workers ({goal:.1f})", met=sitk_s / pool_s >= goal,
                      speedup_vs_peer=round(sitk_s / pool_s, 2), peer_cores_used=round(sitk_cpu / sitk_s, 2),
-                     also=[in_process], **common)
+                     also=[in_process, one_thread], **common)
     else:
         fig = figure(pool_s * 1e3, "ms", peer=in_process["peer"], peer_value=serial_s * 1e3, better="lower",
                      goal=f"speedup >= 0.9 x the pool's {cores} workers ({goal:.1f})", met=serial_s / pool_s >= goal,
@@ -173,8 +179,9 @@ def _series_figure(kind: str, quick: bool, repeats: int) -> tuple[dict, float]:
     return fig, first_s
 
 
-def _simpleitk_reader(files: list[str], reference: np.ndarray):
-    """(a function timing nothing but SimpleITK's series read, None) or (None, why it cannot be the peer)."""
+def _simpleitk_reader(files: list[str], reference: np.ndarray, threads: int | None = None):
+    """(a function timing nothing but SimpleITK's series read, None) or (None, why it cannot be the peer);
+    `threads`: the reader's thread count (None: SimpleITK's default, all cores)."""
     try:
         import SimpleITK as sitk
     except ImportError:
@@ -182,6 +189,8 @@ def _simpleitk_reader(files: list[str], reference: np.ndarray):
 
     def load() -> None:
         reader = sitk.ImageSeriesReader()
+        if threads is not None:
+            reader.SetNumberOfThreads(threads)
         reader.SetFileNames(files)
         sitk.GetArrayViewFromImage(reader.Execute())
 
