@@ -37,10 +37,10 @@ def scroll(folder: str, frames_target: str = "300") -> None:
     window.show()
     app.processEvents()
     rss_before_kib = proc_status_kib("VmRSS")
-    window.open_paths([folder])
-    if not _wait(app, lambda: window.case is not None and window.viewer._shown is not None, 120):
+    window.cases.open_paths([folder])
+    if not _wait(app, lambda: window.cases.case is not None and window.viewer._shown is not None, 120):
         raise RuntimeError("no image was shown within 120 s of opening the folder")
-    if not _wait(app, lambda: not window.busy(), 300):
+    if not _wait(app, lambda: not window.cases.busy(), 300):
         raise RuntimeError("the series did not finish loading within 300 s")
     window.toggle_mpr()
     state = window.reading_state()

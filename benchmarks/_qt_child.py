@@ -124,13 +124,13 @@ def viewer(folder: str, frames_target: str = "600") -> None:
 
     # 1. open the folder (scan) and wait for its first image, then re-open the case: the series alone
     t_open = time.perf_counter()
-    window.open_paths([folder])
+    window.cases.open_paths([folder])
     if not _wait(app, lambda: view._shown is not None, 60):
         raise RuntimeError("no image was shown within 60 s of opening the folder")
     out["folder_to_first_image_ms"] = (time.perf_counter() - t_open) * 1e3
     _wait(app, lambda: bool(view._load_finished), 120)
-    study = window.case
-    window.close_case()
+    study = window.cases.case
+    window.cases.close_case()
     app.processEvents()
     first_paint: list[float] = []
 
@@ -140,7 +140,7 @@ def viewer(folder: str, frames_target: str = "600") -> None:
 
     watch = _PaintWatch(viewport, painted_first)  # noqa: F841
     t0 = time.perf_counter()
-    window.open_case(study)
+    window.cases.open_case(study)
     if not _wait(app, lambda: bool(first_paint), 30):
         raise RuntimeError("the re-opened series showed no image within 30 s")
     out["series_first_image_ms"] = (first_paint[0] - t0) * 1e3
@@ -392,7 +392,7 @@ def memory(folder: str) -> None:
     app.processEvents()
     before = proc_status_kib("VmRSS")
     hwm_ok = reset_peak_rss()
-    window.open_paths([folder])
+    window.cases.open_paths([folder])
     if not _wait(app, lambda: view._shown is not None and bool(view._load_finished), 300):
         raise RuntimeError("the CT did not finish loading within 300 s")
     for _ in range(20):
@@ -401,7 +401,7 @@ def memory(folder: str) -> None:
     after = proc_status_kib("VmRSS")
     peak = proc_status_kib("VmHWM") if hwm_ok else None
     stored = int(view.display.array.nbytes) if view.display is not None else None
-    insts = window.stacks[window.stack_index].stack.instances
+    insts = window.cases.stacks[window.stack_index].stack.instances
     stored_declared = sum(i.rows * i.columns * max(1, i.frames) * i.samples_per_pixel * (i.bits_allocated // 8)
                           for i in insts)
     _emit({"open_kib": after - before, "peak_kib": (peak - before) if peak else None, "stored_bytes": stored_declared,
@@ -491,7 +491,7 @@ def ai_gui(folder: str, expected: str, mode: str = "app") -> None:
         state["own_worker"] = True
         worker.result_ready.connect(on_result, Qt.ConnectionType.QueuedConnection)
         worker.start()
-        jobs = [job for study in window.studies for series in study.series for inst in series.instances
+        jobs = [job for study in window.cases.studies for series in study.series for inst in series.instances
                 for job in InferenceJob.for_instance(inst)]
         worker.enqueue(jobs)
 
@@ -504,7 +504,7 @@ def ai_gui(folder: str, expected: str, mode: str = "app") -> None:
 
     def open_folder() -> None:
         state["t_open"] = clock.nsecsElapsed() / 1e9
-        window.open_paths([folder])
+        window.cases.open_paths([folder])
 
     QTimer.singleShot(50, open_folder)
     app.exec()

@@ -41,15 +41,15 @@ def linked(folder: str, frames_target: str = "200") -> None:
     _wait(app, lambda: False, 1.0)  # settle: first paints, style, fonts
     gc.collect()
     before = proc_status_kib("VmRSS")
-    window.open_paths([folder])
-    if not _wait(app, lambda: window.case is not None, 120):
+    window.cases.open_paths([folder])
+    if not _wait(app, lambda: window.cases.case is not None, 120):
         raise RuntimeError("the CT study was not opened within 120 s")
     window.registry.action("layout.4").trigger()
 
     def all_loaded() -> bool:
         shown = window.reading_state()["viewports"]
         return (len(shown) == 4 and all(v["series_uid"] and v["loaded"] == v["frames"] for v in shown)
-                and not window.busy())
+                and not window.cases.busy())
 
     if not _wait(app, all_loaded, 300):
         raise RuntimeError("the four series did not finish loading within 300 s")
@@ -193,8 +193,8 @@ def prior(folder: str, repeats: str = "5") -> None:
     app, window = create_app(["medview", "gui"])
     _normal_size(window, 1600, 1000)
     window.show()
-    window.open_paths([folder])
-    if not _wait(app, lambda: window.case is not None and not window.busy(), 120):
+    window.cases.open_paths([folder])
+    if not _wait(app, lambda: window.cases.case is not None and not window.cases.busy(), 120):
         raise RuntimeError("the radiographs were not opened within 120 s")
     final = (FLAGGED, NOT_FLAGGED, NOT_APPLICABLE_TEXT, "error")
 
@@ -204,14 +204,14 @@ def prior(folder: str, repeats: str = "5") -> None:
         return bool(cells) and all(c.startswith(final) for c in cells)
 
     ai_idle = _wait(app, scored, 180)  # the AI scores first, so that it does not share the measured time
-    with_prior = [s for s in window.studies if window.reading.prior_of(s) is not None]
+    with_prior = [s for s in window.cases.studies if window.reading.prior_of(s) is not None]
     if not with_prior:
         raise RuntimeError("no study with a prior in the folder")
     study = max(with_prior, key=lambda s: s.study_date)
     files = [study.stacks[0].instances[0].ref.path, window.reading.prior_of(study).stacks[0].instances[0].ref.path]
 
     def once() -> tuple[float, float]:
-        window.close_case()
+        window.cases.close_case()
         for _ in range(10):
             app.processEvents()
         gc.collect()
@@ -226,7 +226,7 @@ def prior(folder: str, repeats: str = "5") -> None:
         watches = [_PaintWatch(cell.view.graphics.viewport(), lambda k=k: painted(k))  # noqa: F841
                    for k, cell in enumerate(cells[:2])]
         t0 = time.perf_counter()
-        window.open_case(study)
+        window.cases.open_case(study)
         window.compare_with_prior()
         if not _wait(app, lambda: len(first) == 2, 30):
             raise RuntimeError("the case and its prior showed no images within 30 s")
@@ -236,7 +236,8 @@ def prior(folder: str, repeats: str = "5") -> None:
         assert [v["prior"] for v in state] == [False, True], state
         return (first[0] - t0) * 1e3, (first[1] - t0) * 1e3
 
-    window.open_case(study)  # once unmeasured: the second viewport's cell is made, the files are in the page cache
+    # once unmeasured: the second viewport's cell is made, the files are in the page cache
+    window.cases.open_case(study)
     window.compare_with_prior()
     if not _wait(app, lambda: len(window.viewports.views) == 2 and all(
             view._shown is not None for view in window.viewports.views), 30):

@@ -145,12 +145,15 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
 
     apply_dark_theme(app)
     from medview.qt.ai.findings_panel import FindingsPanel
+    from medview.qt.cases import CaseController
     from medview.qt.review.review_controller import ReviewController
     from medview.qt.review.review_panel import ReviewPanel
 
     findings, review_panel = FindingsPanel(), ReviewPanel()
     window = MainWindow(settings=settings, findings=findings, review_panel=review_panel)
-    review = window.review = ReviewController(window, review_panel)  # the review keys, panel and Review column
+    cases = window.cases = CaseController(window)  # opens folders and cases in the window
+    review = window.review = ReviewController(window, cases, review_panel)  # the review keys, panel and column
+    cases.use_review(review.first_unreviewed)  # a loaded folder opens on its first case not signed off
     ErrorReporter(window).install()
     window.show()
     window.raise_()
@@ -158,17 +161,19 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     todo = argv_paths if paths is None else list(paths)
     from medview.qt.ai.ai_controller import AiController
 
-    ai = window.ai = AiController(window, model=model, device=device, settings=settings)  # fills `findings`
+    ai = window.ai = AiController(window, cases, model=model, device=device, settings=settings)  # fills `findings`
     review.use_ai(ai)  # the AI findings join the review
     from medview.qt.ai.incoming import IncomingController
 
-    window.incoming = IncomingController(window)  # SEG and SR results that came with a study, in the findings panel
+    # SEG and SR results that came with a study, in the findings panel
+    window.incoming = IncomingController(window, cases)
     from medview.qt.pacs.pacs_controller import PacsController
 
-    window.pacs = PacsController(window, settings)  # Ctrl+P panel, retrieved and pushed studies, sending the review
+    # Ctrl+P panel, retrieved and pushed studies, sending the review
+    window.pacs = PacsController(window, cases, settings)
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
     # window, nor for a CT-only folder, and never before the first paint
     if todo:
-        QTimer.singleShot(0, lambda: window.open_paths(todo))
+        QTimer.singleShot(0, lambda: cases.open_paths(todo))
     log.info("medview window shown; opening %s", todo or "nothing")
     return app, window

@@ -5,14 +5,15 @@ the centre (`ViewportGrid`, drawing the reading session), on the right the findi
 the review panel (`review`) under it; both panels are handed to the constructor by `create_app`, whose
 controllers fill them. The status bar holds the pixel value,
 the progress bar (`progress`) with its cancel button, and the failed-files count that opens the failed-files
-dock.
+dock. The window lays out and draws; the case controller (`medview.qt.cases`) opens what the reader chose
+(`paths_chosen`, a worklist row, a thumbnail) in it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
@@ -30,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medview.core.dicom.model import FileError, ScanResult, Study
+from medview.core.dicom.model import Study
 from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.reading import ReadingSession
 from medview.core.settings import Settings
@@ -42,14 +43,14 @@ from medview.qt.failed_files import FailedFilesPanel
 from medview.qt.settings_store import app_settings
 from medview.qt.viewer.image_view import ImageView
 from medview.qt.viewer.series_strip import SeriesStrip
-from medview.qt.viewer.viewports import LoadedStack, StackLoads, ViewportGrid
-from medview.qt.workers.scan import FolderScan
+from medview.qt.viewer.viewports import StackLoads, ViewportGrid
 from medview.qt.worklist.worklist_model import objects_text
 from medview.qt.worklist.worklist_panel import WorklistPanel
 
 if TYPE_CHECKING:
     from medview.qt.ai.ai_controller import AiController
     from medview.qt.ai.incoming import IncomingController
+    from medview.qt.cases import CaseController
     from medview.qt.pacs.pacs_controller import PacsController
     from medview.qt.review.review_controller import ReviewController
 
@@ -84,9 +85,7 @@ def no_images_text(study: Study) -> str:
 
 
 class MainWindow(QMainWindow):
-    case_opened = Signal(object)  # Study: the AI worker moves it to the front of its queue
-    stack_shown = Signal(object)  # Stack
-    studies_loaded = Signal(object)  # list[Study], after a scan
+    paths_chosen = Signal(list)  # list[str]: folders or files the reader chose to open (dialog, drop, recent)
     shutting_down = Signal()  # the window is closing: owners of other workers (the AI) stop them now
 
     def __init__(self, parent=None, settings: Settings | None = None, *, findings: FindingsPanel | None = None,
@@ -160,37 +159,19 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self._wire_actions()
 
-        self.worklist.case_chosen.connect(self._case_chosen)
-        self.strip.stack_chosen.connect(self.open_stack)
         self.worklist.filter_done.connect(lambda: self.viewer.setFocus(Qt.FocusReason.OtherFocusReason))
         self.viewports.cursor_text.connect(self.cursor_label.setText)
         self.viewports.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.viewports.cine_changed.connect(self.registry.action("view.cine").setChecked)
         self.viewports.invert_changed.connect(self.registry.action("view.invert").setChecked)
         self.viewports.active_changed.connect(self._active_changed)
-        self.loads.progress.connect(lambda done, total: self._busy(f"Loading {done}/{total} images", done, total))
-        self.loads.stopped.connect(self._update_busy)
         self.loads.errors.connect(self.failed.add)
         self.loads.note.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.failed.changed.connect(self._failed_changed)
 
-        self.studies: list[Study] = []
-        self.case: Study | None = None
-        # the case the window opened by itself when the folder loaded (`first_case`), until another is opened or
-        # the reader picks it in the worklist: N and Enter go on from the top of the worklist, not from its row
-        self.start_case_uid: str | None = None
-        self.stacks: list[LoadedStack] = []  # the open case's stacks, in series order
-        self.scan = FolderScan(self)  # the opened paths' scan, one at a time
-        self.scan.progress.connect(lambda done, total: self._busy(f"Reading {done}/{total} files", done, total))
-        self.scan.done.connect(self._scan_done)
-        self.scan.failed.connect(self._scan_failed)
-        self.scan.finished.connect(self._update_busy)
-        self.opened_paths: list[str] = []
-        # studies that stay in the worklist whichever folder is opened (the PACS cache's): each callable gives
-        # those it holds now
-        self.studies_kept_on_open: list[Callable[[], list[Study]]] = []
         # the controllers create_app builds around the window (None in a window built without them): tests and
-        # scripts reach them here, the window asks the review for the first unreviewed case
+        # scripts reach them here
+        self.cases: CaseController | None = None
         self.review: ReviewController | None = None
         self.ai: AiController | None = None
         self.incoming: IncomingController | None = None
@@ -216,11 +197,12 @@ class MainWindow(QMainWindow):
 
     @property
     def stack_index(self) -> int:
-        """Which of the case's stacks the active viewport shows (-1: none of them, e.g. the prior's)."""
+        """Which of the series strip's stacks (the open case's) the active viewport shows (-1: none of them, e.g.
+        the prior's)."""
         viewport = self.reading.viewport
-        if viewport.study is not self.case:
+        if viewport.study is None or viewport.study is not self.reading.case:
             return -1
-        return next((k for k, ls in enumerate(self.stacks) if ls.stack is viewport.stack), -1)
+        return next((k for k, stack in enumerate(self.strip.stacks) if stack is viewport.stack), -1)
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -236,7 +218,6 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setObjectName("cancel")
         self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.hide()
         self.failed_button = QPushButton("", self)
         self.failed_button.setObjectName("failed_button")
@@ -315,10 +296,6 @@ class MainWindow(QMainWindow):
         r.connect("reading.slab_mode", self.cycle_slab)
         r.connect("reading.slab_thinner", lambda: self.step_slab(-1))
         r.connect("reading.slab_thicker", lambda: self.step_slab(1))
-        r.connect("series.next", lambda: self.step_stack(1))
-        r.connect("series.prev", lambda: self.step_stack(-1))
-        r.connect("case.next", lambda: self.step_case(1))
-        r.connect("case.prev", lambda: self.step_case(-1))
         r.connect("worklist.filter", self.filter_worklist)
         r.connect("view.worklist", lambda _checked=False: self.show_worklist(not self.worklist_shown()))
         self.splitter.splitterMoved.connect(lambda *_: r.action("view.worklist").setChecked(self.worklist_shown()))
@@ -457,7 +434,7 @@ class MainWindow(QMainWindow):
         start = self.recent()[0] if self.recent() else os.path.expanduser("~")
         path = QFileDialog.getExistingDirectory(self, "Open a folder of studies", start)
         if path:
-            self.open_paths([path])
+            self.paths_chosen.emit([path])
 
     def open_files_dialog(self) -> None:
         start = self.recent()[0] if self.recent() else os.path.expanduser("~")
@@ -465,104 +442,9 @@ class MainWindow(QMainWindow):
             self, "Open DICOM files, a .zip or a DICOMDIR", start, "DICOM, zip, DICOMDIR (*);;Zip archives (*.zip)"
         )
         if files:
-            self.open_paths(files)
+            self.paths_chosen.emit(files)
 
-    def open_paths(self, paths: list[str]) -> None:
-        """Scan `paths` in the background; the worklist fills when the scan is done."""
-        paths = [str(p) for p in paths if str(p)]
-        if not paths:
-            return
-        self.scan.stop()
-        self.opened_paths = paths
-        self._update_title()
-        self.add_recent(paths[0] if len(paths) == 1 else os.path.dirname(paths[0]) or paths[0])
-        self.failed.clear()
-        self._busy("Reading folder…", 0, 0)
-        self.scan.start(paths)
-
-    def _scan_done(self, result: ScanResult, studies: list[Study]) -> None:
-        self.failed.add(result.errors)
-        self.set_studies(self.beside_kept_studies(studies))
-        n = len(studies)
-        note = " (cancelled)" if result.cancelled else ""
-        self.statusBar().showMessage(
-            f"{n} case{'s' if n != 1 else ''} found in {result.files} files{note}", 5000)
-
-    def _scan_failed(self, reason: str) -> None:
-        self.failed.add([FileError(", ".join(self.opened_paths), reason)])
-        self.statusBar().showMessage(reason, 8000)
-
-    def beside_kept_studies(self, studies: list[Study]) -> list[Study]:
-        """The opened folder's studies followed by those kept whatever is opened; a study in both is the
-        folder's."""
-        opened = {s.study_uid for s in studies}
-        kept = [s for kept_now in self.studies_kept_on_open for s in kept_now() if s.study_uid not in opened]
-        return list(studies) + kept
-
-    def set_studies(self, studies: list[Study]) -> None:
-        self.studies = list(studies)
-        self.reading.add_studies(self.studies)  # priors are found among everything opened
-        self.worklist.set_studies(self.studies)
-        # the review and AI controllers fill their columns here (the AI from its results cache) and the worklist
-        # takes its order: the first case is chosen from that order, not from the scan's
-        self.studies_loaded.emit(self.studies)
-        first = self.first_case()
-        if first is None:
-            self.close_case()
-            return
-        self.open_case(first)
-        self.start_case_uid = first.study_uid
-
-    def first_case(self) -> Study | None:
-        """The case a loaded folder opens on: the first in the worklist's order that is not signed off (the
-        review controller's `first_unreviewed`), else the first; None for an empty worklist."""
-        order = self.worklist.proxy.studies_in_order()
-        if not order:
-            return None
-        uid = self.review.first_unreviewed([s.study_uid for s in order]) if self.review is not None else None
-        return next((s for s in order if s.study_uid == uid), order[0])
-
-    def _case_chosen(self, study: Study) -> None:
-        """A row clicked (or Enter in the filter): the reader's own choice, even of the case already open."""
-        self.start_case_uid = None
-        self.open_case(study)
-
-    # --- cases and stacks -------------------------------------------------------------------------------------
-    def close_case(self) -> None:
-        self.loads.clear()
-        self.case = None
-        self.stacks = []
-        self.reading.close_case()
-        self.strip.set_stacks([])
-        self.viewports.clear()
-        self._show_no_images(None)
-        self._update_title()
-
-    def open_case(self, study: Study | None) -> None:
-        """Open a case in the layout its hanging protocol gives; its first images load first."""
-        if study is None:
-            return
-        if self.case is not None and self.case.study_uid == study.study_uid and self.stacks:
-            self.worklist.select_study(study.study_uid)
-            return
-        self.close_case()
-        self.reading.add_studies([study])
-        self.reading.open_case(study.study_uid)
-        self.case = study
-        self._update_title()
-        self.start_case_uid = None
-        self.worklist.select_study(study.study_uid)
-        # image stacks only: objects without pixels (RT Plan, SR, presentation states) are never offered to scroll
-        self.stacks = [self.loads.entry(stack) for stack in study.stacks]
-        self.strip.set_stacks([ls.stack for ls in self.stacks])
-        self.case_opened.emit(study)
-        self.draw_session()
-        if self.stacks:
-            self.stack_shown.emit(self.reading.viewport.stack)
-        else:
-            self._show_no_images(study)
-
-    def _show_no_images(self, study: Study | None) -> None:
+    def show_no_images(self, study: Study | None) -> None:
         """The message over the (empty) viewer for a case without images; None takes it away."""
         if study is None:
             self.no_images.hide()
@@ -572,63 +454,10 @@ class MainWindow(QMainWindow):
         self.no_images.show()
         self.no_images.raise_()
 
-    def _update_title(self) -> None:
-        self.setWindowTitle(window_title(self.case, self.opened_paths))
+    def show_title(self, case: Study | None, paths: list[str]) -> None:
+        self.setWindowTitle(window_title(case, paths))
 
-    def step_case(self, delta: int) -> None:
-        study = self.worklist.neighbour(self.case.study_uid if self.case else None, delta)
-        if study is None:
-            self.statusBar().showMessage("No more cases" if delta > 0 else "This is the first case", 2000)
-            return
-        self.open_case(study)
-
-    def step_stack(self, delta: int) -> None:
-        """→ / ←: the next / previous series of the study in the active viewport (the prior's, in the prior)."""
-        if self.reading.step_series(delta):
-            self.draw_session()
-            self.stack_shown.emit(self.reading.viewport.stack)
-        else:
-            self.statusBar().showMessage("No more series in this case", 2000)
-
-    def open_stack(self, k: int, index: int | None = None) -> None:
-        """Show stack k of the open case at image `index` (None: where the reader left it) in the active viewport
-        (loading it, that image first)."""
-        if not (0 <= k < len(self.stacks)):
-            return
-        self.reading.show_stack(self.stacks[k].stack, index)
-        self.draw_session()
-        self.stack_shown.emit(self.stacks[k].stack)
-
-    def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:
-        """Open the case, series and image of one SOP instance (F's next finding, the review's key images)."""
-        study = self.find_study(study_uid)
-        if study is None:
-            return False
-        self.open_case(study)
-        for k, ls in enumerate(self.stacks):
-            instances = ls.stack.instances
-            found = next((i for i, inst in enumerate(instances) if inst.sop_instance_uid == sop_instance_uid), None)
-            if found is None:
-                continue
-            target = ls.stack.frames.index((found, min(max(0, frame), max(1, instances[found].frames) - 1)))
-            self.open_stack(k, target)  # drawn now, or as soon as the loader reaches it
-            return True
-        return False
-
-    def find_study(self, study_uid: str) -> Study | None:
-        """The study of the open folder with this UID (None: not in the worklist)."""
-        return next((s for s in self.studies if s.study_uid == study_uid), None)
-
-    def cancel(self) -> None:
-        """The progress bar's Cancel: stops the scan and the loads; what is read stays usable."""
-        self.scan.cancel()
-        self.loads.cancel()
-        self.statusBar().showMessage("Cancelling…", 2000)
-
-    def busy(self) -> bool:
-        return self.scan.running() or self.loads.busy()
-
-    def _busy(self, text: str, done: int, total: int) -> None:
+    def show_progress(self, text: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(0, total))
         self.progress.setValue(done)
         self.progress.setFormat(text)  # an indeterminate bar (total 0) shows no text in most styles
@@ -636,10 +465,9 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
 
-    def _update_busy(self) -> None:
-        if not self.busy():
-            self.progress.hide()
-            self.cancel_button.hide()
+    def hide_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
 
     # --- view ---------------------------------------------------------------------------------------------------
     def reset_view(self) -> None:
@@ -687,7 +515,7 @@ class MainWindow(QMainWindow):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_paths(paths)
+            self.paths_chosen.emit(paths)
 
     # --- recent locations ---------------------------------------------------------------------------------------
     def recent(self) -> list[str]:
@@ -703,7 +531,7 @@ class MainWindow(QMainWindow):
         items = self.recent()
         for path in items:
             act = self.recent_menu.addAction(path)
-            act.triggered.connect(lambda _c=False, p=path: self.open_paths([p]))
+            act.triggered.connect(lambda _c=False, p=path: self.paths_chosen.emit([p]))
         self.recent_menu.setEnabled(bool(items))
 
     # --- geometry -----------------------------------------------------------------------------------------------
@@ -806,5 +634,4 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self.router)
         self.viewports.stop()
         self.strip.stop()
-        self.scan.shutdown()
         self.loads.shutdown()

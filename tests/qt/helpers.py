@@ -8,7 +8,8 @@ from PySide6.QtCore import QObject, Signal
 
 def wait_ready(qtbot, w, timeout: int = 15000) -> None:
     """The worklist is filled, nothing is loading and an image is on screen."""
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy() and w.viewer._shown is not None, timeout=timeout)
+    qtbot.waitUntil(lambda: bool(w.cases.studies) and not w.cases.busy() and w.viewer._shown is not None,
+                    timeout=timeout)
 
 
 def open_window(qtbot, source, *, size: tuple[int, int] | None = None, timeout: int = 15000):
@@ -60,7 +61,7 @@ class IdleWorker(QObject):
 def settled(w) -> bool:
     """Nothing loading, and every viewport that shows a stack has all of it decoded and an image drawn."""
     shown = [v for v in w.reading_state()["viewports"] if v["series_uid"]]
-    return (not w.busy() and all(v["loaded"] == v["frames"] for v in shown)
+    return (not w.cases.busy() and all(v["loaded"] == v["frames"] for v in shown)
             and all(view.shown_pixels() is not None for view in w.viewports.views if view.stack is not None))
 
 

@@ -87,7 +87,7 @@ def wait_scored(qtbot, window, timeout=90000):
 
 def open_row(qtbot, window, row):
     study = window.worklist.proxy.study_at(row)
-    window.open_case(study)
+    window.cases.open_case(study)
     qtbot.waitUntil(lambda: window.viewer.shown_pixels() is not None, timeout=20000)
     return study
 
@@ -150,8 +150,8 @@ def test_user_sort_is_kept(qtbot, demo, open_app):
     by_id = [f"PAT{i:04d}" for i in range(1, 8)]
     assert [pid for pid, _ in ai_column(window)] == by_id
     loads = []
-    window.studies_loaded.connect(loads.append)
-    window.open_paths([str(folder)])  # the same folder again: the reader's order stays
+    window.cases.studies_loaded.connect(loads.append)
+    window.cases.open_paths([str(folder)])  # the same folder again: the reader's order stays
     qtbot.waitUntil(lambda: len(loads) == 1, timeout=20000)
     wait_scored(qtbot, window)
     assert [pid for pid, _ in ai_column(window)] == by_id
@@ -201,7 +201,7 @@ def test_heatmap_toggles_and_stays_aligned(qtbot, demo, open_app):
     study = window.worklist.proxy.study_at(1)
     (result,) = ai.results_for(study.study_uid)
     ai.show_heatmap_for(result.job.sop_instance_uid, 0, "cardiomegaly")  # the review session's F
-    window.show_instance(study.study_uid, result.job.sop_instance_uid, 0)
+    window.cases.show_instance(study.study_uid, result.job.sop_instance_uid, 0)
     qtbot.waitUntil(lambda: item.isVisible() and viewer.shown_pixels() is not None, timeout=20000)
     assert window.findings.selected_finding() == "cardiomegaly" and same_rect()
 
@@ -306,7 +306,7 @@ def test_broken_model_is_explained_and_the_viewer_works(qtbot, demo, open_app, t
                     timeout=20000)
     open_row(qtbot, window, 0)  # the viewer still shows images
     assert window.viewer.shown_pixels().std() > 5
-    assert window.ai.bundle is None and window.ai.results_for(window.case.study_uid) == []
+    assert window.ai.bundle is None and window.ai.results_for(window.cases.case.study_uid) == []
     window.registry.action("ai.heatmap").trigger()
     assert not window.ai.heatmap_visible()
 
@@ -410,7 +410,7 @@ def test_empty_window_starts_the_worker_with_the_first_folder(qtbot, demo, open_
         qtbot.wait(300)
         assert empty.ai.worker is None  # nothing to score: no model, no torch import for an empty window
         assert "when studies are opened" in empty.findings.model_label.text()
-        empty.open_paths([str(folder)])
+        empty.cases.open_paths([str(folder)])
         wait_scored(qtbot, empty)
         assert empty.ai.bundle is not None and sum(t.startswith("flagged ") for _, t in ai_column(empty)) == 3
     finally:
@@ -447,7 +447,7 @@ import sys, time
 from medview.app import create_app
 app, w = create_app(["medview", {str(ct_only)!r}])
 deadline = time.time() + 60
-while time.time() < deadline and not (w.studies and all(
+while time.time() < deadline and not (w.cases.studies and all(
         (w.worklist.proxy.index(r, {COL_AI}).data() or "") == "not applicable"
         for r in range(w.worklist.proxy.rowCount()))):
     app.processEvents(); time.sleep(0.01)
@@ -465,10 +465,10 @@ w.close()
 
     app, window = create_app(["medview", str(ct_only)])
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: bool(window.studies), timeout=30000)
+    qtbot.waitUntil(lambda: bool(window.cases.studies), timeout=30000)
     assert window.ai.worker is None
-    window.open_paths([str(folder)])
-    qtbot.waitUntil(lambda: len(window.studies) == 7, timeout=30000)  # six radiographs and a CT
+    window.cases.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: len(window.cases.studies) == 7, timeout=30000)  # six radiographs and a CT
     wait_scored(qtbot, window)
     assert window.ai.worker is not None and window.ai.bundle is not None
     assert any(text.startswith(FLAGGED) for _, text in ai_column(window))
@@ -479,7 +479,7 @@ def _first_case_watch(window) -> list[dict]:
     """What the worklist looked like each time the window opened a case (it opens one as the folder loads)."""
     seen = []
     proxy = window.worklist.proxy
-    window.case_opened.connect(lambda study: seen.append({
+    window.cases.case_opened.connect(lambda study: seen.append({
         "case": study.study_uid, "top": proxy.study_at(0).study_uid, "cells": ai_column(window),
         "order": [proxy.study_at(r).study_uid for r in range(proxy.rowCount())]}))
     return seen
@@ -533,14 +533,14 @@ def test_new_folder_opens_at_once_and_reading_starts_at_the_top(qtbot, demo, ope
     assert {text for _, text in seen[0]["cells"]} <= {"queued", "not applicable"}  # opened before any score
     wait_scored(qtbot, window)
     order = [window.worklist.proxy.study_at(r).study_uid for r in range(window.worklist.proxy.rowCount())]
-    assert order.index(start) > 0 and window.case.study_uid == start  # moved down, still the case on screen
+    assert order.index(start) > 0 and window.cases.case.study_uid == start  # moved down, still the case on screen
     assert [s["case"] for s in seen] == [start]
 
     monkeypatch.setattr(review_controller, "confirm_sign_off", lambda parent, unverdicted: (True, False))
     window.registry.action("review.sign_off").trigger()  # Enter
-    assert window.case.study_uid == order[0] and truth[order[0]] == 1  # the top flagged case, not the next row
+    assert window.cases.case.study_uid == order[0] and truth[order[0]] == 1  # the top flagged case, not the next row
     window.registry.action("case.next_unreviewed").trigger()  # N: the worklist order as shown, from there on
-    assert window.case.study_uid == order[1]
+    assert window.cases.case.study_uid == order[1]
 
 
 def test_h_where_there_is_no_heatmap_changes_nothing(qtbot, demo, open_app):

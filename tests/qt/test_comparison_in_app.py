@@ -44,8 +44,8 @@ def test_p_shows_the_ai_score_and_ratio_beside_the_prior_and_the_change_on_the_c
     root, truth = demo
     w = open_window(qtbot, root, size=(1800, 1000))
     qtbot.waitUntil(lambda: scored(w), timeout=120000)
-    latest = max((s for s in w.studies if s.patient_id == "PAT0001"), key=lambda s: s.study_date)
-    w.open_case(latest)
+    latest = max((s for s in w.cases.studies if s.patient_id == "PAT0001"), key=lambda s: s.study_date)
+    w.cases.open_case(latest)
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
     assert "AI" not in w.viewports.cells[0].title.text()  # one study on screen: no comparison in a title
 
@@ -64,7 +64,7 @@ def test_p_shows_the_ai_score_and_ratio_beside_the_prior_and_the_change_on_the_c
     assert [b.score for b in briefs] == [score[now["study_uid"]], score[prior["study_uid"]]]
 
     current_title, prior_title = (cell.title.text() for cell in w.viewports.cells[:2])
-    studies = {s.study_uid: s for s in w.studies}
+    studies = {s.study_uid: s for s in w.cases.studies}
     assert prior_title.startswith(f"PRIOR  {readable_date(studies[prior['study_uid']].study_date)}")
     assert (f"AI cardiomegaly {format_score(briefs[1].score)}, CTR {briefs[1].ctr:.2f}" in prior_title
             and "→" not in prior_title)
@@ -94,7 +94,7 @@ def ct_window(qtbot, tmp_path, monkeypatch):
     write_series(tmp_path / "ct" / "a", 10, spacing=2.0, series_number=2, series_description="A", **common)
     write_series(tmp_path / "ct" / "b", 10, spacing=2.0, series_number=3, series_description="B", **common)
     w = open_window(qtbot, tmp_path / "ct", size=(1400, 900))
-    w.open_case(w.studies[0])
+    w.cases.open_case(w.cases.studies[0])
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
     press(qtbot, w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     yield w

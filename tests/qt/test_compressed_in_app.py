@@ -44,22 +44,22 @@ def test_a_crashing_decoder_costs_one_file_and_the_app_goes_on(qtbot, tmp_path):
     folder = _folder(tmp_path)
     _app, w = create_app(["medview", str(folder)])
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: len(w.studies) == 2, timeout=60000)
-    w.open_case(w.find_study(f"{UID}.1"))
+    qtbot.waitUntil(lambda: len(w.cases.studies) == 2, timeout=60000)
+    w.cases.open_case(w.cases.find_study(f"{UID}.1"))
 
     def slices_loaded() -> bool:
         viewport = w.reading_state()["viewports"][0]
         return viewport["study_uid"] == f"{UID}.1" and viewport["frames"] == 5 and viewport["loaded"] == 4
 
-    qtbot.waitUntil(lambda: slices_loaded() and not w.busy(), timeout=60000)
+    qtbot.waitUntil(lambda: slices_loaded() and not w.cases.busy(), timeout=60000)
     failed = w.findChild(QWidget, "failed_files")
     crashed = (str(folder / "mr2.dcm"), "the JPEG-LS decoder crashed on this file")
     qtbot.waitUntil(lambda: crashed in failed.entries(), timeout=30000)  # reported as the load's outcome arrives
 
     # the AI worker decodes the radiograph in the pool too: an error for that case, not the end of the app
     qtbot.waitUntil(lambda: _ai_cell(w, "P2").startswith("error"), timeout=90000)
-    w.open_case(w.find_study(f"{UID}.2"))
-    qtbot.waitUntil(lambda: w.reading_state()["viewports"][0]["study_uid"] == f"{UID}.2" and not w.busy(),
+    w.cases.open_case(w.cases.find_study(f"{UID}.2"))
+    qtbot.waitUntil(lambda: w.reading_state()["viewports"][0]["study_uid"] == f"{UID}.2" and not w.cases.busy(),
                     timeout=60000)
     crashed = (str(folder / "dx.dcm"), "the JPEG 2000 decoder crashed on this file")
     qtbot.waitUntil(lambda: crashed in failed.entries(), timeout=30000)

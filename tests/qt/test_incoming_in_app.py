@@ -33,7 +33,8 @@ def test_incoming_sr_and_seg_are_listed_with_their_origin_and_drawn(qtbot, tmp_p
     other.save_as(folder / "other_sr.dcm", enforce_file_format=True)
 
     w = open_window(qtbot, folder)
-    assert w.case.study_uid == case["study"] and w.reading_state()["viewports"][0]["sop_instance_uid"] == case["sop"]
+    assert (w.cases.case.study_uid == case["study"]
+            and w.reading_state()["viewports"][0]["sop_instance_uid"] == case["sop"])
     qtbot.waitUntil(lambda: bool(w.incoming.listed()), timeout=5000)
 
     panel = w.findChild(QWidget, "findings")

@@ -103,7 +103,7 @@ def ai_cells(w) -> list[tuple[str, str]]:
 
 
 def open_patient(qtbot, w, pid: str) -> None:
-    w.open_case(next(s for s in w.studies if s.patient_id == pid))
+    w.cases.open_case(next(s for s in w.cases.studies if s.patient_id == pid))
     qtbot.waitUntil(lambda: w.viewer.shown_pixels() is not None, timeout=20000)
     assert w.reading_state()["case"]["patient_id"] == pid
 
@@ -240,10 +240,10 @@ def test_invert_button_follows_the_view(qtbot, window):
     open_patient(qtbot, w, NORMAL_PID)  # another case
     assert not inverted()
     open_patient(qtbot, w, CT_PID)
-    assert len(w.stacks) > 1
+    assert len(w.cases.stacks) > 1
     invert.trigger()
     assert inverted()
-    w.step_stack(1 if w.stack_index == 0 else -1)  # another series
-    assert w.reading_state()["viewports"][0]["series_uid"] != w.stacks[1 - w.stack_index].stack.series_uid
+    w.cases.step_stack(1 if w.stack_index == 0 else -1)  # another series
+    assert w.reading_state()["viewports"][0]["series_uid"] != w.cases.stacks[1 - w.stack_index].stack.series_uid
     qtbot.waitUntil(lambda: w.viewer.shown_pixels() is not None, timeout=20000)
     assert not inverted()

@@ -250,6 +250,6 @@ def test_planes_fill_in_while_the_series_loads(qtbot, volume, monkeypatch):
         assert coronal.shown_pixels()[far].max() == 0 and coronal.shown_pixels()[near].min() > 0
     finally:
         gate.set()
-    qtbot.waitUntil(lambda: not w.busy() and coronal.shown_pixels()[far].min() > 0, timeout=15000)
+    qtbot.waitUntil(lambda: not w.cases.busy() and coronal.shown_pixels()[far].min() > 0, timeout=15000)
     assert "loading" not in coronal.corners.text("bottom_left")
     w.close()

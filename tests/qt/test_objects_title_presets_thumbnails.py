@@ -38,14 +38,14 @@ def _strip_done(qtbot, w) -> None:
 def test_objects_without_pixels_are_listed_but_never_offered_as_images(qtbot, tmp_path):
     files = mixed_objects_folder(tmp_path / "mixed")
     w = open_window(qtbot, tmp_path / "mixed")
-    assert len(w.studies) == 2  # nothing silently disappears
-    ct = next(s for s in w.studies if s.stacks)
-    struct = next(s for s in w.studies if not s.stacks)
+    assert len(w.cases.studies) == 2  # nothing silently disappears
+    ct = next(s for s in w.cases.studies if s.stacks)
+    struct = next(s for s in w.cases.studies if not s.stacks)
 
     # images plus an RT Plan: only the CT is in the strip and the viewer, exactly as the pipeline shows it
-    w.open_case(ct)
+    w.cases.open_case(ct)
     wait_ready(qtbot, w)
-    assert [ls.stack.modality for ls in w.stacks] == ["CT"] and w.strip.count() == 1
+    assert [ls.stack.modality for ls in w.cases.stacks] == ["CT"] and w.strip.count() == 1
     assert w.viewer.stack.frame_count == 1 and not w.no_images.isVisible()
     assert np.array_equal(w.viewer.shown_pixels(), pixels.display_frame(pixels.read_dataset(str(files["ct"]))))
     assert _images_cell(w, ct) == "1" and "1 RTPLAN object" in _images_cell(w, ct, Qt.ItemDataRole.ToolTipRole)
@@ -54,9 +54,9 @@ def test_objects_without_pixels_are_listed_but_never_offered_as_images(qtbot, tm
     assert _images_cell(w, struct) == NO_IMAGES
     assert "No images" in _images_cell(w, struct, Qt.ItemDataRole.ToolTipRole)
     assert w.worklist.proxy.index(_row(w, struct), 0).data(Qt.ItemDataRole.ForegroundRole) is not None
-    w.open_case(struct)
+    w.cases.open_case(struct)
     qtbot.wait(200)
-    assert not w.busy() and w.stacks == [] and w.strip.count() == 0
+    assert not w.cases.busy() and w.cases.stacks == [] and w.strip.count() == 0
     assert w.viewer.display is None and w.viewer._shown is None
     assert w.no_images.isVisible() and w.no_images.geometry() == w.viewer.rect()
     assert "No images in this case" in w.no_images.text() and "RTSTRUCT" in w.no_images.text()
@@ -66,9 +66,9 @@ def test_objects_without_pixels_are_listed_but_never_offered_as_images(qtbot, tm
         qtbot.keyClick(w.viewer, key)
     assert w.failed.count() == 0
 
-    w.step_case(-1 if _row(w, struct) > _row(w, ct) else 1)  # Page Up/Down back to the CT: the message goes
+    w.cases.step_case(-1 if _row(w, struct) > _row(w, ct) else 1)  # Page Up/Down back to the CT: the message goes
     wait_ready(qtbot, w)
-    assert w.case is ct and not w.no_images.isVisible()
+    assert w.cases.case is ct and not w.no_images.isVisible()
     w.close()
 
 
@@ -85,15 +85,15 @@ def test_window_title_names_the_case_or_folder_and_medview_once(qtbot, tmp_path)
     assert title == "CompressedSamples, CT1 · 1CT1 · 2004-01-19 — medview", title
     # Qt appends the display name on X11/Wayland only to a title that does not end with it: never twice
     assert title.count("medview") == 1 and title.endswith(" — medview")
-    struct = next(s for s in w.studies if not s.stacks)
-    w.open_case(struct)
+    struct = next(s for s in w.cases.studies if not s.stacks)
+    w.cases.open_case(struct)
     assert w.windowTitle() == "Test, Phantom30sep · tPhantom30sep — medview"
     w.close()
 
     _app, empty = create_app(["medview", str(tmp_path / "empty")])
     qtbot.addWidget(empty)
-    qtbot.waitUntil(lambda: bool(empty.opened_paths) and not empty.busy(), timeout=15000)
-    assert empty.case is None and empty.windowTitle() == "empty — medview"
+    qtbot.waitUntil(lambda: bool(empty.cases.opened_paths) and not empty.cases.busy(), timeout=15000)
+    assert empty.cases.case is None and empty.windowTitle() == "empty — medview"
     empty.close()
 
 
@@ -142,7 +142,7 @@ def nm_series(tmp_path):
 def test_nm_thumbnail_skips_an_undecodable_middle_image_and_the_viewer_shows_the_pipeline(qtbot, nm_series):
     folder, (good, broken, lossless) = nm_series
     w = open_window(qtbot, folder)
-    (ls,) = w.stacks
+    (ls,) = w.cases.stacks
     assert ls.stack.modality == "NM" and [i.ref.path for i in ls.stack.instances] == [str(good), str(broken),
                                                                                      str(lossless)]
     _strip_done(qtbot, w)
@@ -167,7 +167,7 @@ def test_a_stack_that_cannot_be_decoded_says_so_instead_of_a_black_thumbnail(qtb
 
     _app, w = create_app(["medview", str(broken.parent)])
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy(), timeout=15000)
+    qtbot.waitUntil(lambda: bool(w.cases.studies) and not w.cases.busy(), timeout=15000)
     _strip_done(qtbot, w)
     assert w.strip.count() == 1 and w.strip.thumbnails == {}
     item = w.strip.item(0)

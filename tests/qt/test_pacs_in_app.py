@@ -209,13 +209,13 @@ def test_review_sent_on_sign_off_only_when_set_and_by_key(qtbot, orthanc, medvie
                     and all(r["ai"].startswith(FINAL) for r in worklist_rows(window)), timeout=120000)
     server = resolve_server("orthanc")
 
-    first = window.case.study_uid
+    first = window.cases.case.study_uid
     press(window.viewer, Qt.Key.Key_Return)  # sign off, without the rule: nothing is sent
-    assert window.case.study_uid != first and not window.pacs.sending()
+    assert window.cases.case.study_uid != first and not window.pacs.sending()
     assert orthanc.instance_count() == 0
 
     set_preferences(qtbot, window, send=True, server="orthanc")
-    second = window.case.study_uid
+    second = window.cases.case.study_uid
     press(window.viewer, Qt.Key.Key_Return)
     assert window.pacs.sending()
     qtbot.waitUntil(lambda: not window.pacs.sending(), timeout=60000)
@@ -227,7 +227,7 @@ def test_review_sent_on_sign_off_only_when_set_and_by_key(qtbot, orthanc, medvie
     (found,) = find_studies(server, StudyQuery(study_uid=second))
     assert "SR" in found.modalities
 
-    window.open_case(window.find_study(first))  # the first case's review, by key
+    window.cases.open_case(window.cases.find_study(first))  # the first case's review, by key
     press(window.viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: not window.pacs.sending() and window.pacs.last_send is not result, timeout=60000)
     by_key = window.pacs.last_send

@@ -58,14 +58,14 @@ def test_opening_a_folder_keeps_the_studies_retrieved_and_received(qtbot, orthan
     window.pacs.retrieve("orthanc", find_studies(resolve_server("orthanc"), StudyQuery(study_uid=retrieved)))
     qtbot.waitUntil(lambda: sources(window) == {"PAT-PACS": "orthanc", "PAT-PUSH": PUSHED_BY}, timeout=60000)
 
-    window.open_paths([str(tmp_path / "local_a")])  # what Ctrl+O does once a folder is chosen
-    qtbot.waitUntil(lambda: "PAT-LOCAL-A" in sources(window) and not window.busy(), timeout=30000)
+    window.cases.open_paths([str(tmp_path / "local_a")])  # what Ctrl+O does once a folder is chosen
+    qtbot.waitUntil(lambda: "PAT-LOCAL-A" in sources(window) and not window.cases.busy(), timeout=30000)
     assert sources(window) == {"PAT-LOCAL-A": "local", "PAT-PACS": "orthanc", "PAT-PUSH": PUSHED_BY}
 
-    window.open_paths([str(tmp_path / "local_b")])  # another folder: the previous one goes, the PACS's stay
-    qtbot.waitUntil(lambda: "PAT-LOCAL-B" in sources(window) and not window.busy(), timeout=30000)
+    window.cases.open_paths([str(tmp_path / "local_b")])  # another folder: the previous one goes, the PACS's stay
+    qtbot.waitUntil(lambda: "PAT-LOCAL-B" in sources(window) and not window.cases.busy(), timeout=30000)
     assert sources(window) == {"PAT-LOCAL-B": "local", "PAT-PACS": "orthanc", "PAT-PUSH": PUSHED_BY}
-    window.open_case(window.find_study(retrieved))  # still readable, from the cache
+    window.cases.open_case(window.cases.find_study(retrieved))  # still readable, from the cache
     qtbot.waitUntil(lambda: window.reading_state()["viewports"][0]["loaded"] == 3, timeout=20000)
     assert window.reading_state()["case"]["study_uid"] == retrieved
 
@@ -117,7 +117,7 @@ def test_the_cache_of_an_earlier_session_is_listed_at_start_without_scoring_agai
 
     local = sorted(set(folders[0] + folders[1]) - {folders[0][0], folders[1][0]})[0]  # a radiograph not scored
     # yet, opened beside them
-    window.open_paths([str(local)])
+    window.cases.open_paths([str(local)])
     qtbot.waitUntil(lambda: ai_settled(window, 4), timeout=120000)
     (new,) = {r["study_uid"] for r in worklist_rows(window)} - set(before)
     assert set(CountingWorker.asked) == {new}  # the model scored the new one only

@@ -45,7 +45,7 @@ def key(qtbot, w, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
 
 
 def open_ct(qtbot, w):
-    w.open_case(next(s for s in w.studies if s.patient_id == "CT2"))
+    w.cases.open_case(next(s for s in w.cases.studies if s.patient_id == "CT2"))
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
 
 
@@ -113,7 +113,8 @@ def test_each_series_shows_the_image_it_was_left_at(window, qtbot):
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
     assert w.reading_state()["viewports"][0]["series_uid"] == state["series_uid"]
     assert w.viewer.state.index == SLICES - 1
-    w.open_case(next(s for s in w.studies if s.patient_id != "CT2"))  # another case, and back: from the start
+    # another case, and back: from the start
+    w.cases.open_case(next(s for s in w.cases.studies if s.patient_id != "CT2"))
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
     open_ct(qtbot, w)
     assert w.viewer.state.index == 0

@@ -59,7 +59,7 @@ def window(qtbot, studies, monkeypatch):
 
 def open_patient(qtbot, w, patient_id: str) -> None:
     """The patient's latest study, settled."""
-    w.open_case(max((s for s in w.studies if s.patient_id == patient_id), key=lambda s: s.study_date))
+    w.cases.open_case(max((s for s in w.cases.studies if s.patient_id == patient_id), key=lambda s: s.study_date))
     qtbot.waitUntil(lambda: settled(w), timeout=20000)
 
 
@@ -141,7 +141,7 @@ def test_p_shows_the_prior_beside_the_current_study_labelled_with_its_date_and_a
     (now, prior) = state["viewports"]
     assert (now["prior"], prior["prior"]) == (False, True)
     assert now["study_uid"] == current["viewports"][0]["study_uid"] == state["case"]["study_uid"]
-    studies = {s.study_uid: s for s in w.studies}
+    studies = {s.study_uid: s for s in w.cases.studies}
     then, today = studies[prior["study_uid"]], studies[now["study_uid"]]
     assert then.patient_id == "PAT0001" and then.study_date < today.study_date
     assert prior["window"] is not None and prior["loaded"] == prior["frames"] == 1

@@ -122,11 +122,11 @@ def _click_row(w, row: int) -> None:
 
 
 def _uid(w, patient_id: str) -> str:
-    return next(s.study_uid for s in w.studies if s.patient_id == patient_id)
+    return next(s.study_uid for s in w.cases.studies if s.patient_id == patient_id)
 
 
 def _patient(w) -> str:
-    return w.case.patient_id
+    return w.cases.case.patient_id
 
 
 def _review_cell(w, uid: str) -> str:
@@ -166,7 +166,7 @@ def app_window(qtbot, source):
     """The app as `medview gui SOURCE` builds it, with the fake AI attached before the scan finishes."""
     w = open_window(qtbot, source, size=(1500, 950), timeout=READY_MS)
     w.ai.shutdown()  # the bundled model's worker: these tests use the fake's ground-truth scores
-    w.ai = FakeAi(source, w.studies)
+    w.ai = FakeAi(source, w.cases.studies)
     w.review.use_ai(w.ai)
     w.worklist.view.sortByColumn(COL_ID, Qt.SortOrder.AscendingOrder)
     yield w
@@ -254,7 +254,7 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     QTest.keyClick(note, Qt.Key.Key_Return)
     QTest.keyClicks(note, "a")
     assert note.toPlainText() == text + "\na"
-    assert w.case.study_uid == p1  # neither N nor Enter fired
+    assert w.cases.case.study_uid == p1  # neither N nor Enter fired
     with ReviewStore() as disk:
         assert disk.case(p1).note == ""  # not yet: the note is saved when it is left
         assert disk.finding(finding.id).verdict is Verdict.DISAGREE and len(disk.case(p1).key_images) == 1
@@ -271,7 +271,7 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
     assert asked == []
     with ReviewStore() as disk:
         assert disk.case(p1).status is CaseStatus.REVIEWED and disk.case(p1).signed_off_by == reviewer
-    assert w.case.study_uid == p2
+    assert w.cases.case.study_uid == p2
     assert _review_cell(w, p1) == f"✔ {reviewer}"
     assert w.statusBar().currentMessage() == "Signed off — opening next unreviewed case"
     wait_ready(qtbot, w, READY_MS)
@@ -280,16 +280,16 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
 
     # PAT0002: no flagged finding -> Enter signs off without asking
     _press(w.viewer, Qt.Key.Key_Return)
-    assert asked == [] and w.case.study_uid == p3
+    assert asked == [] and w.cases.case.study_uid == p3
     wait_ready(qtbot, w, READY_MS)
     # PAT0003: flagged without a verdict -> asked; "No" keeps it open, then "Yes" + don't ask again
     _press(w.strip, Qt.Key.Key_Return)
-    assert asked == [[FINDING]] and w.case.study_uid == p3
+    assert asked == [[FINDING]] and w.cases.case.study_uid == p3
     with ReviewStore() as disk:
         assert disk.case(p3).status is CaseStatus.IN_PROGRESS
     assert_ui_is_disk(w, p3)
     _press(w.strip, Qt.Key.Key_Return)
-    assert asked == [[FINDING], [FINDING]] and w.case.study_uid == p4
+    assert asked == [[FINDING], [FINDING]] and w.cases.case.study_uid == p4
     with ReviewStore() as disk:
         assert disk.case(p3).status is CaseStatus.REVIEWED
         assert disk.get_pref("confirm_sign_off_unverdicted") == "0"
@@ -299,23 +299,23 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
 
     # N: the next unreviewed case in the worklist order as shown (PAT0005), then round to PAT0004
     _press(w.worklist.view, Qt.Key.Key_N)
-    assert w.case.study_uid == p5
+    assert w.cases.case.study_uid == p5
     wait_ready(qtbot, w, READY_MS)
     assert w.review.panel.table.item(0, 0).text() == "No AI findings for this case"  # the CT
     _press(w.viewer, Qt.Key.Key_N)
-    assert w.case.study_uid == p4
+    assert w.cases.case.study_uid == p4
     wait_ready(qtbot, w, READY_MS)
 
     # Ctrl+Z undoes the last sign-off (PAT0003) and goes back to that case; once more: PAT0002
     _press(w.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert w.case.study_uid == p3 and w.statusBar().currentMessage() == "Undone: sign-off"
+    assert w.cases.case.study_uid == p3 and w.statusBar().currentMessage() == "Undone: sign-off"
     with ReviewStore() as disk:
         assert disk.case(p3).status is CaseStatus.IN_PROGRESS
     assert _review_cell(w, p3) == f"✎ {reviewer}"
     wait_ready(qtbot, w, READY_MS)
     assert_ui_is_disk(w, p3)
     _press(w.worklist.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert w.case.study_uid == p2
+    assert w.cases.case.study_uid == p2
     wait_ready(qtbot, w, READY_MS)
     for uid in (p1, p2, p3, p4, p5):
         assert_ui_is_disk(w, uid)
@@ -331,7 +331,7 @@ def test_full_keyboard_flow_is_on_disk_after_every_key(app_window, qtbot, source
 def test_stepping_through_images_marks_key_images_without_asking_the_database(app_window, qtbot, monkeypatch):
     """The shown image's KEY IMAGE mark comes from the key images the panel last read: a step runs no SQL."""
     w = app_window
-    w.open_case(next(s for s in w.studies if s.patient_id == "PAT0005"))  # the CT: several images
+    w.cases.open_case(next(s for s in w.cases.studies if s.patient_id == "PAT0005"))  # the CT: several images
     wait_ready(qtbot, w, READY_MS)
     v, panel, store = w.viewer, w.review.panel, w.review.store
     n = v.stack.frame_count
@@ -361,7 +361,7 @@ def test_enter_and_n_follow_the_worklist_order_as_shown(app_window, qtbot, monke
     monkeypatch.setattr(rc, "confirm_sign_off", lambda parent, unverdicted: (True, False))
     w.worklist.view.sortByColumn(COL_ID, Qt.SortOrder.DescendingOrder)
     shown = w.review.worklist_order()
-    assert [next(s.patient_id for s in w.studies if s.study_uid == u) for u in shown] == [
+    assert [next(s.patient_id for s in w.cases.studies if s.study_uid == u) for u in shown] == [
         "PAT0005", "PAT0004", "PAT0003", "PAT0002", "PAT0001"]
     _click_row(w, 0)
     wait_ready(qtbot, w, READY_MS)
@@ -377,7 +377,7 @@ def test_enter_and_n_follow_the_worklist_order_as_shown(app_window, qtbot, monke
     _press(w.viewer, Qt.Key.Key_N)
     assert w.statusBar().currentMessage() == "All cases in the worklist are reviewed"
     # the Review column is filled from the store when the studies are loaded again (a new session)
-    w.set_studies(list(w.studies))
+    w.cases.set_studies(list(w.cases.studies))
     assert all(_review_cell(w, u) == f"✔ {w.review.store.reviewer}" for u in shown)
 
 
@@ -385,14 +385,14 @@ def test_review_column_filled_on_load_from_an_earlier_session(qtbot, source, med
     with ReviewStore(reviewer="dr.earlier") as store:
         pass
     w = open_window(qtbot, source, timeout=READY_MS)
-    uids = [s.study_uid for s in w.studies]
-    first = w.case.study_uid  # opened on load: in progress by this reviewer
+    uids = [s.study_uid for s in w.cases.studies]
+    first = w.cases.case.study_uid  # opened on load: in progress by this reviewer
     with ReviewStore(reviewer="dr.earlier") as store:
         other = next(u for u in uids if u != first)
         store.sign_off(other)
-    w.set_studies(list(w.studies))  # loading the folder again (opens its first case: in progress)
+    w.cases.set_studies(list(w.cases.studies))  # loading the folder again (opens its first case: in progress)
     assert _review_cell(w, other) == "✔ dr.earlier"
-    opened = {first, w.case.study_uid}
+    opened = {first, w.cases.case.study_uid}
     assert all(_review_cell(w, u) == f"✎ {w.review.store.reviewer}" for u in opened if u != other)
     assert all(_review_cell(w, u) == "unread" for u in uids if u not in opened | {other})
     w.close()
@@ -461,7 +461,7 @@ def test_ctrl_e_exports_csv_json_pdf_sr_and_refuses_the_source_folder(app_window
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.busy(), timeout=60000)  # written in a worker thread
     p1 = _uid(w, "PAT0001")
-    study = next(s for s in w.studies if s.study_uid == p1)
+    study = next(s for s in w.cases.studies if s.study_uid == p1)
     family, given = study.patient_name.split("^")[:2]
     day, accession = study.study_date, study.series[0].instances[0].accession_number
     stem = f"{family}_{given}_{day[:4]}-{day[4:6]}-{day[6:]}_{accession}"  # what a person looks for
@@ -514,7 +514,7 @@ def test_enter_in_a_text_field_is_not_sign_off(app_window, qtbot, monkeypatch):
     monkeypatch.setattr(rc, "confirm_sign_off", lambda parent, unverdicted: asked.append(1) or (True, False))
     _click_row(w, 0)
     wait_ready(qtbot, w, READY_MS)
-    p1 = w.case.study_uid
+    p1 = w.cases.case.study_uid
     _press(w.viewer, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert QApplication.focusWidget() is w.worklist.filter
     QTest.keyClicks(w.worklist.filter, "PAT0003")
@@ -528,7 +528,7 @@ def test_enter_in_a_text_field_is_not_sign_off(app_window, qtbot, monkeypatch):
     QTest.keyClick(field, Qt.Key.Key_Return)
     with ReviewStore() as disk:
         assert disk.case(p1).status is CaseStatus.IN_PROGRESS
-        assert disk.case(w.case.study_uid).status is CaseStatus.IN_PROGRESS
+        assert disk.case(w.cases.case.study_uid).status is CaseStatus.IN_PROGRESS
         assert disk.reviewer == "Dr Night Shift"  # the preference, read by a fresh store
     assert w.review.store.reviewer == "Dr Night Shift" and asked == []
     _press(w.viewer, Qt.Key.Key_Return)  # now, on the image, Enter signs off as the new reviewer
@@ -544,8 +544,8 @@ def test_with_the_real_ai_controller_and_bundled_model(qtbot, source):
     ai = w.ai
     if not hasattr(ai, "results_for"):
         pytest.skip("no AI controller in this build")
-    radiograph = next(s for s in w.studies if s.modalities[0] in ("CR", "DX"))
-    w.open_case(radiograph)
+    radiograph = next(s for s in w.cases.studies if s.modalities[0] in ("CR", "DX"))
+    w.cases.open_case(radiograph)
     qtbot.waitUntil(lambda: ai.bundle is not None and bool(w.review.session.findings), timeout=90000)
     wait_ready(qtbot, w, READY_MS)
     uid = radiograph.study_uid
@@ -570,11 +570,11 @@ def test_undo_of_a_case_not_in_the_worklist_keeps_the_shown_case(app_window, qtb
     w = app_window
     _click_row(w, 0)
     wait_ready(qtbot, w, READY_MS)
-    shown = w.case.study_uid
+    shown = w.cases.case.study_uid
     w.review.store.sign_off("2.25.999.elsewhere")  # the last action, made in a case of another folder
     _press(w.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert w.statusBar().currentMessage() == "Undone: sign-off (in a case that is not in this worklist)"
     with ReviewStore() as disk:
         assert disk.case("2.25.999.elsewhere").status is not CaseStatus.REVIEWED
-    assert w.case.study_uid == shown and w.review.session.study_uid == shown
+    assert w.cases.case.study_uid == shown and w.review.session.study_uid == shown
     assert_ui_is_disk(w, shown)

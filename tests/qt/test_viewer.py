@@ -63,8 +63,8 @@ def studies(tmp_path_factory) -> Path:
 @pytest.fixture
 def window(qtbot, studies):
     w = open_window(qtbot, studies, size=(1400, 900))
-    ct = next(s for s in w.studies if s.patient_id == "PCT")
-    w.open_case(ct)
+    ct = next(s for s in w.cases.studies if s.patient_id == "PCT")
+    w.cases.open_case(ct)
     wait_ready(qtbot, w)
     yield w
     w.close()
@@ -163,15 +163,15 @@ def test_navigation_keys_work_whichever_panel_has_focus(window, qtbot, where):
     wait_ready(qtbot, w)
     # cases in the worklist's (sorted) order
     proxy = w.worklist.proxy
-    row = proxy.row_of(w.case.study_uid)
+    row = proxy.row_of(w.cases.case.study_uid)
     key, other = (Qt.Key.Key_PageDown, row + 1) if row == 0 else (Qt.Key.Key_PageUp, row - 1)
     _press(qtbot, target, key)
     wait_ready(qtbot, w)
-    assert proxy.row_of(w.case.study_uid) == other
+    assert proxy.row_of(w.cases.case.study_uid) == other
     assert w.worklist.current_row() == other  # the worklist follows
     _press(qtbot, target, Qt.Key.Key_PageUp if key == Qt.Key.Key_PageDown else Qt.Key.Key_PageDown)
     wait_ready(qtbot, w)
-    assert proxy.row_of(w.case.study_uid) == row
+    assert proxy.row_of(w.cases.case.study_uid) == row
 
 
 def test_viewing_keys_from_the_worklist(window, qtbot):
@@ -225,7 +225,7 @@ def test_ctrl_f_filters_and_typing_is_not_a_shortcut(window, qtbot):
     assert w.worklist.proxy.rowCount() == 1
     QTest.keyClick(w.worklist.filter, Qt.Key.Key_Return)
     wait_ready(qtbot, w)
-    assert w.case.patient_id == "PCR"
+    assert w.cases.case.patient_id == "PCR"
 
 
 def _right_edge(view, col):
@@ -268,16 +268,16 @@ def test_narrow_worklist_hides_the_description_not_names_or_the_review_column(wi
 
 def test_ctrl_l_folds_the_worklist_and_reading_goes_on(window, qtbot):
     w, v = window, window.viewer
-    w.open_case(w.worklist.proxy.study_at(0))
+    w.cases.open_case(w.worklist.proxy.study_at(0))
     wait_ready(qtbot, w)
     before, image_width = w.splitter.sizes()[0], v.width()
     assert before > 0 and w.registry.action("view.worklist").isChecked()
     _press(qtbot, w.worklist.view, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert w.splitter.sizes()[0] == 0 and not w.registry.action("view.worklist").isChecked()
     qtbot.waitUntil(lambda: v.width() >= image_width + before - 10, timeout=2000)  # the image took the width
-    first = w.case.study_uid
+    first = w.cases.case.study_uid
     _press(qtbot, v, Qt.Key.Key_PageDown)  # the reading order goes on while it is folded
-    qtbot.waitUntil(lambda: w.case.study_uid != first, timeout=5000)
+    qtbot.waitUntil(lambda: w.cases.case.study_uid != first, timeout=5000)
     _press(qtbot, v, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # filtering brings it back
     assert w.splitter.sizes()[0] == pytest.approx(before, abs=5)
     assert QApplication.focusWidget() is w.worklist.filter and w.registry.action("view.worklist").isChecked()
@@ -476,8 +476,8 @@ def test_measurement_drawn_with_the_mouse_and_edited(window, qtbot):
 
 def test_calibration_said_honestly_for_a_radiograph(window, qtbot):
     w, v = window, window.viewer
-    cr = next(s for s in w.studies if s.patient_id == "PCR")
-    w.open_case(cr)
+    cr = next(s for s in w.cases.studies if s.patient_id == "PCR")
+    w.cases.open_case(cr)
     wait_ready(qtbot, w)
     assert v.calibration.spacing == (0.2, 0.2) and "detector" in v.calibration.note
     m = v.add_measurement("distance", (0.0, 0.0, 30.0, 40.0))
@@ -524,7 +524,7 @@ def test_first_image_shown_before_the_series_is_loaded(qtbot, long_series, slow_
     _press(qtbot, w.viewer, Qt.Key.Key_End)
     assert "loading…" in w.viewer.corners.text("bottom_left")  # the last one is not yet
     # the thread ends first, its queued `finished` then hides the bar: wait for what the reader sees
-    qtbot.waitUntil(lambda: not w.busy() and not w.progress.isVisible(), timeout=20000)
+    qtbot.waitUntil(lambda: not w.cases.busy() and not w.progress.isVisible(), timeout=20000)
     assert w.viewer._shown == 59
     assert np.array_equal(w.viewer.shown_pixels(), pixels.display_frame(_dataset(w)))
     w.close()
@@ -537,7 +537,7 @@ def test_cancel_keeps_what_was_read(qtbot, long_series, slow_loader):
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.viewer._shown is not None, timeout=10000)
     QTest.mouseClick(w.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.busy() and not w.progress.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not w.cases.busy() and not w.progress.isVisible(), timeout=5000)
     loaded = int(np.count_nonzero(w.viewer.loaded))
     assert 0 < loaded < 60
     assert "cancelled" in w.statusBar().currentMessage()
@@ -557,7 +557,7 @@ def test_failed_files_listed_without_a_dialog(qtbot, tmp_path):
     write_junk(tmp_path / "junk")
     _, w = create_app(["medview", str(tmp_path)])
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy(), timeout=15000)
+    qtbot.waitUntil(lambda: bool(w.cases.studies) and not w.cases.busy(), timeout=15000)
     entries = w.failed.entries()
     assert [Path(f).name for f, _ in entries] == ["broken.dcm"], entries
     assert all(reason and "Traceback" not in reason for _, reason in entries)
@@ -581,8 +581,8 @@ def test_open_zip_drag_and_drop_and_recent(qtbot, tmp_path, studies):
     drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                       Qt.KeyboardModifier.NoModifier)
     w.dropEvent(drop)
-    qtbot.waitUntil(lambda: bool(w.studies) and not w.busy() and w.viewer._shown is not None, timeout=15000)
-    assert [s.patient_id for s in w.studies] == ["ZIP"]
+    qtbot.waitUntil(lambda: bool(w.cases.studies) and not w.cases.busy() and w.viewer._shown is not None, timeout=15000)
+    assert [s.patient_id for s in w.cases.studies] == ["ZIP"]
     assert w.recent()[0] == str(archive)
     assert w.recent_menu.actions()[0].text() == str(archive)
     w.close()
@@ -681,18 +681,18 @@ def test_first_window_fills_a_large_screen_and_then_keeps_the_readers_size(qtbot
 def test_show_instance_opens_case_series_and_image(window, qtbot):
     """The hook the AI ("F": show the finding's image) and review (key images) issues call."""
     w, v = window, window.viewer
-    cr = next(s for s in w.studies if s.patient_id == "PCR")
-    w.open_case(cr)
+    cr = next(s for s in w.cases.studies if s.patient_id == "PCR")
+    w.cases.open_case(cr)
     wait_ready(qtbot, w)
-    ct = next(s for s in w.studies if s.patient_id == "PCT")
+    ct = next(s for s in w.cases.studies if s.patient_id == "PCT")
     axial = next(st for s in ct.series for st in s.stacks if st.frame_count == CT_SLICES)
     target = axial.instances[7]
-    assert w.show_instance(ct.study_uid, target.sop_instance_uid)
+    assert w.cases.show_instance(ct.study_uid, target.sop_instance_uid)
     wait_ready(qtbot, w)
     qtbot.waitUntil(lambda: v._shown == 7, timeout=5000)
-    assert w.case.study_uid == ct.study_uid and v.stack is axial
+    assert w.cases.case.study_uid == ct.study_uid and v.stack is axial
     assert np.array_equal(v.shown_pixels(), pixels.display_frame(_dataset(w)))
-    assert not w.show_instance(ct.study_uid, "1.2.3.4.5.6.7.8.9")
+    assert not w.cases.show_instance(ct.study_uid, "1.2.3.4.5.6.7.8.9")
 
 
 def test_errors_reported_in_words_one_dialog_at_most(window, qtbot):
@@ -729,8 +729,8 @@ def test_open_help_fullscreen_and_quit_keys(window, qtbot, monkeypatch, studies)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(a) or str(studies / "cr"))
     _press(qtbot, w.strip, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert len(asked) == 1
-    qtbot.waitUntil(lambda: len(w.studies) == 1 and not w.busy(), timeout=10000)
-    assert w.studies[0].patient_id == "PCR" and w.recent()[0] == str(studies / "cr")
+    qtbot.waitUntil(lambda: len(w.cases.studies) == 1 and not w.cases.busy(), timeout=10000)
+    assert w.cases.studies[0].patient_id == "PCR" and w.recent()[0] == str(studies / "cr")
     _press(qtbot, w.viewer, Qt.Key.Key_Question)
     assert any(d.isVisible() for d in w.findChildren(ShortcutsDialog))
     for d in w.findChildren(ShortcutsDialog):
@@ -749,9 +749,9 @@ def test_fast_case_and_series_switching_ends_on_the_right_image(window, qtbot, s
     for key in (Qt.Key.Key_Right, Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Left, Qt.Key.Key_PageDown,
                 Qt.Key.Key_PageUp):
         QTest.keyClick(w.viewer, key)
-    qtbot.waitUntil(lambda: not w.busy() and v._shown is not None, timeout=15000)
+    qtbot.waitUntil(lambda: not w.cases.busy() and v._shown is not None, timeout=15000)
     QApplication.processEvents()
-    case_series = {s.series_uid for s in w.case.series}
-    assert v.stack.series_uid in case_series and v.stack is w.stacks[w.stack_index].stack
+    case_series = {s.series_uid for s in w.cases.case.series}
+    assert v.stack.series_uid in case_series and v.stack is w.cases.stacks[w.stack_index].stack
     assert int(np.count_nonzero(v.loaded)) == v.state.count
     assert np.array_equal(v.shown_pixels(), pixels.display_frame(_dataset(w)))

@@ -4,9 +4,9 @@
 the window paints before the worker thread imports torch (without a path to open: with the first folder
 opened, so an empty window costs no torch import). It
 
-- enqueues every image of the studies the window loads (`studies_loaded`) that the model applies to, and
-  moves the open case (`case_opened`) to the front of the queue;
-- before that, in the same call and so before the window chooses the first case, shows the results already
+- enqueues every image of the studies the case controller loads (`studies_loaded`) that the model applies to,
+  and moves the open case (`case_opened`) to the front of the queue;
+- before that, in the same call and so before the case controller chooses the first case, shows the results already
   in the AI results cache (the bundle read from its metadata, without torch): a folder opened again is in its
   flagged-first order at once, and its first case is the top one;
 - keeps every result per study (`results_for`), and from them the worklist's AI cell: queued, running,
@@ -124,11 +124,13 @@ class AiController(QObject):
     # the reader dragged a measuring line: {"study_uid", "sop_instance_uid", "frame", "name", "heart", "thorax"}
     measurement_corrected = Signal(object)
 
-    def __init__(self, window, model: str | Path | None = None, device: str = "auto", *,
+    def __init__(self, window, cases, model: str | Path | None = None, device: str = "auto", *,
                  worker_factory=InferenceWorker, settings: Settings | None = None) -> None:
+        """`cases`: the case controller (medview.qt.cases) that opens the studies and cases scored here."""
         super().__init__(window)
         self.setObjectName("ai_controller")
         self.window = window
+        self.cases = cases
         self.settings = settings or app_settings()
         self._cli_model = str(model) if model else None
         self._cli_device = device if device and device != "auto" else None
@@ -172,9 +174,9 @@ class AiController(QObject):
         self._ratio_job: InferenceJob | None = None  # the image whose ratio is drawn
         self._correction_source = None  # (study, sop, frame, name) -> the reader's corrected measurement or None
 
-        window.studies_loaded.connect(self._studies_loaded)
-        window.case_opened.connect(self._case_opened)
-        window.stack_shown.connect(lambda _stack: self._refresh_view())
+        cases.studies_loaded.connect(self._studies_loaded)
+        cases.case_opened.connect(self._case_opened)
+        cases.stack_shown.connect(lambda _stack: self._refresh_view())
         window.viewports.index_changed.connect(lambda _i, _n: self._refresh_view())
         window.viewports.active_changed.connect(self._follow_active_view)
         window.viewports.set_ai_briefs(self.image_brief)  # the AI beside the prior, in the viewports' titles
@@ -431,7 +433,7 @@ class AiController(QObject):
             if uid in self._studies:  # not a study of a folder closed meanwhile
                 self._update_cell(uid)
                 self.study_results_changed.emit(uid)
-        case = self.window.case
+        case = self.cases.case
         if case is not None and case.study_uid in dirty:
             self._refresh_view()
         if self._pending_progress is not None:
@@ -440,7 +442,7 @@ class AiController(QObject):
             self._show_progress(done, total)
 
     def _show_progress(self, done: int, total: int) -> None:
-        if self.window.busy():
+        if self.cases.busy():
             return  # the scan's or the load's progress has the bar
         bar = self.window.progress
         bar.setRange(0, max(total, 1))
@@ -456,7 +458,7 @@ class AiController(QObject):
             self._hide_progress()
 
     def _hide_progress(self) -> None:
-        if not self.window.busy():
+        if not self.cases.busy():
             self.window.progress.hide()
 
     # --- studies ---------------------------------------------------------------------------------------------
@@ -639,7 +641,7 @@ class AiController(QObject):
 
     def _refresh_view(self) -> None:
         """Findings panel and heatmap for the image on screen."""
-        case = self.window.case
+        case = self.cases.case
         if self.bundle is None or case is None:
             if self.bundle is not None:
                 self.panel.set_prediction(None, "")

@@ -256,10 +256,12 @@ class IncomingList(QWidget):
 class IncomingController(QObject):
     """Reads a case's SEG and SR objects when it opens, lists them, and draws those of the image on screen."""
 
-    def __init__(self, window) -> None:
+    def __init__(self, window, cases) -> None:
+        """`cases`: the case controller (medview.qt.cases) whose opened cases are read here."""
         super().__init__(window)
         self.setObjectName("incoming")
         self.window = window
+        self.cases = cases
         self.objects = IncomingObjects()
         self._colours: dict = {}
         self._by_study: dict[str, IncomingObjects] = {}
@@ -270,9 +272,9 @@ class IncomingController(QObject):
         layout = findings.layout()
         at = layout.indexOf(findings.disclaimer)  # above the research-use line, which stays last
         layout.insertWidget(at if at >= 0 else layout.count(), self.panel)
-        window.studies_loaded.connect(self._studies_loaded)
-        window.case_opened.connect(self._case_opened)
-        window.stack_shown.connect(lambda _stack: self.refresh())
+        cases.studies_loaded.connect(self._studies_loaded)
+        cases.case_opened.connect(self._case_opened)
+        cases.stack_shown.connect(lambda _stack: self.refresh())
         window.viewports.index_changed.connect(lambda _i, _n: self.refresh())
         window.viewports.active_changed.connect(self._follow_active_view)
 
@@ -288,7 +290,7 @@ class IncomingController(QObject):
         """A new worklist: each case's objects are read again when it opens; the case that stays open (studies
         joining from a PACS) keeps showing its own."""
         self._by_study.clear()
-        case = self.window.case
+        case = self.cases.case
         kept = next((s for s in studies if case is not None and s.study_uid == case.study_uid), None)
         if kept is None:
             self._use(IncomingObjects())

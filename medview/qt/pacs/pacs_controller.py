@@ -56,10 +56,12 @@ class PacsController(QObject):
     sent = Signal(object)  # ReviewSendResult, or a reason (str)
     message = Signal(str)  # what the status bar says about the PACS, for the panel too
 
-    def __init__(self, window, settings: Settings | None = None):
+    def __init__(self, window, cases, settings: Settings | None = None):
+        """`cases`: the case controller (medview.qt.cases) whose worklist retrieved and pushed studies join."""
         super().__init__(window)
         self.setObjectName("pacs_controller")
         self.window = window
+        self.cases = cases
         self.settings = settings or app_settings()
         self.arrivals = Arrivals()
         self.panel = None
@@ -89,8 +91,8 @@ class PacsController(QObject):
         registry = window.registry
         registry.attach("pacs.panel", self.show_panel)
         registry.attach("pacs.send", self.send_review_now)
-        window.studies_loaded.connect(lambda _studies: self._show_sources())
-        window.studies_kept_on_open.append(self.cached_studies)
+        cases.studies_loaded.connect(lambda _studies: self._show_sources())
+        cases.keep_on_open(self.cached_studies)
         window.shutting_down.connect(self.shutdown)
         if window.review is not None:
             window.review.signed_off.connect(self._signed_off)
@@ -357,27 +359,21 @@ class PacsController(QObject):
     def join_worklist(self, studies: list[Study]) -> None:
         """Studies come in beside those of the worklist (a study already there is replaced by its newer scan);
         the case open stays open, and follows when more of it arrived."""
-        w = self.window
-        incoming = {s.study_uid: s for s in studies}
-        merged = [incoming.pop(s.study_uid, s) for s in w.studies] + list(incoming.values())
-        case = w.case
+        cases = self.cases
+        case = cases.case
         grown = next((s for s in studies if case is not None and s.study_uid == case.study_uid
                       and len(_instances(s)) != len(_instances(case))), None)
-        w.studies = merged
-        w.reading.add_studies(studies)
-        w.worklist.set_studies(merged)
-        w.studies_loaded.emit(merged)  # the AI scores them (flagged first), the review fills its column
+        cases.join(studies)  # the AI scores them (flagged first), the review fills its column
         wanted = self._open_when_here
         if wanted is not None and any(s.study_uid == wanted for s in studies):
             self._open_when_here = None
-            w.start_case_uid = None
-            w.open_case(w.find_study(wanted))
+            cases.choose_case(cases.find_study(wanted))
         elif grown is not None:
             self._reopen(grown)
-        elif w.case is not None:
-            w.worklist.select_study(w.case.study_uid)
+        elif cases.case is not None:
+            self.window.worklist.select_study(cases.case.study_uid)
         else:
-            w.open_case(w.first_case())
+            cases.open_case(cases.first_case())
 
     def _reopen(self, study: Study) -> None:
         """The open case with the instances that arrived since: opened again on the image shown, with the
@@ -387,10 +383,10 @@ class PacsController(QObject):
         shown = state["viewports"][state["active"]] if state["viewports"] else {}
         before = w.reading.viewport
         series, view, pan = (before.stack.series_uid if before.stack is not None else None), before.view, before.pan
-        w.close_case()
-        w.open_case(study)
+        self.cases.close_case()
+        self.cases.open_case(study)
         if shown.get("sop_instance_uid"):
-            w.show_instance(study.study_uid, shown["sop_instance_uid"], shown.get("frame", 0))
+            self.cases.show_instance(study.study_uid, shown["sop_instance_uid"], shown.get("frame", 0))
         after = w.reading.viewport
         if series is not None and after.stack is not None and after.stack.series_uid == series:
             after.view = replace(view, count=after.view.count, index=after.view.index)
@@ -400,7 +396,7 @@ class PacsController(QObject):
     def _show_sources(self) -> None:
         """The From cells of the studies that came from a PACS; the column shows while there are any."""
         worklist = self.window.worklist
-        uids = [s.study_uid for s in self.window.studies]
+        uids = [s.study_uid for s in self.cases.studies]
         for uid in uids:
             if self.arrivals.is_remote(uid):
                 worklist.model.set_source(uid, self.arrivals.source_text(uid), self.arrivals.source_tip(uid))
@@ -458,7 +454,7 @@ class PacsController(QObject):
             return
         self.arrivals.pushed(arrival.study_uid, arrival.calling_ae)
         self._rescan(arrival.study_uid, now=True)
-        keep = {s.study_uid for s in self.window.studies} | {arrival.study_uid}
+        keep = {s.study_uid for s in self.cases.studies} | {arrival.study_uid}
         try:
             self.cache.enforce_limit(self.listener.local.cache_max_bytes if self.listener else 0, keep=keep)
         except OSError as exc:
@@ -469,7 +465,7 @@ class PacsController(QObject):
     # --- sending the review -----------------------------------------------------------------------------------
     def send_review_now(self) -> None:
         """Ctrl+Shift+S: the open case's review to a server (asked which, when there are several)."""
-        case = self.window.case
+        case = self.cases.case
         if case is None:
             self.say("No case is open: nothing to send")
             return
@@ -485,7 +481,7 @@ class PacsController(QObject):
     def send_review(self, study_uid: str, server_name: str) -> bool:
         """Send one case's review objects (made from the review database now) and query them back."""
         review = self.window.review
-        study = self.window.find_study(study_uid)
+        study = self.cases.find_study(study_uid)
         store = review.store if review is not None else None
         if study is None or store is None:
             self.say("Review not sent: " + ("the review database is not available" if store is None

@@ -127,10 +127,12 @@ class ReviewController(QObject):
 
     signed_off = Signal(str)  # study UID, once its sign-off is stored (the PACS rule sends the review then)
 
-    def __init__(self, window, panel: ReviewPanel, store: ReviewStore | None = None):
-        """`panel`: the review panel the window shows (handed to it and to this controller by create_app)."""
+    def __init__(self, window, cases, panel: ReviewPanel, store: ReviewStore | None = None):
+        """`cases`: the case controller (medview.qt.cases) that opens the cases reviewed here; `panel`: the
+        review panel the window shows (handed to it and to this controller by create_app)."""
         super().__init__(window)
         self.window = window
+        self.cases = cases
         self.error = ""
         try:
             self.store = store if store is not None else ReviewStore()
@@ -162,10 +164,10 @@ class ReviewController(QObject):
         ):
             if action_id in r.actions:
                 r.attach(action_id, handler)
-        window.case_opened.connect(self.case_opened)
-        window.studies_loaded.connect(self.studies_loaded)
+        cases.case_opened.connect(self.case_opened)
+        cases.studies_loaded.connect(self.studies_loaded)
         window.viewports.index_changed.connect(lambda *_: self._show_current_image())
-        window.stack_shown.connect(lambda *_: self._show_current_image())
+        cases.stack_shown.connect(lambda *_: self._show_current_image())
         if self.store is not None:
             self.panel.set_reviewer(self.store.reviewer)
         if self.error:
@@ -210,7 +212,7 @@ class ReviewController(QObject):
         expects the case now on top (the most suspicious), not the one below wherever scores moved it."""
         order = self.worklist_order()
         uid = self.session.study_uid if self.session is not None else None
-        if uid is not None and uid == self.window.start_case_uid and uid in order:
+        if uid is not None and uid == self.cases.start_case_uid and uid in order:
             order.remove(uid)
             order.insert(0, uid)
         return order
@@ -281,7 +283,7 @@ class ReviewController(QObject):
 
     def _show_image(self, sop: str, frame: int) -> None:
         if self.session is not None and self.session.study_uid:
-            self.window.show_instance(self.session.study_uid, sop, frame)
+            self.cases.show_instance(self.session.study_uid, sop, frame)
 
     # --- window events ------------------------------------------------------------------------------------
     @_guarded
@@ -324,7 +326,7 @@ class ReviewController(QObject):
         return finding
 
     def _show_finding(self, finding: Finding) -> None:
-        self.window.show_instance(finding.study_uid, finding.sop_instance_uid, finding.frame)
+        self.cases.show_instance(finding.study_uid, finding.sop_instance_uid, finding.frame)
         ai = self.ai
         if ai is not None:
             ai.show_heatmap_for(finding.sop_instance_uid, finding.frame, finding.label)
@@ -431,7 +433,7 @@ class ReviewController(QObject):
             self.refresh()
             return True
         self.say("Signed off — opening next unreviewed case", 5000)
-        self.window.open_case(self.window.find_study(nxt))
+        self.cases.open_case(self.cases.find_study(nxt))
         return True
 
     @_guarded
@@ -446,7 +448,7 @@ class ReviewController(QObject):
         if nxt == self.session.study_uid:
             self.say("This is the only unreviewed case")
             return nxt
-        self.window.open_case(self.window.find_study(nxt))
+        self.cases.open_case(self.cases.find_study(nxt))
         return nxt
 
     @_guarded
@@ -463,11 +465,11 @@ class ReviewController(QObject):
         where = ""
         if entry.study_uid and entry.study_uid != before:
             self.update_worklist([before] if before else [])
-            study = self.window.find_study(entry.study_uid)
+            study = self.cases.find_study(entry.study_uid)
             if study is not None:
-                self.window.open_case(study)
-            elif self.window.case is not None:  # a case of another folder: stay with the one on screen
-                self.session.open_case(self.window.case.study_uid, self.ai_findings(self.window.case.study_uid))
+                self.cases.open_case(study)
+            elif self.cases.case is not None:  # a case of another folder: stay with the one on screen
+                self.session.open_case(self.cases.case.study_uid, self.ai_findings(self.cases.case.study_uid))
                 where = " (in a case that is not in this worklist)"
         self.say(f"Undone: {what}{where}")
         self.refresh()
@@ -501,7 +503,7 @@ class ReviewController(QObject):
             self.say(self.error, 8000)
             return
         self.note_done()
-        dialog = ExportDialog(self.window, self.store, list(self.window.studies), list(self.window.opened_paths),
+        dialog = ExportDialog(self.window, self.store, list(self.cases.studies), list(self.cases.opened_paths),
                               settings=self.window.settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
