@@ -25,7 +25,8 @@ def test_self_test_passes_from_source(medview_home):
     proc = _self_test(medview_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
-    for check in ("decoder plugins", "JPEG sample", "JPEG 2000 sample", "model", "PACS", "main window"):
+    for check in ("decoder plugins", "JPEG sample", "JPEG 2000 sample", "model", "AI results as DICOM", "PACS",
+                  "main window"):
         assert f"ok    {check}:" in proc.stdout
     assert proc.stderr.strip() == "" or "Traceback" not in proc.stderr
     # it writes only below MEDVIEW_HOME/temp, and cleans up after itself
@@ -46,6 +47,7 @@ def test_broken_model_is_one_clear_line_and_nonzero_exit(medview_home, tmp_path)
     assert lines[0].startswith("medview self-test: model failed:")
     assert "Traceback" not in proc.stderr
     assert "ok    JPEG sample:" in proc.stdout  # the other checks still ran
+    assert "skip  AI results as DICOM:" in proc.stdout  # it builds on the model's result: not a second failure
 
 
 def test_missing_model_folder_is_one_clear_line(medview_home, tmp_path):

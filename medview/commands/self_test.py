@@ -25,6 +25,10 @@ class CheckFailed(Exception):
     """A check failed for a reason already put in words."""
 
 
+class CheckSkipped(Exception):
+    """A check that cannot run because one it builds on failed (that one is the failure reported)."""
+
+
 def _sample(relative: str) -> Path:
     from medview.resources import resource_path
 
@@ -76,8 +80,9 @@ def check_jpeg2000() -> str:
     return _render(J2K_SAMPLE, "1.2.840.10008.1.2.4.90")
 
 
-def check_model(model: str | None, workdir: Path) -> str:
-    """Load the (bundled) model, check its checksum, score one freshly generated demo radiograph."""
+def check_model(model: str | None, workdir: Path, scored: dict) -> str:
+    """Load the (bundled) model, check its checksum, score one freshly generated demo radiograph; the
+    radiograph and its result are left in `scored` for the results check."""
     import pydicom
 
     from medview.core.inference.bundle import load_bundle
@@ -94,6 +99,7 @@ def check_model(model: str | None, workdir: Path) -> str:
         raise CheckFailed(f"model {bundle.ident} could not score the demo radiograph: {result}")
     if isinstance(result, NotApplicable):
         raise CheckFailed(f"model {bundle.ident} refused the demo radiograph: {result.reason}")
+    scored.update(radiograph=radiograph, result=result, bundle=bundle)
     scores = ", ".join(f"{label} {p:.2f}" for label, p in result.scores.items())
     measured = "".join(f", {name.replace('_', ' ')} {m['value']:.3f}" for name, m in result.measurements.items())
     agreed = ""
@@ -107,6 +113,45 @@ def check_model(model: str | None, workdir: Path) -> str:
                               "radiograph")
         agreed = "; TorchScript agrees"
     return f"{bundle.ident} scored a demo radiograph on {engine.runs_on}: {scores}{measured}{agreed}"
+
+
+def check_results(workdir: Path, scored: dict) -> str:
+    """The review of the scored demo radiograph written as the SR, KOS and SEG that `export` and Ctrl+E write,
+    and read back: highdicom's standard tables and templates are data files a frozen app can lose."""
+    import pydicom
+
+    from medview.core.dicom.scan import scan
+    from medview.core.dicom.series import build_studies
+    from medview.core.review.export import collect_cases, export_cases
+    from medview.core.review.session import findings_from_results
+    from medview.core.review.store import ReviewStore
+
+    if "result" not in scored:
+        raise CheckSkipped("the model check scored no radiograph to write results for")
+    radiograph, result, bundle = scored["radiograph"], scored["result"], scored["bundle"]
+    found = scan([str(radiograph)], use_cache=False)
+    [study] = build_studies(found.instances)
+    [instance] = [inst for series in study.series for inst in series.instances]
+    uid = instance.sop_instance_uid
+    with ReviewStore(workdir / "review.db", reviewer="Self^Test") as store:
+        store.open_case(study.study_uid)
+        findings = store.record_findings(study.study_uid, findings_from_results([{
+            "sop_instance_uid": uid, "series_uid": instance.series_uid, "frame": 0, "scores": result.scores,
+            "flagged": result.flagged, "model": result.model, "model_checksum": bundle.sha256}], bundle.thresholds))
+        store.set_verdict(findings[0].id, "agree")
+        store.toggle_key_image(study.study_uid, uid, 0, instance.series_uid)
+        store.sign_off(study.study_uid)
+        records = collect_cases([study], store)
+    failures: list[str] = []
+    written = export_cases(records, workdir / "results", ["sr"], predictions=lambda _record: {(uid, 0): result},
+                           on_error=lambda _record, fmt, reason: failures.append(f"{fmt.upper()}: {reason}"))
+    if failures:
+        raise CheckFailed("; ".join(failures))
+    kinds = sorted(pydicom.dcmread(path).SOPClassUID.name for path in written)
+    wanted = {"Comprehensive 3D SR Storage", "Key Object Selection Document Storage", "Segmentation Storage"}
+    if not wanted <= set(kinds):
+        raise CheckFailed(f"wrote {', '.join(kinds) or 'nothing'}; expected {', '.join(sorted(wanted))}")
+    return f"{len(written)} objects written and read back: {', '.join(kinds)}"
 
 
 def _demo_radiograph(workdir: Path) -> Path:
@@ -207,11 +252,13 @@ def run(args) -> int:
     print(f"medview {__version__}{frozen} self-test")
     failures = 0
     with tempfile.TemporaryDirectory(dir=home_dir("temp"), prefix="self-test-") as tmp:
+        scored: dict = {}
         checks: list[tuple[str, Callable[[], str]]] = [
             ("decoder plugins", check_decoders),
             ("JPEG sample", check_jpeg),
             ("JPEG 2000 sample", check_jpeg2000),
-            ("model", lambda: check_model(model, Path(tmp))),
+            ("model", lambda: check_model(model, Path(tmp), scored)),
+            ("AI results as DICOM", lambda: check_results(Path(tmp), scored)),
             ("PACS", lambda: check_pacs(Path(tmp))),
             ("main window", check_window),
             ("display platform", lambda: check_display(app_platform, display)),
@@ -220,6 +267,8 @@ def run(args) -> int:
             t0 = time.perf_counter()
             try:
                 detail = check()
+            except CheckSkipped as exc:
+                print(f"skip  {name}: {exc}")
             except (CheckFailed, MedviewError) as exc:
                 failures += 1
                 _fail(name, str(exc))
