@@ -42,7 +42,7 @@ def scroll(folder: str, frames_target: str = "300") -> None:
         raise RuntimeError("no image was shown within 120 s of opening the folder")
     if not _wait(app, lambda: not window.cases.busy(), 300):
         raise RuntimeError("the series did not finish loading within 300 s")
-    window.toggle_mpr()
+    window.reading_controller.toggle_mpr()
     state = window.reading_state()
     if [v["plane"] for v in state["viewports"]] != ["axial", "coronal", "sagittal"]:
         raise RuntimeError(f"M did not show the three planes: {window.statusBar().currentMessage()}")
@@ -51,7 +51,7 @@ def scroll(folder: str, frames_target: str = "300") -> None:
         raise RuntimeError("the planes were not drawn within 60 s")
     coronal = views[1]
     window.reading.activate(1)
-    window.draw_session()
+    window.reading_controller.draw_session()
     coronal.setFocus()
     app.processEvents()
     target = window.focusWidget() or coronal
@@ -82,16 +82,16 @@ def _slab_scrolls(app, window, views, frames: int) -> dict:
     for index, name in ((1, "coronal"), (2, "sagittal")):
         view = views[index]
         window.reading.activate(index)
-        window.draw_session()
+        window.reading_controller.draw_session()
         view.setFocus()
         app.processEvents()
         target = window.focusWidget() or view
         if window.reading.viewport.slab == "off":
-            window.cycle_slab()
+            window.reading_controller.cycle_slab()
         for thickness in ((10.0, 60.0) if name == "coronal" else (60.0,)):
             while window.reading.viewport.slab_mm < thickness and window.reading.step_slab(1):
                 pass
-            window.draw_session()
+            window.reading_controller.draw_session()
             app.processEvents()
             key = f"{name}_{window.reading.viewport.slab}_{window.reading.viewport.slab_mm:g}mm"
             results[key] = _closed_loop_scroll(app, view, view.graphics.viewport(), target, frames)

@@ -227,7 +227,7 @@ def prior(folder: str, repeats: str = "5") -> None:
                    for k, cell in enumerate(cells[:2])]
         t0 = time.perf_counter()
         window.cases.open_case(study)
-        window.compare_with_prior()
+        window.reading_controller.compare_with_prior()
         if not _wait(app, lambda: len(first) == 2, 30):
             raise RuntimeError("the case and its prior showed no images within 30 s")
         for cell, watch in zip(cells[:2], watches):
@@ -238,7 +238,7 @@ def prior(folder: str, repeats: str = "5") -> None:
 
     # once unmeasured: the second viewport's cell is made, the files are in the page cache
     window.cases.open_case(study)
-    window.compare_with_prior()
+    window.reading_controller.compare_with_prior()
     if not _wait(app, lambda: len(window.viewports.views) == 2 and all(
             view._shown is not None for view in window.viewports.views), 30):
         raise RuntimeError("the case and its prior showed no images within 30 s")

@@ -146,12 +146,15 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     apply_dark_theme(app)
     from medview.qt.ai.findings_panel import FindingsPanel
     from medview.qt.cases import CaseController
+    from medview.qt.reading import ReadingController
     from medview.qt.review.review_controller import ReviewController
     from medview.qt.review.review_panel import ReviewPanel
 
     findings, review_panel = FindingsPanel(), ReviewPanel()
     window = MainWindow(settings=settings, findings=findings, review_panel=review_panel)
-    cases = window.cases = CaseController(window)  # opens folders and cases in the window
+    # the reading keys and the session's drawing, which the case and PACS controllers draw through
+    reading = window.reading_controller = ReadingController(window)
+    cases = window.cases = CaseController(window, reading)  # opens folders and cases in the window
     review = window.review = ReviewController(window, cases, review_panel)  # the review keys, panel and column
     cases.use_review(review.first_unreviewed)  # a loaded folder opens on its first case not signed off
     ErrorReporter(window).install()
@@ -170,7 +173,7 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     from medview.qt.pacs.pacs_controller import PacsController
 
     # Ctrl+P panel, retrieved and pushed studies, sending the review
-    window.pacs = PacsController(window, cases, settings)
+    window.pacs = PacsController(window, cases, reading, settings)
     # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
     # window, nor for a CT-only folder, and never before the first paint
     if todo:

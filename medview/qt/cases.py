@@ -19,6 +19,7 @@ from medview.qt.workers.scan import FolderScan
 
 if TYPE_CHECKING:
     from medview.qt.main_window import MainWindow
+    from medview.qt.reading import ReadingController
     from medview.qt.viewer.viewports import LoadedStack
 
 
@@ -30,9 +31,11 @@ class CaseController(QObject):
     stack_shown = Signal(object)  # Stack
     studies_loaded = Signal(object)  # list[Study], after a scan
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: MainWindow, reading_controller: ReadingController):
+        """`reading_controller`: draws the reading session after a case or stack is opened in it."""
         super().__init__(window)
         self.window = window
+        self.reading_controller = reading_controller
         self.case_list = CaseList()
         self.stacks: list[LoadedStack] = []  # the open case's stacks, in series order
         self._first_unreviewed: FirstUnreviewed | None = None
@@ -174,7 +177,7 @@ class CaseController(QObject):
         self.stacks = [window.loads.entry(stack) for stack in study.stacks]
         window.strip.set_stacks([ls.stack for ls in self.stacks])
         self.case_opened.emit(study)
-        window.draw_session()
+        self.reading_controller.draw_session()
         if self.stacks:
             self.stack_shown.emit(window.reading.viewport.stack)
         else:
@@ -194,7 +197,7 @@ class CaseController(QObject):
         """→ / ←: the next / previous series of the study in the active viewport (the prior's, in the prior)."""
         reading = self.window.reading
         if reading.step_series(delta):
-            self.window.draw_session()
+            self.reading_controller.draw_session()
             self.stack_shown.emit(reading.viewport.stack)
         else:
             self._message("No more series in this case", 2000)
@@ -205,7 +208,7 @@ class CaseController(QObject):
         if not (0 <= k < len(self.stacks)):
             return
         self.window.reading.show_stack(self.stacks[k].stack, index)
-        self.window.draw_session()
+        self.reading_controller.draw_session()
         self.stack_shown.emit(self.stacks[k].stack)
 
     def show_instance(self, study_uid: str, sop_instance_uid: str, frame: int = 0) -> bool:

@@ -6,7 +6,8 @@ the review panel (`review`) under it; both panels are handed to the constructor 
 controllers fill them. The status bar holds the pixel value,
 the progress bar (`progress`) with its cancel button, and the failed-files count that opens the failed-files
 dock. The window lays out and draws; the case controller (`medview.qt.cases`) opens what the reader chose
-(`paths_chosen`, a worklist row, a thumbnail) in it.
+(`paths_chosen`, a worklist row, a thumbnail) in it, and the reading controller (`medview.qt.reading`) sends the
+reading keys to the session and draws it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from medview.core.dicom.model import Study
 from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.reading import ReadingSession
 from medview.core.settings import Settings
-from medview.core.viewing.plane_display import slab_text
 from medview.core.viewing.state import TOOLS
 from medview.qt.actions import GROUPS, ActionRegistry, install_key_router
 from medview.qt.ai.findings_panel import FindingsPanel
@@ -52,12 +52,12 @@ if TYPE_CHECKING:
     from medview.qt.ai.incoming import IncomingController
     from medview.qt.cases import CaseController
     from medview.qt.pacs.pacs_controller import PacsController
+    from medview.qt.reading import ReadingController
     from medview.qt.review.review_controller import ReviewController
 
 log = logging.getLogger(__name__)
 SMALL_SCREEN_WIDTH = 1500  # below this the first window is also maximised
 WORKLIST_SHARE = 0.42  # of the window's width on first start: the columns and a readable description
-ROOM_PER_VIEWPORT = 320  # pixels of width below which side-by-side viewports fold the worklist away
 APP_NAME = "medview"  # ends every window title (X11 and Wayland then add no second " — medview" of their own)
 
 
@@ -87,6 +87,7 @@ def no_images_text(study: Study) -> str:
 class MainWindow(QMainWindow):
     paths_chosen = Signal(list)  # list[str]: folders or files the reader chose to open (dialog, drop, recent)
     shutting_down = Signal()  # the window is closing: owners of other workers (the AI) stop them now
+    worklist_chosen = Signal()  # the reader showed or folded the worklist (Ctrl+L, Ctrl+F): their choice stands
 
     def __init__(self, parent=None, settings: Settings | None = None, *, findings: FindingsPanel | None = None,
                  review_panel: QWidget | None = None):
@@ -140,8 +141,6 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self._worklist_width = 0  # its width before Ctrl+L folded it away
-        self._folded_for_viewports = False  # the worklist was folded to give side-by-side viewports room
-        self._room_columns = 1  # the layout's columns when room was last made
         self._default_split = True  # until a saved layout is restored: shares of the width on first show
         self._saved_split: QByteArray | None = None  # a restored splitter state, applied again on first show
         self._fill_area = None  # the screen area a first window fills, frame included, once it is shown
@@ -164,13 +163,13 @@ class MainWindow(QMainWindow):
         self.viewports.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.viewports.cine_changed.connect(self.registry.action("view.cine").setChecked)
         self.viewports.invert_changed.connect(self.registry.action("view.invert").setChecked)
-        self.viewports.active_changed.connect(self._active_changed)
         self.loads.errors.connect(self.failed.add)
         self.loads.note.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.failed.changed.connect(self._failed_changed)
 
         # the controllers create_app builds around the window (None in a window built without them): tests and
         # scripts reach them here
+        self.reading_controller: ReadingController | None = None
         self.cases: CaseController | None = None
         self.review: ReviewController | None = None
         self.ai: AiController | None = None
@@ -276,26 +275,11 @@ class MainWindow(QMainWindow):
         a("help.shortcuts").setIconText("Keys")
 
     def _wire_actions(self) -> None:
-        r, session = self.registry, self.reading
+        """The keys of the window's own widgets; the reading keys are the reading controller's."""
+        r = self.registry
         r.connect("file.open", self.open_folder_dialog)
         r.connect("file.open_files", self.open_files_dialog)
         r.connect("app.quit", self.close)
-        for action_id, intent in (("image.next", lambda: session.scroll(1)), ("image.prev", lambda: session.scroll(-1)),
-                                  ("image.next10", lambda: session.scroll(10)),
-                                  ("image.prev10", lambda: session.scroll(-10)),
-                                  ("image.first", session.first_image), ("image.last", session.last_image),
-                                  ("viewport.next", lambda: session.step_viewport(1)),
-                                  ("viewport.prev", lambda: session.step_viewport(-1))):
-            r.connect(action_id, lambda intent=intent: intent() and self.draw_session())
-        for n in range(1, 5):
-            r.connect(f"layout.{n}", lambda n=n: self.choose_layout(n))
-        r.connect("reading.prior", self.compare_with_prior)
-        r.connect("reading.link", self.toggle_link)
-        r.connect("reading.link_zoom", self.toggle_zoom_link)
-        r.connect("reading.mpr", self.toggle_mpr)
-        r.connect("reading.slab_mode", self.cycle_slab)
-        r.connect("reading.slab_thinner", lambda: self.step_slab(-1))
-        r.connect("reading.slab_thicker", lambda: self.step_slab(1))
         r.connect("worklist.filter", self.filter_worklist)
         r.connect("view.worklist", lambda _checked=False: self.show_worklist(not self.worklist_shown()))
         self.splitter.splitterMoved.connect(lambda *_: r.action("view.worklist").setChecked(self.worklist_shown()))
@@ -304,7 +288,6 @@ class MainWindow(QMainWindow):
             r.connect(f"window.preset{n}", lambda n=n: self.viewer.preset(n))
         r.connect("view.invert", lambda _checked=False: self.viewer.toggle_invert())
         r.connect("view.annotations", self.viewports.cycle_annotations)
-        r.connect("view.reset", self.reset_view)
         r.connect("view.fit", lambda: self.viewer.fit())
         r.connect("view.zoom_in", lambda: self.viewer.zoom_in())
         r.connect("view.zoom_out", lambda: self.viewer.zoom_out())
@@ -312,8 +295,6 @@ class MainWindow(QMainWindow):
         r.connect("view.flip", lambda: self.viewer.flip())
         r.connect("view.cine", lambda _checked=False: r.action("view.cine").setChecked(self.viewer.toggle_cine()))
         r.connect("view.fullscreen", lambda checked=False: self.showFullScreen() if checked else self.showNormal())
-        for t in TOOLS:
-            r.connect(f"tool.{t}", lambda _checked=False, t=t: self.set_tool(t))
         r.connect("measure.delete", lambda: self.viewer.delete_selected())
         r.connect("help.shortcuts", self.show_shortcuts)
         r.connect("help.keymap", self.show_keymap)
@@ -324,110 +305,6 @@ class MainWindow(QMainWindow):
         for viewport in self.reading.viewports:
             viewport.loaded = self.loads.entry(viewport.stack).loaded if viewport.stack is not None else 0
         return self.reading.reading_state()
-
-    # --- the reading session: viewports, layouts, the prior, links --------------------------------------------
-    def draw_session(self) -> str:
-        """Draw the reading session after an intent changed it; returns what the reader should be told about the
-        room made for it ("" for nothing)."""
-        self.viewports.sync()
-        self.strip.mark(self.stack_index)
-        note = self._make_room_for_viewports()
-        if note:
-            self.statusBar().showMessage(note, 5000)
-        return note
-
-    def _make_room_for_viewports(self) -> str:
-        """A layout of viewports side by side narrower than ROOM_PER_VIEWPORT folds the worklist away (Ctrl+L
-        brings it back, and it stays); back to one column, a worklist folded for them comes back."""
-        columns = self.reading.layout[1]
-        if columns == self._room_columns:
-            return ""
-        self._room_columns = columns
-        if columns > 1 and self.worklist_shown() and self.viewports.width() < columns * ROOM_PER_VIEWPORT:
-            self.show_worklist(False)
-            self._folded_for_viewports = True  # after show_worklist, which takes a fold as the reader's choice
-            return "Worklist folded for room (Ctrl+L brings it back)"
-        if columns == 1 and self._folded_for_viewports:
-            self._folded_for_viewports = False
-            self.show_worklist(True)
-        return ""
-
-    def choose_layout(self, number: int) -> None:
-        """Ctrl+1..Ctrl+4: 1×1, 1×2, 2×1, 2×2."""
-        if self.reading.choose_layout(number):
-            self.draw_session()
-
-    def compare_with_prior(self) -> None:
-        """P: the case beside the patient's previous study; again: back."""
-        comparing = self.reading.comparing
-        reason = self.reading.compare_with_prior()
-        if reason is not None:
-            self.statusBar().showMessage(reason, 4000)
-            return
-        note = self.draw_session()
-        prior = next((v.study for v in self.reading.viewports if v.prior and v.study is not None), None)
-        if comparing:
-            self.statusBar().showMessage("Back from the comparison", 3000)
-        elif prior is not None:
-            self.statusBar().showMessage(f"Prior of {readable_date(prior.study_date)} beside the current study"
-                                         + (f". {note}" if note else ""), 5000)
-
-    def toggle_link(self) -> None:
-        """S: link / unlink scrolling and window of the viewports."""
-        linked = self.reading.toggle_link()
-        self.draw_session()
-        self.statusBar().showMessage("Viewports linked: scrolling and window follow the active one" if linked
-                                     else "Viewports unlinked", 3000)
-
-    def toggle_zoom_link(self) -> None:
-        """Shift+S: zoom and pan of the viewports linked too (scrolling and window with them); again: free."""
-        linked = self.reading.toggle_zoom_link()
-        self.draw_session()
-        if linked:
-            self.viewports.follow_active_range()
-        self.statusBar().showMessage("Zoom and pan linked: every viewport shows the same part of its image" if linked
-                                     else "Zoom and pan free again; scrolling and window still linked", 3000)
-
-    def toggle_mpr(self) -> None:
-        """M: axial, coronal and sagittal planes of the active series with their crosshair; again (or Esc): back."""
-        leaving = self.reading.in_mpr
-        reason = self.reading.mpr()
-        if reason is not None:
-            self.statusBar().showMessage(reason, 5000)
-            return
-        note = self.draw_session()
-        self.statusBar().showMessage("Back from the planes" if leaving else
-                                     "Axial, coronal and sagittal: a click moves the crosshair, Shift+M a slab, "
-                                     "M or Esc back" + (f". {note}" if note else ""), 5000)
-
-    def cycle_slab(self) -> None:
-        """Shift+M: the plane's slab mode (off, MIP, MinIP, average)."""
-        if not self.reading.cycle_slab():
-            self.statusBar().showMessage("Slabs are made of reformatted planes: M shows them", 4000)
-            return
-        self.draw_session()
-        viewport = self.reading.viewport
-        self.statusBar().showMessage(f"Slab: {slab_text(viewport.slab, viewport.slab_mm) or 'off'}", 3000)
-
-    def step_slab(self, delta: int) -> None:
-        """] / [: a thicker / thinner slab."""
-        viewport = self.reading.viewport
-        if self.reading.step_slab(delta):
-            self.draw_session()
-            self.statusBar().showMessage(f"Slab: {slab_text(viewport.slab, viewport.slab_mm)}", 3000)
-        elif not viewport.reformatted:
-            self.statusBar().showMessage("Slabs are made of reformatted planes: M shows them", 4000)
-        else:
-            self.statusBar().showMessage("No slab: ] makes one" if viewport.slab == "off" else
-                                         f"The slab is as {'thick' if delta > 0 else 'thin'} as it goes", 3000)
-
-    def set_tool(self, tool: str) -> None:
-        self.viewports.set_tool(tool)
-        self._tool_changed(tool)
-
-    def _active_changed(self, view: ImageView) -> None:
-        self.setFocusProxy(view)
-        self.strip.mark(self.stack_index)
 
     # --- opening ----------------------------------------------------------------------------------------------
     def open_folder_dialog(self) -> None:
@@ -469,20 +346,7 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self.cancel_button.hide()
 
-    # --- view ---------------------------------------------------------------------------------------------------
-    def reset_view(self) -> None:
-        if self.worklist.filter.hasFocus():
-            self.viewer.setFocus()
-            return
-        if self.reading.in_mpr and not self.viewer.drawing:  # Esc leaves the planes (after a measurement drawn)
-            self.toggle_mpr()
-            return
-        self.viewer.reset()
-
-    def _tool_changed(self, tool: str) -> None:
-        self.registry.action(f"tool.{tool}").setChecked(True)
-        self.statusBar().showMessage(f"Left mouse button: {tool}", 2000)
-
+    # --- status and dialogs -----------------------------------------------------------------------------------
     def _failed_changed(self, n: int) -> None:
         self.failed_button.setText(f"⚠ {n} file{'s' if n != 1 else ''} failed")
         self.failed_button.setVisible(n > 0)
@@ -561,7 +425,11 @@ class MainWindow(QMainWindow):
     def show_worklist(self, shown: bool) -> None:
         """Ctrl+L: the worklist folds away so that the image gets its width (a small screen), and comes back as
         wide as it was. Page Down, N and Enter go on through the worklist's order while it is folded."""
-        self._folded_for_viewports = False  # the reader's own choice from now on
+        self.worklist_chosen.emit()
+        self.place_worklist(shown)
+
+    def place_worklist(self, shown: bool) -> None:
+        """The worklist folded away (its width kept) or back as wide as it was, whoever asked."""
         sizes = self.splitter.sizes()
         if shown and sizes[0] == 0:
             width = self._worklist_width or int(sum(sizes) * WORKLIST_SHARE)

@@ -13,7 +13,7 @@ import pytest
 from medview.core.dicom import pixels as px
 from medview.core.dicom.scan import scan
 from medview.core.dicom.series import build_studies
-from medview.core.reading import NO_PRIOR, ReadingSession
+from medview.core.reading import NO_PRIOR, NO_SLAB_HERE, ReadingSession
 from medview.core.viewing import mpr
 from medview.core.viewing.display import StackDisplay
 from medview.core.viewing.plane_display import PlaneDisplay, loaded_part, plane_steps, slab_text
@@ -105,12 +105,22 @@ def test_p_without_a_prior_leaves_the_planes_as_they_are(session):
 def test_slab_keys(session):
     s = session
     assert not s.cycle_slab() and not s.step_slab(1)  # acquired images have no slab here
+    assert s.slab_refusal(1) == NO_SLAB_HERE
     s.mpr()
     viewport = s.viewport
     assert not s.step_slab(-1)  # no slab to make thinner
+    assert s.slab_refusal(-1) == "No slab: ] makes one"
     assert s.cycle_slab() and (viewport.slab, viewport.slab_mm) == ("mip", 10.0)
     assert s.step_slab(1) and viewport.slab_mm == 15.0
     assert s.step_slab(-1) and s.step_slab(-1) and viewport.slab_mm == 8.0
+    while s.step_slab(-1):
+        pass
+    assert s.slab_refusal(-1) == "The slab is as thin as it goes"
+    while s.step_slab(1):
+        pass
+    assert s.slab_refusal(1) == "The slab is as thick as it goes"
+    while viewport.slab_mm != 8.0:  # back to 8 mm for what follows
+        assert s.step_slab(-1)
     assert [s.cycle_slab() and viewport.slab for _ in range(4)] == ["minip", "avg", "off", "mip"]
     assert viewport.slab_mm == 8.0  # the thickness is kept while off
     assert slab_text(viewport.slab, viewport.slab_mm) == "MIP 8 mm"

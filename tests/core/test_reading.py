@@ -90,12 +90,15 @@ def test_chest_radiograph_opens_alone_and_p_shows_it_beside_the_prior_then_back(
     assert state["layout"] == [1, 1] and state["viewports"][0]["study_uid"] == "1.1"
     assert state["case"] == {"study_uid": "1.1", "patient_id": "PAT1"}
     before = session.viewports
+    assert session.shown_prior is None
     assert session.compare_with_prior() is None and session.comparing
     state = session.reading_state()
     assert state["layout"] == [1, 2] and state["active"] == 0
     assert [(v["study_uid"], v["prior"]) for v in state["viewports"]] == [("1.1", False), ("1.0", True)]
+    assert session.shown_prior.study_uid == "1.0"  # the date the status bar names
     assert session.compare_with_prior() is None and not session.comparing  # P again: back
     assert session.viewports is before and session.reading_state()["layout"] == [1, 1]
+    assert session.shown_prior is None
 
 
 def test_ct_opens_its_main_series_and_compares_with_the_priors_matching_series():

@@ -1,8 +1,9 @@
 """The state of a reading session without Qt: the studies opened, the open case, the layout of viewports and
 what each shows, and the intents (keys of SPEC section 6) that change it.
 
-The window draws this state and sends intents; every rule (what a layout keeps, what P and M show and restore,
-how linked viewports and the reformatted planes' crosshair follow) lives here and is tested without a display.
+The window draws this state and the reading controller (medview.qt.reading) sends intents; every rule (what a
+layout keeps, what P and M show and restore, how linked viewports and the reformatted planes' crosshair follow)
+lives here and is tested without a display.
 `reading_state()` is the plain data of SPEC section 7.
 
 M shows the axial, coronal and sagittal planes of a stack (`plane_display.PlaneSteps` says where each can be):
@@ -38,6 +39,7 @@ PLANES = ("acquired", "axial", "coronal", "sagittal")
 PAGE = 10  # Shift+Down / Shift+Up
 LAYOUT_KEYS = {1: (1, 1), 2: (1, 2), 3: (2, 1), 4: (2, 2)}  # Ctrl+1..4
 NO_PRIOR = "No earlier study of this patient with the same modality and body part"
+NO_SLAB_HERE = "Slabs are made of reformatted planes: M shows them"
 MPR_LAYOUT = (1, 3)  # M: axial, coronal and sagittal side by side
 
 
@@ -458,6 +460,11 @@ class ReadingSession:
     def comparing(self) -> bool:
         return self._saved is not None
 
+    @property
+    def shown_prior(self) -> Study | None:
+        """The prior study a viewport shows beside the case (None: not comparing, or no prior shown)."""
+        return next((v.study for v in self.viewports if v.prior and v.study is not None), None)
+
     def compare_with_prior(self) -> str | None:
         """P: the case beside its prior as its hanging protocol says (the series being read beside the prior's
         matching one); again: back to what was shown before.
@@ -607,6 +614,15 @@ class ReadingSession:
             return False
         viewport.slab_mm = thickness
         return True
+
+    def slab_refusal(self, delta: int) -> str:
+        """Why ] (`delta` > 0) or [ changed nothing on the active viewport, in the reader's words."""
+        viewport = self.viewport
+        if not viewport.reformatted:
+            return NO_SLAB_HERE
+        if viewport.slab == "off":
+            return "No slab: ] makes one"
+        return f"The slab is as {'thick' if delta > 0 else 'thin'} as it goes"
 
     def toggle_link(self) -> bool:
         """S: link / unlink scrolling (and window, zoom as set) of the viewports; linking aligns them at once,

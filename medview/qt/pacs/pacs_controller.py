@@ -56,12 +56,14 @@ class PacsController(QObject):
     sent = Signal(object)  # ReviewSendResult, or a reason (str)
     message = Signal(str)  # what the status bar says about the PACS, for the panel too
 
-    def __init__(self, window, cases, settings: Settings | None = None):
-        """`cases`: the case controller (medview.qt.cases) whose worklist retrieved and pushed studies join."""
+    def __init__(self, window, cases, reading_controller, settings: Settings | None = None):
+        """`cases`: the case controller (medview.qt.cases) whose worklist retrieved and pushed studies join;
+        `reading_controller` (medview.qt.reading) draws a case reopened as the reader had it."""
         super().__init__(window)
         self.setObjectName("pacs_controller")
         self.window = window
         self.cases = cases
+        self.reading_controller = reading_controller
         self.settings = settings or app_settings()
         self.arrivals = Arrivals()
         self.panel = None
@@ -391,7 +393,7 @@ class PacsController(QObject):
         if series is not None and after.stack is not None and after.stack.series_uid == series:
             after.view = replace(view, count=after.view.count, index=after.view.index)
             after.pan = pan
-            w.draw_session()
+            self.reading_controller.draw_session()
 
     def _show_sources(self) -> None:
         """The From cells of the studies that came from a PACS; the column shows while there are any."""
