@@ -135,6 +135,26 @@ def test_a_header_outside_the_intended_use_is_refused_in_words(engine, tmp_path,
     assert isinstance(outcome, NotApplicable) and outcome.reason.startswith(reason)
 
 
+def test_the_mirror_average_is_one_network_call_for_the_images_and_their_mirrors(engine, tmp_path, monkeypatch):
+    """The masks measured on are the mean of the network's answer for the image and, flipped back, for its
+    mirror image; both go through the network in one call per batch."""
+    import torch
+
+    images = [pixels.display_frame(ds) for ds in _demo_dataset(tmp_path)]
+    x = engine.prepare(images)
+    plain = engine.forward(x).masks
+    mirrored = engine.forward(torch.flip(x, dims=[3])).masks[..., ::-1]
+    calls = []
+    real = engine._raw_forward
+    monkeypatch.setattr(engine, "_raw_forward", lambda batch: calls.append(batch.shape[0]) or real(batch))
+    predictions = engine.predict_images(images)
+    assert calls == [2 * len(images)]
+    for i, prediction in enumerate(predictions):
+        assert isinstance(prediction, Prediction)
+        assert np.allclose(prediction.heatmap[0], (plain[i, 0] + mirrored[i, 0]) / 2, atol=1e-6)
+        assert np.array_equal(prediction.masks, ((plain[i] + mirrored[i]) / 2 >= 0.5).astype(np.uint8))
+
+
 def test_a_tiny_image_is_refused(engine):
     ds = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm"))
     ds.Modality, ds.Rows, ds.Columns = "DX", 16, 16

@@ -12,7 +12,7 @@ from medview.core.dicom import pixels
 from medview.core.errors import ModelError, UsageError
 from medview.core.inference import engine as engine_module
 from medview.core.inference.bundle import load_bundle
-from medview.core.inference.engine import Engine, frame_for_model, select_device, to_batch
+from medview.core.inference.engine import Engine, block_mean, frame_for_model, select_device, to_batch
 from medview.core.inference.network import CamNet
 from tests.factories import write_image
 from tests.inference_factory import BrightNet, LogitNet, NaNNet, WideNet, make_bundle
@@ -116,6 +116,18 @@ def test_large_images_are_shrunk_in_whole_steps_to_nearly_the_same_picture():
         assert float((stepped - direct).abs().max()) < 12 / 255, shape
         bright = (stepped[0, 0] > 0.9).nonzero().float().mean(0)
         assert torch.allclose(bright, torch.tensor([47.5, 79.5]), atol=1.0), shape
+
+
+def test_block_mean_is_torchs_block_average_to_the_bit():
+    """The shrink on the bytes gives exactly avg_pool2d's numbers on the image as floats: whole and partial
+    last blocks, and steps whose block sums need more than 16 bits."""
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(2)
+    for shape, step in (((1001, 777), 3), ((1280, 1174), 4), ((300, 260), 2), ((999, 1003), 17), ((700, 650), 40)):
+        for image in (rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8)):
+            expected = F.avg_pool2d(torch.from_numpy(image).float()[None, None], step, ceil_mode=True)[0, 0]
+            assert np.array_equal(block_mean(image, step), expected.numpy()), (shape, step)
 
 
 def test_batching_keeps_order_and_results(tmp_path):
@@ -237,6 +249,30 @@ def test_optimised_torchscript_and_onnxruntime_agree(tmp_path):
         for a, b in zip(ref, other.predict_images(images)):
             assert a.scores["cardiomegaly"] == pytest.approx(b.scores["cardiomegaly"], abs=1e-4)
             assert np.abs(a.heatmap - b.heatmap).max() < 1e-3
+
+
+def test_onnxruntime_splits_a_batch_over_concurrent_calls_with_the_same_answers(tmp_path):
+    """On the CPU an engine built in a thread with several intra-op threads runs a batch as that many
+    single-threaded ONNX Runtime calls at once: every image's scores and heatmap as from one call."""
+    pytest.importorskip("onnxruntime")
+    bundle = load_bundle(make_bundle(tmp_path / "m", CamNet(1).eval(), size=(64, 64), onnx=True))
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (80, 70), dtype=np.uint8) for _ in range(7)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = Engine(bundle, device="cpu", backend="onnxruntime", batch_size=7)
+        torch.set_num_threads(3)
+        split = Engine(bundle, device="cpu", backend="onnxruntime", batch_size=7)
+    finally:
+        torch.set_num_threads(threads)
+    split.warm_up()
+    calls = []
+    run = split._session.run
+    split._session.run = lambda names, feed: calls.append(len(next(iter(feed.values())))) or run(names, feed)
+    for a, b in zip(single.predict_images(images), split.predict_images(images)):
+        assert a.scores == b.scores and np.array_equal(a.heatmap, b.heatmap)
+    assert sorted(calls) == [2, 2, 3]
 
 
 def test_onnxruntime_needs_the_onnx_file(tmp_path):

@@ -13,7 +13,9 @@ whole batches of 8 (cache), and about 2x `optimize_for_inference`.
 Backends (`backend="auto"` chooses, see `choose_backend`): ONNX Runtime runs `models/model.onnx` and is the
 default on the CPU; TorchScript (`models/model.ts`, frozen and oneDNN-fused on the CPU) and torch.export programs
 (`models/model.pt2`) run through torch, which also runs them on CUDA; ONNX Runtime's CUDA provider is used where
-it is installed. Every backend must give the same scores (tested).
+it is installed. Every backend must give the same scores (tested). On the CPU ONNX Runtime, like the fused
+TorchScript, gives each thread whole images: a batch (with a measuring model's mirror images) is split over
+single-threaded calls run at once, one per intra-op thread of the thread that built the engine.
 torch is imported here at module level: this module is only imported by `infer`, `gui`/`demo` and tests.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterable, NamedTuple, Sequence
 
@@ -187,9 +190,10 @@ def to_batch(
 ) -> torch.Tensor:
     """uint8 images (H, W) or (H, W, 3) of any sizes -> float32 [N, C, *size] scaled to `value_range`.
 
-    An image many times the network's size is first shrunk by a whole factor (the mean of k x k blocks),
-    leaving at least twice the size for the antialiased bilinear resize that follows: the same picture to
-    within a grey level or two, at a fifth of the cost for a radiograph (a 2500x2048 image: 24 ms to
+    An image many times the network's size is first shrunk by a whole factor (the mean of k x k blocks:
+    `block_mean` for a grey uint8 image on the CPU, else torch's `avg_pool2d`, the same numbers), leaving
+    at least twice the size for the antialiased bilinear resize that follows: the same picture to within a
+    grey level or two, at a fifth of the cost for a radiograph (a 2500x2048 image: 24 ms to
     128x128 directly, 5 ms in two steps, one thread). Images of one size are then resized in one call.
     The training script uses this same function, so the network sees exactly what it was trained on.
     """
@@ -206,6 +210,9 @@ def to_batch(
         step = max(1, min(shape[0] // height, shape[1] // width) // 2)
         parts = []
         for i in indices:  # one image at a time through the whole-step shrink: no batch of full-size floats
+            if step > 1 and device == "cpu" and images[i].ndim == 2 and images[i].dtype == np.uint8:
+                parts.append(torch.from_numpy(block_mean(images[i], step))[None, None])
+                continue
             x = torch.from_numpy(np.ascontiguousarray(images[i])).to(device).to(torch.float32)
             x = x.permute(2, 0, 1).unsqueeze(0) if x.ndim == 3 else x.view(1, 1, *x.shape)
             if x.shape[1] == 3 and channels == 1:
@@ -220,6 +227,30 @@ def to_batch(
             x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
         out[indices] = x
     return out.mul_((hi - lo) / 255.0).add_(lo).clamp_(min(lo, hi), max(lo, hi))
+
+
+def block_mean(image: np.ndarray, step: int) -> np.ndarray:
+    """A uint8 (H, W) image shrunk by the mean of its `step` x `step` blocks, float32; a partial last row or
+    column of blocks is the mean of what it holds. Exactly torch's `avg_pool2d(x, step, ceil_mode=True)` on
+    the image as float32 (the block sums are integers, exact in either; one division each), at half its cost
+    on the CPU: the sums are taken on the bytes (step strided adds per axis), never on a full-size float
+    copy."""
+    h, w = image.shape
+    rows, cols = -(-h // step), -(-w // step)
+    padded = np.zeros((rows * step, cols * step), np.uint8)
+    padded[:h, :w] = image
+    wide = np.uint16 if step * step * 255 <= np.iinfo(np.uint16).max else np.uint32
+    across = padded[:, 0::step].astype(wide)
+    for j in range(1, step):
+        across += padded[:, j::step]
+    sums = across[0::step].copy()
+    for i in range(1, step):
+        sums += across[i::step]
+    row_count = np.full(rows, step, np.float32)
+    row_count[-1] = h - (rows - 1) * step
+    col_count = np.full(cols, step, np.float32)
+    col_count[-1] = w - (cols - 1) * step
+    return sums.astype(np.float32) / (row_count[:, None] * col_count[None, :])
 
 
 class Engine:
@@ -252,14 +283,19 @@ class Engine:
         self._warm = False
         self._module = None
         self._session = None
+        # ONNX Runtime on the CPU: single-threaded calls, a batch split over this many at once (see _onnx_run)
+        self._onnx_calls = 1
+        self._onnx_helpers: ThreadPoolExecutor | None = None
         # oneDNN Graph fusion, and with it one network call per intra-op thread's worth of images (see _chunk)
         self._fused = False
         self._reference = None  # the unoptimised module, until warm_up() has compared the two
+        if self.device == "cpu":
+            # torch's activations, and with any backend the full-size float images of the windowing and
+            # the shrink before the network (5-6 MB each for a radiograph)
+            keep_freed_memory_for_reuse()
         if backend == "onnxruntime":
             self._session = self._load_onnx()
         else:
-            if self.device == "cpu":
-                keep_freed_memory_for_reuse()
             self._module = (self._load_torchscript(optimize) if backend == "torchscript"
                             else load_export(bundle, self.device))
 
@@ -293,8 +329,15 @@ class Engine:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        on_cpu = self.device == "cpu"
+        # on the CPU each call is single-threaded and a batch is split over concurrent calls, one per thread
+        # (of the thread building the engine): each thread runs whole images, no thread waits for another
+        # within a layer, which a core shared with the reading of the next batch or another process stalls
+        options.intra_op_num_threads = 1 if on_cpu else torch.get_num_threads()
         options.inter_op_num_threads = 1
+        if on_cpu and torch.get_num_threads() > 1:
+            self._onnx_calls = torch.get_num_threads()
+            self._onnx_helpers = ThreadPoolExecutor(self._onnx_calls - 1, thread_name_prefix="medview-onnx")
         # no busy-waiting between calls: the worker shares the cores with the GUI thread and the decoders
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
@@ -395,10 +438,24 @@ class Engine:
     def _raw_forward(self, x: torch.Tensor) -> NetOutput:
         """The network on a prepared batch: its checked output as float32."""
         if self._session is not None:
-            outputs = self._session.run(None, {self._session.get_inputs()[0].name: x.cpu().numpy()})
+            outputs = self._onnx_run(x.cpu().numpy())
         else:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
+
+    def _onnx_run(self, batch: np.ndarray) -> list:
+        """ONNX Runtime on a batch: split into `_onnx_calls` parts run at once (the calls release the GIL), the
+        first in this thread; each image's answer is the same whichever part it is in."""
+        name = self._session.get_inputs()[0].name
+        parts = min(self._onnx_calls, len(batch))
+        if parts < 2:
+            return self._session.run(None, {name: batch})
+        bounds = [len(batch) * i // parts for i in range(parts + 1)]
+        rest = [self._onnx_helpers.submit(self._session.run, None, {name: batch[a:b]})
+                for a, b in zip(bounds[1:-1], bounds[2:])]
+        first = self._session.run(None, {name: batch[:bounds[1]]})
+        answers = [first] + [future.result() for future in rest]
+        return [np.concatenate([answer[k] for answer in answers]) for k in range(len(first))]
 
     def _check_outputs(self, outputs: list, n: int) -> NetOutput:
         k = len(self.bundle.labels)
@@ -455,11 +512,13 @@ class Engine:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             x = self.prepare(chunk)
-            out = self.forward(x)
             spec = self.bundle.measurement
             if spec is not None and spec.mirror_average:
-                mirrored = self.forward(torch.flip(x, dims=[3])).masks[..., ::-1]
-                out = NetOutput(None, None, (out.masks + mirrored) / 2)
+                # the images and their mirror images in one network run: one call's overhead, full batches
+                both = self.forward(torch.cat([x, torch.flip(x, dims=[3])])).masks
+                out = NetOutput(None, None, (both[:len(chunk)] + both[len(chunk):, ..., ::-1]) / 2)
+            else:
+                out = self.forward(x)
             for i, image in enumerate(chunk):
                 if out.masks is not None:
                     results.append(self._measured(out.masks[i], image.shape[:2]))
