@@ -32,7 +32,8 @@ def _study(folder) -> Study:
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    """The app's window (its case, AI and review controllers) with the study open; the AI idle."""
+    """The app's window (its case, AI and review controllers) with the study open and all its images loaded
+    (so that what is shown follows each step at once); the AI idle."""
     from medview.app import create_app
 
     monkeypatch.setattr(ai_controller, "AiController",
@@ -40,6 +41,7 @@ def window(qtbot, tmp_path, monkeypatch):
     _app, w = create_app(["medview"])
     qtbot.addWidget(w)
     w.cases.set_studies([_study(tmp_path)])
+    qtbot.waitUntil(lambda: w.reading_state()["viewports"][0]["loaded"] == len(IMAGES), timeout=15000)
     yield w
     w.close()
 
