@@ -228,6 +228,30 @@ def test_a_header_that_identifies_nothing_is_an_error_and_odd_valid_files_are_ke
         assert instances[name].sop_instance_uid, name
 
 
+def test_an_element_written_twice_is_read_and_one_over_and_over_is_refused(tmp_path):
+    """pydicom's palette winter.dcm holds its SOP Instance UID twice in a row (a writer's slip pydicom reads):
+    it is a Color Palette like its seven siblings, not "not a DICOM file". The same element copied on and
+    on is a pattern, not a data set, and is still refused from its first copies."""
+    from pydicom.data import get_palette_files
+
+    palettes = sorted(get_palette_files("*.dcm"))
+    result = scan([os.path.dirname(palettes[0])], use_cache=False)
+    assert result.errors == []
+    assert sorted(os.path.basename(i.ref.path) for i in result.instances) == [os.path.basename(p) for p in palettes]
+    winter = next(i for i in result.instances if i.ref.path.endswith("winter.dcm"))
+    assert (winter.sop_class_uid, winter.sop_instance_uid) == (
+        "1.2.840.10008.5.1.4.39.1", str(pydicom.dcmread(winter.ref.path).SOPInstanceUID))
+
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    meta_end = 144 + int.from_bytes(ct[140:144], "little")  # after (0002,0000) File Meta Group Length
+    uid = b"1.2.3.4"
+    element = b"\x08\x00\x18\x00UI" + len(uid + b"\0").to_bytes(2, "little") + uid + b"\0"
+    (tmp_path / "pattern.dcm").write_bytes(ct[:meta_end] + element * 100_000)
+    result = scan([str(tmp_path / "pattern.dcm")], use_cache=False)
+    reason = f"not a DICOM file (the same element over and over from byte {meta_end})"
+    assert [e.error for e in result.errors] == [reason]
+
+
 def test_absurd_dimensions_never_allocate(tmp_path):
     path = write_image(tmp_path / "huge.dcm")
     ds = pydicom.dcmread(path)

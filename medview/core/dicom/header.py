@@ -28,6 +28,9 @@ _KNOWN_SYNTAXES = {
     "1.2.840.10008.1.2.2": (False, False),
 }
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+# an element repeated this many times in a row is no data set but a pattern (pydicom would walk it for minutes);
+# fewer copies are a writer's slip that pydicom reads
+_MOST_COPIES = 16
 
 
 class Fallback(Exception):
@@ -180,17 +183,27 @@ def _walk(buf: _Buffer, pos: int, header: RawHeader, wanted: frozenset[int]) -> 
     values = header.values
     size = buf.size
     last_tag, last_pos = -1, pos
+    repeats = 0  # copies of the element at last_pos seen right after it
     while True:
         element = _element(buf, pos, implicit, little)
         if element is None:
+            if repeats:
+                raise Fallback("an element written more than once")
             return
         tag, vr, length, start = element
         if tag == last_tag:
-            raise NotADataSet(f"only zero bytes from byte {last_pos}" if tag == length == 0
-                              else f"the same element over and over from byte {last_pos}")
-        if tag < last_tag or tag in (ITEM, ITEM_END, SEQ_END):
+            if tag == length == 0:
+                raise NotADataSet(f"only zero bytes from byte {last_pos}")
+            repeats += 1
+            if repeats >= _MOST_COPIES:
+                raise NotADataSet(f"the same element over and over from byte {last_pos}")
+        elif repeats:
+            # an element written twice (seen in real files: a doubled SOP Instance UID); pydicom reads those
+            raise Fallback("an element written more than once")
+        elif tag < last_tag or tag in (ITEM, ITEM_END, SEQ_END):
             raise Fallback("elements out of order at the top level")
-        last_tag, last_pos = tag, pos
+        else:
+            last_tag, last_pos = tag, pos
         header.elements += 1
         if tag in PIXEL_TAGS:
             header.pixel_tag, header.pixel_vr, header.pixel_length, header.pixel_offset = tag, vr, length, start
