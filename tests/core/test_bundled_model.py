@@ -126,6 +126,7 @@ def _demo_dataset(tmp_path):
     ({"ViewPosition": "LL"}, "lateral view"),
     ({"BodyPartExamined": "ABDOMEN"}, "other body part (abdomen)"),
     ({"PixelSpacing": [9.0, 9.0]}, "implausible pixel spacing"),
+    ({"PixelSpacing": [0.0, 0.0], "ImagerPixelSpacing": [9.0, 9.0]}, "implausible pixel spacing"),
 ])
 def test_a_header_outside_the_intended_use_is_refused_in_words(engine, tmp_path, tags, reason):
     ds = _demo_dataset(tmp_path)[0]
@@ -133,6 +134,17 @@ def test_a_header_outside_the_intended_use_is_refused_in_words(engine, tmp_path,
         setattr(ds, keyword, value)
     (outcome,) = engine.predict_datasets([(ds, 0)])
     assert isinstance(outcome, NotApplicable) and outcome.reason.startswith(reason)
+
+
+def test_a_real_chest_radiograph_with_pixel_spacing_zero_is_read(engine):
+    """pydicom-data's RG1_UNCR.dcm, a real frontal chest CR, has Pixel Spacing 0\\0: a placeholder, not a
+    spacing, so the header is silent there and the pixels decide (a frontal chest: measured)."""
+    ds = pixels.read_dataset(pydicom.data.get_testdata_file("RG1_UNCR.dcm"))
+    assert [float(v) for v in ds.PixelSpacing] == [0.0, 0.0] and ds.BodyPartExamined == "CHEST"
+    assert engine.bundle.out_of_scope(ds) is None
+    (outcome,) = engine.predict_datasets([(ds, 0)])
+    assert isinstance(outcome, Prediction), getattr(outcome, "reason", outcome)
+    assert 0.3 < outcome.measurements["cardiothoracic_ratio"]["value"] < 0.6
 
 
 def test_the_mirror_average_is_one_network_call_for_the_images_and_their_mirrors(engine, tmp_path, monkeypatch):

@@ -138,17 +138,26 @@ class IntendedUse:
         rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
         if self.min_matrix and rows and cols and min(rows, cols) < self.min_matrix:
             return f"too small ({cols}×{rows} pixels; the model needs at least {self.min_matrix})"
-        spacing = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
-        if self.pixel_spacing_mm and spacing is not None:
-            try:
-                values = [float(v) for v in spacing][:2]
-            except (TypeError, ValueError):
-                values = []
+        values = _header_spacing(ds)
+        if self.pixel_spacing_mm and values:
             lo, hi = self.pixel_spacing_mm
-            if values and not all(lo <= v <= hi for v in values):
+            if not all(lo <= v <= hi for v in values):
                 return (f"implausible pixel spacing for a chest radiograph ({values[0]:g} mm; "
                         f"expected {lo:g}-{hi:g} mm)")
         return None
+
+
+def _header_spacing(ds) -> list[float]:
+    """Pixel Spacing, else Imager Pixel Spacing (mm); [] where the header gives none. A spacing of 0 is a
+    writer's placeholder for "unknown" (a real chest CR in pydicom-data has Pixel Spacing 0\\0), not a spacing."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            values = [float(v) for v in getattr(ds, keyword, None) or ()][:2]
+        except (TypeError, ValueError):
+            continue
+        if values and all(v > 0 for v in values):
+            return values
+    return []
 
 
 @dataclass(frozen=True)
