@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 import pytest
 
@@ -116,3 +117,21 @@ def test_a_new_results_cache_opened_by_several_threads_at_once_is_created_once(t
         for t in threads:
             t.join()
     assert errors == []
+
+
+def test_a_file_that_is_not_dicom_is_an_error_when_named_and_skipped_in_a_folder_whatever_the_cache_holds(tmp_path):
+    """pydicom's palettes folder holds a README.md beside the palettes: named on its own it is an error, met
+    in its folder it is skipped (SPEC section 2), whichever of the two scans came first and filled the cache."""
+    from pydicom.data import get_palette_files
+
+    folder = tmp_path / "palettes"
+    shutil.copytree(os.path.dirname(get_palette_files("*.dcm")[0]), folder)
+    readme = str(folder / "README.md")
+    named, walked = scan([readme], use_cache=False), scan([str(folder)], use_cache=False)
+    assert [(e.file, e.error) for e in named.errors] == [(readme, "not a DICOM file")]
+    assert walked.errors == [] and walked.skipped_non_dicom == 1 and len(walked.instances) == 8
+
+    for path in (readme, str(folder), readme, str(folder)):  # each scan reads the cache the one before filled
+        result = scan([path])
+        assert _summary(result) == _summary(named if path == readme else walked), path
+    assert result.cached == result.files

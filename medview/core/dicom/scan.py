@@ -653,9 +653,13 @@ def collect(paths: Sequence[str]) -> tuple[list[_Entry], list[FileError], int]:
 
 
 def _read_entry(entry: _Entry, archive: zipfile.ZipFile | None) -> tuple[str, object]:
-    """("instance", InstanceInfo) | ("error", reason) | ("skip", reason) | ("dir", None) for one file."""
+    """("instance", InstanceInfo) | ("error", reason) | ("not dicom", reason) | ("dir", None) for one file.
+
+    "not dicom" is what the bytes are, whoever asks: the index cache keeps it as such, and `_as_asked` makes
+    it an error for a file named by the user (or a .dcm) and a skipped file for one met in a folder.
+    """
     if entry.size == 0:
-        return ("error", "empty file") if entry.claims_dicom else ("skip", "empty")
+        return NOT_DICOM, "empty file"
     try:
         fp = entry.ref.open(archive)
     except RefusedSource as exc:
@@ -666,7 +670,7 @@ def _read_entry(entry: _Entry, archive: zipfile.ZipFile | None) -> tuple[str, ob
         with fp:
             info = read_header(entry.ref, fp, entry.size)
     except NotDicom as exc:
-        return ("error", str(exc)) if entry.claims_dicom else ("skip", str(exc))
+        return NOT_DICOM, str(exc)
     except Unusable as exc:
         return "error", str(exc)
     except OSError as exc:
@@ -677,6 +681,17 @@ def _read_entry(entry: _Entry, archive: zipfile.ZipFile | None) -> tuple[str, ob
     if info is None:
         return "dir", None
     return "instance", info
+
+
+NOT_DICOM = "not dicom"
+
+
+def _as_asked(entry: _Entry, kind: str, value: object) -> tuple[str, object]:
+    """Bytes that are not DICOM are an error where the user named the file (or it is called .dcm), else
+    skipped: the same file is one or the other depending on how it was reached, not on the cache."""
+    if kind == NOT_DICOM:
+        return ("error", value) if entry.claims_dicom else ("skip", value)
+    return kind, value
 
 
 def iter_read(entries: Sequence[_Entry]) -> Iterator[tuple[_Entry, str, object]]:
@@ -799,7 +814,7 @@ def scan(
     for entry, item in zip(entries, ordered):
         if item is None:  # not reached before a cancel
             continue
-        kind, value = item
+        kind, value = _as_asked(entry, *item)
         if kind == "instance":
             result.instances.append(value)  # type: ignore[arg-type]
         elif kind == "error":
