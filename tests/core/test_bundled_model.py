@@ -158,7 +158,7 @@ def test_the_mirror_average_is_one_network_call_for_the_images_and_their_mirrors
     mirrored = engine.forward(torch.flip(x, dims=[3])).masks[..., ::-1]
     calls = []
     real = engine._raw_forward
-    monkeypatch.setattr(engine, "_raw_forward", lambda batch: calls.append(batch.shape[0]) or real(batch))
+    monkeypatch.setattr(engine, "_raw_forward", lambda batch, *more: calls.append(batch.shape[0]) or real(batch, *more))
     predictions = engine.predict_images(images)
     assert calls == [2 * len(images)]
     for i, prediction in enumerate(predictions):

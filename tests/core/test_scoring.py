@@ -79,14 +79,14 @@ def test_cached_frames_run_neither_the_model_nor_a_read(engine, tmp_path, pixel_
     cache = ResultCache(tmp_path / "cache.sqlite")
     first = list(FrameScorer(engine, cache).score(_jobs(MULTI_FRAME, 3)))
     pixel_reads.clear()
-    monkeypatch.setattr(engine, "predict_images", lambda images: pytest.fail("the model ran on cached frames"))
+    monkeypatch.setattr(engine, "predict_images", lambda images, **_: pytest.fail("the model ran on cached frames"))
     again = list(FrameScorer(engine, cache).score(_jobs(MULTI_FRAME, 3)))
     assert all(r.cached and r.status == OK for r in again) and not pixel_reads
     assert [r.prediction.scores for r in again] == [r.prediction.scores for r in first]
 
 
 def test_a_failing_model_is_an_error_per_image_or_raised(engine, monkeypatch):
-    def broken(images):
+    def broken(images, **_):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(engine, "predict_images", broken)
@@ -101,9 +101,53 @@ def test_cancelling_stops_before_the_next_batch(engine, monkeypatch):
     """The batch the model already answered is delivered; nothing more is read or run."""
     runs = []
     real = engine.predict_images
-    monkeypatch.setattr(engine, "predict_images", lambda images: runs.append(len(images)) or real(images))
+    monkeypatch.setattr(engine, "predict_images", lambda images, **kw: runs.append(len(images)) or real(images, **kw))
     results = []
     for result in FrameScorer(engine).score(_jobs(MULTI_FRAME, FRAMES), cancelled=lambda: bool(results)):
         results.append(result)
     assert runs == [engine.batch_size]
     assert [r.job.frame for r in results] == list(range(engine.batch_size))
+
+
+def test_lanes_give_each_image_the_answer_of_one_engine_alone_in_job_order(tmp_path):
+    """With an engine built for three single-threaded ONNX Runtime calls at once, each batch is shared out
+    over three lanes (each share one network call) while the next batch is read: every image gets the
+    answer an engine of one call gives it, and the results come in the jobs' order, bad files included."""
+    import numpy as np
+    import torch
+
+    pytest.importorskip("onnxruntime")
+    bundle = load_bundle(make_bundle(tmp_path / "model", modalities=("MR", "DX"), onnx=True))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = Engine(bundle, device="cpu", batch_size=4)
+        torch.set_num_threads(3)
+        shared = Engine(bundle, device="cpu", batch_size=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert (alone.parallel_calls, shared.parallel_calls) == (1, 3)
+    rng = np.random.default_rng(7)
+    singles = [write_image(tmp_path / f"dx{i}.dcm", modality="DX", rows=48, cols=40,
+                           pixels=rng.integers(0, 4096, (48, 40), dtype=np.uint16)) for i in range(5)]
+    cut = truncate(write_image(tmp_path / "cut.dcm", modality="DX", rows=64, cols=64), 300)
+    jobs = (_jobs(MULTI_FRAME, FRAMES) + [job for i, path in enumerate(singles[:3])
+                                          for job in _jobs(path, 1, "DX", f"dx{i}")]
+            + _jobs(cut, 1, "DX", "cut") + [job for i, path in enumerate(singles[3:], 3)
+                                            for job in _jobs(path, 1, "DX", f"dx{i}")])
+    shared.warm_up()
+    calls = []
+    run = shared._session.run
+    shared._session.run = lambda names, feed: calls.append(len(next(iter(feed.values())))) or run(names, feed)
+
+    expected = list(FrameScorer(alone).score(jobs))
+    results = list(FrameScorer(shared).score(jobs))
+
+    assert [(r.job.sop_instance_uid, r.job.frame, r.status) for r in results] == \
+        [(r.job.sop_instance_uid, r.job.frame, r.status) for r in expected]
+    assert [r.status for r in results].count(ERROR) == 1 and len(results) == len(jobs)
+    for a, b in zip(results, expected):
+        if b.status == OK:
+            assert a.prediction.scores == b.prediction.scores
+            assert np.array_equal(a.prediction.heatmap, b.prediction.heatmap)
+    assert max(calls) <= 2 and sum(calls) == len(jobs) - 1  # shares of at most two images, one call each

@@ -43,10 +43,10 @@ def model_runs(monkeypatch):
     lock = threading.Lock()
     original = Engine.predict_images
 
-    def counted(self, images):
+    def counted(self, images, **kw):
         with lock:
             count["images"] += len(images)
-        return original(self, images)
+        return original(self, images, **kw)
 
     monkeypatch.setattr(Engine, "predict_images", counted)
     return count

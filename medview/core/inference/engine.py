@@ -15,7 +15,9 @@ default on the CPU; TorchScript (`models/model.ts`, frozen and oneDNN-fused on t
 (`models/model.pt2`) run through torch, which also runs them on CUDA; ONNX Runtime's CUDA provider is used where
 it is installed. Every backend must give the same scores (tested). On the CPU ONNX Runtime, like the fused
 TorchScript, gives each thread whole images: a batch (with a measuring model's mirror images) is split over
-single-threaded calls run at once, one per intra-op thread of the thread that built the engine.
+single-threaded calls run at once, one per intra-op thread of the thread that built the engine
+(`parallel_calls`); `FrameScorer`, with many images, instead runs that many shares of a batch at once, each
+windowed, shrunk, measured and run through the network (`one_call`) in a lane of its own.
 torch is imported here at module level: this module is only imported by `infer`, `gui`/`demo` and tests.
 """
 
@@ -435,19 +437,26 @@ class Engine:
                     self.bundle.ident, problem)
             self._module, self._fused = reference, False
 
-    def _raw_forward(self, x: torch.Tensor) -> NetOutput:
+    @property
+    def parallel_calls(self) -> int:
+        """How many network calls at once fill the cores this engine was built for: its ONNX Runtime calls on
+        the CPU are single-threaded, so a caller with many images runs this many batches at once (each with
+        `one_call`); 1 where one call uses them all (torch's intra-op threads, a GPU)."""
+        return self._onnx_calls
+
+    def _raw_forward(self, x: torch.Tensor, one_call: bool = False) -> NetOutput:
         """The network on a prepared batch: its checked output as float32."""
         if self._session is not None:
-            outputs = self._onnx_run(x.cpu().numpy())
+            outputs = self._onnx_run(x.cpu().numpy(), one_call)
         else:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
 
-    def _onnx_run(self, batch: np.ndarray) -> list:
+    def _onnx_run(self, batch: np.ndarray, one_call: bool = False) -> list:
         """ONNX Runtime on a batch: split into `_onnx_calls` parts run at once (the calls release the GIL), the
-        first in this thread; each image's answer is the same whichever part it is in."""
+        first in this thread, unless `one_call`; each image's answer is the same whichever part it is in."""
         name = self._session.get_inputs()[0].name
-        parts = min(self._onnx_calls, len(batch))
+        parts = 1 if one_call else min(self._onnx_calls, len(batch))
         if parts < 2:
             return self._session.run(None, {name: batch})
         bounds = [len(batch) * i // parts for i in range(parts + 1)]
@@ -498,16 +507,18 @@ class Engine:
         x = to_batch(images, b.resize, channels=b.num_channels, value_range=b.value_range, device=where)
         return x.to(self.device)
 
-    def forward(self, x: torch.Tensor) -> NetOutput:
+    def forward(self, x: torch.Tensor, one_call: bool = False) -> NetOutput:
         """Scores (post-processed to probabilities) and raw heatmaps, or masks, of one prepared batch; warms up
-        first."""
+        first. `one_call`: in one network call on this thread (see `parallel_calls`)."""
         self.warm_up()
-        return self._raw_forward(x.to(self.device))
+        return self._raw_forward(x.to(self.device), one_call)
 
-    def predict_images(self, images: Sequence[np.ndarray]) -> list[Prediction | NotApplicable | str]:
+    def predict_images(self, images: Sequence[np.ndarray], *, one_call: bool = False
+                       ) -> list[Prediction | NotApplicable | str]:
         """Predictions for uint8 display images, in batches; an image whose scores are not finite gets a
         reason (str) instead of a Prediction, so one bad image never spoils the others; an image a measuring
-        model finds no frontal chest in is NotApplicable, with the reason."""
+        model finds no frontal chest in is NotApplicable, with the reason. `one_call`: each batch in one
+        network call on this thread, for a caller running `parallel_calls` batches at once."""
         results: list[Prediction | NotApplicable | str] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
@@ -515,10 +526,10 @@ class Engine:
             spec = self.bundle.measurement
             if spec is not None and spec.mirror_average:
                 # the images and their mirror images in one network run: one call's overhead, full batches
-                both = self.forward(torch.cat([x, torch.flip(x, dims=[3])])).masks
+                both = self.forward(torch.cat([x, torch.flip(x, dims=[3])]), one_call).masks
                 out = NetOutput(None, None, (both[:len(chunk)] + both[len(chunk):, ..., ::-1]) / 2)
             else:
-                out = self.forward(x)
+                out = self.forward(x, one_call)
             for i, image in enumerate(chunk):
                 if out.masks is not None:
                     results.append(self._measured(out.masks[i], image.shape[:2]))

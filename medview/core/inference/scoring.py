@@ -11,7 +11,8 @@ No Qt; torch only through the engine the caller passes in.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -22,10 +23,19 @@ from medview.core.inference.results import (
     InferenceJob,
     InferenceResult,
     NotApplicable,
+    Prediction,
     short_reason,
 )
 
 log = logging.getLogger(__name__)
+
+
+class StoredFrame(NamedTuple):
+    """One job's frame as read: its file's header (a pydicom Dataset), the frame number and stored values."""
+
+    ds: object
+    frame: int
+    stored: np.ndarray
 
 
 class OutOfScope(Exception):
@@ -118,29 +128,88 @@ class FrameScorer:
                 self._file = None  # a file's data is held only while more of its frames are to come
 
     def _scored(self, todo: list[InferenceJob], cancelled: Callable[[], bool]) -> Iterator[InferenceResult]:
-        for start in range(0, len(todo), self.engine.batch_size):
-            batch, images = [], []
-            for job in todo[start:start + self.engine.batch_size]:
-                if cancelled():
+        """Batch by batch. The next batch is read while this one is windowed, shrunk, run through the network
+        and measured in lanes: threads of their own, as many as the engine's `parallel_calls`, each with a
+        share of the batch. So reading (mostly this thread's Python) and the rest (numpy and the network's
+        calls, which release the GIL) share the cores. A cancel drops the batch in flight, once it has run:
+        the engine is never left busy."""
+        size = self.engine.batch_size
+        chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
+        lanes = self.engine.parallel_calls
+        pool = (ThreadPoolExecutor(lanes, thread_name_prefix="medview-score", initializer=self.engine.configure_thread,
+                                   initargs=(1,))  # torch's own ops there (the resize) on that one thread
+                if len(chunks) > 1 or lanes > 1 else None)
+        running: tuple[list[InferenceJob], list[Future]] | None = None  # the batch in the lanes, and its shares
+        try:
+            for chunk in chunks:
+                batch, frames, unread, stopped = self._read(chunk, cancelled)
+                if running is not None:
+                    if cancelled():
+                        return
+                    yield from self._answers(*running)
+                    running = None
+                yield from unread
+                if stopped or cancelled():
                     return
-                try:
-                    images.append(self._image(job))
-                    batch.append(job)
-                except OutOfScope as why:
-                    yield self._not_applicable(job, str(why))
-                except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
-                    yield InferenceResult(job, ERROR, error=short_reason(exc))
-            if batch and not cancelled():
-                yield from self._predict(batch, images)
+                if batch:
+                    running = (batch, self._run(pool, lanes, frames))
+            if running is not None and not cancelled():
+                yield from self._answers(*running)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
-    def _image(self, job: InferenceJob) -> np.ndarray:
-        """The job's frame as the model sees it; its file is read only when it is not the last one read.
+    def _read(self, chunk: list[InferenceJob], cancelled: Callable[[], bool]
+              ) -> tuple[list[InferenceJob], list[StoredFrame], list[InferenceResult], bool]:
+        """One batch's frames: the jobs read, their stored frames, the results of those that could not be read
+        or are out of scope, and whether a cancel stopped the reading."""
+        batch, images, unread = [], [], []
+        for job in chunk:
+            if cancelled():
+                return batch, images, unread, True
+            try:
+                images.append(self._image(job))
+                batch.append(job)
+            except OutOfScope as why:
+                unread.append(self._not_applicable(job, str(why)))
+            except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
+                unread.append(InferenceResult(job, ERROR, error=short_reason(exc)))
+        return batch, images, unread, False
+
+    def _run(self, pool: ThreadPoolExecutor | None, lanes: int, frames: list[StoredFrame]) -> list[Future]:
+        """The model's answers on one batch: a share per lane in the pool (else all here, already done)."""
+        if pool is not None:
+            shares = min(lanes, len(frames))
+            bounds = [len(frames) * i // shares for i in range(shares + 1)]
+            return [pool.submit(self._model_answers, frames[a:b]) for a, b in zip(bounds, bounds[1:])]
+        done: Future = Future()
+        try:
+            done.set_result(self._model_answers(frames))
+        except Exception as exc:  # noqa: BLE001 - handed on as a lane would hand it on
+            done.set_exception(exc)
+        return [done]
+
+    def _model_answers(self, frames: list[StoredFrame]) -> list[Prediction | NotApplicable | str]:
+        """Each frame through the display pipeline as the model sees it, then the engine on them: an answer
+        per frame, a reason (str) for a frame the display pipeline cannot show."""
+        from medview.core.inference.engine import frame_for_model  # torch: the engine has it loaded already
+
+        images, failed = [], {}
+        for i, (ds, frame, stored) in enumerate(frames):
+            try:
+                images.append(frame_for_model(self.engine.bundle.window, ds, frame, stored))
+            except Exception as exc:  # noqa: BLE001 - that image is an error, the others go on
+                failed[i] = short_reason(exc)
+        answers = iter(self.engine.predict_images(images, one_call=True) if images else ())
+        return [failed[i] if i in failed else next(answers) for i in range(len(frames))]
+
+    def _image(self, job: InferenceJob) -> StoredFrame:
+        """The job's stored frame with its header; its file is read only when it is not the last one read.
 
         Where the scan's header facts came with the job, an uncompressed monochrome frame is read at its
         offset and pydicom reads the header only: the pixel data is not read twice, nor parsed."""
         from medview.core.dicom import pixels
         from medview.core.dicom.loader import read_native_frame
-        from medview.core.inference.engine import frame_for_model  # torch: the engine has it loaded already
 
         stored = read_native_frame(job.ref, job.frame, job.info) if job.info is not None else None
         if self._file is None or self._file[0] != job.ref or (stored is None and self._file[2]):
@@ -159,7 +228,7 @@ class FrameScorer:
             raise OutOfScope(why)
         if stored is None:
             stored = self._frames.stored_frame(ds, job.ref, job.frame)
-        return frame_for_model(self.engine.bundle.window, ds, job.frame, stored)
+        return StoredFrame(ds, job.frame, stored)
 
     def _not_applicable(self, job: InferenceJob, reason: str) -> InferenceResult:
         """An image outside the model's use: remembered in the cache like a score, so it is not read again."""
@@ -169,11 +238,11 @@ class FrameScorer:
                            NotApplicable(reason), pixel_key(job))
         return InferenceResult(job, NOT_APPLICABLE, error=reason)
 
-    def _predict(self, batch: list[InferenceJob], images: list[np.ndarray]) -> Iterator[InferenceResult]:
-        """The model on one batch: a result per job, stored in the cache when it is a prediction."""
+    def _answers(self, batch: list[InferenceJob], shares: list[Future]) -> Iterator[InferenceResult]:
+        """The model's answers on one batch: a result per job, stored in the cache when it is a prediction."""
         bundle = self.engine.bundle
         try:
-            outcomes = self.engine.predict_images(images)
+            outcomes = [outcome for share in shares for outcome in share.result()]
         except Exception as exc:  # noqa: BLE001 - whatever torch raises, the images are errors and the rest go on
             if self.raise_model_failures:
                 raise
