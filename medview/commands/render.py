@@ -23,6 +23,7 @@ import zipfile
 
 from medview.commands._output import print_json_line, report_failure
 from medview.commands._render_plane import plane_options, render_plane
+from medview.core.dicom.scan import is_dicomdir
 from medview.core.dicom.source import SourceRef, printable
 from medview.core.errors import MedviewError, UsageError
 from medview.core.output_folder import check_output_folder, make_output_folder
@@ -36,7 +37,7 @@ def _is_container(path: str) -> bool:
     """Folders, zips and DICOMDIRs are scanned; anything else is one file."""
     if os.path.isdir(path):
         return True
-    if os.path.basename(path).upper() == "DICOMDIR" and os.path.isfile(path):
+    if is_dicomdir(path):
         return True
     return path.lower().endswith(".zip") and os.path.isfile(path) and zipfile.is_zipfile(path)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from medview.core.dicom.scan import is_dicomdir
 from medview.core.errors import UsageError
 
 
@@ -22,8 +23,7 @@ def source_folders(paths: list[str], below_files: bool = True) -> list[tuple[str
         if os.path.isdir(path):
             folders.append((path, True))
         elif os.path.exists(path):
-            dicomdir = os.path.basename(path).upper() == "DICOMDIR"
-            folders.append((os.path.dirname(path), below_files or dicomdir))
+            folders.append((os.path.dirname(path), below_files or is_dicomdir(path)))
     return folders
 
 

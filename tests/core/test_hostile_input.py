@@ -351,3 +351,24 @@ def test_render_of_a_dicomdir_prints_a_row_per_image_it_lists(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2 and all(r["status"] == "ok" and os.path.exists(r["output"]) for r in rows)
     assert len({r["output"] for r in rows}) == 2
+
+
+def test_a_dicomdir_under_another_name_is_followed_like_one(tmp_path, capsys):
+    """A CD's index copied as INDEX.DCM is a DICOMDIR by its meta information: named on the command line,
+    index, render and infer read the images it lists (not one line saying it is no image), and --out-dir may
+    not lie in its folder."""
+    images = [copy_testdata("CT_small.dcm", tmp_path / "src" / f"ct{i}.dcm", SOPInstanceUID=f"1.2.3.{i}")
+              for i in range(2)]
+    renamed = write_dicomdir(tmp_path / "media", images).rename(tmp_path / "media" / "INDEX.DCM")
+    assert main(["index", str(renamed), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["files"] == 2 and not found["errors"]
+    assert sum(s["instances"] for st in found["studies"] for s in st["series"]) == 2
+    assert main(["render", str(renamed), "--out-dir", str(tmp_path / "out")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert main(["infer", str(renamed), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and all(r["status"] == "skipped" and "other modality" in r["reason"] for r in lines)
+    assert main(["render", str(renamed), "--out-dir", str(tmp_path / "media" / "out")]) == 2
+    assert not (tmp_path / "media" / "out").exists()

@@ -124,6 +124,20 @@ def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int]) -> RawHeade
     return header
 
 
+def media_storage_class(fp: BinaryIO, size: int) -> str:
+    """The Media Storage SOP Class UID of a Part-10 file's meta information, read alone; "" where the file
+    has none (or no meta information that can be read)."""
+    buf = _Buffer(fp, size)
+    if buf.get(128, 4) != b"DICM":
+        return ""
+    meta: dict[int, bytes] = {}
+    try:
+        _read_meta(buf, 132, meta)
+    except (Fallback, CutShort, struct.error):
+        return ""
+    return meta.get(0x00020002, b"").decode("ascii", "replace").strip("\x00 ")
+
+
 def _read_meta(buf: _Buffer, pos: int, meta: dict[int, bytes]) -> int:
     """Group 0002 is always explicit VR little endian (PS3.10 7.1)."""
     while True:

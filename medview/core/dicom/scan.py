@@ -27,6 +27,7 @@ from medview.core.dicom.header import (
     CutShort,
     Fallback,
     NotADataSet,
+    media_storage_class,
     read_raw_header,
 )
 from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
@@ -601,8 +602,18 @@ def _dicomdir_entries(path: str, entries: list[_Entry], errors: list[FileError])
     return True
 
 
-def _is_dicomdir_name(path: str) -> bool:
-    return os.path.basename(path).upper() == "DICOMDIR"
+def is_dicomdir(path: str) -> bool:
+    """A DICOMDIR file by its name, or by its meta information under another name (a CD's index copied as
+    "INDEX.DCM"): a file named by the user is followed like one."""
+    if not os.path.isfile(path):  # a folder, a pipe or a device is never opened here
+        return False
+    if os.path.basename(path).upper() == "DICOMDIR":
+        return True
+    try:
+        with open(path, "rb") as fp:
+            return media_storage_class(fp, os.fstat(fp.fileno()).st_size) == DICOMDIR_SOP_CLASS
+    except OSError:
+        return False  # read again as a file, which then says why it cannot be read
 
 
 def collect(paths: Sequence[str]) -> tuple[list[_Entry], list[FileError], int]:
@@ -632,7 +643,7 @@ def collect(paths: Sequence[str]) -> tuple[list[_Entry], list[FileError], int]:
                 bad_inputs += 1
                 continue
             _walk_folder(path, entries, errors)
-        elif _is_dicomdir_name(path):
+        elif is_dicomdir(path):
             if not _dicomdir_entries(path, entries, errors):
                 _walk_folder(os.path.dirname(path), entries, errors)
         elif path.lower().endswith(".zip") and zipfile.is_zipfile(path):
