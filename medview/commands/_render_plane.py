@@ -138,6 +138,11 @@ def _render(paths: list[str], shown: str, out_dir: str, options: PlaneOptions, w
     plane = mpr.plane_through(geometry, options.plane, options.point)
     values = mpr.reformat(volume.array, geometry, plane, mpr.stack_transforms(headers, stack.frames),
                           options.slab_mm, options.mode)
+    gap = geometry.gap_at(options.point)
+    if gap is not None and not np.isfinite(values).any():  # nothing to show: said, not a black picture
+        raise mpr.ReformatError(
+            f"the point ({x:g}, {y:g}, {z:g}) mm lies in a gap of the series: no slice between {gap[0]:g} and "
+            f"{gap[1]:g} mm along the slice normal (the slices are {geometry.slice_spacing:g} mm apart elsewhere)")
     nearest = int(geometry.frame_index[np.argmin(np.abs(geometry.offsets - np.dot(options.point, geometry.normal)))])
     instance, frame = stack.frames[nearest]
     header = headers[instance]

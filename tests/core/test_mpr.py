@@ -584,3 +584,19 @@ def test_multiframe_without_per_frame_geometry_is_refused(tmp_path):
     assert stack.instances[0].frames == 4
     with pytest.raises(mpr.ReformatError, match="no patient geometry"):
         mpr.volume_geometry(stack)
+
+
+def test_cli_axial_plane_inside_a_gap_is_an_error_naming_the_gap_not_a_black_picture(tmp_path, capsys):
+    """An axial plane where slices are missing has nothing to show: the line says where the gap is. Next to
+    a slice (within half a spacing) and a thin slab across the gap still render."""
+    offsets = [z for z in np.arange(30) * 1.5 if not 12.0 <= z <= 18.0]  # 10.5 ... 19.5: 9 mm without a slice
+    write_volume(tmp_path / "s", axial_positions(offsets), spheres=[(0.0, 1.0, 6.0, 4.0, SPHERE_HU)])
+    rc, lines, err = _render(capsys, tmp_path / "s", "--out-dir", tmp_path / "out", "--plane", "axial",
+                             "--at", 0, 0, 15)
+    assert rc == 1 and [line["status"] for line in lines] == ["error"]
+    assert "lies in a gap of the series: no slice between 10.5 and 19.5 mm" in lines[0]["error"]
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and not list((tmp_path / "out").glob("*.png"))
+    for at, slab in ((10.9, []), (15, ["--slab", 12])):
+        rc, lines, _ = _render(capsys, tmp_path / "s", "--out-dir", tmp_path / f"out{at}", "--plane", "axial",
+                               "--at", 0, 0, at, *slab)
+        assert rc == 0 and lines[0]["status"] == "ok" and read_png(lines[0]["output"]).any()

@@ -101,6 +101,19 @@ class VolumeGeometry:
         return (self.positions[found[0]] + self.column_cosines * self.row_spacing * (self.rows - 1) / 2
                 + self.row_cosines * self.column_spacing * (self.columns - 1) / 2)
 
+    def gap_at(self, point: Sequence[float]) -> tuple[float, float] | None:
+        """(start, end) offsets along the normal (mm) of the gap between slices `point` lies in, beyond the
+        half spacing each slice keeps on either side; None where it lies on or next to a slice."""
+        s = float(np.asarray(point, dtype=np.float64) @ self.normal)
+        k = int(np.searchsorted(self.offsets, s))
+        if not 0 < k < len(self.offsets):
+            return None
+        lo, hi = float(self.offsets[k - 1]), float(self.offsets[k])
+        half = self.slice_spacing / 2
+        if hi - lo <= GAP_FACTOR * self.slice_spacing or s - lo <= half or hi - s <= half:
+            return None
+        return lo, hi
+
     def contains(self, point: Sequence[float]) -> bool:
         """True when `point` (mm) is inside the volume's extent (a gap between slices counts as inside)."""
         p = np.asarray(point, dtype=np.float64)
