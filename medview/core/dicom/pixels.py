@@ -263,7 +263,10 @@ def _decode_error(ds, exc: Exception) -> DicomReadError:
         return DicomReadError(f"{name}: pixel data is shorter than the image size declares (file cut short?)")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts is not None and getattr(ts, "is_compressed", False):
-        detail = lines[1] if first.startswith("Unable to decode") and len(lines) > 1 else first
+        detail = first
+        if first.startswith("Unable to decode"):  # pydicom: every installed decoder refused it, one line each
+            detail = lines[1] if len(lines) == 2 else ("the compressed data is damaged or not what the header "
+                                                       "declares (no installed decoder could read it)")
         return DicomReadError(
             f"{name}: cannot decode the compressed pixel data ({getattr(ts, 'name', ts)}): {detail[:200]}"
         )
