@@ -151,3 +151,9 @@ def test_lanes_give_each_image_the_answer_of_one_engine_alone_in_job_order(tmp_p
             assert a.prediction.scores == b.prediction.scores
             assert np.array_equal(a.prediction.heatmap, b.prediction.heatmap)
     assert max(calls) <= 2 and sum(calls) == len(jobs) - 1  # shares of at most two images, one call each
+    # the app's one lane: the engine splits each batch's network run over its calls itself
+    calls.clear()
+    one_lane = list(FrameScorer(shared, lanes=1).score(jobs))
+    assert [r.prediction.scores for r in one_lane if r.status == OK] == \
+        [r.prediction.scores for r in expected if r.status == OK]
+    assert max(calls) <= 2 and sum(calls) == len(jobs) - 1

@@ -81,12 +81,16 @@ class FrameScorer:
     `raise_model_failures`: what the engine raises on a batch (a failed warm-up, wrong output shapes, a torch
     error) propagates, as `medview infer` has it (a ModelError is its exit 2); otherwise each image of that
     batch gets an error result and the rest go on, as the app has it.
+    `lanes`: how many shares of a batch are windowed, measured and run at once (default: the engine's
+    `parallel_calls`, for `infer` and `listen`). The app passes 1: its GUI thread would share the GIL with
+    every lane, so it scores in one, where the engine still splits the network's calls (which release it).
     """
 
-    def __init__(self, engine, cache=None, *, raise_model_failures: bool = False) -> None:
+    def __init__(self, engine, cache=None, *, raise_model_failures: bool = False, lanes: int | None = None) -> None:
         self.engine = engine
         self.cache = cache
         self.raise_model_failures = raise_model_failures
+        self.lanes = max(1, int(lanes or engine.parallel_calls))
         self._file = None  # (SourceRef, dataset or the exception reading it raised, header only) of the last read
         self._frames = None  # the FrameReader of the current `score` call
         self._more_frames = False  # frames of that file after the last one scored
@@ -129,13 +133,13 @@ class FrameScorer:
 
     def _scored(self, todo: list[InferenceJob], cancelled: Callable[[], bool]) -> Iterator[InferenceResult]:
         """Batch by batch. The next batch is read while this one is windowed, shrunk, run through the network
-        and measured in lanes: threads of their own, as many as the engine's `parallel_calls`, each with a
-        share of the batch. So reading (mostly this thread's Python) and the rest (numpy and the network's
-        calls, which release the GIL) share the cores. A cancel drops the batch in flight, once it has run:
+        and measured in lanes: `lanes` threads of their own, each with a share of the batch. So reading
+        (mostly this thread's Python) and the rest (numpy and the network's calls, which release the GIL)
+        share the cores. A cancel drops the batch in flight, once it has run:
         the engine is never left busy."""
         size = self.engine.batch_size
         chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
-        lanes = self.engine.parallel_calls
+        lanes = self.lanes
         pool = (ThreadPoolExecutor(lanes, thread_name_prefix="medview-score", initializer=self.engine.configure_thread,
                                    initargs=(1,))  # torch's own ops there (the resize) on that one thread
                 if len(chunks) > 1 or lanes > 1 else None)
@@ -181,17 +185,18 @@ class FrameScorer:
         if pool is not None:
             shares = min(lanes, len(frames))
             bounds = [len(frames) * i // shares for i in range(shares + 1)]
-            return [pool.submit(self._model_answers, frames[a:b]) for a, b in zip(bounds, bounds[1:])]
+            return [pool.submit(self._model_answers, frames[a:b], lanes > 1) for a, b in zip(bounds, bounds[1:])]
         done: Future = Future()
         try:
-            done.set_result(self._model_answers(frames))
+            done.set_result(self._model_answers(frames, False))
         except Exception as exc:  # noqa: BLE001 - handed on as a lane would hand it on
             done.set_exception(exc)
         return [done]
 
-    def _model_answers(self, frames: list[StoredFrame]) -> list[Prediction | NotApplicable | str]:
-        """Each frame through the display pipeline as the model sees it, then the engine on them: an answer
-        per frame, a reason (str) for a frame the display pipeline cannot show."""
+    def _model_answers(self, frames: list[StoredFrame], one_call: bool) -> list[Prediction | NotApplicable | str]:
+        """Each frame through the display pipeline as the model sees it, then the engine on them (`one_call`:
+        in one network call, the other lanes making theirs): an answer per frame, a reason (str) for a frame
+        the display pipeline cannot show."""
         from medview.core.inference.engine import frame_for_model  # torch: the engine has it loaded already
 
         images, failed = [], {}
@@ -200,7 +205,7 @@ class FrameScorer:
                 images.append(frame_for_model(self.engine.bundle.window, ds, frame, stored))
             except Exception as exc:  # noqa: BLE001 - that image is an error, the others go on
                 failed[i] = short_reason(exc)
-        answers = iter(self.engine.predict_images(images, one_call=True) if images else ())
+        answers = iter(self.engine.predict_images(images, one_call=one_call) if images else ())
         return [failed[i] if i in failed else next(answers) for i in range(len(frames))]
 
     def _image(self, job: InferenceJob) -> StoredFrame:

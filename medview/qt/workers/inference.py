@@ -146,7 +146,7 @@ class InferenceWorker(QThread):
             self.bundle = bundle
             self.model_ready.emit(bundle)
             cache = ResultCache() if self._use_cache else None
-            scorer = FrameScorer(engine, cache)
+            scorer = FrameScorer(engine, cache, lanes=1)  # see FrameScorer: the GUI thread and the GIL
             try:
                 while True:
                     batch, generation = self._next_batch()  # a cancel from now on ends this batch
