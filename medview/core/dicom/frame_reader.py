@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from medview.core.dicom import pixels
+from medview.core.dicom import decoded, pixels
 from medview.core.dicom.decoder_pool import (
     INTERACTIVE,
     DecodeBatch,
@@ -95,9 +95,15 @@ class FrameReader:
         if ref in self._crashed:
             self._start_ahead()
             raise DicomReadError(f"{ref.display()}: {self._crashed[ref]}")
+        layout = dataset_layout(ds)
+        reused = decoded.decoded_frame(ref, frame, layout) if layout is not None else None
+        if reused is not None:  # the viewer has it: not decoded twice
+            self._drop(key)
+            self._start_ahead()
+            return reused
         started = self._started.pop(key, None)
         if started is None:
-            started = self._start(key, dataset_layout(ds) or _PLACEHOLDER, ts)
+            started = self._start(key, layout or _PLACEHOLDER, ts)
         self._start_ahead()
         return self._finish(key, started)
 
@@ -133,12 +139,16 @@ class FrameReader:
         if at is None or at < self._cursor:
             return
         for ref, frame, _ in self._plan[self._cursor:at]:
-            skipped = self._started.pop((ref, frame), None)
-            if skipped is not None:
-                self._batch_().cancel([(ref, frame)])
-                self._arrived.pop((ref, frame), None)
-                skipped.target.unlink()
+            self._drop((ref, frame))
         self._cursor = at + 1
+
+    def _drop(self, key: tuple[SourceRef, int]) -> None:
+        """A frame started ahead that is no longer wanted from the pool."""
+        started = self._started.pop(key, None)
+        if started is not None:
+            self._batch_().cancel([key])
+            self._arrived.pop(key, None)
+            started.target.unlink()
 
     def _start(self, key: tuple[SourceRef, int], layout, transfer_syntax: str) -> _Started:
         shape, dtype = layout
@@ -164,7 +174,10 @@ class FrameReader:
                 info = _header(ref)
             if info is None or not info.encapsulated or frame >= max(1, info.frames):
                 continue
-            self._started[key] = self._start(key, info_layout(info) or _PLACEHOLDER, info.transfer_syntax)
+            layout = info_layout(info)
+            if layout is not None and decoded.is_decoded(ref, frame, layout):
+                continue  # the viewer has it already
+            self._started[key] = self._start(key, layout or _PLACEHOLDER, info.transfer_syntax)
         self._considered = max(self._considered, end)
 
     def _finish(self, key: tuple[SourceRef, int], started: _Started) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from medview.core.dicom import decoded
 from medview.core.dicom.model import FileError, InstanceInfo, Stack
 from medview.core.dicom.pixels import mask_stored_bits
 from medview.core.errors import MedviewError
@@ -310,6 +311,7 @@ def load_stack(
         loaded[k] = True
         if volume is None:
             volume = StackVolume(stack, target.array, frames, loaded, errors)
+            decoded.publish(volume)
             if on_volume is not None:
                 on_volume(volume)
         if on_frame is not None:
@@ -401,6 +403,7 @@ def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volum
             _fail(errors, failed, index, inst, "not enough memory to load the image")
         return StackVolume(stack, np.zeros((n, 0, 0), dtype), frames, loaded, errors)
     volume = StackVolume(stack, shared.array, frames, loaded, errors)
+    decoded.publish(volume)  # the AI worker takes the frames decoded here instead of decoding them again
     array = volume.array
 
     jobs, local = [], []
