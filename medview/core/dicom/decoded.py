@@ -25,25 +25,34 @@ _volumes: dict[int, tuple[weakref.ref, dict[tuple[SourceRef, int], int]]] = {}
 def publish(volume) -> None:
     """Make the frames of a `StackVolume` findable while it lives (each once its `loaded` flag is set)."""
     where = {(volume.stack.instances[index].ref, int(frame)): k for k, (index, frame) in enumerate(volume.frames)}
-    key = id(volume)
-
-    def gone(_ref, key=key) -> None:
-        with _lock:
-            entry = _volumes.get(key)
-            if entry is not None and entry[0]() is None:
-                del _volumes[key]
-
     with _lock:
-        _volumes[key] = (weakref.ref(volume, gone), where)
+        _alive_locked()
+        _volumes[id(volume)] = (weakref.ref(volume), where)
+
+
+def _alive() -> list[tuple[object, dict[tuple[SourceRef, int], int]]]:
+    with _lock:
+        return _alive_locked()
+
+
+def _alive_locked() -> list[tuple[object, dict[tuple[SourceRef, int], int]]]:
+    """The registered volumes still alive; the others are forgotten here (no weakref callback: one could run
+    inside the lock, on any thread)."""
+    alive = []
+    for key, (ref, where) in list(_volumes.items()):
+        volume = ref()
+        if volume is None:
+            del _volumes[key]
+        else:
+            alive.append((volume, where))
+    return alive
 
 
 def _find(ref: SourceRef, frame: int, layout) -> tuple[object, int] | None:
     """(volume, index) of a loaded grey frame of that file with that (shape, dtype), or None."""
-    with _lock:
-        candidates = [(alive(), where) for alive, where in _volumes.values()]
-    for volume, where in candidates:
+    for volume, where in _alive():
         k = where.get((ref, int(frame)))
-        if volume is None or k is None or not volume.loaded[k]:
+        if k is None or not volume.loaded[k]:
             continue
         array = volume.array
         if array.ndim != 3 or (layout is not None and (array.shape[1:] != tuple(layout[0])
