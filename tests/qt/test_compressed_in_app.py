@@ -64,3 +64,47 @@ def test_a_crashing_decoder_costs_one_file_and_the_app_goes_on(qtbot, tmp_path):
     crashed = (str(folder / "dx.dcm"), "the JPEG 2000 decoder crashed on this file")
     qtbot.waitUntil(lambda: crashed in failed.entries(), timeout=30000)
     assert w.reading_state()["viewports"][0]["loaded"] == 0
+
+
+def test_the_ai_takes_the_open_radiograph_from_the_viewer_instead_of_decoding_it_again(qtbot, tmp_path,
+                                                                                       monkeypatch):
+    """pydicom-data's RG1_J2KR.dcm, a real frontal chest CR in JPEG 2000: the viewer decodes it for the screen;
+    the AI worker (its model held back until then) scores the open case with that frame, its frame reader
+    starting no decode of its own, and measures it."""
+    import threading
+
+    import pydicom.data
+
+    import medview.core.inference.bundle as bundle_module
+    from medview.app import create_app
+    from medview.core.dicom.decoder_pool import BACKGROUND
+    from medview.core.dicom.frame_reader import FrameReader
+    from medview.qt.ai.ai_controller import ERROR_TEXT, FLAGGED, NOT_FLAGGED
+
+    folder = tmp_path / "cr"
+    folder.mkdir()
+    (folder / "RG1_J2KR.dcm").write_bytes(open(pydicom.data.get_testdata_file("RG1_J2KR.dcm"), "rb").read())
+    started = []
+    real_start = FrameReader._start
+    def start(self, key, *rest):
+        if self._priority == BACKGROUND:  # the AI worker's reader (thumbnails decode for the screen)
+            started.append(key)
+        return real_start(self, key, *rest)
+
+    monkeypatch.setattr(FrameReader, "_start", start)
+    shown = threading.Event()
+    real_load = bundle_module.load_bundle
+
+    def load_when_shown(path):
+        if threading.current_thread() is not threading.main_thread():  # the AI worker's thread
+            shown.wait(60)
+        return real_load(path)
+
+    monkeypatch.setattr(bundle_module, "load_bundle", load_when_shown)
+    _app, w = create_app(["medview", str(folder)])
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.reading_state()["viewports"][0]["loaded"] == 1, timeout=60000)
+    shown.set()
+    qtbot.waitUntil(lambda: _ai_cell(w, "9RG1").startswith((FLAGGED, NOT_FLAGGED, ERROR_TEXT)), timeout=90000)
+    assert _ai_cell(w, "9RG1").startswith(NOT_FLAGGED)  # CTR 0.47: measured, below the threshold
+    assert started == []

@@ -1,25 +1,38 @@
-"""Frames already decoded in this process, for whoever needs them next: a compressed frame the viewer decoded
-for the screen is not decoded again for the model.
+"""Frames decoded in this process for the viewer, for whoever needs them next: a compressed frame decoded for
+the screen is not decoded again for the model.
 
-Every stack load registers its volume here (`publish`); `decoded_frame` finds a frame by its file and frame
-number in any registered volume that is still alive and has that frame loaded, and returns a copy of its
-stored values. Volumes are held weakly: one the viewer lets go is forgotten with it. Thread-safe: the viewer's
-loaders publish from their threads, the AI worker looks up from its own.
+Every stack load registers its volume here (`publish`) and says when it stops (`finished`). `frame_when_ready`
+finds a frame by its file and frame number in a registered volume that is still alive: loaded, it returns a
+copy of its stored values; still to come in a load that is running (the AI worker usually asks for the open
+case while the viewer decodes it), it waits for it. Volumes are held weakly: one the viewer lets go is
+forgotten with it. Thread-safe: the viewer's loaders publish from their threads, the AI worker asks from its own.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from medview.core.dicom.source import SourceRef
 
+#: the longest a caller waits for a frame a running load has still to decode, before decoding it itself
+WAIT_S = 60.0
+
+
+@dataclass
+class _Entry:
+    volume: weakref.ref
+    where: dict[tuple[SourceRef, int], int]  # (file, frame number in the file) -> index in the volume's array
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+
 _lock = threading.Lock()
-# id(volume) -> (a weak reference to it, {(file, frame number in the file): index in its array}); a
-# StackVolume is a dataclass compared by value, so not hashable, hence its id
-_volumes: dict[int, tuple[weakref.ref, dict[tuple[SourceRef, int], int]]] = {}
+# id(volume) -> its entry; a StackVolume is a dataclass compared by value, so not hashable, hence its id
+_entries: dict[int, _Entry] = {}
 
 
 def publish(volume) -> None:
@@ -27,51 +40,62 @@ def publish(volume) -> None:
     where = {(volume.stack.instances[index].ref, int(frame)): k for k, (index, frame) in enumerate(volume.frames)}
     with _lock:
         _alive_locked()
-        _volumes[id(volume)] = (weakref.ref(volume), where)
+        _entries[id(volume)] = _Entry(weakref.ref(volume), where)
 
 
-def _alive() -> list[tuple[object, dict[tuple[SourceRef, int], int]]]:
+def finished(volume) -> None:
+    """The load filling `volume` has stopped (all read, failed or cancelled): nothing more will arrive."""
     with _lock:
-        return _alive_locked()
+        entry = _entries.get(id(volume))
+    if entry is not None and entry.volume() is volume:
+        entry.stopped.set()
 
 
-def _alive_locked() -> list[tuple[object, dict[tuple[SourceRef, int], int]]]:
+def _alive_locked() -> list[tuple[object, _Entry]]:
     """The registered volumes still alive; the others are forgotten here (no weakref callback: one could run
     inside the lock, on any thread)."""
     alive = []
-    for key, (ref, where) in list(_volumes.items()):
-        volume = ref()
+    for key, entry in list(_entries.items()):
+        volume = entry.volume()
         if volume is None:
-            del _volumes[key]
+            del _entries[key]
         else:
-            alive.append((volume, where))
+            alive.append((volume, entry))
     return alive
 
 
-def _find(ref: SourceRef, frame: int, layout) -> tuple[object, int] | None:
-    """(volume, index) of a loaded grey frame of that file with that (shape, dtype), or None."""
-    for volume, where in _alive():
-        k = where.get((ref, int(frame)))
-        if k is None or not volume.loaded[k]:
+def _holders(ref: SourceRef, frame: int, layout) -> list[tuple[object, int, threading.Event]]:
+    """(volume, index, its load's stop flag) of each live volume holding that frame as grey values of `layout`
+    ((rows, columns), dtype), loaded or not: loaded ones first."""
+    with _lock:
+        alive = _alive_locked()
+    found = []
+    for volume, entry in alive:
+        k = entry.where.get((ref, int(frame)))
+        if k is None:
             continue
         array = volume.array
         if array.ndim != 3 or (layout is not None and (array.shape[1:] != tuple(layout[0])
                                                        or array.dtype != np.dtype(layout[1]))):
             continue  # colour is converted for the screen; another layout is not the file's stored values
-        return volume, k
+        found.append((volume, k, entry.stopped))
+    found.sort(key=lambda item: not item[0].loaded[item[1]])
+    return found
+
+
+def is_coming(ref: SourceRef, frame: int, layout=None) -> bool:
+    """True when the frame is decoded already, or on its way in a load that is running."""
+    return any(volume.loaded[k] or not stopped.is_set() for volume, k, stopped in _holders(ref, frame, layout))
+
+
+def frame_when_ready(ref: SourceRef, frame: int, layout=None, wait_s: float = WAIT_S) -> np.ndarray | None:
+    """A copy of the stored values of frame `frame` of `ref` from a live volume: at once where it is loaded;
+    where a running load has it still to decode, once it is (at most `wait_s`). None where no volume has it,
+    or the load stopped without it."""
+    deadline = time.monotonic() + wait_s
+    for volume, k, stopped in _holders(ref, frame, layout):
+        while not volume.loaded[k] and not stopped.is_set() and time.monotonic() < deadline:
+            stopped.wait(0.01)
+        if volume.loaded[k]:
+            return np.array(volume.array[k], copy=True)
     return None
-
-
-def is_decoded(ref: SourceRef, frame: int, layout=None) -> bool:
-    """True when `decoded_frame` would find the frame (without copying it)."""
-    return _find(ref, frame, layout) is not None
-
-
-def decoded_frame(ref: SourceRef, frame: int, layout=None) -> np.ndarray | None:
-    """A copy of the stored values of frame `frame` of `ref` where a live volume has it loaded, as grey values
-    of `layout` ((rows, columns), dtype) when given; None otherwise."""
-    found = _find(ref, frame, layout)
-    if found is None:
-        return None
-    volume, k = found
-    return np.array(volume.array[k], copy=True)

@@ -40,6 +40,7 @@ _PLACEHOLDER = ((1, 1), np.dtype(np.uint8))
 class _Started:
     target: SharedFrames
     transfer_syntax: str
+    layout: tuple | None = None
     retried: bool = False
     result: object = None
 
@@ -96,8 +97,8 @@ class FrameReader:
             self._start_ahead()
             raise DicomReadError(f"{ref.display()}: {self._crashed[ref]}")
         layout = dataset_layout(ds)
-        reused = decoded.decoded_frame(ref, frame, layout) if layout is not None else None
-        if reused is not None:  # the viewer has it: not decoded twice
+        reused = decoded.frame_when_ready(ref, frame, layout) if layout is not None else None
+        if reused is not None:  # the viewer has it, or is decoding it: not decoded twice
             self._drop(key)
             self._start_ahead()
             return reused
@@ -155,7 +156,8 @@ class FrameReader:
         target = SharedFrames((1,) + tuple(shape), dtype)
         ref, frame = key
         self._batch_().submit(key, ref, frame, target, 0, transfer_syntax, position=self._index.get(key, 0))
-        return _Started(target, transfer_syntax)
+        return _Started(target, transfer_syntax, (tuple(shape), np.dtype(dtype)) if layout is not _PLACEHOLDER
+                        else None)
 
     def _start_ahead(self) -> None:
         """Start the compressed frames among the next `ahead` planned ones (once compressed data was met:
@@ -175,15 +177,19 @@ class FrameReader:
             if info is None or not info.encapsulated or frame >= max(1, info.frames):
                 continue
             layout = info_layout(info)
-            if layout is not None and decoded.is_decoded(ref, frame, layout):
-                continue  # the viewer has it already
+            if layout is not None and decoded.is_coming(ref, frame, layout):
+                continue  # the viewer has it, or is decoding it
             self._started[key] = self._start(key, layout or _PLACEHOLDER, info.transfer_syntax)
         self._considered = max(self._considered, end)
 
     def _finish(self, key: tuple[SourceRef, int], started: _Started) -> np.ndarray:
         name = key[0].display()
         while True:
-            result = self._wait(key)
+            result = self._wait(key, started.layout)
+            if isinstance(result, np.ndarray):  # the viewer decoded it first: this decode is not needed
+                self._batch_().cancel([key])
+                started.target.unlink()
+                return result
             if result.error is None:
                 started.target.unlink()
                 return started.target.array[0]
@@ -210,17 +216,21 @@ class FrameReader:
             self._started.pop(key).target.unlink()
             self._arrived.pop(key, None)
 
-    def _wait(self, key):
-        """The result of `key`; results of frames started ahead that arrive meanwhile are kept."""
+    def _wait(self, key, layout=None):
+        """The result of `key`, or the frame's values where a viewer's load has it first (`layout` known);
+        results of frames started ahead that arrive meanwhile are kept."""
         pending = self._arrived
         if key in pending:
             return pending.pop(key)
         batch = self._batch_()
         while True:
-            result = batch.next_result(timeout=0.5)
+            result = batch.next_result(timeout=0.05 if layout is not None else 0.5)
             if result is None:
                 if self._pool_().closed:
                     raise DicomReadError(f"{key[0].display()}: the decoder processes were shut down")
+                elsewhere = decoded.frame_when_ready(key[0], key[1], layout, wait_s=0) if layout else None
+                if elsewhere is not None:
+                    return elsewhere
                 continue
             if result.key == key:
                 return result

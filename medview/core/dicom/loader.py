@@ -317,7 +317,11 @@ def load_stack(
         if on_frame is not None:
             on_frame(k)
 
-    cancelled = _read_in_process(stack, order, target.read, frame_read, cancel, errors, failed)
+    try:
+        cancelled = _read_in_process(stack, order, target.read, frame_read, cancel, errors, failed)
+    finally:
+        if volume is not None:
+            decoded.finished(volume)
     array = target.array
     if volume is None:  # nothing could be read: an empty image of the declared size, so views still work
         if array is None:
@@ -403,7 +407,6 @@ def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volum
             _fail(errors, failed, index, inst, "not enough memory to load the image")
         return StackVolume(stack, np.zeros((n, 0, 0), dtype), frames, loaded, errors)
     volume = StackVolume(stack, shared.array, frames, loaded, errors)
-    decoded.publish(volume)  # the AI worker takes the frames decoded here instead of decoding them again
     array = volume.array
 
     jobs, local = [], []
@@ -454,6 +457,7 @@ def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volum
         loaded_now(k)
         collect(0)
 
+    decoded.publish(volume)  # the AI worker takes the frames decoded here instead of decoding them again
     try:
         read_here = functools.partial(_read_into, array)
         cancelled = _read_in_process(stack, local, read_here, frame_read, cancel, errors, failed)
@@ -463,6 +467,7 @@ def _load_with_pool(stack: Stack, layout, first: int, on_frame, cancel, on_volum
                 break
             collect(0.05)
     finally:
+        decoded.finished(volume)
         if focus is not None:
             focus._attach(None)
         batch.close()
