@@ -81,9 +81,10 @@ def test_frames_not_loaded_yet_and_volumes_let_go_are_decoded(stack, decodes):
     assert sorted(frame for _, frame in decodes) == list(range(FRAMES))
 
 
-def test_a_frame_a_running_load_has_still_to_decode_is_waited_for(stack):
+def test_a_frame_a_running_load_has_still_to_decode_is_waited_for(stack, decodes):
     """The AI worker asks for the open case while the viewer decodes it: the frame comes from the viewer's load
-    once there; a load that stops without it (cancelled: another case opened) hands it back at once."""
+    once there; a load that stops without it (cancelled: another case opened) hands it back at once. The
+    screen's own readers (thumbnails) wait for no load: they decode it themselves."""
     inst = stack.instances[0]
     expected = pydicom.dcmread(inst.ref.path).pixel_array
     volume = StackVolume(stack, np.zeros_like(expected), stack.frames, np.zeros(FRAMES, bool))
@@ -99,6 +100,9 @@ def test_a_frame_a_running_load_has_still_to_decode_is_waited_for(stack):
     later.start()
     assert np.array_equal(decoded.frame_when_ready(inst.ref, 4, layout), expected[4])
     later.join()
+    with FrameReader() as thumbnails:
+        assert np.array_equal(thumbnails.stored_frame(pixels.read_dataset(inst.ref), inst.ref, 6), expected[6])
+    assert decodes == [(inst.ref, 6)]
     stop = threading.Timer(0.2, decoded.finished, (volume,))
     stop.start()
     assert decoded.frame_when_ready(inst.ref, 5, layout, wait_s=600) is None

@@ -83,9 +83,10 @@ def _holders(ref: SourceRef, frame: int, layout) -> list[tuple[object, int, thre
     return found
 
 
-def is_coming(ref: SourceRef, frame: int, layout=None) -> bool:
-    """True when the frame is decoded already, or on its way in a load that is running."""
-    return any(volume.loaded[k] or not stopped.is_set() for volume, k, stopped in _holders(ref, frame, layout))
+def is_coming(ref: SourceRef, frame: int, layout=None, *, loaded_only: bool = False) -> bool:
+    """True when the frame is decoded already, or (unless `loaded_only`) on its way in a load that is running."""
+    return any(volume.loaded[k] or not (loaded_only or stopped.is_set())
+               for volume, k, stopped in _holders(ref, frame, layout))
 
 
 def frame_when_ready(ref: SourceRef, frame: int, layout=None, wait_s: float = WAIT_S) -> np.ndarray | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from medview.core.dicom import decoded, pixels
 from medview.core.dicom.decoder_pool import (
+    BACKGROUND,
     INTERACTIVE,
     DecodeBatch,
     DecoderPool,
@@ -97,8 +98,11 @@ class FrameReader:
             self._start_ahead()
             raise DicomReadError(f"{ref.display()}: {self._crashed[ref]}")
         layout = dataset_layout(ds)
-        reused = decoded.frame_when_ready(ref, frame, layout) if layout is not None else None
-        if reused is not None:  # the viewer has it, or is decoding it: not decoded twice
+        # the viewer has it, or is decoding it: not decoded twice (the screen's own readers, thumbnails, wait
+        # for no load: the frame they ask for may be far from where the viewer decodes)
+        wait_s = decoded.WAIT_S if self._priority == BACKGROUND else 0.0
+        reused = decoded.frame_when_ready(ref, frame, layout, wait_s) if layout is not None else None
+        if reused is not None:
             self._drop(key)
             self._start_ahead()
             return reused
@@ -177,8 +181,9 @@ class FrameReader:
             if info is None or not info.encapsulated or frame >= max(1, info.frames):
                 continue
             layout = info_layout(info)
-            if layout is not None and decoded.is_coming(ref, frame, layout):
-                continue  # the viewer has it, or is decoding it
+            if layout is not None and decoded.is_coming(ref, frame, layout,
+                                                         loaded_only=self._priority != BACKGROUND):
+                continue  # the viewer has it, or (for the AI) is decoding it
             self._started[key] = self._start(key, layout or _PLACEHOLDER, info.transfer_syntax)
         self._considered = max(self._considered, end)
 
