@@ -157,3 +157,36 @@ def test_lanes_give_each_image_the_answer_of_one_engine_alone_in_job_order(tmp_p
     assert [r.prediction.scores for r in one_lane if r.status == OK] == \
         [r.prediction.scores for r in expected if r.status == OK]
     assert max(calls) <= 2 and sum(calls) == len(jobs) - 1
+
+
+def test_compressed_frames_are_decoded_in_the_pool_and_the_viewers_header_is_not_read_again(engine, tmp_path,
+                                                                                            monkeypatch):
+    """Jobs with the scan's facts: a compressed file's pixel data is never read in this process (the pool
+    decodes it from the file), and a header the viewer has read (and still keeps) is not parsed again."""
+    import shutil
+
+    import pydicom
+
+    from medview.core.dicom import decoded
+    from medview.core.dicom.scan import scan
+
+    path = tmp_path / "emri_small_jpeg_2k_lossless.dcm"
+    shutil.copy(get_testdata_file(path.name), path)
+    (instance,) = scan([str(path)], use_cache=False).instances
+    reads = []
+    real = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda fp, *a, **kw: reads.append(bool(kw.get("stop_before_pixels")))
+                        or real(fp, *a, **kw))
+    results = list(FrameScorer(engine).score(InferenceJob.for_instance(instance)))
+    assert [r.status for r in results] == [OK] * FRAMES
+    assert reads == [True]  # its header only, once for its ten frames
+    expected = engine.predict_datasets([(pixels.read_dataset(path), f) for f in range(FRAMES)])
+    assert [r.prediction.scores for r in results] == [p.scores for p in expected]
+
+    header = pixels.read_dataset(path, stop_before_pixels=True)
+    decoded.publish_header(instance.ref, header)  # as the viewer's loader does
+    reads.clear()
+    again = list(FrameScorer(engine).score(InferenceJob.for_instance(instance)))
+    assert reads == [] and [r.prediction.scores for r in again] == [r.prediction.scores for r in results]
+    del header
+    assert decoded.header_of(instance.ref) is None  # a header the viewer let go is forgotten

@@ -1,11 +1,13 @@
-"""Frames decoded in this process for the viewer, for whoever needs them next: a compressed frame decoded for
-the screen is not decoded again for the model.
+"""Frames decoded and headers read in this process for the viewer, for whoever needs them next: a compressed
+frame decoded for the screen is not decoded again for the model, nor its header parsed again.
 
 Every stack load registers its volume here (`publish`) and says when it stops (`finished`). `frame_when_ready`
 finds a frame by its file and frame number in a registered volume that is still alive: loaded, it returns a
 copy of its stored values; still to come in a load that is running (the AI worker usually asks for the open
 case while the viewer decodes it), it waits for it. Volumes are held weakly: one the viewer lets go is
-forgotten with it. Thread-safe: the viewer's loaders publish from their threads, the AI worker asks from its own.
+forgotten with it. The header-only datasets the viewer reads are kept the same way (`publish_header`,
+`header_of`): the AI reads them, it never changes them. Thread-safe: the viewer's loaders publish from their
+threads, the AI worker asks from its own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,23 @@ class _Entry:
 _lock = threading.Lock()
 # id(volume) -> its entry; a StackVolume is a dataclass compared by value, so not hashable, hence its id
 _entries: dict[int, _Entry] = {}
+_headers: dict[SourceRef, weakref.ref] = {}  # file -> its header-only dataset, as the viewer read it
+
+
+def publish_header(ref: SourceRef, ds) -> None:
+    """The header-only dataset of `ref` the viewer read, findable while the viewer keeps it."""
+    with _lock:
+        for key, alive in list(_headers.items()):
+            if alive() is None:
+                del _headers[key]
+        _headers[ref] = weakref.ref(ds)
+
+
+def header_of(ref: SourceRef):
+    """The header-only dataset of `ref` the viewer read and still keeps, or None."""
+    with _lock:
+        alive = _headers.get(ref)
+    return alive() if alive is not None else None
 
 
 def publish(volume) -> None:

@@ -212,15 +212,19 @@ class FrameScorer:
         """The job's stored frame with its header; its file is read only when it is not the last one read.
 
         Where the scan's header facts came with the job, an uncompressed monochrome frame is read at its
-        offset and pydicom reads the header only: the pixel data is not read twice, nor parsed."""
-        from medview.core.dicom import pixels
+        offset, a compressed one is decoded in the pool from the file, and pydicom reads the header only (or
+        it is the one the viewer read): the pixel data is not read twice, nor parsed."""
+        from medview.core.dicom import decoded, pixels
         from medview.core.dicom.loader import read_native_frame
 
         stored = read_native_frame(job.ref, job.frame, job.info) if job.info is not None else None
-        if self._file is None or self._file[0] != job.ref or (stored is None and self._file[2]):
+        # pixel data in this process only for a frame neither read at its offset nor decoded in the pool
+        needs_pixels = stored is None and not (job.info is not None and job.info.encapsulated)
+        if self._file is None or self._file[0] != job.ref or (needs_pixels and self._file[2]):
             try:
-                header_only = stored is not None
-                self._file = (job.ref, pixels.read_dataset(job.ref, stop_before_pixels=header_only), header_only)
+                shared = None if needs_pixels else decoded.header_of(job.ref)  # the viewer's, where it has it
+                ds = shared if shared is not None else pixels.read_dataset(job.ref, stop_before_pixels=not needs_pixels)
+                self._file = (job.ref, ds, not needs_pixels)
             except Exception as exc:  # noqa: BLE001 - remembered, so its other frames fail without a re-read
                 self._file = (job.ref, exc, False)
         ds = self._file[1]

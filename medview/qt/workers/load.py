@@ -45,7 +45,7 @@ class LoadWorker(QThread):
         self._focus.set(index)
 
     def _header(self, frame: int) -> None:
-        from medview.core.dicom import pixels
+        from medview.core.dicom import decoded, pixels
 
         index = self._frames[frame][0] if frame < len(self._frames) else 0
         if index in self._headers_done:
@@ -56,6 +56,7 @@ class LoadWorker(QThread):
         except Exception as exc:  # noqa: BLE001 - the frame itself loaded; its header falls back to another's
             log.debug("header of %s: %s", self.stack.instances[index].ref.display(), exc)
             return
+        decoded.publish_header(self.stack.instances[index].ref, ds)  # the AI reads it instead of parsing it again
         self.header_read.emit(index, ds)
 
     def _on_volume(self, volume) -> None:
