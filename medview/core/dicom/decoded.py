@@ -54,6 +54,15 @@ def header_of(ref: SourceRef):
     return alive() if alive is not None else None
 
 
+def header(ref: SourceRef):
+    """The header-only dataset of `ref` for a reader that does not change it (the AI, export): the viewer's
+    where it keeps one, else read now (`pixels.read_dataset`, which raises DicomReadError naming the file)."""
+    from medview.core.dicom.pixels import read_dataset
+
+    found = header_of(ref)
+    return found if found is not None else read_dataset(ref, stop_before_pixels=True)
+
+
 def publish(volume) -> None:
     """Make the frames of a `StackVolume` findable while it lives (each once its `loaded` flag is set)."""
     where = {(volume.stack.instances[index].ref, int(frame)): k for k, (index, frame) in enumerate(volume.frames)}

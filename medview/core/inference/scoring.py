@@ -222,8 +222,7 @@ class FrameScorer:
         needs_pixels = stored is None and not (job.info is not None and job.info.encapsulated)
         if self._file is None or self._file[0] != job.ref or (needs_pixels and self._file[2]):
             try:
-                shared = None if needs_pixels else decoded.header_of(job.ref)  # the viewer's, where it has it
-                ds = shared if shared is not None else pixels.read_dataset(job.ref, stop_before_pixels=not needs_pixels)
+                ds = pixels.read_dataset(job.ref) if needs_pixels else decoded.header(job.ref)
                 self._file = (job.ref, ds, not needs_pixels)
             except Exception as exc:  # noqa: BLE001 - remembered, so its other frames fail without a re-read
                 self._file = (job.ref, exc, False)

@@ -47,14 +47,14 @@ def build_seg(record, *, anon: Pseudonymizer | None = None) -> list[Dataset] | N
 
 
 def _segmentation(record, sop: str, frame: int, prediction, anon: Pseudonymizer | None) -> Dataset:
-    from medview.core.dicom.pixels import read_dataset
+    from medview.core.dicom import decoded
 
     info = record.instances.get(sop)
     if info is None:
         raise ValueError(f"image {sop} of the review is not in the scanned folder")
     if info.frames > 1:
         raise ValueError("masks of one frame of a multi-frame image are not exported as a Segmentation")
-    source = _source_header(read_dataset(info.ref, stop_before_pixels=True), case_module(record, anon), anon)
+    source = _source_header(decoded.header(info.ref), case_module(record, anon), anon)
     masks = np.asarray(prediction.masks)
     labels = list(prediction.mask_labels) or [f"mask {i + 1}" for i in range(len(masks))]
     # [1 frame, rows, columns, segments]: one binary plane per mask, in the image's matrix

@@ -80,12 +80,12 @@ def measurement_code(name: str) -> hd.sr.CodedConcept:
 
 def _module_from_file(record) -> Dataset:
     """Patient and study attributes from the first readable image of the case (else from the index)."""
-    from medview.core.dicom.pixels import read_dataset
+    from medview.core.dicom import decoded
     from medview.core.errors import DicomReadError
 
     for info in record.instances.values():
         try:
-            ds = read_dataset(info.ref, stop_before_pixels=True)
+            ds = decoded.header(info.ref)
         except DicomReadError:  # an unreadable file: try the next one
             continue
         module = Dataset()
