@@ -1,10 +1,12 @@
 """Scoring jobs (one frame of one file each): the one loop behind the app's AI worker and `medview infer`.
 
 Why one loop: both need the same rules, and a multi-frame file must be read once for all its frames, not
-once per frame. Compressed frames are decoded in the decoder pool's processes (`FrameReader`), the next
-ones while the model runs on the current batch; a decoder that crashes on a file is that file's error. Images the model does not apply to are "not_applicable"; results already in the cache
-(same SOP Instance UID, frame, model checksum and metadata) are reused without running the model; an image that cannot
-be read or scored is an "error" result whose reason names the file, and the other images still run.
+once per frame. Compressed frames are decoded in the decoder pool's processes (`FrameReader`), or taken
+from the viewer where it has decoded them; the next batch is read while lanes run the model on the current
+one. A decoder that crashes on a file is that file's error. Images the model does not apply to are
+"not_applicable"; results already in the cache (same SOP Instance UID, frame, model checksum and metadata)
+are reused without running the model; an image that cannot be read or scored is an "error" result whose
+reason names the file, and the other images still run.
 No Qt; torch only through the engine the caller passes in.
 """
 
@@ -135,8 +137,7 @@ class FrameScorer:
         """Batch by batch. The next batch is read while this one is windowed, shrunk, run through the network
         and measured in lanes: `lanes` threads of their own, each with a share of the batch. So reading
         (mostly this thread's Python) and the rest (numpy and the network's calls, which release the GIL)
-        share the cores. A cancel drops the batch in flight, once it has run:
-        the engine is never left busy."""
+        share the cores. A cancel drops the batch in flight, once it has run: the engine is never left busy."""
         size = self.engine.batch_size
         chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
         lanes = self.lanes
