@@ -92,7 +92,7 @@ class FrameScorer:
         self.engine = engine
         self.cache = cache
         self.raise_model_failures = raise_model_failures
-        self.lanes = max(1, int(lanes or engine.parallel_calls))
+        self.lanes = max(1, int(lanes or getattr(engine, "parallel_calls", 1)))
         self._file = None  # (SourceRef, dataset or the exception reading it raised, header only) of the last read
         self._frames = None  # the FrameReader of the current `score` call
         self._more_frames = False  # frames of that file after the last one scored
@@ -206,7 +206,9 @@ class FrameScorer:
                 images.append(frame_for_model(self.engine.bundle.window, ds, frame, stored))
             except Exception as exc:  # noqa: BLE001 - that image is an error, the others go on
                 failed[i] = short_reason(exc)
-        answers = iter(self.engine.predict_images(images, one_call=one_call) if images else ())
+        engine = self.engine
+        answers = iter((engine.predict_images(images, one_call=True) if one_call else engine.predict_images(images))
+                       if images else ())
         return [failed[i] if i in failed else next(answers) for i in range(len(frames))]
 
     def _image(self, job: InferenceJob) -> StoredFrame:
