@@ -36,15 +36,18 @@ _lock = threading.Lock()
 # id(volume) -> its entry; a StackVolume is a dataclass compared by value, so not hashable, hence its id
 _entries: dict[int, _Entry] = {}
 _headers: dict[SourceRef, weakref.ref] = {}  # file -> its header-only dataset, as the viewer read it
+_headers_pruned_at = [1024]  # entries at which the headers let go are next forgotten: twice those still kept
 
 
 def publish_header(ref: SourceRef, ds) -> None:
     """The header-only dataset of `ref` the viewer read, findable while the viewer keeps it."""
     with _lock:
-        for key, alive in list(_headers.items()):
-            if alive() is None:
-                del _headers[key]
         _headers[ref] = weakref.ref(ds)
+        if len(_headers) >= _headers_pruned_at[0]:  # now and then, not per header: a 2000-slice series
+            for key, alive in list(_headers.items()):
+                if alive() is None:
+                    del _headers[key]
+            _headers_pruned_at[0] = max(1024, 2 * len(_headers))
 
 
 def header_of(ref: SourceRef):
