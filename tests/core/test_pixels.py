@@ -427,6 +427,21 @@ def test_lut_path_equals_float_path_and_inversion(data, window, invert):
     np.testing.assert_array_equal(other.astype(int), 255 - lut.astype(int))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8])
+def test_a_large_frame_takes_the_table_and_shows_what_the_float_passes_show(dtype):
+    """A radiograph-sized integer frame is windowed through the table by default (faster there); the grey
+    levels are those of the float passes, inverted or not."""
+    info = np.iinfo(dtype)
+    arr = np.random.default_rng(5).integers(info.min, info.max, (1024, 700), endpoint=True).astype(dtype)
+    transform = px.ModalityTransform(1.3, -1024.0)
+    window = px.Window(float(arr.mean()), 1500.0)
+    px._LUT_CACHE.clear()
+    for invert in (False, True):
+        np.testing.assert_array_equal(px.display_stored(arr, transform, window, invert),
+                                      px.display_stored(arr, transform, window, invert, use_lut=False))
+    assert len(px._LUT_CACHE) == 2
+
+
 def test_lut_path_handles_modality_lut_and_voi_lut():
     transform = px.ModalityTransform(lut=np.array([0, 100, 4095], dtype=np.float32), first_mapped=-1)
     voi = px.VoiLut(data=np.arange(4096, dtype=np.float32), first_mapped=0, bits=12)

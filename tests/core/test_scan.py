@@ -357,3 +357,55 @@ def test_looks_like_dicom():
     assert not looks_like_dicom(b"\x89PNG\r\n\x1a\n" + bytes(200))
     assert not looks_like_dicom(b"hello")
     assert not looks_like_dicom(np.arange(66, dtype=np.uint16).tobytes() + b"XXXX")
+
+
+def _same_elements(lean, slow, where: str) -> None:
+    """Every element of two data sets alike: tag, VR and value (sequences item by item), or both raising."""
+    assert list(lean.keys()) == list(slow.keys()), where
+    for tag in slow.keys():
+        got, want = _element_or_error(lean, tag), _element_or_error(slow, tag)
+        if isinstance(want, str) or isinstance(got, str):
+            assert got == want, f"{where} {tag}"
+            continue
+        assert got.VR == want.VR, f"{where} {tag}"
+        if want.VR == "SQ":
+            assert len(got.value) == len(want.value), f"{where} {tag}"
+            for i, (a, b) in enumerate(zip(got.value, want.value)):
+                _same_elements(a, b, f"{where} {tag}[{i}]")
+        else:
+            assert repr(got.value) == repr(want.value), f"{where} {tag}"
+
+
+def _element_or_error(ds, tag):
+    try:
+        return ds[tag]
+    except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert must fail alike in both
+        return type(exc).__name__
+
+
+def test_header_datasets_from_the_lean_walk_are_what_pydicom_reads_on_every_real_file():
+    """`header_dataset` (what `read_dataset(stop_before_pixels=True)` returns where the walker reads the
+    file) gives pydicom's own header dataset: the same elements with the same VRs and values, sequences
+    included, the same file meta, encoding, preamble and character set."""
+    import pydicom
+
+    from medview.core.dicom.header import header_dataset
+
+    compared = 0
+    for path in _real_files():
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+            if not looks_like_dicom(head):
+                continue
+            lean = header_dataset(fp, os.path.getsize(path))
+        if lean is None:
+            continue
+        with scan_mod.quiet_pydicom():
+            slow = pydicom.dcmread(path, stop_before_pixels=True, force=head[128:132] != b"DICM")
+            _same_elements(lean, slow, path)
+            _same_elements(lean.file_meta, slow.file_meta, path)
+        assert lean.original_encoding == slow.original_encoding, path
+        assert lean.preamble == slow.preamble, path
+        assert lean._character_set == slow._character_set, path
+        compared += 1
+    assert compared > 150

@@ -173,13 +173,15 @@ def test_compressed_frames_are_decoded_in_the_pool_and_the_viewers_header_is_not
     path = tmp_path / "emri_small_jpeg_2k_lossless.dcm"
     shutil.copy(get_testdata_file(path.name), path)
     (instance,) = scan([str(path)], use_cache=False).instances
-    reads = []
-    real = pydicom.dcmread
-    monkeypatch.setattr(pydicom, "dcmread", lambda fp, *a, **kw: reads.append(bool(kw.get("stop_before_pixels")))
-                        or real(fp, *a, **kw))
+    reads, parses = [], []
+    read, parse = pixels.read_dataset, pydicom.dcmread
+    monkeypatch.setattr(pixels, "read_dataset", lambda ref, **kw: reads.append(bool(kw.get("stop_before_pixels")))
+                        or read(ref, **kw))
+    monkeypatch.setattr(pydicom, "dcmread", lambda fp, *a, **kw: parses.append(fp) or parse(fp, *a, **kw))
     results = list(FrameScorer(engine).score(InferenceJob.for_instance(instance)))
     assert [r.status for r in results] == [OK] * FRAMES
     assert reads == [True]  # its header only, once for its ten frames
+    assert parses == []  # by the lean walk: pydicom's reader parses nothing, the pixel data least of all
     expected = engine.predict_datasets([(pixels.read_dataset(path), f) for f in range(FRAMES)])
     assert [r.prediction.scores for r in results] == [p.scores for p in expected]
 

@@ -60,6 +60,11 @@ class RawHeader:
     pixel_offset: int = 0      # where the pixel data value starts
     pixel_length: int = 0      # as declared; 0xFFFFFFFF for encapsulated
     elements: int = 0          # top-level data set elements walked, wanted or not
+    # with every element kept (`wanted` None): each element's VR (b"" in implicit VR) and where its value
+    # starts, and the file meta information's VRs
+    vrs: dict[int, bytes] | None = None
+    starts: dict[int, int] | None = None
+    meta_vrs: dict[int, bytes] | None = None
 
 
 class _Buffer:
@@ -84,17 +89,19 @@ class _Buffer:
         return self.data[start:start + n]
 
 
-def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int]) -> RawHeader:
-    """Walk the header of a Part-10 file (or one without preamble) up to the pixel data element."""
+def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int] | None) -> RawHeader:
+    """Walk the header of a Part-10 file (or one without preamble) up to the pixel data element, keeping the
+    `wanted` elements' values (None: every element's, with its VR and position, for `header_dataset`)."""
     buf = _Buffer(fp, size)
     head = buf.get(0, 132)
     meta: dict[int, bytes] = {}
+    meta_vrs: dict[int, bytes] | None = None if wanted is not None else {}
     pos = 0
     if len(head) >= 132 and head[128:132] == b"DICM":
         pos = 132
     first = buf.get(pos, 6)
     if len(first) >= 6 and struct.unpack_from("<H", first)[0] == 0x0002:
-        pos = _read_meta(buf, pos, meta)
+        pos = _read_meta(buf, pos, meta, meta_vrs)
     if buf.get(pos, 8) == bytes(8):  # no data set starts with (0000,0000): an unwritten or wiped file
         raise NotADataSet(f"only zero bytes from byte {pos}")
     tsyntax = meta.get(0x00020010, b"").decode("ascii", "replace").strip("\x00 ")
@@ -120,6 +127,8 @@ def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int]) -> RawHeade
         # the data set is not encoded as the meta information says (seen in the field); pydicom copes
         raise Fallback("transfer syntax does not match the encoding of the data set")
     header = RawHeader({}, meta, tsyntax, implicit, little)
+    if wanted is None:
+        header.vrs, header.starts, header.meta_vrs = {}, {}, meta_vrs
     _walk(buf, pos, header, wanted)
     return header
 
@@ -138,7 +147,7 @@ def media_storage_class(fp: BinaryIO, size: int) -> str:
     return meta.get(0x00020002, b"").decode("ascii", "replace").strip("\x00 ")
 
 
-def _read_meta(buf: _Buffer, pos: int, meta: dict[int, bytes]) -> int:
+def _read_meta(buf: _Buffer, pos: int, meta: dict[int, bytes], vrs: dict[int, bytes] | None = None) -> int:
     """Group 0002 is always explicit VR little endian (PS3.10 7.1)."""
     while True:
         raw = buf.get(pos, 8)
@@ -162,6 +171,8 @@ def _read_meta(buf: _Buffer, pos: int, meta: dict[int, bytes]) -> int:
         if length == 0xFFFFFFFF or start + length > buf.size:
             raise Fallback("odd file meta information")
         meta[group << 16 | elem] = buf.get(start, length)
+        if vrs is not None:
+            vrs[group << 16 | elem] = vr
         pos = start + length
 
 
@@ -224,11 +235,17 @@ def _walk(buf: _Buffer, pos: int, header: RawHeader, wanted: frozenset[int]) -> 
             return
         if length == 0xFFFFFFFF:
             pos = _skip_sequence(buf, start, implicit, little, 0)
+            if wanted is None:  # its items, without the delimiter that ends them: a sequence of known length
+                if vr not in (b"SQ", b""):  # UN of undefined length is implicit VR inside: pydicom's to read
+                    raise Fallback("an element of undefined length that is no sequence")
+                values[tag], header.vrs[tag], header.starts[tag] = buf.get(start, pos - 8 - start), b"SQ", start
             continue
         end = start + length
         if end > size:
             raise CutShort(f"inside element ({tag >> 16:04X},{tag & 0xFFFF:04X})")
-        if tag in wanted:
+        if wanted is None:
+            values[tag], header.vrs[tag], header.starts[tag] = buf.get(start, length), vr, start
+        elif tag in wanted:
             values[tag] = buf.get(start, length)
         pos = end
 
@@ -269,3 +286,40 @@ def _skip_item(buf: _Buffer, pos: int, implicit: bool, little: bool, depth: int)
         pos = start + length
         if pos > buf.size:
             raise CutShort("inside a sequence item")
+
+
+def header_dataset(fp: BinaryIO, size: int):
+    """The data set before the pixel data, as `pydicom.dcmread(fp, stop_before_pixels=True)` gives it, from
+    one lean walk; None where pydicom should read the file (anything the walker hands back, a file without
+    file meta information or transfer syntax, an empty data set).
+
+    Why: pydicom's reader costs about three times this walk (0.5 against 0.18 ms for a radiograph's header),
+    and the viewer reads a header per image loaded, the AI per image scored. The elements stay raw, as
+    pydicom's own reader leaves them: each is converted on first access, by pydicom, with the data set's
+    character set; a sequence of undefined length is kept as its items' bytes, read as a sequence then.
+    """
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.tag import BaseTag
+
+    try:
+        raw = read_raw_header(fp, size, None)
+    except (Fallback, CutShort, NotADataSet, struct.error, UnicodeError, MemoryError):
+        return None
+    finally:
+        fp.seek(0)
+    if 0x00020010 not in raw.meta or not raw.values:
+        return None
+    implicit, little = raw.implicit, raw.little
+    meta = FileMetaDataset({BaseTag(tag): RawDataElement(BaseTag(tag), raw.meta_vrs[tag].decode("ascii"), len(value),
+                                                         value, 0, False, True, True, False)
+                            for tag, value in raw.meta.items()})
+    elements = {BaseTag(tag): RawDataElement(BaseTag(tag), raw.vrs[tag].decode("ascii") or None, len(value), value,
+                                             raw.starts[tag], implicit, little, True, False)
+                for tag, value in raw.values.items()}
+    head = fp.read(132)
+    fp.seek(0)
+    preamble = head[:128] if head[128:132] == b"DICM" else None
+    ds = FileDataset(fp, elements, preamble, meta, implicit, little)
+    ds.set_original_encoding(implicit, little, ds._character_set)
+    return ds
