@@ -60,6 +60,7 @@ class RawHeader:
     pixel_offset: int = 0      # where the pixel data value starts
     pixel_length: int = 0      # as declared; 0xFFFFFFFF for encapsulated
     elements: int = 0          # top-level data set elements walked, wanted or not
+    preamble: bytes | None = None  # the 128 bytes before "DICM", where the file has them
     # with every element kept (`wanted` None): each element's VR (b"" in implicit VR) and where its value
     # starts, and the file meta information's VRs
     vrs: dict[int, bytes] | None = None
@@ -96,9 +97,8 @@ def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int] | None) -> R
     head = buf.get(0, 132)
     meta: dict[int, bytes] = {}
     meta_vrs: dict[int, bytes] | None = None if wanted is not None else {}
-    pos = 0
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        pos = 132
+    preamble = head[:128] if len(head) >= 132 and head[128:132] == b"DICM" else None
+    pos = 0 if preamble is None else 132
     first = buf.get(pos, 6)
     if len(first) >= 6 and struct.unpack_from("<H", first)[0] == 0x0002:
         pos = _read_meta(buf, pos, meta, meta_vrs)
@@ -126,7 +126,7 @@ def read_raw_header(fp: BinaryIO, size: int, wanted: frozenset[int] | None) -> R
     if len(peek) == 6 and (peek[4:6] in VRS) == implicit:
         # the data set is not encoded as the meta information says (seen in the field); pydicom copes
         raise Fallback("transfer syntax does not match the encoding of the data set")
-    header = RawHeader({}, meta, tsyntax, implicit, little)
+    header = RawHeader({}, meta, tsyntax, implicit, little, preamble=preamble)
     if wanted is None:
         header.vrs, header.starts, header.meta_vrs = {}, {}, meta_vrs
     _walk(buf, pos, header, wanted)
@@ -317,9 +317,6 @@ def header_dataset(fp: BinaryIO, size: int):
     elements = {BaseTag(tag): RawDataElement(BaseTag(tag), raw.vrs[tag].decode("ascii") or None, len(value), value,
                                              raw.starts[tag], implicit, little, True, False)
                 for tag, value in raw.values.items()}
-    head = fp.read(132)
-    fp.seek(0)
-    preamble = head[:128] if head[128:132] == b"DICM" else None
-    ds = FileDataset(fp, elements, preamble, meta, implicit, little)
+    ds = FileDataset(fp, elements, raw.preamble, meta, implicit, little)
     ds.set_original_encoding(implicit, little, ds._character_set)
     return ds
