@@ -149,22 +149,53 @@ def test_a_real_chest_radiograph_with_pixel_spacing_zero_is_read(engine):
 
 def test_the_mirror_average_is_one_network_call_for_the_images_and_their_mirrors(engine, tmp_path, monkeypatch):
     """The masks measured on are the mean of the network's answer for the image and, flipped back, for its
-    mirror image; both go through the network in one call per batch."""
+    mirror image; both go through the network in one call per batch. Where the CPU's vector blocks are wider
+    than the network's full-resolution layers (AVX-512), that call is one packed pass of image and mirror
+    image, which must answer as the plain network on each."""
     import torch
+
+    from medview.core.inference.paired_graph import channel_block
 
     images = [pixels.display_frame(ds) for ds in _demo_dataset(tmp_path)]
     x = engine.prepare(images)
     plain = engine.forward(x).masks
     mirrored = engine.forward(torch.flip(x, dims=[3])).masks[..., ::-1]
     calls = []
-    real = engine._raw_forward
-    monkeypatch.setattr(engine, "_raw_forward", lambda batch, *more: calls.append(batch.shape[0]) or real(batch, *more))
+    real = engine._onnx_run
+    monkeypatch.setattr(engine, "_onnx_run", lambda batch, *more: calls.append(batch.shape[0]) or real(batch, *more))
     predictions = engine.predict_images(images)
-    assert calls == [2 * len(images)]
+    packed = "packed" in engine.runs_on
+    assert packed == (channel_block() == 16)
+    assert calls == [len(images) if packed else 2 * len(images)]
     for i, prediction in enumerate(predictions):
         assert isinstance(prediction, Prediction)
         assert np.allclose(prediction.heatmap[0], (plain[i, 0] + mirrored[i, 0]) / 2, atol=1e-6)
         assert np.array_equal(prediction.masks, ((plain[i] + mirrored[i]) / 2 >= 0.5).astype(np.uint8))
+
+
+def test_a_packed_pass_that_answers_differently_is_not_used(tmp_path, monkeypatch):
+    """The packed graph is checked against the plain network at warm-up: one whose weights were changed is
+    dropped (with a warning in the log), and the engine measures with the plain network."""
+    from medview.core.inference import engine as engine_module
+
+    real = engine_module.pair_images
+
+    def spoiled(graph, block):
+        paired = real(graph, 16)  # packed whatever this CPU's vector blocks
+        name = next(n for n, v in paired.initializers.items() if v.ndim == 4)
+        paired.initializers[name] = paired.initializers[name] * 1.5
+        return paired
+
+    monkeypatch.setattr(engine_module, "pair_images", spoiled)
+    spoilt = Engine(load_bundle(bundled_model_path()), device="cpu")
+    assert "packed" in spoilt.runs_on  # built, not yet checked
+    spoilt.warm_up()
+    assert "packed" not in spoilt.runs_on
+    images = [pixels.display_frame(ds) for ds in _demo_dataset(tmp_path)]
+    x = spoilt.prepare(images)
+    expected = (spoilt.forward(x).masks + spoilt.forward(x.flip(3)).masks[..., ::-1]) / 2
+    for i, prediction in enumerate(spoilt.predict_images(images)):
+        assert np.array_equal(prediction.masks, (expected[i] >= 0.5).astype(np.uint8))
 
 
 def test_a_tiny_image_is_refused(engine):

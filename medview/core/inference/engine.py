@@ -17,7 +17,9 @@ it is installed. Every backend must give the same scores (tested). On the CPU ON
 TorchScript, gives each thread whole images: a batch (with a measuring model's mirror images) is split over
 single-threaded calls run at once, one per intra-op thread of the thread that built the engine
 (`parallel_calls`); `FrameScorer`, with many images, instead runs that many shares of a batch at once, each
-windowed, shrunk, measured and run through the network (`one_call`) in a lane of its own.
+windowed, shrunk, measured and run through the network (`one_call`) in a lane of its own. A measuring model runs
+each image with its mirror image; where the CPU's vector block is wider than the network's narrow layers, ONNX
+Runtime runs the two as one packed pass (`paired_graph`), checked at warm-up against two plain passes.
 torch is imported here at module level: this module is only imported by `infer`, `gui`/`demo` and tests.
 """
 
@@ -40,6 +42,7 @@ from medview.core.inference.bundle import (
     NETWORK_FILES, ModelBundle, load_export, load_torchscript, verified_network_bytes, verified_onnx_bytes,
 )
 from medview.core.inference.optimise import split_column_phases
+from medview.core.inference.paired_graph import channel_block, pair_images
 from medview.core.inference import ctr
 from medview.core.inference.results import NotApplicable, Prediction, short_reason
 
@@ -285,6 +288,7 @@ class Engine:
         self._warm = False
         self._module = None
         self._session = None
+        self._paired = None  # ONNX Runtime on an image and its mirror image packed into one pass (see _load_onnx)
         # ONNX Runtime on the CPU: single-threaded calls, a batch split over this many at once (see _onnx_run)
         self._onnx_calls = 1
         self._onnx_helpers: ThreadPoolExecutor | None = None
@@ -346,16 +350,39 @@ class Engine:
         if self.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            return ort.InferenceSession(data, options, providers=providers)
+            session = ort.InferenceSession(data, options, providers=providers)
         except Exception as exc:
             raise ModelError(f"model {self.bundle.source}: models/model.onnx could not be loaded ({exc})") from None
+        spec = self.bundle.measurement
+        if on_cpu and spec is not None and spec.mirror_average:
+            self._paired = self._load_paired(data, options)
+        return session
+
+    def _load_paired(self, data: bytes, options):
+        """The network rewritten to run an image and its mirror image as one packed pass, where that saves
+        padded work on this CPU; None where it does not or the graph is not one the rewrite reads."""
+        from medview.core.inference.onnx_proto import read_graph, write_graph
+        import onnxruntime as ort
+
+        try:
+            paired = pair_images(read_graph(data), channel_block())
+            if paired is None:
+                return None
+            session = ort.InferenceSession(write_graph(paired), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a graph the rewrite cannot read runs as it is
+            log.info("model %s: no packed pass for the mirror images (%s)", self.bundle.ident, short_reason(exc))
+            return None
+        log.info("model %s: an image and its mirror image run as one packed pass", self.bundle.ident)
+        return session
 
     @property
     def runs_on(self) -> str:
         """What runs the network, in words (after warm-up: what the checks kept)."""
         if self._session is not None:
             providers = self._session.get_providers()
-            return "ONNX Runtime (CUDA)" if providers and providers[0] == "CUDAExecutionProvider" else "ONNX Runtime"
+            if providers and providers[0] == "CUDAExecutionProvider":
+                return "ONNX Runtime (CUDA)"
+            return "ONNX Runtime (image and mirror image packed)" if self._paired is not None else "ONNX Runtime"
         if self.backend == "export":
             return f"torch.export program ({self.device})"
         return "TorchScript (oneDNN fused)" if self._fused else "TorchScript"
@@ -389,6 +416,7 @@ class Engine:
             blank = self._raw_forward(x)  # the blank image, for the checks below
             for _ in range(WARM_UP_PASSES - 1 - done):  # the profiling executor compiles on the second pass
                 self._raw_forward(x)
+            self._check_paired()
         except ModelError:
             raise  # wrong shapes: already named
         except Exception as exc:
@@ -437,6 +465,39 @@ class Engine:
                     self.bundle.ident, problem)
             self._module, self._fused = reference, False
 
+    def _check_paired(self) -> None:
+        """The packed pass must answer as the plain network does on the image and its mirror image: compared
+        on a fixed noise image and a smooth one, each value to 1e-4 of itself (masks far from an outline are
+        probabilities near 0 or 1, where an absolute tolerance would see no difference), and dropped where
+        it differs or fails."""
+        if self._paired is None:
+            return
+        lo, hi = self.bundle.value_range
+        h, w = self.bundle.resize
+        rows, cols = np.mgrid[0:h, 0:w] / np.array([h, w]).reshape(2, 1, 1)
+        smooth = 0.5 + 0.5 * np.sin(5 * rows + 3 * cols ** 2) * np.cos(4 * cols - rows)
+        noise = np.random.default_rng(0).random((h, w))
+        x = np.stack([noise, smooth])[:, None].repeat(self.bundle.num_channels, axis=1)
+        x = (x * (hi - lo) + lo).astype(np.float32)
+        both = np.concatenate([x, x[..., ::-1]])
+        try:
+            expected = self._session.run(None, {self._session.get_inputs()[0].name: both})[0]
+            actual = self._paired_masks(both)
+            problem = None if np.allclose(actual, expected, rtol=1e-4, atol=1e-6) else \
+                f"its masks differ from the plain network's by up to {float(np.abs(actual - expected).max()):.3g}"
+        except Exception as exc:  # noqa: BLE001 - the plain network is as right
+            problem = f"it fails: {short_reason(exc)}"
+        if problem:
+            log.warning("model %s: the packed pass is not used (%s)", self.bundle.ident, problem)
+            self._paired = None
+
+    def _paired_masks(self, both: np.ndarray, one_call: bool = True) -> np.ndarray:
+        """The packed pass on images followed by their mirror images ([2N, C, H, W]): its masks in that order."""
+        n = len(both) // 2
+        out = self._onnx_run(np.concatenate([both[:n], both[n:]], axis=1), one_call, self._paired)[0]
+        k = out.shape[1] // 2
+        return np.concatenate([out[:, :k], out[:, k:]])
+
     @property
     def parallel_calls(self) -> int:
         """How many network calls at once fill the cores this engine was built for: its ONNX Runtime calls on
@@ -452,17 +513,19 @@ class Engine:
             outputs = _run(self._module, x, fused=self._fused, chunk=self._chunk())
         return self._check_outputs(outputs, x.shape[0])
 
-    def _onnx_run(self, batch: np.ndarray, one_call: bool = False) -> list:
-        """ONNX Runtime on a batch: split into `_onnx_calls` parts run at once (the calls release the GIL), the
-        first in this thread, unless `one_call`; each image's answer is the same whichever part it is in."""
-        name = self._session.get_inputs()[0].name
+    def _onnx_run(self, batch: np.ndarray, one_call: bool = False, session=None) -> list:
+        """ONNX Runtime (`session`, else the network's) on a batch: split into `_onnx_calls` parts run at once
+        (the calls release the GIL), the first in this thread, unless `one_call`; each image's answer is the
+        same whichever part it is in."""
+        session = session or self._session
+        name = session.get_inputs()[0].name
         parts = 1 if one_call else min(self._onnx_calls, len(batch))
         if parts < 2:
-            return self._session.run(None, {name: batch})
+            return session.run(None, {name: batch})
         bounds = [len(batch) * i // parts for i in range(parts + 1)]
-        rest = [self._onnx_helpers.submit(self._session.run, None, {name: batch[a:b]})
+        rest = [self._onnx_helpers.submit(session.run, None, {name: batch[a:b]})
                 for a, b in zip(bounds[1:-1], bounds[2:])]
-        first = self._session.run(None, {name: batch[:bounds[1]]})
+        first = session.run(None, {name: batch[:bounds[1]]})
         answers = [first] + [future.result() for future in rest]
         return [np.concatenate([answer[k] for answer in answers]) for k in range(len(first))]
 
@@ -513,6 +576,15 @@ class Engine:
         self.warm_up()
         return self._raw_forward(x.to(self.device), one_call)
 
+    def mirrored_masks(self, x: torch.Tensor, one_call: bool = False) -> np.ndarray:
+        """A measuring model's masks of a prepared batch and of its mirror images, in that order and as the
+        network draws them (the mirror images' masks mirrored): one packed pass where there is one."""
+        both = torch.cat([x, torch.flip(x, dims=[3])])
+        self.warm_up()
+        if self._paired is None:
+            return self.forward(both, one_call).masks
+        return self._check_outputs([self._paired_masks(both.cpu().numpy(), one_call)], len(both)).masks
+
     def predict_images(self, images: Sequence[np.ndarray], *, one_call: bool = False
                        ) -> list[Prediction | NotApplicable | str]:
         """Predictions for uint8 display images, in batches; an image whose scores are not finite gets a
@@ -526,7 +598,7 @@ class Engine:
             spec = self.bundle.measurement
             if spec is not None and spec.mirror_average:
                 # the images and their mirror images in one network run: one call's overhead, full batches
-                both = self.forward(torch.cat([x, torch.flip(x, dims=[3])]), one_call).masks
+                both = self.mirrored_masks(x, one_call)
                 out = NetOutput(None, None, (both[:len(chunk)] + both[len(chunk):, ..., ::-1]) / 2)
             else:
                 out = self.forward(x, one_call)
