@@ -479,10 +479,10 @@ class Engine:
         noise = np.random.default_rng(0).random((h, w))
         x = np.stack([noise, smooth])[:, None].repeat(self.bundle.num_channels, axis=1)
         x = (x * (hi - lo) + lo).astype(np.float32)
-        both = np.concatenate([x, x[..., ::-1]])
+        mirrored = np.ascontiguousarray(x[..., ::-1])
         try:
-            expected = self._session.run(None, {self._session.get_inputs()[0].name: both})[0]
-            actual = self._paired_masks(both)
+            expected = self._session.run(None, {self._session.get_inputs()[0].name: np.concatenate([x, mirrored])})[0]
+            actual = self._paired_masks(x, mirrored)
             problem = None if np.allclose(actual, expected, rtol=1e-4, atol=1e-6) else \
                 f"its masks differ from the plain network's by up to {float(np.abs(actual - expected).max()):.3g}"
         except Exception as exc:  # noqa: BLE001 - the plain network is as right
@@ -491,10 +491,10 @@ class Engine:
             log.warning("model %s: the packed pass is not used (%s)", self.bundle.ident, problem)
             self._paired = None
 
-    def _paired_masks(self, both: np.ndarray, one_call: bool = True) -> np.ndarray:
-        """The packed pass on images followed by their mirror images ([2N, C, H, W]): its masks in that order."""
-        n = len(both) // 2
-        out = self._onnx_run(np.concatenate([both[:n], both[n:]], axis=1), one_call, self._paired)[0]
+    def _paired_masks(self, images: np.ndarray, mirrored: np.ndarray, one_call: bool = True) -> np.ndarray:
+        """The packed pass on images and their mirror images ([N, C, H, W] each): the images' masks, then the
+        mirror images'."""
+        out = self._onnx_run(np.concatenate([images, mirrored], axis=1), one_call, self._paired)[0]
         k = out.shape[1] // 2
         return np.concatenate([out[:, :k], out[:, k:]])
 
@@ -579,11 +579,12 @@ class Engine:
     def mirrored_masks(self, x: torch.Tensor, one_call: bool = False) -> np.ndarray:
         """A measuring model's masks of a prepared batch and of its mirror images, in that order and as the
         network draws them (the mirror images' masks mirrored): one packed pass where there is one."""
-        both = torch.cat([x, torch.flip(x, dims=[3])])
+        mirrored = torch.flip(x, dims=[3])
         self.warm_up()
         if self._paired is None:
-            return self.forward(both, one_call).masks
-        return self._check_outputs([self._paired_masks(both.cpu().numpy(), one_call)], len(both)).masks
+            return self.forward(torch.cat([x, mirrored]), one_call).masks
+        masks = self._paired_masks(x.cpu().numpy(), mirrored.cpu().numpy(), one_call)
+        return self._check_outputs([masks], 2 * len(x)).masks
 
     def predict_images(self, images: Sequence[np.ndarray], *, one_call: bool = False
                        ) -> list[Prediction | NotApplicable | str]:

@@ -162,11 +162,9 @@ class _Pairing:
     def _gathered(self, pieces: list[_Piece], order: list[tuple[int, int]], hint: str) -> str:
         """One tensor holding `order`'s channels in that order, from `pieces`."""
         wanted = set(order)
-        pieces = [p for p in pieces if wanted.intersection(p.channels)]
-        if [c for p in pieces for c in p.channels] == order:
-            return pieces[0].name if len(pieces) == 1 else \
-                self.emit("Concat", [p.name for p in pieces], {"axis": 1}, hint)
-        joined = self._merged(pieces, hint)
+        joined = self._merged([p for p in pieces if wanted.intersection(p.channels)], hint)
+        if joined.channels == order:
+            return joined.name
         where = {c: i for i, c in enumerate(joined.channels)}
         index = self.const(f"{hint}/index", np.array([where[c] for c in order], dtype=np.int64))
         return self.emit("Gather", [joined.name, index], {"axis": 1}, hint)
