@@ -442,6 +442,23 @@ def test_a_large_frame_takes_the_table_and_shows_what_the_float_passes_show(dtyp
     assert len(px._LUT_CACHE) == 2
 
 
+@pytest.mark.parametrize("shape", [(7, 5), (1100, 1001), (3, 300, 257)])
+def test_lookup_in_pieces_equals_one_gather(shape):
+    """`lookup` gathers a large index array in pieces (here up to 9): the same values as one np.take, for
+    grey and palette tables, into a given buffer or a new one, and for an index array that is not contiguous."""
+    rng = np.random.default_rng(3)
+    index = rng.integers(0, 65536, shape).astype(np.uint16)
+    grey = rng.integers(0, 256, 65536).astype(np.uint8)
+    palette = rng.integers(0, 256, (65536, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(px.lookup(grey, index), np.take(grey, index))
+    np.testing.assert_array_equal(px.lookup(palette, index), np.take(palette, index, axis=0))
+    out = np.full(shape, 7, np.uint8)
+    assert px.lookup(grey, index, out) is out
+    np.testing.assert_array_equal(out, np.take(grey, index))
+    strided = index[..., ::2]
+    np.testing.assert_array_equal(px.lookup(grey, strided), np.take(grey, strided))
+
+
 def test_lut_path_handles_modality_lut_and_voi_lut():
     transform = px.ModalityTransform(lut=np.array([0, 100, 4095], dtype=np.float32), first_mapped=-1)
     voi = px.VoiLut(data=np.arange(4096, dtype=np.float32), first_mapped=0, bits=12)
