@@ -109,6 +109,21 @@ def test_cancelling_stops_before_the_next_batch(engine, monkeypatch):
     assert [r.job.frame for r in results] == list(range(engine.batch_size))
 
 
+def test_with_several_lanes_a_cancel_runs_at_most_the_batch_queued_behind(engine, monkeypatch):
+    """Several lanes take the next batch as soon as it is read; a cancel after the first batch's answers
+    delivers only those, and nothing after the batch queued behind it is run."""
+    runs = []
+    real = engine.predict_images
+    monkeypatch.setattr(engine, "predict_images", lambda images, **kw: runs.append(len(images)) or real(images, **kw))
+    jobs = [job for sop in ("1.2.3", "1.2.4", "1.2.5") for job in _jobs(MULTI_FRAME, FRAMES, sop=sop)]
+    results = []
+    for result in FrameScorer(engine, lanes=2).score(jobs, cancelled=lambda: bool(results)):
+        results.append(result)
+    assert [r.job.frame for r in results] == list(range(engine.batch_size))
+    assert engine.batch_size <= sum(runs) <= 2 * engine.batch_size
+    assert all(n == engine.batch_size // 2 for n in runs)  # each batch shared over the two lanes
+
+
 def test_lanes_give_each_image_the_answer_of_one_engine_alone_in_job_order(tmp_path):
     """With an engine built for three single-threaded ONNX Runtime calls at once, each batch is shared out
     over three lanes (each share one network call) while the next batch is read: every image gets the

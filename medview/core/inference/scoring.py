@@ -137,7 +137,10 @@ class FrameScorer:
         """Batch by batch. The next batch is read while this one is windowed, shrunk, run through the network
         and measured in lanes: `lanes` threads of their own, each with a share of the batch. So reading
         (mostly this thread's Python) and the rest (numpy and the network's calls, which release the GIL)
-        share the cores. A cancel drops the batch in flight, once it has run: the engine is never left busy."""
+        share the cores. With several lanes a batch is handed to them as soon as it is read, queued behind
+        the one they are running, so a lane that finishes its share first goes on with the next batch instead
+        of waiting for the others. A cancel drops the batches not yet begun and waits for the ones running:
+        the engine is never left busy (with one lane, nothing after the running batch is begun)."""
         size = self.engine.batch_size
         chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
         lanes = self.lanes
@@ -148,21 +151,24 @@ class FrameScorer:
         try:
             for chunk in chunks:
                 batch, frames, unread, stopped = self._read(chunk, cancelled)
+                queued = None
+                if lanes > 1 and batch and not (stopped or cancelled()):
+                    queued = (batch, self._run(pool, lanes, frames))
                 if running is not None:
                     if cancelled():
                         return
                     yield from self._answers(*running)
-                    running = None
+                running = queued
                 yield from unread
                 if stopped or cancelled():
                     return
-                if batch:
+                if batch and running is None:
                     running = (batch, self._run(pool, lanes, frames))
             if running is not None and not cancelled():
                 yield from self._answers(*running)
         finally:
             if pool is not None:
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _read(self, chunk: list[InferenceJob], cancelled: Callable[[], bool]
               ) -> tuple[list[InferenceJob], list[StoredFrame], list[InferenceResult], bool]:
