@@ -10,12 +10,13 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from typing import Callable
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Callable
 
 from medview.core.net.cache import InstanceKey, PacsCache
 from medview.core.net.servers import LocalSettings, PacsError, Server, client_ssl_context
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,19 @@ def _find(server: Server, local: LocalSettings, identifier: Dataset) -> list[Dat
     return found
 
 
+def _identifier(level: str) -> Dataset:
+    """An empty query/retrieve identifier at `level`. pydicom is imported here, not with the module: the app
+    imports this module when it starts (its PACS panel), and pydicom's import is a third of a second."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    return ds
+
+
 def find_studies(server: Server, local: LocalSettings, filters: dict[str, str]) -> list[Dataset]:
     """Study-level C-FIND; `filters` maps DICOM keywords (PatientID, StudyDate...) to matching values."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
+    ds = _identifier("STUDY")
     for keyword in ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "StudyDescription",
                     "ModalitiesInStudy", "AccessionNumber", "NumberOfStudyRelatedInstances"):
         setattr(ds, keyword, filters.get(keyword, ""))
@@ -140,8 +150,7 @@ def find_studies(server: Server, local: LocalSettings, filters: dict[str, str]) 
 
 def find_series(server: Server, local: LocalSettings, study_uid: str) -> list[Dataset]:
     """Series-level C-FIND: what one study holds."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "SERIES"
+    ds = _identifier("SERIES")
     ds.StudyInstanceUID = study_uid
     for keyword in ("SeriesInstanceUID", "Modality", "SeriesDescription", "SeriesNumber",
                     "NumberOfSeriesRelatedInstances"):
@@ -151,8 +160,7 @@ def find_series(server: Server, local: LocalSettings, study_uid: str) -> list[Da
 
 def list_instances(server: Server, local: LocalSettings, study_uid: str) -> set[InstanceKey]:
     """Instance-level C-FIND: every instance of a study, to compare with what the cache holds."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "IMAGE"
+    ds = _identifier("IMAGE")
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = ""
     ds.SOPInstanceUID = ""
@@ -164,8 +172,7 @@ def retrieve_identifiers(study_uid: str, wanted: set[InstanceKey], listing: set[
     """The fewest C-GET/C-MOVE identifiers that ask for `wanted` and nothing else: the study when all of it is
     wanted, else each series wanted whole, else the wanted instances of a series as a UID list."""
     def identifier(level: str, series: str = "", sops: list[str] | None = None) -> Dataset:
-        ds = Dataset()
-        ds.QueryRetrieveLevel = level
+        ds = _identifier(level)
         ds.StudyInstanceUID = study_uid
         if series:
             ds.SeriesInstanceUID = series
