@@ -19,7 +19,7 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medview.core.dicom.model import Stack
-from medview.core.dicom.pixels import MODALITY_UNITS, VoiLut, Window, lookup
+from medview.core.dicom.pixels import MODALITY_UNITS, VoiLut, Window
 from medview.core.dicom.readable import readable_date, readable_name
 from medview.core.settings import Settings
 from medview.core.viewing.display import StackDisplay
@@ -345,7 +345,9 @@ class ImageView(QWidget):
         buf = self._grey
         if buf is None or buf.shape != shape:
             buf = self._grey = np.empty(shape, np.uint8)
-        lookup(item.lut, item.data, buf)
+        # one gather, not `pixels.lookup`'s pieces: each piece lets a busy worker thread take the GIL, which
+        # this thread then waits up to a switch interval to get back
+        np.take(item.lut, item.data, axis=0, out=buf)
         self.image.setImage(buf, autoLevels=False, levels=None, lut=None)
 
     def shown_pixels(self) -> np.ndarray | None:
