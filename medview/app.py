@@ -7,13 +7,14 @@ controller starts its worker (which imports it) only once an opened folder holds
 
 from __future__ import annotations
 
+import importlib
 import logging
 import logging.handlers
 import sys
 import threading
 import traceback
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
@@ -116,6 +117,34 @@ def gui_arguments(argv: list[str]) -> tuple[list[str], str | None, str]:
     return list(getattr(args, "paths", None) or []), args.model, args.device
 
 
+class ImportAfterFirstPaint(QObject):
+    """Imports modules in a thread of its own once the window has first been painted: the window shows without
+    waiting for them, and the first folder opened does not wait for them in the GUI thread either (pydicom:
+    a third of a second). Whoever needs one first simply waits for its import to finish."""
+
+    def __init__(self, app: QApplication, modules: tuple[str, ...]) -> None:
+        super().__init__(app)
+        self.modules = [m for m in modules if m not in sys.modules]
+        if self.modules:
+            app.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Paint and self.modules:
+            QApplication.instance().removeEventFilter(self)
+            modules, self.modules = self.modules, []
+            QTimer.singleShot(0, lambda: threading.Thread(target=self._run, args=(modules,), daemon=True,
+                                                          name="medview-import").start())
+        return False
+
+    @staticmethod
+    def _run(modules: list[str]) -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - whoever needs it imports it and reports what fails
+                log.debug("importing %s in the background failed", module, exc_info=True)
+
+
 def create_app(argv: list[str], *, model: str | None = None, device: str | None = None,
                paths: list[str] | None = None) -> tuple[QApplication, QMainWindow]:
     """The QApplication and the shown main window of `medview gui`, with `argv`'s paths being opened and its
@@ -178,5 +207,6 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
     # window, nor for a CT-only folder, and never before the first paint
     if todo:
         QTimer.singleShot(0, lambda: cases.open_paths(todo))
+    window.importer = ImportAfterFirstPaint(app, ("pydicom",))
     log.info("medview window shown; opening %s", todo or "nothing")
     return app, window
