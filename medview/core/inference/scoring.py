@@ -162,7 +162,7 @@ class FrameScorer:
                 yield from unread
                 if stopped or cancelled():
                     return
-                if batch and running is None:
+                if batch and lanes == 1:  # one lane: handed over once the batch before has been answered
                     running = (batch, self._run(pool, lanes, frames))
             if running is not None and not cancelled():
                 yield from self._answers(*running)
