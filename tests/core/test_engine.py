@@ -120,11 +120,12 @@ def test_large_images_are_shrunk_in_whole_steps_to_nearly_the_same_picture():
 
 def test_block_mean_is_torchs_block_average_to_the_bit():
     """The shrink on the bytes gives exactly avg_pool2d's numbers on the image as floats: whole and partial
-    last blocks, and steps whose block sums need more than 16 bits."""
+    last blocks, steps whose block sums need more than 16 bits, and an image smaller than one block."""
     import torch.nn.functional as F
 
     rng = np.random.default_rng(2)
-    for shape, step in (((1001, 777), 3), ((1280, 1174), 4), ((300, 260), 2), ((999, 1003), 17), ((700, 650), 40)):
+    for shape, step in (((1001, 777), 3), ((1280, 1174), 4), ((300, 260), 2), ((999, 1003), 17), ((700, 650), 40),
+                        ((30, 50), 40)):
         for image in (rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8)):
             expected = F.avg_pool2d(torch.from_numpy(image).float()[None, None], step, ceil_mode=True)[0, 0]
             assert np.array_equal(block_mean(image, step), expected.numpy()), (shape, step)

@@ -198,8 +198,8 @@ def to_batch(
     An image many times the network's size is first shrunk by a whole factor (the mean of k x k blocks:
     `block_mean` for a grey uint8 image on the CPU, else torch's `avg_pool2d`, the same numbers), leaving
     at least twice the size for the antialiased bilinear resize that follows: the same picture to within a
-    grey level or two, at a fifth of the cost for a radiograph (a 2500x2048 image: 24 ms to
-    128x128 directly, 5 ms in two steps, one thread). Images of one size are then resized in one call.
+    grey level or two, at a fifth of the cost for a radiograph (a 2500x2048 image: 14 ms to
+    128x128 directly, 3 ms in two steps, one thread). Images of one size are then resized in one call.
     The training script uses this same function, so the network sees exactly what it was trained on.
     """
     if not images:
@@ -237,25 +237,40 @@ def to_batch(
 def block_mean(image: np.ndarray, step: int) -> np.ndarray:
     """A uint8 (H, W) image shrunk by the mean of its `step` x `step` blocks, float32; a partial last row or
     column of blocks is the mean of what it holds. Exactly torch's `avg_pool2d(x, step, ceil_mode=True)` on
-    the image as float32 (the block sums are integers, exact in either; one division each), at half its cost
-    on the CPU: the sums are taken on the bytes (step strided adds per axis), never on a full-size float
-    copy."""
+    the image as float32 (the block sums are integers, exact in either; one division each), at a quarter of
+    its cost on the CPU: the rows of each block are summed first, reading each byte once along its row,
+    then the columns of that `step` times smaller array; never a full-size float or padded copy."""
     h, w = image.shape
+    whole_rows, whole_cols = h // step, w // step
     rows, cols = -(-h // step), -(-w // step)
-    padded = np.zeros((rows * step, cols * step), np.uint8)
-    padded[:h, :w] = image
     wide = np.uint16 if step * step * 255 <= np.iinfo(np.uint16).max else np.uint32
-    across = padded[:, 0::step].astype(wide)
-    for j in range(1, step):
-        across += padded[:, j::step]
-    sums = across[0::step].copy()
-    for i in range(1, step):
-        sums += across[i::step]
+    down = np.empty((rows, w), wide)  # each block row's `step` image rows summed
+    _add_every(image[:whole_rows * step], step, 0, down[:whole_rows])
+    if rows > whole_rows:
+        down[-1] = image[whole_rows * step:].sum(axis=0, dtype=wide)
+    sums = np.empty((rows, cols), wide)
+    _add_every(down[:, :whole_cols * step], step, 1, sums[:, :whole_cols])
+    if cols > whole_cols:
+        sums[:, -1] = down[:, whole_cols * step:].sum(axis=1, dtype=wide)
     row_count = np.full(rows, step, np.float32)
     row_count[-1] = h - (rows - 1) * step
     col_count = np.full(cols, step, np.float32)
     col_count[-1] = w - (cols - 1) * step
     return sums.astype(np.float32) / (row_count[:, None] * col_count[None, :])
+
+
+def _add_every(values: np.ndarray, step: int, axis: int, out: np.ndarray) -> None:
+    """`out` = the sum of each `step` consecutive rows (axis 0) or columns (axis 1) of `values`, in `out`'s
+    type: the first two added in one pass, the rest onto them."""
+    def part(k: int) -> np.ndarray:
+        return values[k::step] if axis == 0 else values[:, k::step]
+
+    if step == 1:
+        out[...] = values
+        return
+    np.add(part(0), part(1), out=out, dtype=out.dtype)
+    for k in range(2, step):
+        out += part(k)
 
 
 class Engine:
