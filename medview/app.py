@@ -7,12 +7,12 @@ controller starts its worker (which imports it) only once an opened folder holds
 
 from __future__ import annotations
 
-import importlib
 import logging
 import logging.handlers
 import sys
 import threading
 import traceback
+from typing import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from medview.core.errors import MedviewError
 from medview.core.home import home_dir
+from medview.core.whole_imports import SHARED_PACKAGES, import_whole
 
 log = logging.getLogger("medview")
 ORGANISATION = APPLICATION = "medview"
@@ -118,31 +119,37 @@ def gui_arguments(argv: list[str]) -> tuple[list[str], str | None, str]:
 
 
 class ImportAfterFirstPaint(QObject):
-    """Imports modules in a thread of its own once the window has first been painted: the window shows without
-    waiting for them, and the first folder opened does not wait for them in the GUI thread either (pydicom:
-    a third of a second). Whoever needs one first simply waits for its import to finish."""
+    """Imports modules in the GUI thread once the window has first been painted, then runs `then` (opening the
+    folders given at start): the window shows without waiting for them (pydicom: a third of a second), and no
+    worker thread that may use them starts before they are whole.
 
-    def __init__(self, app: QApplication, modules: tuple[str, ...]) -> None:
+    Not in a thread of its own, which the GUI thread and the scan's would race (`medview.core.whole_imports`).
+    A window never painted (started minimised) gets them after FALLBACK_MS."""
+
+    FALLBACK_MS = 2000
+
+    def __init__(self, app: QApplication, modules: tuple[str, ...], then: Callable[[], None] | None = None) -> None:
         super().__init__(app)
-        self.modules = [m for m in modules if m not in sys.modules]
-        if self.modules:
-            app.installEventFilter(self)
+        self.modules = list(modules)
+        self.then = then
+        self._done = False
+        app.installEventFilter(self)
+        QTimer.singleShot(self.FALLBACK_MS, self._run)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.Paint and self.modules:
+        if event.type() == QEvent.Type.Paint and not self._done:
             QApplication.instance().removeEventFilter(self)
-            modules, self.modules = self.modules, []
-            QTimer.singleShot(0, lambda: threading.Thread(target=self._run, args=(modules,), daemon=True,
-                                                          name="medview-import").start())
+            QTimer.singleShot(0, self._run)  # after this paint has been shown
         return False
 
-    @staticmethod
-    def _run(modules: list[str]) -> None:
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - whoever needs it imports it and reports what fails
-                log.debug("importing %s in the background failed", module, exc_info=True)
+    def _run(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        QApplication.instance().removeEventFilter(self)
+        import_whole(self.modules)
+        if self.then is not None:
+            self.then()
 
 
 def create_app(argv: list[str], *, model: str | None = None, device: str | None = None,
@@ -203,10 +210,10 @@ def create_app(argv: list[str], *, model: str | None = None, device: str | None 
 
     # Ctrl+P panel, retrieved and pushed studies, sending the review
     window.pacs = PacsController(window, cases, reading, settings)
-    # the AI worker (and torch) starts once a scanned folder holds an image the model reads: not for an empty
-    # window, nor for a CT-only folder, and never before the first paint
-    if todo:
-        QTimer.singleShot(0, lambda: cases.open_paths(todo))
-    window.importer = ImportAfterFirstPaint(app, ("pydicom",))
+    # the folders given are opened once the window has been painted and pydicom imported; the AI worker (and
+    # torch) starts once a scanned folder holds an image the model reads: not for an empty window, nor for a
+    # CT-only folder
+    opening = (lambda: cases.open_paths(todo)) if todo else None
+    window.importer = ImportAfterFirstPaint(app, SHARED_PACKAGES, opening)
     log.info("medview window shown; opening %s", todo or "nothing")
     return app, window

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from medview.core.dicom.model import FileError, ScanResult, Study
 from medview.core.reading.cases import CaseList, FirstUnreviewed, KeptStudies
+from medview.core.whole_imports import SHARED_PACKAGES, import_whole
 from medview.qt.workers.scan import FolderScan
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class CaseController(QObject):
         self.window.add_recent(paths[0] if len(paths) == 1 else os.path.dirname(paths[0]) or paths[0])
         self.window.failed.clear()
         self.window.show_progress("Reading folder…", 0, 0)
+        import_whole(SHARED_PACKAGES)  # before the scan's thread and the loads after it may use it
         self.scan.start(paths)
 
     def _scan_done(self, result: ScanResult, studies: list[Study]) -> None:
