@@ -137,6 +137,20 @@ def test_stack_display_matches_display_frame(tmp_path, signed, bits, rescale, ph
     assert display.value_at(0, 99, 0) is None
 
 
+
+def test_stack_display_transform_follows_a_header_read_later(tmp_path):
+    """While an instance's header is still unread, its frames use the first known header's modality
+    transform; once its own header arrives, its own (rescale here) is used, not the one remembered."""
+    first = _read(write_image(tmp_path / "a.dcm", rows=8, cols=8, rescale=(2.0, -10.0)))
+    second = _read(write_image(tmp_path / "b.dcm", rows=8, cols=8, rescale=(3.0, 5.0)))
+    stored = np.stack([pixels.stored_frame(first, 0), pixels.stored_frame(second, 0)])
+    display = StackDisplay(stored, [(0, 0), (1, 0)], [first, None])
+    raw = float(stored[1, 2, 3])
+    assert display.value_at(1, 2, 3) == pytest.approx(raw * 2.0 - 10.0)  # the stand-in's
+    display.set_header(1, second)
+    assert display.value_at(1, 2, 3) == pytest.approx(raw * 3.0 + 5.0)
+    assert display.transform(1) is display.transform(1)  # kept, not read from the header again
+
 def _read(path):
     from medview.core.dicom.source import SourceRef
 

@@ -39,6 +39,7 @@ class StackDisplay:
         self.lut_path = not self.colour and array.dtype.kind in "iu" and array.dtype.itemsize <= 2
         self._unsigned = np.dtype(f"u{array.dtype.itemsize}") if self.lut_path else None
         self._palettes: dict[int, tuple[int, np.ndarray] | None] = {}
+        self._transforms: dict[tuple[int, int], tuple[Any, pixels.ModalityTransform]] = {}
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -59,10 +60,18 @@ class StackDisplay:
             self.headers[instance] = ds
 
     def transform(self, i: int) -> pixels.ModalityTransform:
+        """Frame i's modality transform, kept per frame with the header it came from: a window drag asks for it
+        on every move (the table and the value under the cursor), and reading it from the header each time
+        cost about a third of a millisecond an update."""
         ds = self.header(i)
         if ds is None or self.colour:
             return pixels.ModalityTransform()
-        return pixels.modality_transform(ds, self.frames[i][1] if i < len(self.frames) else 0)
+        frame = self.frames[i][1] if i < len(self.frames) else 0
+        key = (self.frames[i][0] if i < len(self.frames) else 0, frame)
+        known = self._transforms.get(key)
+        if known is None or known[0] is not ds:  # a header read since (the first known one stood in for it)
+            known = self._transforms[key] = (ds, pixels.modality_transform(ds, frame))
+        return known[1]
 
     def palette(self, i: int) -> tuple[int, np.ndarray] | None:
         """The instance's supplemental colour palette (stored values shown in colour), if it has one."""

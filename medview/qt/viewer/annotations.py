@@ -112,6 +112,7 @@ class CornerText:
         self._full: dict[str, list[str]] = {}
         self._minimal: dict[str, list[str]] = {}
         self._lines: dict[str, list[str]] = {c: [] for c in CORNERS}
+        self._placed: dict[str, tuple] = {}  # per corner, what it was last placed for (see `place`)
         for corner in CORNERS:
             label = OutlinedLabel.annotation(parent, f"corner_{corner}")
             align = Qt.AlignmentFlag.AlignTop if corner.startswith("top") else Qt.AlignmentFlag.AlignBottom
@@ -148,14 +149,21 @@ class CornerText:
         return "\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in self._lines[corner])
 
     def place(self) -> None:
-        """Keep each label in its corner, within MAX_FRACTION of the width and a third of the height."""
+        """Keep each label in its corner, within MAX_FRACTION of the width and a third of the height. A corner
+        whose lines, font and room are as the last time is left as it is: a window drag changes one line of
+        one corner per move, and eliding and laying out all four cost about a millisecond an update."""
         w, h = self.parent.width(), self.parent.height()
         max_w, max_h = int(w * MAX_FRACTION), max(1, h // 3)
         for corner, label in self.labels.items():
+            visible = label.isVisibleTo(self.parent)
+            key = (tuple(self._lines[corner]), w, h, visible, label.font().key())
+            if self._placed.get(corner) == key:
+                continue
+            self._placed[corner] = key
             text = self._fit(corner, max_w)
-            if text != label.text():  # a W/L drag changes one line: only that label repaints
+            if text != label.text():  # only a label whose text changed repaints
                 label.setText(text)
-            if not label.isVisibleTo(self.parent):
+            if not visible:
                 continue
             hint = label.sizeHint()
             size = QSize(min(hint.width(), max_w), min(hint.height(), max_h))
