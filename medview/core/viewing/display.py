@@ -66,11 +66,10 @@ class StackDisplay:
         ds = self.header(i)
         if ds is None or self.colour:
             return pixels.ModalityTransform()
-        frame = self.frames[i][1] if i < len(self.frames) else 0
-        key = (self.frames[i][0] if i < len(self.frames) else 0, frame)
-        known = self._transforms.get(key)
+        inst, frame = self.frames[i] if i < len(self.frames) else (0, 0)
+        known = self._transforms.get((inst, frame))
         if known is None or known[0] is not ds:  # a header read since (the first known one stood in for it)
-            known = self._transforms[key] = (ds, pixels.modality_transform(ds, frame))
+            known = self._transforms[inst, frame] = (ds, pixels.modality_transform(ds, frame))
         return known[1]
 
     def palette(self, i: int) -> tuple[int, np.ndarray] | None:
