@@ -34,7 +34,8 @@ def test_folder_bundle_is_read(tmp_path):
     assert b.flagged({"cardiomegaly": 0.7, "effusion": 0.29}, {"cardiomegaly": 0.8}) == []
     assert b.readme is not None and "not for diagnosis" in b.readme.read_text()
     net = load_torchscript(b)
-    scores, cam = net(torch.full((2, 1, 48, 40), 0.9))
+    with torch.no_grad():
+        scores, cam = net(torch.full((2, 1, 48, 40), 0.9))
     assert scores.shape == (2, 2) and float(scores[0, 0]) > 0.9
 
 
@@ -134,7 +135,8 @@ def test_single_file_form(tmp_path):
     digest = save_single_file(torch.jit.script(BrightNet()), meta, single)
     b = load_bundle(single)
     assert b.single_file and b.sha256 == digest and b.thresholds == {"cardiomegaly": 0.6} and b.onnx is None
-    scores, _ = load_torchscript(b)(torch.zeros(1, 1, 32, 32))
+    with torch.no_grad():
+        scores, _ = load_torchscript(b)(torch.zeros(1, 1, 32, 32))
     assert float(scores[0, 0]) < 0.1
 
     # another network carrying the first one's metadata (and digest) is refused
