@@ -9,11 +9,12 @@ the network runs (its warm-up included) only when an image is not in the cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 from medview.commands._output import print_json_line, report_failure
-from medview.core.dicom.scan import scan
+from medview.core.dicom.scan import quiet_pydicom, scan
 from medview.core.errors import UsageError
 from medview.core.inference.bundle import ModelBundle, load_bundle
 from medview.core.inference.cache import ResultCache
@@ -37,7 +38,13 @@ def run(args) -> int:
 
 def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None) -> int:
     """Scan, then one line per image as FrameScorer answers (skipped and cached ones first, then the scored
-    ones batch by batch); 1 when any image failed."""
+    ones batch by batch); 1 when any image failed. pydicom's and numpy's own warnings about odd files are
+    not printed (they name no file; each failure is reported once, in medview's words), unless --debug."""
+    with contextlib.nullcontext() if getattr(args, "debug", False) else quiet_pydicom():
+        return _report(args, bundle, engine, cache)
+
+
+def _report(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None) -> int:
     found = scan(args.paths)
     jobs = [job for inst in found.instances for job in InferenceJob.for_instance(inst)]
     # the network is checked in this call, before the first line: an unusable one is exit 2, nothing printed
@@ -49,6 +56,7 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
 
     multi_frame = {inst.ref for inst in found.instances if inst.frames > 1}
     told: set[tuple] = set()  # (file, reason) already reported skipped: one line per file, not per frame
+    stated: set[tuple] = set()  # (file, reason) already on stderr: a file's frames failing alike, one line
     for result in results:
         job = result.job
         if result.status == NOT_APPLICABLE:
@@ -58,7 +66,9 @@ def _infer(args, bundle: ModelBundle, engine: Engine, cache: ResultCache | None)
                 _skipped(args, job, reason)
         elif result.status == ERROR:
             failed = True
-            _error(args, job.ref.display(), result.error)
+            _error(args, job.ref.display(), result.error, job.frame if job.ref in multi_frame else None,
+                   tell=(job.ref, result.error) not in stated)
+            stated.add((job.ref, result.error))
         else:
             _ok(args, result, job.ref in multi_frame)
     return 1 if failed else 0
@@ -79,10 +89,16 @@ def _emit(args, line: dict) -> None:
         print(f"{line['file']}: skipped, {line['reason']}")
 
 
-def _error(args, file: str, reason: str) -> None:
-    report_failure(file, reason)
+def _error(args, file: str, reason: str, frame: int | None = None, *, tell: bool = True) -> None:
+    """A JSON line per image (with its frame where the file has several); one stderr line per file and
+    reason when `tell` (the first of its frames to fail so)."""
+    if tell:
+        report_failure(file if frame is None else f"{file} [frame {frame}]", reason)
     if args.json:
-        print_json_line({"status": "error", "file": file, "error": reason})
+        line = {"status": "error", "file": file, "error": reason}
+        if frame is not None:
+            line["frame"] = frame
+        print_json_line(line)
 
 
 def _ok(args, result: InferenceResult, multi_frame: bool) -> None:

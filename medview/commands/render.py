@@ -25,7 +25,7 @@ from medview.commands._output import print_json_line, report_failure
 from medview.commands._render_plane import plane_options, render_plane
 from medview.core.dicom.scan import is_dicomdir
 from medview.core.dicom.source import SourceRef, printable
-from medview.core.errors import MedviewError, UsageError
+from medview.core.errors import MedviewError, UsageError, without_file
 from medview.core.output_folder import check_output_folder, make_output_folder
 
 log = logging.getLogger(__name__)
@@ -155,12 +155,7 @@ def _render_one(ref: SourceRef, out_path: str, frame: int, window, preset: str |
 
 def _reason(exc: Exception, ref: SourceRef | None) -> str:
     """The message without the file name prefix (the JSON line names the input already)."""
-    msg = str(exc)
-    if ref is not None:
-        prefix = ref.display() + ": "
-        if msg.startswith(prefix):
-            return msg[len(prefix):]
-    return msg
+    return without_file(str(exc), ref.display() if ref is not None else None)
 
 
 def run(args) -> int:

@@ -5,6 +5,13 @@ administrator understands; no traceback is ever shown for these (the CLI and the
 """
 
 
+def without_file(message: str, file: str | None) -> str:
+    """`message` without a leading "<file>: ", for a line or a result that names the file already (messages
+    raised while reading a file start with its name, so that they stand alone in a log)."""
+    prefix = f"{file}: " if file else ""
+    return message[len(prefix):] if prefix and message.startswith(prefix) else message
+
+
 class MedviewError(Exception):
     """Base of every error medview reports to a user in words."""
 

@@ -418,10 +418,32 @@ def test_infer_scores_the_others_and_reports_the_crashing_file(tmp_path, capsys)
     assert rc == 1
     crash = lines["crash.dcm"]
     assert crash["status"] == "error" and crash["error"].endswith("the JPEG-LS decoder crashed on this file")
+    assert str(folder) not in crash["error"]  # the line names the file; its reason does not again
     (told,) = stderr.splitlines()
-    assert told.startswith(f"{folder / 'crash.dcm'}: ") and told.endswith(crash["error"])
+    assert told == f"{folder / 'crash.dcm'}: {crash['error']}"
     assert {name: line["status"] for name, line in lines.items() if name != "crash.dcm"} == {
         "jls.dcm": "ok", "j2k.dcm": "ok", "plain.dcm": "ok"}
+
+
+def test_infer_reports_each_failed_frame_in_json_and_each_reason_once_on_stderr(tmp_path, capsys):
+    """A multi-frame file whose second frame crashes its decoder: the frame before it is scored; that frame and
+    every later one (a file a decoder crashed on is not handed to one again) get a JSON error line saying
+    which frame, and the file one stderr line, not one per frame."""
+    from tests.inference_factory import make_bundle
+
+    folder = tmp_path / "studies"
+    cine = jpeg_ls_crash(folder / "cine.dcm", name="emri_small_jpeg_ls_lossless.dcm", frame=1,
+                         Modality="DX", SOPInstanceUID="1.2.826.0.1.3680043.8.498.94")
+    model = make_bundle(tmp_path / "model")
+    rc = main(["infer", str(folder), "--model", str(model), "--json", "--no-cache"])
+    stdout, stderr = capsys.readouterr()
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert rc == 1
+    failed = [line for line in lines if line["status"] == "error"]
+    assert [line["frame"] for line in failed] == list(range(1, 10))
+    assert all(line["error"].endswith("the JPEG-LS decoder crashed on this file") for line in failed)
+    assert [line["frame"] for line in lines if line["status"] == "ok"] == [0]
+    assert stderr.splitlines() == [f"{cine} [frame 1]: {failed[0]['error']}"]
 
 
 def test_a_compressed_segmentation_is_decoded_in_the_pool_like_an_uncompressed_one(tmp_path):

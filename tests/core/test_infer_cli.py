@@ -250,3 +250,25 @@ def test_multi_frame_file_is_read_once_and_scored_per_frame(tmp_path, capsys, mo
     assert [(line["file"], line["frame"]) for line in ok] == [(str(mr), f) for f in range(10)]
     assert len({line["scores"]["cardiomegaly"] for line in ok}) > 1  # each frame scored on its own pixels
     assert [line["file"] for line in lines if line["status"] == "skipped"] == [str(folder / "ct.dcm")]
+
+
+def test_a_file_pydicom_warns_about_is_one_line_naming_it_and_no_library_warning(tmp_path, capsys):
+    """An RGB radiograph whose halved Columns leave pixel data for two frames where one is declared: pydicom
+    warns (and logs) in its own words without naming the file; infer says it once, naming the file."""
+    import warnings
+
+    from tests.factories import copy_testdata
+
+    folder = tmp_path / "in"
+    odd = copy_testdata("US1_UNCR.dcm", folder / "odd.dcm", Modality="DX", Columns=320)
+    write_image(folder / "plain.dcm", modality="DX", rows=40, cols=36, sop_uid="1.2.826.0.1.3680043.8.498.95")
+    model = make_bundle(tmp_path / "model")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["infer", str(folder), "--model", str(model), "--json", "--no-cache"]) == 1
+    captured = capsys.readouterr()
+    # the test model is TorchScript, whose deprecation torch states on loading it
+    assert [str(w.message) for w in seen if not str(w.message).startswith("`torch.jit.")] == []
+    by_file = {line["file"].rsplit("/", 1)[-1]: line for line in _lines(captured.out)}
+    assert by_file["plain.dcm"]["status"] == "ok" and by_file["odd.dcm"]["status"] == "error"
+    assert captured.err.splitlines() == [f"{odd}: {by_file['odd.dcm']['error']}"]

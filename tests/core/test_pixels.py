@@ -190,6 +190,24 @@ def test_rescale_slope_intercept(tmp_path):
     np.testing.assert_allclose(values, apply_modality_lut(pixels, ds))
 
 
+def test_a_rescale_beyond_float32_is_ignored_and_a_huge_product_clips_without_warnings(tmp_path):
+    """A damaged header's slope of 1e308 would make every value infinite: the stored values are shown
+    instead. A slope float32 holds whose products it does not (1e36 x 4095) clips to white, silently."""
+    import warnings
+
+    pixels = np.array([[0, 1000], [2000, 4095]], dtype=np.uint16)
+    ds = _read(write_image(tmp_path / "dx.dcm", modality="DX", pixels=pixels, rescale=(1e308, 1e308)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert px.modality_transform(ds).is_identity
+        np.testing.assert_array_equal(px.modality_lut(px.stored_frame(ds), ds), pixels)
+        ds.RescaleSlope, ds.RescaleIntercept = "1e36", "0"
+        values = px.modality_lut(px.stored_frame(ds), ds)
+        assert values[0, 0] == 0 and np.isinf(values[1, 1])
+        shown = px.display_frame(ds, 0, window=px.Window(2e38, 4e38))
+    assert shown[0, 0] < shown[0, 1] and shown[1, 1] == 255
+
+
 def _with_modality_lut(ds: Dataset, first: int, data: list[int], bits: int = 16) -> Dataset:
     item = Dataset()
     item.LUTDescriptor = [len(data), first, bits]

@@ -30,6 +30,7 @@ import numpy as np
 from medview.core.errors import DicomReadError
 
 log = logging.getLogger(__name__)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: A frame larger than this is refused before anything is allocated (a broken or hostile header).
 MAX_FRAME_BYTES = 1 << 30
@@ -520,10 +521,13 @@ class ModalityTransform:
             out = np.array(arr, dtype=np.float32)
         else:
             out[...] = arr
-        if self.slope != 1.0:
-            np.multiply(out, np.float32(self.slope), out=out)
-        if self.intercept != 0.0:
-            np.add(out, np.float32(self.intercept), out=out)
+        # values beyond float32 (a huge slope on a damaged header) become infinities, which the window clips;
+        # numpy's warning about them would name no file
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.slope != 1.0:
+                np.multiply(out, np.float32(self.slope), out=out)
+            if self.intercept != 0.0:
+                np.add(out, np.float32(self.intercept), out=out)
         return out
 
 
@@ -557,6 +561,9 @@ def modality_transform(ds, frame: int = 0) -> ModalityTransform:
         return ModalityTransform()
     slope = _float(source.get("RescaleSlope", 1.0), 1.0) or 1.0
     intercept = _float(source.get("RescaleIntercept", 0.0), 0.0)
+    if max(abs(slope), abs(intercept)) > _FLOAT32_MAX:  # no modality value could be held: the stored ones shown
+        log.info("%s: Rescale Slope %g / Intercept %g out of range, ignored", _ds_name(ds), slope, intercept)
+        return ModalityTransform()
     return ModalityTransform(slope=slope, intercept=intercept)
 
 

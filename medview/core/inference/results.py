@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medview.core.dicom.source import SourceRef
+from medview.core.errors import without_file
 
 OK, NOT_APPLICABLE, ERROR = "ok", "not_applicable", "error"
 
@@ -72,7 +73,8 @@ class NotApplicable:
     reason: str  # in words, e.g. "lateral view", "not a frontal chest radiograph by its pixels"
 
 
-def short_reason(exc: BaseException) -> str:
-    """The first line of an exception's message (or its class name): one readable line per failed image."""
-    text = str(exc).strip()
+def short_reason(exc: BaseException, file: str | None = None) -> str:
+    """The first line of an exception's message (or its class name): one readable line per failed image;
+    without the leading "`file`: " where the result it goes into names that file already."""
+    text = without_file(str(exc).strip(), file)
     return text.splitlines()[0] if text else type(exc).__name__

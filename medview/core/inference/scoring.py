@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from medview.core.errors import without_file
 from medview.core.inference.results import (
     ERROR,
     NOT_APPLICABLE,
@@ -184,7 +185,7 @@ class FrameScorer:
             except OutOfScope as why:
                 unread.append(self._not_applicable(job, str(why)))
             except Exception as exc:  # noqa: BLE001 - one bad file is one error result, never the end
-                unread.append(InferenceResult(job, ERROR, error=short_reason(exc)))
+                unread.append(InferenceResult(job, ERROR, error=short_reason(exc, job.ref.display())))
         return batch, images, unread, False
 
     def _run(self, pool: ThreadPoolExecutor | None, lanes: int, frames: list[StoredFrame]) -> list[Future]:
@@ -267,7 +268,7 @@ class FrameScorer:
             outcomes = [f"the model failed on this image: {short_reason(exc)}"] * len(batch)
         for job, outcome in zip(batch, outcomes):
             if isinstance(outcome, str):
-                yield InferenceResult(job, ERROR, error=outcome)
+                yield InferenceResult(job, ERROR, error=without_file(outcome, job.ref.display()))
                 continue
             if isinstance(outcome, NotApplicable):
                 yield self._not_applicable(job, outcome.reason)
