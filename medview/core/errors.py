@@ -5,11 +5,14 @@ administrator understands; no traceback is ever shown for these (the CLI and the
 """
 
 
-def without_file(message: str, file: str | None) -> str:
-    """`message` without a leading "<file>: ", for a line or a result that names the file already (messages
-    raised while reading a file start with its name, so that they stand alone in a log)."""
-    prefix = f"{file}: " if file else ""
-    return message[len(prefix):] if prefix and message.startswith(prefix) else message
+def without_file(message: str, *names: str | None) -> str:
+    """`message` without a leading "<name>: " (the first of `names` it starts with), for a line or a result
+    that names the file already (messages raised while reading a file start with its name, so that they
+    stand alone in a log)."""
+    for name in names:
+        if name and message.startswith(f"{name}: "):
+            return message[len(name) + 2:]
+    return message
 
 
 class MedviewError(Exception):

@@ -25,7 +25,7 @@ from medview.core.dicom import fragments, pixels
 from medview.core.dicom.decoder_pool import DecodeTask, codec_name
 from medview.core.dicom.scan import quiet_pydicom
 from medview.core.dicom.source import SourceRef
-from medview.core.errors import DicomReadError
+from medview.core.errors import DicomReadError, without_file
 
 
 def _preload_decoders() -> None:
@@ -179,13 +179,6 @@ def _file_key(ref: SourceRef) -> tuple:
         return (ref.path, ref.member, None, None)
 
 
-def _without_name(message: str, ref: SourceRef) -> str:
-    for name in (ref.display() + ": ", ref.path + ": "):
-        if message.startswith(name):
-            return message[len(name):]
-    return message
-
-
 def _dataset(ref: SourceRef):
     key = _file_key(ref)
     ds = _DATASETS.get(key)
@@ -195,7 +188,7 @@ def _dataset(ref: SourceRef):
             with quiet_pydicom():
                 ds = pixels.read_dataset(ref)
         except DicomReadError as exc:
-            raise DecodeFailure(_without_name(str(exc), ref)) from None
+            raise DecodeFailure(without_file(str(exc), ref.display(), ref.path)) from None
         _DATASETS[key] = ds
     return ds
 
@@ -218,7 +211,7 @@ def decode_frame(task: DecodeTask, out: np.ndarray) -> None:
         with quiet_pydicom():
             values = pixels.stored_frame(ds, task.frame)
     except DicomReadError as exc:
-        raise DecodeFailure(_without_name(str(exc), ref)) from None
+        raise DecodeFailure(without_file(str(exc), ref.display(), ref.path)) from None
     put(values, out)
 
 
