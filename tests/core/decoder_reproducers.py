@@ -20,6 +20,7 @@ bytes) only raises: an ordinary decode error.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Callable
 
@@ -75,6 +76,19 @@ def jpeg_ls_huge(dest, **tags) -> Path:
         return f[:at + 5] + b"\xff\xff\xff\xff" + f[at + 9:]
 
     return _with_frame("MR_small_jpeg_ls_lossless.dcm", dest, huge, **tags)
+
+
+def jpeg2000_huge(dest, size: int = 20000, **tags) -> Path:
+    """A colour JPEG 2000 frame whose SIZ declares `size` x `size` pixels (the image and its tile): OpenJPEG
+    would decode that much (minutes, gigabytes) before pydicom finds it is not the header's 640 x 480."""
+    def huge(f: bytes) -> bytes:
+        at = f.index(b"\xff\x51") + 2
+        changed = bytearray(f)
+        struct.pack_into(">II", changed, at + 4, size, size)   # Xsiz, Ysiz
+        struct.pack_into(">II", changed, at + 20, size, size)  # XTsiz, YTsiz
+        return bytes(changed)
+
+    return _with_frame("US1_J2KI.dcm", dest, huge, **tags)
 
 
 def ybr_rct_as_monochrome1(dest, **tags) -> Path:

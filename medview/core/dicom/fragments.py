@@ -25,6 +25,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from medview.core.dicom.codestreams import declared_size
 from medview.core.dicom.header import CutShort, Fallback, NotADataSet, read_raw_header
 from medview.core.dicom.pixels import mask_stored_bits
 
@@ -140,10 +141,9 @@ def _j2k_agrees(data: bytes, pixels: EncapsulatedPixels) -> bool:
     """A raw JPEG 2000 codestream (no JP2 boxes) of one component with the header's size, precision, sign."""
     if len(data) < 45 or data[:4] != b"\xff\x4f\xff\x51":
         return False
-    x, y, x0, y0 = struct.unpack_from(">IIII", data, 8)
     (components,) = struct.unpack_from(">H", data, 40)
     ssiz = data[42]
-    return (components == 1 and (y - y0, x - x0) == (pixels.rows, pixels.columns)
+    return (components == 1 and declared_size(data) == (pixels.rows, pixels.columns)
             and _precision_agrees((ssiz & 0x7F) + 1, bool(ssiz & 0x80), pixels))
 
 

@@ -265,6 +265,28 @@ def _check_size(ds) -> None:
         )
 
 
+def _check_codestream(ds, frame: int, frames: int) -> None:
+    """Refuse a compressed frame whose codestream declares more pixels than the header's Rows x Columns
+    before a decoder allocates and decodes them (a damaged or hostile SIZ or frame header). Where the frame
+    cannot be found or its size not read, the decoder's own checks stand."""
+    from pydicom.encaps import get_frame
+
+    from medview.core.dicom.codestreams import declared_size
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if not getattr(syntax, "is_encapsulated", False) or "PixelData" not in ds:
+        return
+    try:
+        data = get_frame(ds.PixelData, frame, number_of_frames=frames)
+    except Exception:  # noqa: BLE001 - broken fragments: pydicom's decoding says so in its words
+        return
+    size = declared_size(data)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    if size is not None and size[0] * size[1] > rows * columns:
+        raise DicomReadError(f"{_ds_name(ds)}: the compressed data is damaged or not what the header declares "
+                             f"(a {size[1]} x {size[0]} image, the header {columns} x {rows})")
+
+
 def _decode_error(ds, exc: Exception) -> DicomReadError:
     """A decoder's exception as a reason a user can act on."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -402,6 +424,7 @@ def stored_frame(ds, frame: int = 0) -> np.ndarray:
                                                      else "no image in this file (no Pixel Data)"))
     n = _check_frame(ds, frame)
     _check_size(ds)
+    _check_codestream(ds, frame, n)
     try:
         arr = pixel_array(ds, index=frame if n > 1 else None)
     except DicomReadError:
