@@ -151,6 +151,25 @@ def test_gigabytes_of_zeros_are_refused_from_their_first_bytes(tmp_path, capsys)
         reasons["zeros.dcm"], reasons["meta_then_zeros.dcm"], None]
 
 
+def test_a_frame_over_a_gigabyte_is_an_error_before_anything_is_decoded(tmp_path, capsys):
+    """A colour JPEG 2000 whose header and codestream agree on 30000 x 30000 pixels (2.7 GB a frame): refused
+    by the scan, so neither `render` nor the viewer nor the AI allocates or decodes it; the file beside it
+    renders."""
+    from tests.core.decoder_reproducers import jpeg2000_huge
+
+    folder = tmp_path / "in"
+    huge = jpeg2000_huge(folder / "huge.dcm", size=30000, Rows=30000, Columns=30000)
+    copy_testdata("US1_J2KI.dcm", folder / "us.dcm")
+    reason = "declared image size 30000 x 30000 x 3 samples x 8 bits is too large"
+    assert main(["index", str(folder), "--json", "--no-cache"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errors"] == [{"file": str(huge), "error": reason}]
+    assert main(["render", str(huge), str(folder / "us.dcm"), "--out-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line).get("error") for line in out.splitlines()] == [reason, None]
+    assert err.splitlines() == [f"{huge}: {reason}"]
+
+
 def test_frames_beyond_the_compressed_data_make_the_file_an_error(tmp_path, capsys):
     """NumberOfFrames 2147483647 over 10 frames of JPEG 2000 would be a job per frame for `infer`."""
     folder = tmp_path / "mr"

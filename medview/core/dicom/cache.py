@@ -22,9 +22,10 @@ from medview.core.dicom.source import SourceRef, printable
 log = logging.getLogger(__name__)
 
 # bump when what read_header decides changes (a new check, a field read differently)
-READER_VERSION = 5  # 2: a header that yields no data elements, or identifies nothing, is an error; 3: byte keys;
+READER_VERSION = 6  # 2: a header that yields no data elements, or identifies nothing, is an error; 3: byte keys;
 # 4: zeros are no data set, frames beyond the fragments are an error, an object of unread elements is kept;
-# 5: bytes that are not DICOM are kept as such, not as the error or skip of the scan that first read them
+# 5: bytes that are not DICOM are kept as such, not as the error or skip of the scan that first read them;
+# 6: a frame over MAX_FRAME_BYTES is an error
 _FIELDS = [f.name for f in fields(InstanceInfo) if f.name != "ref"]
 # rows are positional JSON of the fields above: any change to InstanceInfo changes the version by itself,
 # and a cache of another version is dropped, never misread

@@ -27,6 +27,7 @@ import numpy as np
 
 from medview.core.dicom.codestreams import declared_size
 from medview.core.dicom.header import CutShort, Fallback, NotADataSet, read_raw_header
+from medview.core.dicom.model import frame_too_large
 from medview.core.dicom.pixels import mask_stored_bits
 
 _J2K = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})
@@ -99,6 +100,8 @@ def read_pixels(fp: BinaryIO, size: int) -> EncapsulatedPixels | None:
     rows, columns = _us(values, _ROWS), _us(values, _COLUMNS)
     bits_allocated, bits_stored = _us(values, _BITS_ALLOCATED), _us(values, _BITS_STORED)
     if not rows or not columns or bits_allocated not in (8, 16) or not bits_stored or bits_stored > bits_allocated:
+        return None
+    if frame_too_large(rows, columns, 1, bits_allocated):  # pydicom's route refuses it, in words
         return None
     if _us(values, _SAMPLES, 1) != 1 or _text(values, _PHOTOMETRIC) not in ("MONOCHROME1", "MONOCHROME2"):
         return None

@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 
 from medview.core.dicom.source import SourceRef, printable
 
+#: A frame larger than this is refused before anything is allocated (a broken or hostile header): no
+#: radiograph or slice comes near it (a 16-bit 23170 x 23170 frame); whole-slide images are tiled in frames.
+MAX_FRAME_BYTES = 1 << 30
+
+
+def frame_too_large(rows: int, columns: int, samples: int, bits_allocated: int) -> str | None:
+    """Why a frame of this description is refused (over MAX_FRAME_BYTES), in words; None when it is not."""
+    if rows * columns * max(1, samples) * max(bits_allocated, 8) // 8 <= MAX_FRAME_BYTES:
+        return None
+    return f"declared image size {columns} x {rows} x {samples} samples x {bits_allocated} bits is too large"
+
 # Segmentation Storage and Label Map Segmentation Storage: pixel data, but masks over other images, not images
 SEGMENTATION_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
 

@@ -27,13 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
+from medview.core.dicom.model import frame_too_large
 from medview.core.errors import DicomReadError
 
 log = logging.getLogger(__name__)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-#: A frame larger than this is refused before anything is allocated (a broken or hostile header).
-MAX_FRAME_BYTES = 1 << 30
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -259,10 +257,9 @@ def _check_size(ds) -> None:
         spp = 1
     if rows <= 0 or cols <= 0:
         raise DicomReadError(f"{_ds_name(ds)}: image has no rows or columns ({rows} x {cols})")
-    if rows * cols * spp * max(bits, 8) // 8 > MAX_FRAME_BYTES:
-        raise DicomReadError(
-            f"{_ds_name(ds)}: declared image size {cols} x {rows} x {spp} samples x {bits} bits is too large"
-        )
+    too_large = frame_too_large(rows, cols, spp, bits)
+    if too_large:
+        raise DicomReadError(f"{_ds_name(ds)}: {too_large}")
 
 
 def _check_codestream(ds, frame: int, frames: int) -> None:

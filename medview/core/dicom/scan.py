@@ -30,7 +30,7 @@ from medview.core.dicom.header import (
     media_storage_class,
     read_raw_header,
 )
-from medview.core.dicom.model import FileError, InstanceInfo, ScanResult
+from medview.core.dicom.model import FileError, InstanceInfo, ScanResult, frame_too_large
 from medview.core.dicom.source import RefusedSource, SourceRef, not_a_file
 
 log = logging.getLogger(__name__)
@@ -433,6 +433,9 @@ def _check_pixels(info: InstanceInfo, fp: BinaryIO, size: int, tag: int, vr: byt
     """Compare the pixel data present with what the header declares; record offset/length for the fast path."""
     if not info.has_pixels or info.bits_allocated <= 0:
         raise Unusable("broken header: pixel data without Rows, Columns or Bits Allocated")
+    too_large = frame_too_large(info.rows, info.columns, info.samples_per_pixel, info.bits_allocated)
+    if too_large:  # nothing is allocated for it, in the viewer, render or the AI
+        raise Unusable(too_large)
     declared, words = _declared(info)
     if length == 0xFFFFFFFF:
         info.encapsulated = True
