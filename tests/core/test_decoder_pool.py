@@ -110,6 +110,33 @@ def test_shared_frames_outlive_their_owner_while_a_view_is_used():
     assert view.sum() == 7 * 20  # the memory is still mapped: the view keeps its owner alive
 
 
+def test_a_worker_attaches_to_a_segment_without_registering_it_with_the_resource_tracker(monkeypatch):
+    """The parent created and registered the segment and unlinks it; a worker's own registration could reach
+    the tracker after that and be reported, at exit, as a leaked segment that no longer exists."""
+    from multiprocessing import resource_tracker
+
+    from medview.core.dicom._decoder_process import _Segments
+    from medview.core.dicom.decoder_pool import DecodeTask
+
+    frames = SharedFrames((2, 4, 5), np.uint16)
+    if frames.segment[0] != "shm":
+        pytest.skip("/dev/shm has no room here: the frames are a mapped file")
+    registered = []
+
+    def recorder(name, rtype):
+        registered.append((name, rtype))
+
+    monkeypatch.setattr(resource_tracker, "register", recorder)
+    segments = _Segments()
+    task = DecodeTask(1, "x.dcm", None, 1, "", frames.segment, frames.shape, frames.dtype.str, 1)
+    segments.slot(task)[...] = 7
+    assert frames.array[1].sum() == 7 * 20 and frames.array[0].sum() == 0
+    assert registered == []
+    assert resource_tracker.register is recorder  # put back once attached
+    segments.close(frames.segment)
+    frames.unlink()
+
+
 def _broken_folder(folder):
     """The reproducers beside good compressed and uncompressed files."""
     broken = {

@@ -120,6 +120,21 @@ def _resolve(spec: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _attach_untracked(name: str) -> shared_memory.SharedMemory:
+    """A segment attached without registering its name with the resource tracker, as Python 3.13's
+    `track=False` does. The parent created (and registered) it and unlinks it; a worker's registration that
+    reached the tracker after that unlink outlived the segment, and the tracker reported it as leaked at exit
+    (lines on stderr naming no file)."""
+    from multiprocessing import resource_tracker
+
+    register = resource_tracker.register
+    resource_tracker.register = lambda name, rtype: None  # this process attaches from one thread only
+    try:
+        return shared_memory.SharedMemory(name=name)
+    finally:
+        resource_tracker.register = register
+
+
 class _Segments:
     """Shared arrays attached by name, the last few kept (a stack's jobs all write into one)."""
 
@@ -149,7 +164,7 @@ class _Segments:
         if sys.version_info >= (3, 13):
             shm = shared_memory.SharedMemory(name=name, track=False)
         else:
-            shm = shared_memory.SharedMemory(name=name)  # registered with the parent's tracker, which unlinks
+            shm = _attach_untracked(name)
         return shm, np.ndarray(task.shape, dtype, buffer=shm.buf)
 
     def close(self, segment: tuple[str, str]) -> None:
