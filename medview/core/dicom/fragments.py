@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from medview.core.dicom.codestreams import declared_size
+from medview.core.dicom.codestreams import J2K_SIZ, SOI, declared_size, jpeg_segments
 from medview.core.dicom.header import CutShort, Fallback, NotADataSet, read_raw_header
 from medview.core.dicom.model import frame_too_large
 from medview.core.dicom.pixels import mask_stored_bits
@@ -142,7 +142,7 @@ def _items(fp: BinaryIO, offset: int, size: int) -> list[tuple[int, int]] | None
 
 def _j2k_agrees(data: bytes, pixels: EncapsulatedPixels) -> bool:
     """A raw JPEG 2000 codestream (no JP2 boxes) of one component with the header's size, precision, sign."""
-    if len(data) < 45 or data[:4] != b"\xff\x4f\xff\x51":
+    if len(data) < 45 or data[:4] != J2K_SIZ:
         return False
     (components,) = struct.unpack_from(">H", data, 40)
     ssiz = data[42]
@@ -161,14 +161,10 @@ def _precision_agrees(precision: int, signed: bool, pixels: EncapsulatedPixels) 
 def _jpeg_ls_agrees(data: bytes, pixels: EncapsulatedPixels) -> bool:
     """A lossless JPEG-LS stream (NEAR 0, no mapping tables) of one component with the header's size and
     precision (JPEG-LS has no sign: signed data is its stored bits, sign-extended from Bits Stored after)."""
-    if data[:2] != b"\xff\xd8":
+    if data[:2] != SOI:
         return False
-    pos, frame_ok = 2, False
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return False
-        marker = data[pos + 1]
-        (length,) = struct.unpack_from(">H", data, pos + 2)
+    frame_ok = False
+    for marker, pos in jpeg_segments(data):
         if marker == 0xF7:  # SOF55: P, Y, X, Nf
             if pos + 10 > len(data):
                 return False
@@ -183,7 +179,6 @@ def _jpeg_ls_agrees(data: bytes, pixels: EncapsulatedPixels) -> bool:
                 return False
             near_at = pos + 5 + 2 * data[pos + 4]
             return frame_ok and near_at < len(data) and data[near_at] == 0
-        pos += 2 + length
     return False
 
 
