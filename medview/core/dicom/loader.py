@@ -25,6 +25,7 @@ from medview.core.dicom import decoded
 from medview.core.dicom.model import FileError, InstanceInfo, Stack
 from medview.core.dicom.pixels import mask_stored_bits
 from medview.core.errors import MedviewError
+from medview.core.memory import memory_refusal
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,17 @@ class _GrowingArray:
         self.array[k] = values
 
 
+def stack_bytes(stack: Stack, first: int = 0) -> int:
+    """The memory `load_stack` takes for a stack's pixels: every image at the layout of image `first`,
+    colour as RGB."""
+    frames = stack.frames
+    if not frames:
+        return 0
+    inst = stack.instances[frames[min(max(0, first), len(frames) - 1)][0]]
+    samples = 3 if inst.samples_per_pixel > 1 else 1
+    return len(frames) * max(1, inst.rows) * max(1, inst.columns) * samples * max(1, -(-inst.bits_allocated // 8))
+
+
 def _read_in_process(stack: Stack, order: list[int], read: Callable, frame_read: Callable[[int], None],
                      cancel: threading.Event | None, errors: list[FileError], failed: set[int]) -> bool:
     """Frames `order` of `stack` read in this process, `read(k, inst, frame, index, files)` each, then
@@ -288,7 +300,8 @@ def load_stack(
     Compressed frames are decoded in `pool` (default: the process's `decoder_pool()`), outward from `first`,
     or from `focus.frame` as the reader moves.
 
-    Raises nothing for a bad file: its frames stay unloaded (zeros) and the reason is in `errors`. When
+    Raises nothing for a bad file: its frames stay unloaded (zeros) and the reason is in `errors`. A stack
+    the memory free cannot hold is not allocated: no frame is read and the reason is in `errors`. When
     `cancel` is set the load stops between two frames and returns what it has (`cancelled` set).
     """
     frames = stack.frames
@@ -298,6 +311,10 @@ def load_stack(
     if n == 0:
         return StackVolume(stack, np.zeros((0, 0, 0), np.uint16), frames, loaded, errors)
     first = min(max(0, first), n - 1)
+    refusal = memory_refusal(stack_bytes(stack, first), f"this series of {n} images")
+    if refusal is not None:  # refused before a byte is allocated: the system would end the app, not raise
+        errors.append(FileError(stack.instances[frames[first][0]].ref.display(), refusal))
+        return StackVolume(stack, np.zeros((n, 0, 0), np.uint16), frames, loaded, errors)
     layout = _pool_layout(stack, frames[first][0])
     if layout is not None:
         return _load_with_pool(stack, layout, first, on_frame, cancel, on_volume, focus, pool)

@@ -14,6 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from medview.core.memory import size_in_words
+
 
 # what would break a line or is not text: control characters, line separators, and the lone surrogates
 # that stand for file-name bytes that are not UTF-8 (os.fsdecode's surrogateescape)
@@ -52,10 +54,6 @@ class MemberTooLarge(RefusedSource):
     """A zip member that expands past MAX_MEMBER_BYTES (a zip bomb, or no study a workstation reads)."""
 
 
-def _gigabytes(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
-
-
 def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
     """A member's bytes, refused before reading when its declared size is over the limit.
 
@@ -63,8 +61,8 @@ def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
     """
     size = archive.getinfo(member).file_size
     if size > MAX_MEMBER_BYTES:
-        raise MemberTooLarge(errno.EFBIG, f"zip member expands to {_gigabytes(size)}, over the limit of "
-                                          f"{_gigabytes(MAX_MEMBER_BYTES)} (a zip bomb?)")
+        raise MemberTooLarge(errno.EFBIG, f"zip member expands to {size_in_words(size)}, over the limit of "
+                                          f"{size_in_words(MAX_MEMBER_BYTES)} (a zip bomb?)")
     return archive.read(member)
 
 

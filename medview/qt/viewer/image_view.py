@@ -622,7 +622,9 @@ class ImageView(QWidget):
             ) if x],
             "bottom_left": [image_line, *loading, *([" ".join(pos_line)] if pos_line else []),
                             *([slab] if slab else [])],
-            "bottom_right": [win_line, f"Zoom {self.zoom_percent():.0f}%", *extras],
+            # no zoom (nor scale bar) to speak of where the stack has no pixels (a load refused before allocating)
+            "bottom_right": [win_line, *([f"Zoom {self.zoom_percent():.0f}%"] if min(self._size) > 0 else []),
+                             *extras],
         }
         minimal = {"bottom_left": [image_line, *loading, *([slab] if slab else [])],
                    "bottom_right": [win_line, *extras]}
@@ -630,7 +632,7 @@ class ImageView(QWidget):
         vectors = plane.directions if plane is not None else self._patient_facts(header, inst)[1]
         self.markers.set_markers(edge_markers(*vectors, rotation=self.state.rotation, flip=self.state.flip_h)
                                  if vectors is not None else None)
-        self.markers.set_scale(self.vb.viewPixelSize()[0] if cal.spacing else None)
+        self.markers.set_scale(self.vb.viewPixelSize()[0] if cal.spacing and min(self._size) > 0 else None)
 
     def _patient_facts(self, header, inst) -> tuple:
         """(age and sex in words, row and column directions in the patient) of an image, read once per header:

@@ -32,9 +32,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from medview.core.dicom.loader import stack_bytes
 from medview.core.dicom.model import FileError, Stack
 from medview.core.dicom.pixels import Window
 from medview.core.dicom.readable import readable_date
+from medview.core.memory import short_of_memory
 from medview.core.reading import ReadingSession, Viewport
 from medview.core.reading.priors import time_before
 from medview.core.viewing.display import StackDisplay
@@ -105,11 +107,17 @@ class StackLoads(QObject):
     def busy(self) -> bool:
         return any(self.loading(ls) for ls in self._entries.values())
 
-    def start(self, ls: LoadedStack, first: int = 0) -> None:
-        """Load (or, after a cancel, load again) a stack, beginning with image `first`."""
+    def start(self, ls: LoadedStack, first: int = 0, shown: Sequence[Stack] = ()) -> None:
+        """Load (or, after a cancel, load again) a stack, beginning with image `first`. Where the memory free
+        is short for it, the pixels of the stacks not in `shown` are let go first: shown again, they load again."""
         self._retire(ls.worker)
         ls.display = ls.volume = None
         ls.done = False
+        if short_of_memory(stack_bytes(ls.stack, first)):
+            kept = {id(s) for s in shown} | {id(ls.stack)}
+            for other in self._entries.values():
+                if id(other.stack) not in kept and (other.volume is not None or self.loading(other)):
+                    self._let_go(other)
         worker = LoadWorker(ls.stack, first=first, parent=self)
         ls.worker = worker  # signals of an earlier, cancelled load of this stack are ignored
         worker.volume_ready.connect(lambda vol, ls=ls, w=worker: w is ls.worker and self._set_volume(ls, vol))
@@ -134,8 +142,12 @@ class StackLoads(QObject):
         shown = {id(s) for s in stacks}
         for ls in self._entries.values():
             if id(ls.stack) not in shown and self.loading(ls):
-                self._retire(ls.worker)
-                ls.worker, ls.display, ls.volume, ls.done = None, None, None, False
+                self._let_go(ls)
+
+    def _let_go(self, ls: LoadedStack) -> None:
+        """A stack's load stops and its pixels go (its headers stay): shown again, it loads again."""
+        self._retire(ls.worker)
+        ls.worker, ls.display, ls.volume, ls.done = None, None, None, False
 
     def cancel(self) -> None:
         """The progress bar's Cancel: every load stops; what is read stays usable."""
@@ -457,7 +469,9 @@ class ViewportGrid(QWidget):
         view.stop_cine()
         ls = self.loads.entry(viewport.stack)
         if not ls.done and not self.loads.loading(ls):
-            self.loads.start(ls, first=viewport.view.index)
+            view.clear()  # the stack shown before is let go here, so a load short of memory can free it
+            self.loads.start(ls, first=viewport.view.index,
+                             shown=[v.stack for v in self.session.viewports if v.stack is not None])
         if ls.display is not None:
             self._show_loaded(k, ls)
         else:
