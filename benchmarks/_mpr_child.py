@@ -25,6 +25,7 @@ from benchmarks._qt_child import (  # noqa: E402 - after the platform is chosen
     _normal_size,
     _note,
     _PaintWatch,
+    _rss_after_start_up,
     _wait,
 )
 
@@ -35,8 +36,7 @@ def scroll(folder: str, frames_target: str = "300") -> None:
     app, window = create_app(["medview", "gui"])
     _normal_size(window, 1600, 900)
     window.show()
-    app.processEvents()
-    rss_before_kib = proc_status_kib("VmRSS")
+    rss_before_kib = _rss_after_start_up(app)
     window.cases.open_paths([folder])
     if not _wait(app, lambda: window.cases.case is not None and window.viewer._shown is not None, 120):
         raise RuntimeError("no image was shown within 120 s of opening the folder")

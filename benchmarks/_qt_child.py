@@ -58,6 +58,18 @@ def _wait(app, predicate, timeout_s: float) -> bool:
     return predicate()
 
 
+def _rss_after_start_up(app) -> int:
+    """VmRSS (KiB) once the window's start-up has settled: its first paints, style and fonts, and the imports
+    the app defers until after its first paint (pydicom, about 40 MiB): not the memory of what is opened next."""
+    import gc
+
+    from benchmarks._common import proc_status_kib
+
+    _wait(app, lambda: False, 1.0)
+    gc.collect()
+    return proc_status_kib("VmRSS")
+
+
 def _normal_size(window, width: int, height: int) -> None:
     """The window at this size, not maximised: the offscreen screen (800 px) is small enough that medview
     maximises its first window, and the figures are taken at one size from run to run."""

@@ -22,7 +22,15 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._qt_child import _PaintWatch, _emit, _loop, _normal_size, _note, _wait  # noqa: E402
+from benchmarks._qt_child import (  # noqa: E402 - after the platform is chosen
+    _emit,
+    _loop,
+    _normal_size,
+    _note,
+    _PaintWatch,
+    _rss_after_start_up,
+    _wait,
+)
 
 
 def _stored_bytes(stacks) -> int:
@@ -38,9 +46,7 @@ def linked(folder: str, frames_target: str = "200") -> None:
     app, window = create_app(["medview", "gui"])
     _normal_size(window, 1600, 1000)
     window.show()
-    _wait(app, lambda: False, 1.0)  # settle: first paints, style, fonts
-    gc.collect()
-    before = proc_status_kib("VmRSS")
+    before = _rss_after_start_up(app)
     window.cases.open_paths([folder])
     if not _wait(app, lambda: window.cases.case is not None, 120):
         raise RuntimeError("the CT study was not opened within 120 s")
