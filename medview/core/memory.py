@@ -12,7 +12,7 @@ import ctypes
 import sys
 from pathlib import Path
 
-#: left over for the app itself, the decoders and the AI when a series is loaded
+#: left over for the app itself, the decoders and the AI when a series is loaded (see room_for_pixels)
 RESERVE_BYTES = 256 << 20
 
 _CGROUP = Path("/sys/fs/cgroup")
@@ -83,19 +83,27 @@ def _windows_room() -> int | None:
     return int(status.ullAvailPageFile)
 
 
-def short_of_memory(nbytes: int) -> bool:
-    """True where `nbytes` more would leave less than RESERVE_BYTES of what the computer can give."""
+def room_for_pixels() -> int | None:
+    """What a series may take of the memory free: all of it less a reserve for the app itself, the decoders
+    and the AI (RESERVE_BYTES, or a quarter of what is free where that is less: a computer short of memory
+    still opens a small series). None where it cannot tell."""
     free = available_memory()
-    return free is not None and nbytes + RESERVE_BYTES > free
+    return None if free is None else free - min(RESERVE_BYTES, free // 4)
+
+
+def short_of_memory(nbytes: int) -> bool:
+    """True where `nbytes` more would not fit in `room_for_pixels`."""
+    room = room_for_pixels()
+    return room is not None and nbytes > room
 
 
 def memory_refusal(nbytes: int, what: str) -> str | None:
     """Why `what` (e.g. "this series of 3000 images") cannot be loaded with the memory free, in words; None
     when it fits."""
-    free = available_memory()
-    if free is None or nbytes + RESERVE_BYTES <= free:
+    room = room_for_pixels()
+    if room is None or nbytes <= room:
         return None
-    return (f"{what} needs {size_in_words(nbytes)} of memory and this computer has {size_in_words(max(0, free - RESERVE_BYTES))} "
+    return (f"{what} needs {size_in_words(nbytes)} of memory and this computer has {size_in_words(room)} "
             "free for it (close other programs, or read it on a computer with more memory)")
 
 

@@ -46,14 +46,24 @@ def test_this_computer_has_some_memory_free():
 
 
 def test_refusal_names_both_sizes(monkeypatch):
-    monkeypatch.setattr(memory, "available_memory", lambda: memory.RESERVE_BYTES + (300 << 20))
-    assert memory.memory_refusal(200 << 20, "this series") is None
-    assert not memory.short_of_memory(200 << 20)
+    monkeypatch.setattr(memory, "available_memory", lambda: memory.RESERVE_BYTES + (1 << 30))
+    assert memory.room_for_pixels() == 1 << 30
+    assert memory.memory_refusal(1 << 30, "this series") is None
+    assert not memory.short_of_memory(1 << 30)
     why = memory.memory_refusal(3 << 30, "this series of 3000 images")
-    assert why.startswith("this series of 3000 images needs 3.0 GiB of memory and this computer has 300 MiB")
-    assert memory.short_of_memory(3 << 30)
+    assert why.startswith("this series of 3000 images needs 3.0 GiB of memory and this computer has 1.0 GiB")
+    assert memory.short_of_memory((1 << 30) + 1)
     monkeypatch.setattr(memory, "available_memory", lambda: None)  # cannot tell: nothing is refused
     assert memory.memory_refusal(1 << 40, "this series") is None
+    assert not memory.short_of_memory(1 << 40)
+
+
+def test_a_computer_short_of_memory_keeps_a_quarter_of_it_not_the_whole_reserve(monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda: 200 << 20)  # less than the reserve itself
+    assert memory.room_for_pixels() == 150 << 20
+    assert memory.memory_refusal(20 << 20, "a small series") is None
+    assert memory.memory_refusal(151 << 20, "this series").startswith(
+        "this series needs 151 MiB of memory and this computer has 150 MiB free for it")
 
 
 def _stack(folder):
@@ -65,14 +75,14 @@ def _stack(folder):
 def test_a_stack_the_memory_cannot_hold_is_refused_before_it_is_allocated(tmp_path, monkeypatch):
     files, stack = _stack(tmp_path)
     assert stack_bytes(stack) == 12 * 64 * 48 * 2
-    monkeypatch.setattr(memory, "available_memory", lambda: memory.RESERVE_BYTES + stack_bytes(stack) - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda: stack_bytes(stack))  # a quarter of it kept back
     volume = load_stack(stack, first=3)
     assert volume.array.size == 0 and not volume.loaded.any()
     [error] = volume.errors
     assert error.file == str(files[3])  # the image the reader asked for
     assert error.error.startswith("this series of 12 images needs 0.1 MiB of memory")
 
-    monkeypatch.setattr(memory, "available_memory", lambda: memory.RESERVE_BYTES + stack_bytes(stack))
+    monkeypatch.setattr(memory, "available_memory", lambda: stack_bytes(stack) * 4 // 3)
     volume = load_stack(stack, first=3)
     assert volume.errors == [] and volume.loaded.all() and volume.array.shape == (12, 64, 48)
     assert np.any(volume.array)
