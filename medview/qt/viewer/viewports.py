@@ -116,7 +116,7 @@ class StackLoads(QObject):
         if short_of_memory(stack_bytes(ls.stack, first)):
             kept = {id(s) for s in shown} | {id(ls.stack)}
             for other in self._entries.values():
-                if id(other.stack) not in kept and (other.volume is not None or self.loading(other)):
+                if id(other.stack) not in kept:
                     self._let_go(other)
         worker = LoadWorker(ls.stack, first=first, parent=self)
         ls.worker = worker  # signals of an earlier, cancelled load of this stack are ignored
@@ -468,14 +468,14 @@ class ViewportGrid(QWidget):
         self._planes[k] = None
         view.stop_cine()
         ls = self.loads.entry(viewport.stack)
-        if not ls.done and not self.loads.loading(ls):
-            view.clear()  # the stack shown before is let go here, so a load short of memory can free it
+        to_load = not ls.done and not self.loads.loading(ls)  # a load (re)starting begins without pixels
+        if ls.display is not None and not to_load:
+            self._show_loaded(k, ls)
+            return
+        view.clear()  # before a load starts: the stack shown before is let go, so a load short of memory can free it
+        if to_load:
             self.loads.start(ls, first=viewport.view.index,
                              shown=[v.stack for v in self.session.viewports if v.stack is not None])
-        if ls.display is not None:
-            self._show_loaded(k, ls)
-        else:
-            view.clear()
 
     def _unbind(self, k: int) -> None:
         view = self.cells[k].view
