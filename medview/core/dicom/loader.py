@@ -248,8 +248,9 @@ class _GrowingArray:
 
 
 def stack_bytes(stack: Stack, first: int = 0) -> int:
-    """The memory `load_stack` takes for a stack's pixels: every image at the layout of image `first`,
-    colour as RGB."""
+    """The memory `load_stack` takes for a stack's pixels: every image at the layout of image `first` as
+    decoded (colour as RGB, at least a byte a sample), which `InstanceInfo.frame_bytes`, the stored bytes,
+    is not."""
     frames = stack.frames
     if not frames:
         return 0
